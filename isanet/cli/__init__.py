@@ -1,0 +1,45 @@
+"""The ``isanet`` command line: one sub-command per file in this folder.
+
+Each sub-command module exposes ``add_parser(subparsers)``, which registers its arguments and sets
+``func`` (called with the parsed namespace, returning an exit code). Keeping them apart keeps each
+command short and lets them import heavy modules only when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from isanet.cli import bench, data, download, evaluate, train, zoo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isanet", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (zoo, download, evaluate, train, bench, data):
+        module.add_parser(subparsers)
+    return parser
+
+
+#: Errors that mean "bad input" (a missing file, a wrong name, a corrupt checkpoint): the user gets one line
+#: naming what is wrong instead of a traceback. Set ISANET_DEBUG=1 to see the traceback anyway.
+USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``isanet`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except USER_ERRORS as error:
+        if os.environ.get("ISANET_DEBUG"):
+            raise
+        message = error.args[0] if error.args else repr(error)
+        print(f"isanet {args.command}: error: {message}", file=sys.stderr)
+        return 1

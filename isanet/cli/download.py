@@ -1,0 +1,20 @@
+"""``isanet download NAME --dir DIR``: fetch published weights with a progress bar and a hash check."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("download", help="download a zoo model's published weights")
+    parser.add_argument("name", help="zoo name (1.x or legacy 0.x)")
+    parser.add_argument("--dir", default="data/checkpoints", help="folder to write into (default: %(default)s)")
+    parser.add_argument("--url", help="download from this address instead (a mirror); the zoo hash still applies")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from isanet.download import download
+
+    print(download(args.name, args.dir, url=args.url))
+    return 0

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Set up the kit in a local .venv and open it, or test it. Needs only Python 3.10+ and pip.
+
+    python3 kit.py lab     # set up, then open the notebooks in JupyterLab
+    python3 kit.py test    # set up, then run the unit tests and every notebook (pytest --nbmake)
+
+torch is installed first and pinned (an unpinned torch would pull gigabytes of CUDA packages), then the
+package with its [dev] extras. A stamp file skips the installs when nothing changed since the last run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+TORCH = "torch==2.13.0"
+PYTHON_MIN = (3, 10)
+TEST_ARGS = ["-m", "pytest", "tests", "notebooks", "--nbmake", "--nbmake-timeout=300"]
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def run(*args: str | os.PathLike) -> None:
+    print("+", " ".join(map(str, args)), flush=True)
+    subprocess.run([str(arg) for arg in args], check=True, cwd=ROOT)
+
+
+def setup() -> Path:
+    """Create or reuse .venv; install torch (pinned) first, then the kit with [dev]."""
+    if sys.version_info < PYTHON_MIN:
+        sys.exit(f"kit.py needs Python {'.'.join(map(str, PYTHON_MIN))}+, this is {sys.version.split()[0]}")
+    if not venv_python().exists():
+        venv.create(VENV, with_pip=True)
+    stamp = VENV / ".isanet-installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + TORCH.encode()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != wanted:
+        python = venv_python()
+        run(python, "-m", "pip", "install", "--quiet", TORCH)
+        run(python, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+        stamp.write_text(wanted)
+    return venv_python()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in ("lab", "test"):
+        print(__doc__)
+        return 2
+    python = setup()
+    if argv[0] == "lab":
+        return subprocess.call([str(python), "-m", "jupyterlab", "notebooks"], cwd=ROOT)
+    return subprocess.call([str(python), *TEST_ARGS], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

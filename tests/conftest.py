@@ -1,0 +1,47 @@
+"""Shared fixtures: small models with deterministic weights, and the reference manifests from shared/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import isanet
+from isanet.checkpoint import random_state_dict
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_REFERENCE = REPO.parent / "shared" / "reference"
+CITYSCAPES_R50 = "isanet_r50-d8_4xb2-40k_cityscapes-512x1024"
+
+
+def reference_file(name: str) -> Path:
+    """A file of ../shared/reference; the package keeps its own copy of the zoo, so only manifests need it."""
+    path = SHARED_REFERENCE / name
+    if not path.is_file():
+        pytest.skip(f"reference manifest {path} is not present beside this checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def manifests() -> dict[int, list]:
+    return {depth: json.loads(reference_file(f"state_dict_r{depth}.json").read_text())["keys"]
+            for depth in (50, 101)}
+
+
+@pytest.fixture(scope="session")
+def r50() -> isanet.ISANet:
+    """A Cityscapes R-50 ISANet with seeded random weights, in eval mode (do not train it in a test)."""
+    model = isanet.build_model(CITYSCAPES_R50)
+    model.load_state_dict(random_state_dict(model, seed=0))
+    return model.eval()
+
+
+@pytest.fixture()
+def tiny_model() -> isanet.ISANet:
+    """A fast R-18 ISANet with 5 classes and seeded weights, for tests that do not need the published sizes."""
+    torch.manual_seed(0)
+    model = isanet.ISANet(depth=18, num_classes=5, channels=64, isa_channels=32, aux_channels=32)
+    model.load_state_dict(random_state_dict(model, seed=1))
+    return model.eval()

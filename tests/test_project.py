@@ -1,0 +1,48 @@
+"""The set-up paths (README, kit.py, pyproject, environment.yml, .ci/run) agree with each other."""
+
+import re
+import tomllib
+
+from tests.conftest import REPO
+
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+README = (REPO / "README.md").read_text()
+ENVIRONMENT = (REPO / "environment.yml").read_text()
+KIT = (REPO / "kit.py").read_text()
+
+
+def torch_pin(text: str) -> str:
+    return re.search(r"torch==([0-9.]+)", text).group(1)
+
+
+def test_torch_is_pinned_to_the_same_version_everywhere():
+    pins = {name: torch_pin(text) for name, text in (
+        ("pyproject", "\n".join(PYPROJECT["project"]["dependencies"])), ("environment.yml", ENVIRONMENT),
+        ("kit.py", KIT), ("README", README))}
+    assert set(pins.values()) == {"2.13.0"}, pins
+
+
+def test_torch_is_installed_before_the_package():
+    kit_install = KIT[KIT.index("def setup"):]
+    assert kit_install.index('"pip", "install", "--quiet", TORCH') < kit_install.index('"-e", ".[dev]"')
+    assert ENVIRONMENT.index("torch==") < ENVIRONMENT.index("-e .[dev]")
+
+
+def test_dev_extras_cover_what_the_tests_and_notebooks_need():
+    extras = {re.split(r"[<>=]", item)[0] for item in PYPROJECT["project"]["optional-dependencies"]["dev"]}
+    assert {"pytest", "nbmake", "jupytext", "jupyterlab", "ipywidgets"} <= extras
+    assert PYPROJECT["project"]["scripts"] == {"isanet": "isanet.cli:main"}
+
+
+def test_environment_python_satisfies_pyproject():
+    python = re.search(r"python=(\d+)\.(\d+)", ENVIRONMENT).groups()
+    minimum = re.search(r">=(\d+)\.(\d+)", PYPROJECT["project"]["requires-python"]).groups()
+    assert tuple(map(int, python)) >= tuple(map(int, minimum))
+
+
+def test_readme_commands_are_the_kit_commands_and_ci_runs_the_test_one():
+    commands = re.findall(r"^(python3 kit\.py \w+)", README, flags=re.MULTILINE)
+    assert commands == ["python3 kit.py lab", "python3 kit.py test"]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.search(r"^python3 kit\.py test$", ci, flags=re.MULTILINE)
+    assert '"--nbmake"' in KIT and '"notebooks"' in KIT and '"tests"' in KIT
