@@ -186,21 +186,25 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, meta: dict | None
 
 
 def random_state_dict(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deterministic random weights for ``model`` (same seed, same tensors on every machine).
+    """Deterministic random weights for ``model``: the same seed gives the same bits on every machine.
 
-    Used for sample checkpoints and for the parity test against mmseg: the scales keep activations of a
-    deep ResNet in a sane range (He-normal convs, BN near identity with non-trivial statistics).
+    Used for sample checkpoints and for the parity test against mmseg. Draws are uniform because
+    ``torch.rand`` is bit-identical across CPU instruction sets while ``torch.randn`` is not. The scales keep
+    a deep ResNet's activations sane: He-scaled convs, BN near identity with non-trivial statistics.
     """
     generator = torch.Generator().manual_seed(seed)
+
+    def uniform(shape: torch.Size, std: float) -> torch.Tensor:  # zero mean, standard deviation ``std``
+        return (torch.rand(shape, generator=generator) * 2 - 1) * (std * 3**0.5)
+
     state = {}
     for key, value in model.state_dict().items():
         if key.endswith("num_batches_tracked"):
             state[key] = torch.zeros_like(value)
-        elif key.endswith("running_var") or (key.endswith(".weight") and value.dim() == 1):
+        elif key.endswith("running_var") or (key.endswith(".weight") and value.dim() == 1):  # BN scale/var
             state[key] = 0.25 + 0.5 * torch.rand(value.shape, generator=generator)
         elif key.endswith("running_mean") or key.endswith(".bias"):
-            state[key] = 0.1 * torch.randn(value.shape, generator=generator)
+            state[key] = uniform(value.shape, 0.1)
         else:
-            fan_in = value[0].numel()
-            state[key] = torch.randn(value.shape, generator=generator) * (2.0 / fan_in) ** 0.5
+            state[key] = uniform(value.shape, (2.0 / value[0].numel()) ** 0.5)
     return state
