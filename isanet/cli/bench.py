@@ -1,5 +1,108 @@
-"""Placeholder: this sub-command is being written (see the open issues)."""
+"""``isanet bench attention``: peak memory, FLOPs and time of dense vs ISA attention, and their ratios.
+
+Measures the attention part alone (``ISAModule``: both relations with their projections, against one
+``SelfAttentionBlock`` with the same projections) on ``1 x C x h x w`` maps, or with ``--paper-setting`` the
+authors' own setting (a 2048-channel map through a 3x3 conv-BN-ReLU to 512, then the block; 10 warm-up runs
+and the mean of 100 on a GPU). Prints the rows and a dense/ISA ratio table; ``--json`` and ``--plot`` save them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_SIZES = ["32", "64", "128"]
 
 
-def add_parser(subparsers) -> None:  # replaced by the module's real parser
-    pass
+def parse_size(text: str) -> tuple[int, int]:
+    """``"64"`` -> (64, 64); ``"48x80"`` -> (48, 80)."""
+    try:
+        parts = [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is N or HxW, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"a size is N or HxW with positive numbers, got {text!r}")
+    return parts[0], parts[1]
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="measure dense vs ISA attention (memory, FLOPs, time)")
+    commands = parser.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    attention = commands.add_parser("attention", help=__doc__.splitlines()[0], description=__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    attention.add_argument("--sizes", type=parse_size, nargs="+", metavar="N|HxW",
+                           help=f"feature map sizes (default {' '.join(DEFAULT_SIZES)}; 128 with --paper-setting)")
+    attention.add_argument("--channels", type=int, default=512, help="channels of the map (default 512)")
+    attention.add_argument("--isa-channels", type=int, default=256, help="key/query channels (default 256)")
+    attention.add_argument("--down-factor", type=int, nargs=2, default=(8, 8), metavar=("LOC_H", "LOC_W"))
+    attention.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    attention.add_argument("--kernels", nargs="+", choices=("matmul", "sdpa"), default=["matmul", "sdpa"])
+    attention.add_argument("--methods", nargs="+", choices=("dense", "isa"), default=["dense", "isa"])
+    attention.add_argument("--backward", action="store_true", help="measure forward + backward")
+    attention.add_argument("--repeats", type=int, help="timed calls (default 5; paper setting: 100 on GPU, 3 on CPU)")
+    attention.add_argument("--warmup", type=int, help="untimed calls first (default 1; paper setting: 10 on GPU, 1 on CPU)")
+    attention.add_argument("--memory-cap-gb", type=float, default=8.0,
+                           help="CPU only: report a row as oom instead of letting live tensors pass this many GiB "
+                                "(default 8; 0 for no cap)")
+    attention.add_argument("--paper-setting", action="store_true",
+                           help="the authors' setting: 2048-channel input, 3x3 conv-BN-ReLU to --channels, "
+                                "then the block; mean time")
+    attention.add_argument("--threads", type=int, help="torch.set_num_threads for CPU runs")
+    attention.add_argument("--json", metavar="FILE", help="write the rows as JSON")
+    attention.add_argument("--plot", metavar="FILE", help="save a log-log plot of memory and time against size")
+    attention.set_defaults(func=run_attention)
+
+
+def run_attention(args: argparse.Namespace) -> int:
+    import torch
+
+    from isanet import profiling
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    on_gpu = args.device == "cuda"
+    if on_gpu and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but torch.cuda.is_available() is False on this machine")
+    if args.paper_setting:
+        repeats = args.repeats or (100 if on_gpu else 3)
+        warmup = args.warmup if args.warmup is not None else (10 if on_gpu else 1)
+    else:
+        repeats, warmup = args.repeats or 5, args.warmup if args.warmup is not None else 1
+    sizes = args.sizes or [parse_size(text) for text in
+                           ([str(profiling.PAPER_SIZE)] if args.paper_setting else DEFAULT_SIZES)]
+    cap = int(args.memory_cap_gb * 2**30) if args.memory_cap_gb and not on_gpu else None
+    print(f"dense vs ISA attention on {args.device} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+          f", channels {args.channels}, isa channels {args.isa_channels}, down factor {tuple(args.down_factor)}"
+          f"{', forward+backward' if args.backward else ', forward (no_grad)'}"
+          f"{', paper setting (2048-ch input + 3x3 conv)' if args.paper_setting else ''}; "
+          f"{'mean' if args.paper_setting else 'median'} of {repeats} after {warmup} warm-up", flush=True)
+
+    def progress(row) -> None:
+        print(f"  {row.method:5s} {row.kernel:6s} {row.height}x{row.width}: {row.status}", file=sys.stderr,
+              flush=True)
+
+    rows = profiling.bench_attention(
+        sizes, channels=args.channels, isa_channels=args.isa_channels, down_factor=tuple(args.down_factor),
+        kernels=args.kernels, methods=args.methods, device=args.device, backward=args.backward,
+        repeats=repeats, warmup=warmup, memory_cap_bytes=cap, paper_setting=args.paper_setting,
+        statistic="mean" if args.paper_setting else "median", progress=progress)
+    print(profiling.format_rows(rows))
+    print()
+    print(profiling.format_ratios(rows))
+    if args.paper_setting:
+        print("\nas the authors count memory (peak over the input, weights included, MiB): " + ", ".join(
+            f"{row.method}[{row.kernel}] {row.paper_memory_mib:.1f}" if row.paper_memory_mib is not None else
+            f"{row.method}[{row.kernel}] oom" for row in rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps([row.to_dict() for row in rows], indent=1))
+        print(f"wrote {args.json}")
+    if args.plot:
+        from isanet.viz import plot_bench
+
+        plot_bench(rows, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
