@@ -5,8 +5,9 @@ Every position attends to every other position of the map it is given:
 
 * ``"matmul"`` builds the affinity matrix explicitly (``L x L`` per map), so it can hand the weights back for
   visualisation; its memory grows with ``L²``.
-* ``"sdpa"`` calls :func:`torch.nn.functional.scaled_dot_product_attention`, a fused kernel that never
-  materialises the affinity on GPUs with flash/memory-efficient attention, and is usually faster.
+* ``"sdpa"`` calls :func:`torch.nn.functional.scaled_dot_product_attention` in a layout its fused kernels
+  accept (see :func:`fused_attention`), so the affinity is never materialised (CPU flash kernel; flash or
+  memory-efficient kernels on GPUs).
 
 Projection names and shapes are mmsegmentation's ISA ``SelfAttentionBlock``: two conv-BN-ReLU layers for keys
 and queries, a plain 1x1 conv for values, and a conv-BN-ReLU output projection.
@@ -50,9 +51,29 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel: 
     if kernel == "sdpa":
         if return_weights:
             raise ValueError("the fused 'sdpa' kernel never forms the weights; use kernel='matmul' to get them")
-        return F.scaled_dot_product_attention(query, key, value, scale=scale), None
+        return fused_attention(query, key, value, scale), None
     weights = torch.softmax(torch.matmul(query, key.transpose(1, 2)) * scale, dim=-1)
     return torch.matmul(weights, value), weights if return_weights else None
+
+
+def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scaled_dot_product_attention`` arranged so that PyTorch's fused kernels accept it.
+
+    Fused (flash / memory-efficient) kernels want 4-D ``B x heads x L x d`` inputs with a unit last stride
+    and, for flash, equal query/value widths. ISA's values are wider (512) than its keys (256), so the value
+    channels are split into ``C_value / C_key`` "heads" that share one query/key: every head gets the same
+    softmax weights, which is exactly single-head attention with the wide value, and the ``L x L`` affinity is
+    never stored. Without the split, PyTorch silently falls back to its unfused math path.
+    """
+    batch, length, key_width = query.shape
+    value_width = value.shape[-1]
+    if value_width % key_width:
+        return F.scaled_dot_product_attention(query, key, value, scale=scale)
+    heads = value_width // key_width
+    query, key = (t.contiguous()[:, None].expand(batch, heads, length, key_width) for t in (query, key))
+    value = value.reshape(batch, length, heads, key_width).transpose(1, 2)
+    context = F.scaled_dot_product_attention(query, key, value.contiguous(), scale=scale)
+    return context.transpose(1, 2).reshape(batch, length, value_width)
 
 
 class SelfAttentionBlock(nn.Module):

@@ -218,3 +218,15 @@ def test_pixel_groups_hold_the_pixel_and_have_the_group_sizes(p, data):
     assert short_group.shape == (p.num_long_range_groups, 2)
     here = torch.tensor([row + p.pad_top, col + p.pad_left])
     assert (long_group == here).all(1).sum() == 1 and (short_group == here).all(1).sum() == 1
+
+
+def test_sdpa_kernel_is_really_fused_and_never_stores_the_affinity():
+    from isanet.profiling import peak_memory
+
+    block = SelfAttentionBlock(64, 32).eval()
+    x = torch.randn(1, 64, 48, 48)
+    affinity_bytes = (48 * 48) ** 2 * 4
+    with torch.no_grad():
+        explicit = peak_memory(lambda: block(x, "matmul"), "cpu")
+        fused = peak_memory(lambda: block(x, "sdpa"), "cpu")
+    assert explicit >= affinity_bytes > 4 * fused
