@@ -1,5 +1,62 @@
-"""Placeholder: this sub-command is being written (see the open issues)."""
+"""``isanet train NAME``: fine-tune a zoo architecture with its published recipe (see :mod:`isanet.train`).
+
+Options left out take the zoo entry's value (a fresh run) or the resumed checkpoint's (``--resume``). Under
+``torchrun --nproc_per_node N -m isanet.cli train ...`` it trains with DDP; only rank 0 prints and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
 
 
-def add_parser(subparsers) -> None:  # replaced by the module's real parser
-    pass
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="fine-tune with the published recipe (resumable, AMP, DDP)",
+        description="Fine-tune a zoo architecture with its published recipe. Options left out take the zoo entry's "
+                    "value, or with --resume the checkpoint's. Launch under torchrun --nproc_per_node N for DDP.")
+    parser.add_argument("name", help="zoo name (1.x or legacy 0.x), e.g. isanet_r50-d8_4xb4-20k_voc12aug-512x512")
+    parser.add_argument("--data-root", required=True, help="the data set's folder (e.g. data/VOCdevkit)")
+    parser.add_argument("--work-dir", required=True, help="folder for log.jsonl and iter_N.pth / latest.pth")
+    parser.add_argument("--iters", type=int, help="iterations (default: the entry's schedule)")
+    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="crop size (default: the entry's)")
+    parser.add_argument("--batch-size", type=int, help="images per process (default: the entry's per-GPU batch)")
+    parser.add_argument("--lr", type=float, help="base learning rate (default: the entry's, 0.01)")
+    parser.add_argument("--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
+                                       "classes differ) or an ImageNet ResNet backbone checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --work-dir from its newest checkpoint")
+    parser.add_argument("--save-every", type=int, help="checkpoint interval in iterations (default: iters/10)")
+    parser.add_argument("--keep", type=int, help="keep only the newest N iter_N.pth files (default: all)")
+    parser.add_argument("--eval-every", type=int, help="evaluation interval (default: iters/10; 0 = never)")
+    parser.add_argument("--limit-val", type=int, help="evaluate on the first N validation images only")
+    parser.add_argument("--seed", type=int, help="random seed (default: 0)")
+    parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA (bf16, or fp16 + GradScaler)")
+    parser.add_argument("--amp-dtype", default="auto", choices=("auto", "bfloat16", "float16"))
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (GPUs)")
+    parser.add_argument("--num-workers", type=int, default=0, help="data loading processes (default: 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~isanet.train.TrainConfig` the options describe."""
+    from isanet.train import TrainConfig
+
+    return TrainConfig(name=args.name, data_root=args.data_root, work_dir=args.work_dir, iters=args.iters,
+                       crop_size=tuple(args.crop) if args.crop else None, batch_size=args.batch_size, lr=args.lr,
+                       seed=args.seed, save_every=args.save_every, keep_checkpoints=args.keep,
+                       eval_every=args.eval_every, limit_val=args.limit_val, init=args.init, resume=args.resume,
+                       device=args.device, amp=args.amp, amp_dtype=args.amp_dtype, sync_bn=args.sync_bn,
+                       num_workers=args.num_workers, progress=not args.no_progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    from isanet.train import train
+
+    summary = train(config_from_args(args))
+    if summary["rank"] == 0:
+        evaluation = summary["last_eval"]
+        score = f", mIoU {evaluation['mIoU']} at iteration {evaluation['iter']}" if evaluation else ""
+        print(f"trained to iteration {summary['iter']}/{summary['max_iters']} in {summary['wall_time_s']} s{score}; "
+              f"last checkpoint {summary['last_checkpoint'] or '(none)'}")
+    return 0
