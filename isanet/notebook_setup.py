@@ -1,0 +1,151 @@
+"""What every teaching notebook needs before it teaches: where the repository and ``data/`` are, sample data
+and sample checkpoints in the real formats (announced as such), and quick settings under a test runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from torch import nn
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The checkout's top folder: the first of ``start`` (default: the working directory) and its parents that
+    holds ``pyproject.toml`` and ``isanet/``; else the folder above the imported package; else ``start``.
+
+    Notebooks run with their own folder as the working directory (JupyterLab, ``nbmake``), so paths such as
+    ``data/checkpoints`` are resolved against this, not against the working directory.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "isanet").is_dir():
+            return folder
+    package_parent = Path(__file__).resolve().parents[1]
+    if (package_parent / "pyproject.toml").is_file():
+        return package_parent
+    return here
+
+
+def resolve_path(path: str | os.PathLike | None, root: str | os.PathLike | None = None) -> Path | None:
+    """``None`` stays ``None``; ``~`` is expanded; a relative path is taken from the repository root."""
+    if path is None or str(path) == "":
+        return None
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else Path(root or repo_root()) / path
+
+
+def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_train: int = 4, num_val: int = 2,
+                   size: int = 256, seed: int = 0, quiet: bool = False) -> Path:
+    """A synthetic data set of ``kind`` ("voc", "cityscapes", "ade20k") in the real layout, written once under
+    ``data/samples/`` of the repository (and reused afterwards); returns the data set's own top folder.
+
+    Writing goes to a temporary folder that is renamed into place, so a half-written sample is never reused.
+    """
+    from isanet.synthetic import write_sample_dataset
+
+    base = Path(root or repo_root()) / "data" / "samples" / f"{kind}-{size}px-{num_train}+{num_val}-seed{seed}"
+    tops = {"voc": "VOCdevkit/VOC2012", "cityscapes": "cityscapes", "ade20k": "ADEChallengeData2016"}
+    if kind not in tops:
+        raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(tops)}")
+    top = base / tops[kind]
+    if not (top / "SAMPLE_DATA.txt").is_file():
+        base.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=base.parent, prefix=f".{base.name}."))
+        try:
+            write_sample_dataset(kind, staging, num_train=num_train, num_val=num_val, size=size, seed=seed)
+            shutil.rmtree(base, ignore_errors=True)
+            os.replace(staging, base)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if not quiet:
+        print(f"USING SYNTHETIC SAMPLE DATA ({kind}, {num_train} train / {num_val} val images, {size} px wide) "
+              f"at {top}: it only mimics the real layout; numbers measured on it say nothing about ISANet.")
+    return top
+
+
+def find_zoo_checkpoints(folder: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Published checkpoints found in ``folder`` (default ``data/checkpoints``), keyed by zoo name.
+
+    A file counts when its name starts with an entry's legacy 0.x name or 1.x name (the downloaded files are
+    called ``<legacy name>_<date>-<sha256 prefix>.pth``), longest name first so ``..._80k_...`` never matches a
+    ``..._8k_...`` entry.
+    """
+    from isanet.zoo import _entries
+
+    folder = Path(folder) if folder is not None else repo_root() / "data" / "checkpoints"
+    if not folder.is_dir():
+        return {}
+    names = sorted(((entry["legacy_name"], entry["name"]) for entry in _entries()), key=lambda n: -len(n[0]))
+    names += sorted(((entry["name"], entry["name"]) for entry in _entries()), key=lambda n: -len(n[0]))
+    found: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.pth")):
+        for prefix, name in names:
+            if path.name.startswith(prefix) and path.name[len(prefix):len(prefix) + 1] in ("_", ".", "-"):
+                found.setdefault(name, path)
+                break
+    return found
+
+
+def quick_mode(value: bool | None = None) -> bool:
+    """Whether a notebook should use its tiny CI settings: ``value`` when given; else ``ISANET_QUICK`` (1/0)
+    when set; else True under a test runner (``PYTEST_CURRENT_TEST``, as ``pytest --nbmake`` sets it for the
+    kernel it starts, or ``CI``). Notebooks print which settings they use."""
+    if value is not None:
+        return bool(value)
+    explicit = os.environ.get("ISANET_QUICK")
+    if explicit is not None:
+        return explicit.strip().lower() not in ("", "0", "false", "no")
+    return "PYTEST_CURRENT_TEST" in os.environ or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def load_model(path: str | os.PathLike, name: str | None = None, map_location: str = "cpu") -> nn.Module:
+    """An ``ISANet`` with the weights of checkpoint ``path``.
+
+    The architecture is zoo entry ``name`` when given (published files); otherwise it is read from the file's
+    ``meta``: ``zoo_name``, the trainer's ``config.model_overrides`` (e.g. a tiny R-18) and the number of
+    classes in ``dataset_meta`` — what :mod:`isanet.train` and ``isanet sample-checkpoint`` write.
+    """
+    from isanet.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+    from isanet.zoo import build_model
+
+    path = Path(path)
+    overrides: dict = {}
+    num_classes = None
+    if name is None:
+        meta = read_checkpoint(path, map_location).get("meta", {}) or {}
+        name = meta.get("zoo_name")
+        if not name:
+            raise CheckpointError(f"checkpoint {path}: its meta names no zoo model; pass the zoo name to use")
+        overrides = dict((meta.get("config") or {}).get("model_overrides") or {})
+        classes = (meta.get("dataset_meta") or {}).get("classes")
+        num_classes = len(classes) if classes else None
+    model = build_model(name, num_classes=num_classes, **overrides)
+    load_checkpoint(model, path, map_location=map_location)
+    return model
+
+
+def sample_checkpoint(name: str, root: str | os.PathLike | None = None, seed: int = 0,
+                      quiet: bool = False) -> Path:
+    """A RANDOM-WEIGHTS checkpoint of zoo entry ``name`` in mmseg's format (what ``isanet sample-checkpoint``
+    writes), created once under ``data/samples/checkpoints/``; for running the evaluation path without the
+    published file. It predicts nothing useful, and says so in its meta."""
+    from isanet.checkpoint import random_state_dict, save_checkpoint
+    from isanet.datasets import dataset_class
+    from isanet.zoo import build_model, get_entry
+
+    entry = get_entry(name)
+    folder = Path(root or repo_root()) / "data" / "samples" / "checkpoints"
+    path = folder / f"{entry['legacy_name']}_RANDOM_seed{seed}.pth"
+    if not path.is_file():
+        model = build_model(entry["name"])
+        model.load_state_dict(random_state_dict(model, seed=seed))
+        reader = dataset_class(entry["dataset"])
+        meta = {"note": "RANDOM WEIGHTS written by isanet.widgets.sample_checkpoint: not a trained model",
+                "zoo_name": entry["name"], "seed": seed,
+                "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]}}
+        save_checkpoint(model, path, meta=meta)
+    if not quiet:
+        print(f"USING A RANDOM-WEIGHTS SAMPLE CHECKPOINT for {entry['name']} at {path}: it predicts nothing useful")
+    return path
