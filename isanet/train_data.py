@@ -92,10 +92,12 @@ def _quiet_worker(_: int) -> None:
 
 def build_loader(stream: TrainStream, batches: StreamBatches, num_workers: int, pin_memory: bool) -> DataLoader:
     """A loader over the stream; its own seeded generator keeps it from drawing on torch's global RNG
-    (which would shift the dropout masks of a resumed run)."""
+    (which would shift the dropout masks of a resumed run). Workers are spawned, not forked: a forked
+    child inherits OpenCV's (and OpenMP's) thread pools in a locked state and can hang on its first call."""
     return DataLoader(stream, batch_sampler=batches, num_workers=num_workers, pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(stream.seed),
-                      worker_init_fn=_quiet_worker if num_workers else None)
+                      worker_init_fn=_quiet_worker if num_workers else None,
+                      multiprocessing_context="spawn" if num_workers else None)
 
 
 @dataclass
