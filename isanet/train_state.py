@@ -10,7 +10,6 @@ needs: the sample stream's position and the torch / numpy / python RNG states. F
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import re
@@ -22,7 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from isanet.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, read_checkpoint, save_checkpoint
+from isanet.checkpoint import (
+    CheckpointError,
+    extract_state_dict,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from isanet.jsonio import json_safe
 
 LOG_NAME, LATEST_NAME = "log.jsonl", "latest.pth"
 ITER_FILE = re.compile(r"^iter_(\d+)\.pth$")
@@ -157,17 +163,6 @@ def apply_init(model: nn.Module, path: str | os.PathLike) -> str:
 
 # ---- the JSONL log ----
 
-def _json_safe(value):
-    """NaN/inf (an mIoU with no class seen) become null, so every line is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
-
-
 class JsonlLog:
     """``work_dir/log.jsonl``: one JSON object per line, flushed as written (a live notebook can tail it)."""
 
@@ -196,7 +191,7 @@ class JsonlLog:
         os.replace(temporary, self.path)
 
     def write(self, record: dict) -> None:
-        self.handle.write(json.dumps(_json_safe(record)) + "\n")
+        self.handle.write(json.dumps(json_safe(record)) + "\n")
         self.handle.flush()
 
     def close(self) -> None:

@@ -23,6 +23,16 @@ def reference_file(name: str) -> Path:
     return path if path.is_file() else REPO / "tests" / "fixtures" / "reference" / name
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a test module: small tensors gain nothing from threads, and on a shared 2-core
+    machine OpenMP barriers stall them (measured: 86 s -> 9 s for the attention/probe/profiling tests)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def manifests() -> dict[int, list]:
     return {depth: json.loads(reference_file(f"state_dict_r{depth}.json").read_text())["keys"]

@@ -20,13 +20,7 @@ FAST = settings(max_examples=25, deadline=None)
 sizes = st.integers(1, 9)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared 2-core machine OpenMP barriers stall them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def seeded(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

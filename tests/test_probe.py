@@ -18,13 +18,7 @@ from isanet.probe import (AttentionCapture, capture, composed_map, feature_to_im
 IMAGE_SIZE = (85, 101)  # an 11 x 13 feature map: ISA pads it to 16 x 16, unevenly (2+3, 1+2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared 2-core machine OpenMP barriers stall them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

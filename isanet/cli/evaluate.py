@@ -7,11 +7,7 @@ them as JSON (atomically: a temporary file renamed into place, so a reader never
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -40,33 +36,6 @@ def _device(name: str) -> str:
     return name
 
 
-def _json_safe(value):
-    """NaN (a class absent from prediction and label) becomes null: strict JSON has no NaN."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def write_json_atomic(data: dict, path: str | os.PathLike) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(_json_safe(data), stream, indent=1)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def summary(results: dict, entry: dict, dataset_root: Path) -> str:
     """The headline numbers beside the zoo's, with the caveats that make them incomparable."""
     from isanet.transforms import pipeline_step
@@ -91,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from isanet.checkpoint import load_checkpoint
     from isanet.datasets import build_dataset
     from isanet.evaluate import EvalSettings, evaluate
+    from isanet.jsonio import write_json_atomic
     from isanet.metrics import format_table
 
     try:

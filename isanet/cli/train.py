@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--lr", type=float, help="base learning rate (default: the entry's, 0.01)")
     parser.add_argument("--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
                                        "classes differ) or an ImageNet ResNet backbone checkpoint")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --work-dir from its newest checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --work-dir from its newest checkpoint")
     parser.add_argument("--save-every", type=int, help="checkpoint interval in iterations (default: iters/10)")
     parser.add_argument("--keep", type=int, help="keep only the newest N iter_N.pth files (default: all)")
     parser.add_argument("--eval-every", type=int, help="evaluation interval (default: iters/10; 0 = never)")
