@@ -158,7 +158,9 @@ print(f"val mIoU {first['mIoU']:.2f} before -> {last['mIoU']:.2f} after {last['i
       + (" (SYNTHETIC data: not comparable with the published 76.78)" if synthetic else ""))
 if quick:
     print("QUICK run: a few iterations only teach the most frequent class (background); run the notebook "
-          "yourself (QUICK = False, 120 iterations, a few minutes) to see the shapes being learnt.")
+          "yourself (QUICK = False, ~150 iterations, about a minute) to see the background and the most "
+          "frequent object classes being learnt (measured: mIoU 0 -> ~16 with seed 0; rarer classes stay at 0 "
+          "from random weights on this tiny sample).")
 
 # %% [markdown]
 # ## Keep the weights
