@@ -225,17 +225,6 @@ def _metas(x):
     return [dict(ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w), padding_size=[0, 0, 0, 0])]
 
 
-def weights_digest(state: dict) -> str:
-    """sha256 of a state dict's keys and raw bytes (tests/test_parity.py recomputes it the same way)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 def fixture_tag(name: str) -> str:
     """``isanet_r50-d8_4xb2-40k_cityscapes-769x769`` -> ``r50_cityscapes-769x769``."""
     parts = name.split("_")
@@ -248,6 +237,8 @@ def run_parity(args, config_dir: Path) -> bool:
     The fixture keeps mmseg's fp64 logits (stored as fp32): fp32 results differ between CPUs (vector ISA,
     threads) by float noise that a 101-layer net amplifies to a few 1e-6, whereas an fp64 replay of the same
     weights is machine-independent to ~1e-7 (the fp32 rounding of the stored values)."""
+    from isanet.checkpoint import state_dict_digest
+
     ok = True
     x = make_input(tuple(args.size), args.seed)
     for name in args.configs:
@@ -291,7 +282,7 @@ def run_parity(args, config_dir: Path) -> bool:
                 "name": name,
                 "seed": args.seed,
                 "align_corners": align,
-                "weights_sha256": weights_digest(state),
+                "weights_sha256": state_dict_digest(state),
                 "input": x.clone(),
                 "crop_size": list(args.crop),
                 "stride": list(args.stride),

@@ -8,6 +8,7 @@ of it runs. Every failure is a :class:`CheckpointError` that names the file and 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -183,6 +184,15 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, meta: dict | None
     """Write ``{"meta", "state_dict", **extra}`` (mmseg's layout, CPU tensors) atomically to ``path``."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     return atomic_save({"meta": dict(meta or {}), "state_dict": state, **extra}, path)
+
+
+def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state dict's keys and raw tensor bytes: names exact weights (e.g. a parity fixture's)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def random_state_dict(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:

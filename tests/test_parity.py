@@ -21,14 +21,13 @@ comparison does catch a plausible bug (padding on the wrong side, the wrong ``al
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 import torch
 
 import isanet
-from isanet.checkpoint import random_state_dict
+from isanet.checkpoint import random_state_dict, state_dict_digest
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("parity_*.pt"))
 RTOL = 1e-5  # of the largest reference logit, float64 replay
@@ -37,15 +36,6 @@ RTOL_FP32 = 1e-4  # float32 replay (see the module docstring)
 
 def load_fixture(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def weights_digest(state: dict) -> str:
-    """sha256 of a state dict's keys and raw bytes, as benchmarks/reference_parity.py computes it."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 _MODELS: dict[tuple[str, int], tuple[torch.nn.Module, str]] = {}
@@ -61,7 +51,7 @@ def _seeded(name: str, seed: int) -> tuple[torch.nn.Module, str]:
         model = isanet.build_model(name)
         state = random_state_dict(model, seed=seed)
         model.load_state_dict(state, strict=True)
-        _MODELS[key] = model.eval(), weights_digest(state)
+        _MODELS[key] = model.eval(), state_dict_digest(state)
     return _MODELS[key]
 
 
