@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from torch import nn
 
 
@@ -149,3 +150,15 @@ def sample_checkpoint(name: str, root: str | os.PathLike | None = None, seed: in
     if not quiet:
         print(f"USING A RANDOM-WEIGHTS SAMPLE CHECKPOINT for {entry['name']} at {path}: it predicts nothing useful")
     return path
+
+
+def configure_torch(device: str = "auto", threads: int | None = None, quick: bool | None = None) -> str:
+    """Resolve ``device`` ("auto" -> CUDA when present) and set torch's CPU threads: ``threads`` when given,
+    else one thread in quick mode on CPU (on a shared 2-core runner OpenMP barriers make two threads slower).
+    Returns the device name."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    threads = threads or (1 if quick_mode(quick) and device == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
+    return device

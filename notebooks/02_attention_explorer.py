@@ -51,18 +51,14 @@ THREADS = None           # CPU threads; None: 1 under a test runner (steady on b
 
 # %%
 import numpy as np
-import torch
 
 from isanet.datasets import build_dataset
 from isanet.transforms import rescale_size, resize_image
-from isanet.notebook_setup import quick_mode, repo_root, resolve_path, sample_dataset
+from isanet.notebook_setup import configure_torch, repo_root, resolve_path, sample_dataset
 from isanet.widgets import AttentionExplorer, model_choices
 
 ROOT = repo_root()
-device = ("cuda" if torch.cuda.is_available() else "cpu") if DEVICE == "auto" else DEVICE
-threads = THREADS or (1 if quick_mode() and device == "cpu" else None)
-if threads:
-    torch.set_num_threads(threads)
+device = configure_torch(DEVICE, THREADS)
 data_root = resolve_path(DATA_ROOT, ROOT)
 if data_root is None:
     data_root = sample_dataset(DATASET, ROOT, num_train=1, num_val=2, size=IMAGE_WIDTH)

@@ -58,12 +58,9 @@ from isanet.isa import Partition
 from isanet.profiling import (PAPER_CHANNELS, PAPER_IN_CHANNELS, PAPER_ISA_CHANNELS, PAPER_SIZE, attention_module,
                               bench_attention, count_module_flops, format_ratios, format_rows)
 from isanet.viz import plot_bench
-from isanet.notebook_setup import quick_mode
+from isanet.notebook_setup import configure_torch
 
-device = ("cuda" if torch.cuda.is_available() else "cpu") if DEVICE == "auto" else DEVICE
-threads = THREADS or (1 if quick_mode() and device == "cpu" else None)
-if threads:
-    torch.set_num_threads(threads)
+device = configure_torch(DEVICE, THREADS)
 on_gpu = device.startswith("cuda")
 sizes = SIZES or ([32, 64, 96, 128] if on_gpu else [16, 32, 48])
 channels = CHANNELS or (512 if on_gpu else 256)

@@ -59,15 +59,12 @@ from isanet.checkpoint import save_checkpoint
 from isanet.datasets import build_dataset
 from isanet.train import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, Trainer, TrainConfig
 from isanet.train_log import plot_training_curves
-from isanet.notebook_setup import quick_mode, repo_root, resolve_path, sample_dataset
+from isanet.notebook_setup import configure_torch, quick_mode, repo_root, resolve_path, sample_dataset
 from isanet.viz import plot_predictions
 
 ROOT = repo_root()
 quick = quick_mode(QUICK)
-device = ("cuda" if torch.cuda.is_available() else "cpu") if DEVICE == "auto" else DEVICE
-threads = THREADS or (1 if quick and device == "cpu" else None)
-if threads:
-    torch.set_num_threads(threads)
+device = configure_torch(DEVICE, THREADS, quick)
 
 data_root = resolve_path(DATA_ROOT, ROOT)
 synthetic = data_root is None

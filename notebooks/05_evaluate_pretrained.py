@@ -53,23 +53,19 @@ THREADS = None                # torch CPU threads; None: 1 when QUICK (steady on
 import time
 from dataclasses import replace
 
-import torch
 from IPython.display import display
 
 from isanet.datasets import build_dataset
 from isanet.evaluate import EvalSettings, evaluate
 from isanet.metrics import format_table
 from isanet.zoo import get_entry, short_dataset_name
-from isanet.notebook_setup import (find_zoo_checkpoints, load_model, quick_mode, repo_root, resolve_path,
-                                   sample_checkpoint, sample_dataset)
+from isanet.notebook_setup import (configure_torch, find_zoo_checkpoints, load_model, quick_mode, repo_root,
+                                   resolve_path, sample_checkpoint, sample_dataset)
 from isanet.viz import plot_per_class_iou, plot_predictions
 
 ROOT = repo_root()
 quick = quick_mode(QUICK)
-device = ("cuda" if torch.cuda.is_available() else "cpu") if DEVICE == "auto" else DEVICE
-threads = THREADS or (1 if quick and device == "cpu" else None)
-if threads:
-    torch.set_num_threads(threads)
+device = configure_torch(DEVICE, THREADS, quick)
 downloaded = find_zoo_checkpoints(resolve_path(CHECKPOINT_DIR, ROOT))
 print(f"device {device}; published checkpoints found in {CHECKPOINT_DIR}: {sorted(downloaded) or 'none'}")
 
