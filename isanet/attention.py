@@ -70,9 +70,10 @@ def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     if value_width % key_width:
         return F.scaled_dot_product_attention(query, key, value, scale=scale)
     heads = value_width // key_width
+    # Only the last dimension must be unit-stride: the head views below are free for token-contiguous inputs.
     query, key = (t.contiguous()[:, None].expand(batch, heads, length, key_width) for t in (query, key))
-    value = value.reshape(batch, length, heads, key_width).transpose(1, 2)
-    context = F.scaled_dot_product_attention(query, key, value.contiguous(), scale=scale)
+    value = value.contiguous().view(batch, length, heads, key_width).transpose(1, 2)
+    context = F.scaled_dot_product_attention(query, key, value, scale=scale)
     return context.transpose(1, 2).reshape(batch, length, value_width)
 
 

@@ -125,15 +125,19 @@ def group_long_range(x: torch.Tensor, p: Partition) -> torch.Tensor:
     One copy, into channels-last memory, so the 1x1 projections and the token view that follow are free.
     """
     n, c = x.shape[:2]
-    x = x.reshape(n, c, p.glb_h, p.loc_h, p.glb_w, p.loc_w).permute(0, 3, 5, 2, 4, 1)
-    return x.reshape(n * p.loc_h * p.loc_w, p.glb_h, p.glb_w, c).permute(0, 3, 1, 2)
+    x = x.reshape(n, c, p.glb_h, p.loc_h, p.glb_w, p.loc_w).permute(0, 3, 5, 2, 4, 1).contiguous()
+    return x.view(n * p.loc_h * p.loc_w, p.glb_h, p.glb_w, c).permute(0, 3, 1, 2)
 
 
 def long_to_short_range(x: torch.Tensor, p: Partition) -> torch.Tensor:
-    """Long-range grouping -> ``(n * glb_h * glb_w) x c x loc_h x loc_w``, one map per block."""
+    """Long-range grouping -> ``(n * glb_h * glb_w) x c x loc_h x loc_w``, one map per block.
+
+    Always one copy into channels-last memory: for some inputs ``reshape`` could return a strided view
+    instead, which every 1x1 projection that follows would then copy again on its own.
+    """
     c = x.shape[1]
-    x = x.reshape(-1, p.loc_h, p.loc_w, c, p.glb_h, p.glb_w).permute(0, 4, 5, 1, 2, 3)
-    return x.reshape(-1, p.loc_h, p.loc_w, c).permute(0, 3, 1, 2)
+    x = x.reshape(-1, p.loc_h, p.loc_w, c, p.glb_h, p.glb_w).permute(0, 4, 5, 1, 2, 3).contiguous()
+    return x.view(-1, p.loc_h, p.loc_w, c).permute(0, 3, 1, 2)
 
 
 def ungroup_short_range(x: torch.Tensor, p: Partition) -> torch.Tensor:
