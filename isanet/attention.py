@@ -59,20 +59,24 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel: 
 def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
     """``scaled_dot_product_attention`` arranged so that PyTorch's fused kernels accept it.
 
-    Fused (flash / memory-efficient) kernels want 4-D ``B x heads x L x d`` inputs with a unit last stride
-    and, for flash, equal query/value widths. ISA's values are wider (512) than its keys (256), so the value
-    channels are split into ``C_value / C_key`` "heads" that share one query/key: every head gets the same
-    softmax weights, which is exactly single-head attention with the wide value, and the ``L x L`` affinity is
-    never stored. Without the split, PyTorch silently falls back to its unfused math path.
+    Fused kernels want 4-D ``B x heads x L x d`` inputs with a unit last stride; given anything else PyTorch
+    silently falls back to its unfused math path. ISA's values are wider (512) than its keys (256):
+
+    * On CUDA the memory-efficient kernel takes wider values as they are: one head.
+    * On CPU the only fused kernel is flash, which wants equal query/value widths. The value channels are
+      split into ``C_value / C_key`` "heads" that share one query/key: every head gets the same softmax
+      weights, which is exactly single-head attention with the wide value (at the price of ``QKᵀ`` once per
+      head), and the ``L x L`` affinity is never stored.
     """
     batch, length, key_width = query.shape
     value_width = value.shape[-1]
-    if value_width % key_width:
-        return F.scaled_dot_product_attention(query, key, value, scale=scale)
+    # Only the last dimension must be unit-stride: the views below are free for token-contiguous inputs.
+    query, key, value = query.contiguous(), key.contiguous(), value.contiguous()
     heads = value_width // key_width
-    # Only the last dimension must be unit-stride: the head views below are free for token-contiguous inputs.
-    query, key = (t.contiguous()[:, None].expand(batch, heads, length, key_width) for t in (query, key))
-    value = value.contiguous().view(batch, length, heads, key_width).transpose(1, 2)
+    if query.device.type != "cpu" or value_width % key_width or heads == 1:
+        return F.scaled_dot_product_attention(query[:, None], key[:, None], value[:, None], scale=scale)[:, 0]
+    query, key = (t[:, None].expand(batch, heads, length, key_width) for t in (query, key))
+    value = value.view(batch, length, heads, key_width).transpose(1, 2)
     context = F.scaled_dot_product_attention(query, key, value, scale=scale)
     return context.transpose(1, 2).reshape(batch, length, value_width)
 

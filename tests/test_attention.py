@@ -56,9 +56,15 @@ def along(block: SelfAttentionBlock, x: torch.Tensor, axis: str) -> torch.Tensor
 
 # ------------------------------------------------------------------------------------------------ kernels
 
-def test_self_attention_block_kernels_agree():
-    block = seeded(SelfAttentionBlock(32, 16))
-    x = torch.randn(2, 32, 9, 11)
+# The fused path differs by device (CPU: flash with value heads; CUDA: memory-efficient, one head).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("value_heads", [1, 2])
+def test_self_attention_block_kernels_agree(device, value_heads):
+    block = seeded(SelfAttentionBlock(16 * value_heads, 16)).to(device)
+    x = torch.randn(2, 16 * value_heads, 9, 11, device=device)
     with torch.no_grad():
         assert rel_diff(block(x, "sdpa"), block(x, "matmul")) < 1e-5
 
@@ -75,9 +81,10 @@ def test_dense_head_kernels_agree_and_weights_are_a_softmax():
     torch.testing.assert_close(weights.sum(-1), torch.ones(1, 70))
 
 
-def test_isa_kernels_agree_with_padding():
-    module = seeded(ISAModule(16, 8, (3, 4)))
-    x = torch.randn(2, 16, 7, 10)  # pads to 9 x 12
+@pytest.mark.parametrize("device", DEVICES)
+def test_isa_kernels_agree_with_padding(device):
+    module = seeded(ISAModule(16, 8, (3, 4))).to(device)
+    x = torch.randn(2, 16, 7, 10, device=device)  # pads to 9 x 12
     with torch.no_grad():
         matmul = module(x)
         module.kernel = "sdpa"
