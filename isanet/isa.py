@@ -167,17 +167,21 @@ def interlaced_attention(x: torch.Tensor, global_relation: SelfAttentionBlock, l
     crop. Returns the context (same shape as ``x``), and the :class:`ISAAttention` when asked."""
     n, _, h, w = x.shape
     p = Partition(h, w, *down_factor)
-    padded = F.pad(x, p.padding) if p.padding != (0, 0, 0, 0) else x
-    long_out = global_relation(group_long_range(padded, p), kernel, return_attention)
-    long_out, long_weights = long_out if return_attention else (long_out, None)
-    short_out = local_relation(long_to_short_range(long_out, p), kernel, return_attention)
-    short_out, short_weights = short_out if return_attention else (short_out, None)
-    context = ungroup_short_range(short_out, p)[:, :, p.pad_top:p.pad_top + h, p.pad_left:p.pad_left + w]
+    out = F.pad(x, p.padding) if p.padding != (0, 0, 0, 0) else x
+    weights = []
+    # Rebinding ``out`` frees each map as soon as its regrouped copy exists: the peak holds one stage's tensors.
+    for relation, regroup in ((global_relation, group_long_range), (local_relation, long_to_short_range)):
+        out = regroup(out, p)
+        out = relation(out, kernel, return_attention)
+        if return_attention:
+            out, stage_weights = out
+            weights.append(stage_weights)
+    context = ungroup_short_range(out, p)[:, :, p.pad_top:p.pad_top + h, p.pad_left:p.pad_left + w]
     if not return_attention:
         return context
     groups_long, groups_short = p.num_long_range_groups, p.num_short_range_groups
-    attention = ISAAttention(p, long_weights.reshape(n, groups_long, groups_short, groups_short),
-                             short_weights.reshape(n, groups_short, groups_long, groups_long))
+    attention = ISAAttention(p, weights[0].reshape(n, groups_long, groups_short, groups_short),
+                             weights[1].reshape(n, groups_short, groups_long, groups_long))
     return context, attention
 
 
