@@ -321,8 +321,11 @@ def bench_head(args, config_dir: Path) -> list:
     Two rows per size: the whole head on a ``1 x 2048 x S x S`` stage-4 map (dominated by the 3x3 in_conv,
     2048 -> 512), and the head without its in_conv on ``1 x 512 x S x S`` (ISA + out_conv + classifier), where
     the attention's share shows. ``--clock cpu`` measures the calling thread's CPU time (use it with
-    ``--threads 1``): on a machine shared with other jobs it is far steadier than wall time."""
+    ``--threads 1``): on a machine shared with other jobs it is far steadier than wall time. Peak memory is
+    :func:`isanet.profiling.peak_memory`'s CPU tracker: bytes of live tensors over the inputs and weights."""
     from torch import nn
+
+    from isanet.profiling import peak_memory
 
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     name = args.configs[0]
@@ -354,15 +357,18 @@ def bench_head(args, config_dir: Path) -> list:
                         rel[kernel] = diff(head(feats), ref_out)[1]
                         fns[kernel] = (lambda h: (lambda: h(feats)))(head)
                 medians = time_interleaved(fns, args.repeats, args.warmup, clock)
+                with torch.no_grad():
+                    peaks = {key: peak_memory(fn, "cpu") / 2**20 for key, fn in fns.items()}
             finally:
                 ref.decode_head.in_conv, ours.decode_head.in_conv = saved
-            t_ref = medians.pop("mmseg")
+            t_ref, peak_ref = medians.pop("mmseg"), peaks["mmseg"]
             label = f"1x{channels}x{side}x{side}" + (" (no in_conv)" if skip_in_conv else "")
-            line = f"  {label:28s} mmseg ISAHead.forward {t_ref * 1e3:8.1f} ms"
+            line = f"  {label:28s} mmseg ISAHead.forward {t_ref * 1e3:8.1f} ms, peak {peak_ref:7.1f} MiB"
             for kernel, t_ours in medians.items():
-                line += (f" | ours[{kernel}] {t_ours * 1e3:8.1f} ms "
-                         f"(ours/mmseg {t_ours / t_ref:.3f}, rel diff {rel[kernel]:.1e})")
-                rows.append((label, kernel, t_ref, t_ours))
+                line += (f" | ours[{kernel}] {t_ours * 1e3:8.1f} ms, peak {peaks[kernel]:7.1f} MiB "
+                         f"(ours/mmseg: time {t_ours / t_ref:.3f}, peak {peaks[kernel] / peak_ref:.2f}; "
+                         f"rel diff {rel[kernel]:.1e})")
+                rows.append((label, kernel, t_ref, t_ours, peak_ref, peaks[kernel]))
             print(line, flush=True)
     return rows
 
