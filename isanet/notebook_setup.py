@@ -132,21 +132,14 @@ def sample_checkpoint(name: str, root: str | os.PathLike | None = None, seed: in
     """A RANDOM-WEIGHTS checkpoint of zoo entry ``name`` in mmseg's format (what ``isanet sample-checkpoint``
     writes), created once under ``data/samples/checkpoints/``; for running the evaluation path without the
     published file. It predicts nothing useful, and says so in its meta."""
-    from isanet.checkpoint import random_state_dict, save_checkpoint
-    from isanet.datasets import dataset_class
-    from isanet.zoo import build_model, get_entry
+    from isanet.checkpoint import save_random_checkpoint
+    from isanet.zoo import get_entry
 
     entry = get_entry(name)
     folder = Path(root or repo_root()) / "data" / "samples" / "checkpoints"
     path = folder / f"{entry['legacy_name']}_RANDOM_seed{seed}.pth"
     if not path.is_file():
-        model = build_model(entry["name"])
-        model.load_state_dict(random_state_dict(model, seed=seed))
-        reader = dataset_class(entry["dataset"])
-        meta = {"note": "RANDOM WEIGHTS written by isanet.widgets.sample_checkpoint: not a trained model",
-                "zoo_name": entry["name"], "seed": seed,
-                "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]}}
-        save_checkpoint(model, path, meta=meta)
+        save_random_checkpoint(entry["name"], path, seed, written_by="isanet.notebook_setup.sample_checkpoint")
     if not quiet:
         print(f"USING A RANDOM-WEIGHTS SAMPLE CHECKPOINT for {entry['name']} at {path}: it predicts nothing useful")
     return path

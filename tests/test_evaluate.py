@@ -227,3 +227,15 @@ def test_isanet_eval_reports_bad_input(sample_setup, tmp_path, capsys):
         assert "CUDA is not available" in capsys.readouterr().err
     assert main(["sample-checkpoint", "isanet_r50_nope", "--out", str(tmp_path / "x.pth")]) == 2
     assert "unknown ISANet zoo model" in capsys.readouterr().err
+
+
+def test_sample_checkpoint_is_a_published_layout_that_says_it_is_random(sample_setup):
+    from isanet.checkpoint import read_checkpoint
+    from isanet.datasets import VOCDataset
+
+    saved = read_checkpoint(sample_setup("voc")[1])
+    assert saved["meta"]["note"].startswith("RANDOM WEIGHTS written by `isanet sample-checkpoint`")
+    assert saved["meta"]["dataset_meta"]["classes"] == list(VOCDataset.CLASSES)
+    model = isanet.build_model(NAMES["voc"])
+    assert list(saved["state_dict"]) == list(model.state_dict())
+    assert saved["state_dict"]["decode_head.conv_seg.weight"].shape == (21, 512, 1, 1)

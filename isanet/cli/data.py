@@ -44,21 +44,14 @@ def run_sample_data(args: argparse.Namespace) -> int:
 
 
 def run_sample_checkpoint(args: argparse.Namespace) -> int:
-    from isanet import zoo
-    from isanet.checkpoint import random_state_dict, save_checkpoint
-    from isanet.datasets import dataset_class
+    from isanet.checkpoint import save_random_checkpoint
+    from isanet.zoo import get_entry
 
     try:
-        entry = zoo.get_entry(args.name)
+        name = get_entry(args.name)["name"]
     except KeyError as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
-    model = zoo.build_model(entry["name"])
-    model.load_state_dict(random_state_dict(model, seed=args.seed))
-    reader = dataset_class(entry["dataset"])
-    meta = {"note": "RANDOM WEIGHTS written by `isanet sample-checkpoint`: not a trained model",
-            "zoo_name": entry["name"], "seed": args.seed,
-            "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]}}
-    print(f"wrote random-weights checkpoint {save_checkpoint(model, args.out, meta=meta)} ({entry['name']}, "
-          f"seed {args.seed}); it predicts nothing useful")
+    path = save_random_checkpoint(name, args.out, args.seed, written_by="`isanet sample-checkpoint`")
+    print(f"wrote random-weights checkpoint {path} ({name}, seed {args.seed}); it predicts nothing useful")
     return 0
