@@ -55,7 +55,7 @@ import numpy as np
 from isanet.datasets import build_dataset
 from isanet.transforms import rescale_size, resize_image
 from isanet.notebook_setup import configure_torch, repo_root, resolve_path, sample_dataset
-from isanet.widgets import AttentionExplorer, model_choices
+from isanet.attention_explorer import AttentionExplorer, model_choices
 
 ROOT = repo_root()
 device = configure_torch(DEVICE, THREADS)

@@ -14,7 +14,7 @@ from isanet.model import ISANet
 pytest.importorskip("ipywidgets")
 pytest.importorskip("ipyevents")
 
-from isanet import notebook_setup, viz, widgets  # noqa: E402
+from isanet import attention_explorer, notebook_setup, viz, widgets  # noqa: E402
 
 # The label format the browser test reads (tests/browser/test_attention_explorer.py).
 LABEL = re.compile(r"pixel \((\d+), (\d+)\) in the (\d+)×(\d+) image → feature \((\d+), (\d+)\) of (\d+)×(\d+)")
@@ -59,8 +59,8 @@ def explorer():
     def broken():
         raise RuntimeError("no such file")
 
-    choices = [widgets.ModelChoice("tiny", lambda: model), widgets.ModelChoice("broken", broken)]
-    return widgets.AttentionExplorer(image, choices, scale=2)
+    choices = [attention_explorer.ModelChoice("tiny", lambda: model), attention_explorer.ModelChoice("broken", broken)]
+    return attention_explorer.AttentionExplorer(image, choices, scale=2)
 
 
 def test_explorer_state_follows_clicks_keys_and_sliders(explorer) -> None:
