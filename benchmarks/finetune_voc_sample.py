@@ -1,16 +1,21 @@
 """A notebook-sized fine-tune on the synthetic VOC sample data, on CPU: does the trainer learn?
 
-Writes ``isanet sample-data voc`` (synthetic: it says nothing about the published models), trains the tiny
-R-18 ISANet of :data:`isanet.train.NOTEBOOK_SETTINGS` with the published recipe's loss, optimiser and poly
-schedule (only the sizes and the learning rate shrunk), evaluates on the validation split before training and
-every ``eval_every`` iterations, prints the start and end mIoU and the wall time, and saves the loss/mIoU curve.
+Writes ``isanet sample-data voc`` (synthetic: it says nothing about the published models) with the sizes of
+:data:`isanet.train.NOTEBOOK_SAMPLE_DATA` (objects of the first 5 VOC object classes only), trains the tiny
+R-18 ISANet of :data:`isanet.train.NOTEBOOK_SETTINGS` from random weights with the published recipe's loss,
+optimiser, poly schedule and augmentation (only the sizes, the iterations and the learning rate changed),
+evaluates on the validation split before training and every ``eval_every`` iterations, prints the start and
+end mIoU and the wall time, and saves the loss/mIoU curve.
 
-    .venv/bin/python benchmarks/finetune_voc_sample.py --png /tmp/finetune_curve.png
+    .venv/bin/python benchmarks/finetune_voc_sample.py --png /tmp/finetune_curve.png --threads 1
     .venv/bin/python benchmarks/finetune_voc_sample.py --png curve.png --iters 200 --lr 0.05   # try settings
 
 The exit status is 1 when the final mIoU is not at least ``--min-gain`` points above the starting one.
-Measured on a shared 2-core machine, one thread, default settings: seed 0, mIoU 0.00 -> 16.09 in 58 s
-(background and three object classes learnt); ``--seed 2``: 0.09 -> 11.66 in 63 s.
+Measured on a shared 2-core machine, ``--threads 1``, default settings (300 iterations): seed 0, mIoU 0.00 ->
+67.23 in 117 s (background and all five object classes learnt, IoU 31-91); ``--seed 1``: 0.67 -> 86.22 in
+126 s; ``--seed 2``: 0.00 -> 53.05 in 139 s (one class still at IoU 0). Why five classes: with all twenty
+(``--object-classes 20``) the same model learns much more slowly from random weights: seed 1 reaches about 7
+after 150 iterations and 15 after 600; eight classes give 26 (seed 0) and 36 (seed 1) after 300.
 """
 
 from __future__ import annotations
@@ -43,9 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=defaults["eval_every"])
     parser.add_argument("--num-train", type=int, default=SAMPLE_DATA["num_train"])
     parser.add_argument("--num-val", type=int, default=SAMPLE_DATA["num_val"])
+    parser.add_argument("--object-classes", type=int, default=SAMPLE_DATA["object_classes"],
+                        help="VOC object classes the sample's objects are drawn from (20: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--min-gain", type=float, default=10.0, help="required mIoU gain in points")
+    parser.add_argument("--min-gain", type=float, default=30.0, help="required mIoU gain in points")
     return parser.parse_args(argv)
 
 
@@ -55,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     scratch = tempfile.TemporaryDirectory(prefix="isanet_finetune_")
     root = Path(scratch.name)
-    data = write_sample_dataset("voc", root / "data", num_train=args.num_train, num_val=args.num_val,
-                                size=SAMPLE_DATA["size"], seed=args.seed)
+    sample = {**SAMPLE_DATA, "num_train": args.num_train, "num_val": args.num_val,
+              "object_classes": args.object_classes}
+    data = write_sample_dataset("voc", root / "data", seed=args.seed, **sample)
     settings = {**NOTEBOOK_SETTINGS, "iters": args.iters, "lr": args.lr, "batch_size": args.batch_size,
                 "crop_size": (args.crop, args.crop), "eval_every": args.eval_every,
                 "resize_scale": tuple(args.scale), "val_scale": tuple(args.scale),
@@ -71,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     (first_iter, start), (last_iter, end) = evals[0], evals[-1]
     ax, _ = plot_training_curves(records)
     ax.figure.savefig(args.png, dpi=120, bbox_inches="tight")
+    print(f"sample data (seed {args.seed}): {sample}")
     print(f"settings: {settings}")
     print(f"mIoU {start:.2f} (iteration {first_iter}) -> {end:.2f} (iteration {last_iter}), best "
           f"{max(value for _, value in evals):.2f}; {args.iters} iterations in {wall:.0f} s on "

@@ -38,15 +38,17 @@ def resolve_path(path: str | os.PathLike | None, root: str | os.PathLike | None 
 
 
 def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_train: int = 4, num_val: int = 2,
-                   size: int = 256, seed: int = 0, quiet: bool = False) -> Path:
+                   size: int = 256, seed: int = 0, object_classes: int | None = None, quiet: bool = False) -> Path:
     """A synthetic data set of ``kind`` ("voc", "cityscapes", "ade20k") in the real layout, written once under
     ``data/samples/`` of the repository (and reused afterwards); returns the data set's own top folder.
+    ``object_classes`` is :func:`isanet.synthetic.write_sample_dataset`'s (VOC: only its first N object classes).
 
     Writing goes to a temporary folder that is renamed into place, so a half-written sample is never reused.
     """
     from isanet.synthetic import write_sample_dataset
 
-    base = Path(root or repo_root()) / "data" / "samples" / f"{kind}-{size}px-{num_train}+{num_val}-seed{seed}"
+    classes = f"-{object_classes}classes" if object_classes is not None else ""
+    base = Path(root or repo_root()) / "data" / "samples" / f"{kind}-{size}px-{num_train}+{num_val}-seed{seed}{classes}"
     tops = {"voc": "VOCdevkit/VOC2012", "cityscapes": "cityscapes", "ade20k": "ADEChallengeData2016"}
     if kind not in tops:
         raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(tops)}")
@@ -55,14 +57,16 @@ def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_trai
         base.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=base.parent, prefix=f".{base.name}."))
         try:
-            write_sample_dataset(kind, staging, num_train=num_train, num_val=num_val, size=size, seed=seed)
+            write_sample_dataset(kind, staging, num_train=num_train, num_val=num_val, size=size, seed=seed,
+                                 object_classes=object_classes)
             shutil.rmtree(base, ignore_errors=True)
             os.replace(staging, base)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     if not quiet:
-        print(f"USING SYNTHETIC SAMPLE DATA ({kind}, {num_train} train / {num_val} val images, {size} px wide) "
-              f"at {top}: it only mimics the real layout; numbers measured on it say nothing about ISANet.")
+        limited = f"; objects of its first {object_classes} object classes only" if object_classes is not None else ""
+        print(f"USING SYNTHETIC SAMPLE DATA ({kind}, {num_train} train / {num_val} val images, {size} px wide"
+              f"{limited}) at {top}: it only mimics the real layout; numbers measured on it say nothing about ISANet.")
     return top
 
 

@@ -3,10 +3,14 @@
 The real data sets are large and licensed; these let every reader, transform, the evaluator and the trainer
 run end to end in seconds. Each class has one consistent look (its palette colour plus a stripe texture whose
 angle and period depend only on the class), drawn as regions and shapes with per-image noise, so a model can
-learn it; nothing here says anything about the published models. Pascal VOC gets the 255 "void" borders
-around objects that its real labels have (its SBD-style aug labels do not), Cityscapes gets both
-``labelIds`` and ``labelTrainIds`` (including ids without a train id, such as the ego vehicle), ADE20K uses
-file value 0 for "other". Everything is a function of ``seed``.
+learn it; nothing here says anything about the published models. Pascal VOC images hold 3-5 objects whose
+classes are dealt out in shuffled rounds per split, so that a split of seven or more images draws every
+object class, and each about equally often (a later shape may still hide an earlier one);
+``object_classes`` limits them to the first few (a tiny model trained for a few CPU minutes from random
+weights learns five such classes, but not twenty). VOC gets the 255 "void" borders around objects that its
+real labels have (its SBD-style aug labels do not), Cityscapes gets both ``labelIds`` and ``labelTrainIds``
+(including ids without a train id, such as the ego vehicle), ADE20K uses file value 0 for "other".
+Everything is a function of ``seed``.
 """
 
 from __future__ import annotations
@@ -82,10 +86,21 @@ def void_border(label: np.ndarray, width: int = VOID_BORDER) -> np.ndarray:
     return bordered
 
 
-def _voc_layout(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def deal_classes(rng: np.random.Generator, counts: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """The classes (``1 .. num_classes``) of image ``i``'s ``counts[i]`` objects: shuffled rounds of all of
+    them dealt out in turn, so that every class appears about equally often in a set of images, and at least
+    once when it has ``num_classes`` objects. Drawn one by one, many classes of a small sample would show up
+    in only one of its splits."""
+    total = int(counts.sum())
+    rounds = [rng.permutation(np.arange(1, num_classes + 1)) for _ in range(-(-total // num_classes))]
+    return np.split(np.concatenate(rounds)[:total], np.cumsum(counts)[:-1])
+
+
+def _voc_layout(rng: np.random.Generator, height: int, width: int, classes: np.ndarray) -> np.ndarray:
+    """Background with one shape per entry of ``classes``, later ones on top."""
     label = np.zeros((height, width), np.uint8)
-    for _ in range(rng.integers(1, 4)):
-        _draw_shape(label, int(rng.integers(1, len(VOCDataset.CLASSES))), rng)
+    for value in classes:
+        _draw_shape(label, int(value), rng)
     return label
 
 
@@ -150,14 +165,18 @@ def _sizes(rng: np.random.Generator, count: int, size: int, aspect: float, vary:
     return [(int(size * aspect) + int(delta), size) for delta in jitter]
 
 
-def _write_voc(root: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator) -> Path:
+def _write_voc(root: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
+               object_classes: int = len(VOCDataset.CLASSES) - 1) -> Path:
     top = root / "VOCdevkit" / "VOC2012"
     names = [f"{2007 + index % 6}_{index:06d}" for index in range(num_train + num_val)]
     val, train = names[:num_val], names[num_val:]
     voc_train, aug = train[:(len(train) + 1) // 2], train[(len(train) + 1) // 2:]
     colours, palette = _colours({i: c for i, c in enumerate(VOCDataset.PALETTE)}), voc_colormap()
-    for name, (height, width) in zip(names, _sizes(rng, len(names), size, 0.75, vary=True)):
-        label = _voc_layout(rng, height, width)
+    counts = rng.integers(3, 6, len(names))
+    classes = [*deal_classes(rng, counts[:num_val], object_classes),
+               *deal_classes(rng, counts[num_val:], object_classes)]
+    for name, (height, width), objects in zip(names, _sizes(rng, len(names), size, 0.75, vary=True), classes):
+        label = _voc_layout(rng, height, width, objects)
         _write_image(top / "JPEGImages" / f"{name}.jpg", render(label, colours, rng))
         if name not in aug:
             _write_label(top / "SegmentationClass" / f"{name}.png", void_border(label), palette)
@@ -204,12 +223,14 @@ WRITERS: dict[str, Callable[..., Path]] = {"voc": _write_voc, "cityscapes": _wri
 
 
 def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 4,
-                         size: int = 128, seed: int = 0, label_ids_only: bool = False) -> Path:
+                         size: int = 128, seed: int = 0, label_ids_only: bool = False,
+                         object_classes: int | None = None) -> Path:
     """Write a synthetic ``kind`` ("voc", "cityscapes" or "ade20k") data set under ``out_dir``.
 
     ``size`` is the image width in pixels. Returns the data set's own top folder (``VOCdevkit/VOC2012``,
     ``cityscapes`` or ``ADEChallengeData2016``), which also holds a ``SAMPLE_DATA.txt`` saying the data is
     synthetic. ``label_ids_only`` (Cityscapes) writes only the official ``*_gtFine_labelIds.png`` files.
+    ``object_classes`` (VOC) draws the objects from its first that many object classes only (default: all 20).
     """
     if kind not in WRITERS:
         raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(WRITERS)}")
@@ -218,7 +239,12 @@ def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int =
                          f"images of {size} px")
     if label_ids_only and kind != "cityscapes":
         raise ValueError("label_ids_only applies to Cityscapes only (the other data sets have one label format)")
+    if object_classes is not None and (kind != "voc" or not 1 <= object_classes < len(VOCDataset.CLASSES)):
+        raise ValueError(f"object_classes applies to VOC only and must be 1 to {len(VOCDataset.CLASSES) - 1}, "
+                         f"got {object_classes} for {kind}")
     options = {"label_ids_only": True} if label_ids_only else {}
+    if object_classes is not None:
+        options["object_classes"] = object_classes
     top = WRITERS[kind](Path(out_dir), num_train, num_val, size, np.random.default_rng(seed), **options)
     (top / "SAMPLE_DATA.txt").write_text(NOTICE.format(kind=kind, seed=seed, num_train=num_train, num_val=num_val))
     return top

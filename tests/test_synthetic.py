@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from isanet.datasets import CityscapesDataset, build_dataset
-from isanet.synthetic import class_texture, render, voc_colormap, void_border, write_sample_dataset
+from isanet.synthetic import class_texture, deal_classes, render, voc_colormap, void_border, write_sample_dataset
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -42,6 +42,26 @@ def test_voc_labels_have_void_borders_and_the_voc_palette(tmp_path):
     assert 255 not in plain and (bordered[bordered != 255] == plain[bordered != 255]).all()
     assert ((bordered == 255) == (void_border(plain) == 255)).all()
     assert voc_colormap()[255].tolist() == [224, 224, 192] and voc_colormap()[15].tolist() == [192, 128, 128]
+
+
+def test_deal_classes_gives_every_class_about_equally_often():
+    counts = np.array([3, 5, 4, 3, 5, 4, 3])  # 27 objects for 20 classes: one round and 7 of the next
+    dealt = deal_classes(np.random.default_rng(0), counts, 20)
+    assert [len(classes) for classes in dealt] == counts.tolist()
+    frequency = np.bincount(np.concatenate(dealt), minlength=21)
+    assert frequency[0] == 0 and sorted(frequency[1:].tolist()) == [1] * 13 + [2] * 7
+
+
+def _object_classes(top: Path, split: str) -> set[int]:
+    return set().union(*(np.unique(sample["label"]).tolist() for sample in build_dataset("voc", top, split))) - {0, 255}
+
+
+def test_voc_objects_cover_the_classes_of_each_split(tmp_path):
+    """Seven val images have at least 21 objects: every object class is drawn there, and in training."""
+    top = write_sample_dataset("voc", tmp_path / "all", num_train=14, num_val=7, size=128)
+    assert all(len(_object_classes(top, split)) >= 18 for split in ("train", "val"))  # a shape may hide another
+    few = write_sample_dataset("voc", tmp_path / "few", num_train=4, num_val=2, size=64, object_classes=3)
+    assert _object_classes(few, "train") == _object_classes(few, "val") == {1, 2, 3}
 
 
 def test_void_border_marks_where_classes_meet():
@@ -130,3 +150,6 @@ def test_bad_arguments(tmp_path):
         write_sample_dataset("voc", tmp_path, label_ids_only=True)
     with pytest.raises(ValueError, match="at least one"):
         write_sample_dataset("ade20k", tmp_path, num_val=0)
+    for kind, classes in (("cityscapes", 5), ("voc", 0), ("voc", 21)):
+        with pytest.raises(ValueError, match="object_classes applies to VOC only and must be 1 to 20"):
+            write_sample_dataset(kind, tmp_path, object_classes=classes)

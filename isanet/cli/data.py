@@ -20,6 +20,8 @@ def add_parser(subparsers) -> None:
     data.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     data.add_argument("--label-ids-only", action="store_true",
                       help="Cityscapes: write only *_gtFine_labelIds.png (readers convert them on the fly)")
+    data.add_argument("--object-classes", type=int, metavar="N",
+                      help="VOC: draw the objects from its first N object classes only (default: all 20)")
     data.set_defaults(func=run_sample_data)
 
     checkpoint = subparsers.add_parser("sample-checkpoint", help="write random weights for a zoo model")
@@ -34,7 +36,8 @@ def run_sample_data(args: argparse.Namespace) -> int:
 
     try:
         top = write_sample_dataset(args.kind, args.out, num_train=args.num_train, num_val=args.num_val,
-                                   size=args.size, seed=args.seed, label_ids_only=args.label_ids_only)
+                                   size=args.size, seed=args.seed, label_ids_only=args.label_ids_only,
+                                   object_classes=args.object_classes)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
