@@ -49,13 +49,19 @@ def setup() -> Path:
     return venv_python()
 
 
+def lab_command(python: Path) -> list[str]:
+    """JupyterLab on the notebooks. Containers often run as root, which JupyterLab refuses without a flag."""
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return [str(python), "-m", "jupyterlab", "notebooks", *(["--allow-root"] if as_root else [])]
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in ("lab", "test"):
         print(__doc__)
         return 2
     python = setup()
     if argv[0] == "lab":
-        return subprocess.call([str(python), "-m", "jupyterlab", "notebooks"], cwd=ROOT)
+        return subprocess.call(lab_command(python), cwd=ROOT)
     return subprocess.call([str(python), *TEST_ARGS], cwd=ROOT)
 
 

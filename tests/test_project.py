@@ -46,3 +46,16 @@ def test_readme_commands_are_the_kit_commands_and_ci_runs_the_test_one():
     ci = (REPO / ".ci" / "run").read_text()
     assert re.search(r"^python3 kit\.py test$", ci, flags=re.MULTILINE)
     assert '"--nbmake"' in KIT and '"notebooks"' in KIT and '"tests"' in KIT
+
+
+def test_kit_lab_allows_root_only_when_running_as_root(monkeypatch):
+    """`python3 kit.py lab` in a root container: JupyterLab exits at once without --allow-root."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("kit", REPO / "kit.py")
+    kit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kit)
+    for uid, flags in ((0, ["--allow-root"]), (1000, [])):
+        monkeypatch.setattr(kit.os, "geteuid", lambda uid=uid: uid, raising=False)
+        assert kit.lab_command(Path("py")) == ["py", "-m", "jupyterlab", "notebooks", *flags]
