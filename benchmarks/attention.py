@@ -1,9 +1,10 @@
 """Dense vs ISA attention, measured side by side in one run: the figures of ``benchmarks/README.md``.
 
-A thin wrapper over :func:`isanet.profiling.bench_attention` (the code behind ``isanet bench attention``):
-the attention part alone at each size, then, with ``--paper-setting``, the authors' setting (2048-channel
-input, 3x3 conv-BN-ReLU to 512, then the block). Prints the rows, the dense/ISA ratios next to the targets
-and next to the affinity-size ratio the partition predicts, and optionally saves every row as JSON.
+A thin wrapper over :func:`isanet.analysis.attention_bench.bench_attention` (the code behind
+``isanet bench attention``): the attention part alone at each size, then, with ``--paper-setting``, the
+authors' setting (2048-channel input, 3x3 conv-BN-ReLU to 512, then the block). Prints the rows, the
+dense/ISA ratios next to the targets and next to the affinity-size ratio the partition predicts, and
+optionally saves every row as JSON.
 
     .venv/bin/python benchmarks/attention.py --threads 1 --json /tmp/attention.json
     .venv/bin/python benchmarks/attention.py --sizes 128 --paper-setting --repeats 3
@@ -20,13 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from isanet import profiling  # noqa: E402
-from isanet.isa import Partition  # noqa: E402
+from isanet.analysis import attention_bench
+from isanet.models.interlaced import Partition
 
 TARGETS = {"memory": 10.0, "flops": 6.0}  # dense/ISA at 128x128, 512 channels, explicit (matmul) kernels
 
 
-def summary(rows: list[profiling.BenchRow], down_factor: tuple[int, int], targets: bool = True) -> str:
+def summary(rows: list[attention_bench.BenchRow], down_factor: tuple[int, int], targets: bool = True) -> str:
     """One line per size and kernel: measured ratios, the affinity-entry ratio, and (``targets``) the
     targets, which are set for the attention part alone."""
     by_key = {(r.kernel, r.height, r.width, r.method): r for r in rows}
@@ -49,23 +50,23 @@ def summary(rows: list[profiling.BenchRow], down_factor: tuple[int, int], target
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, paper_setting: bool) -> list[profiling.BenchRow]:
+def run(args: argparse.Namespace, paper_setting: bool) -> list[attention_bench.BenchRow]:
     on_gpu = args.device == "cuda"
     repeats = args.repeats or (100 if paper_setting and on_gpu else 3)
     warmup = args.warmup if args.warmup is not None else (10 if paper_setting and on_gpu else 1)
-    sizes = [(s, s) for s in (args.sizes if not paper_setting else [profiling.PAPER_SIZE])]
+    sizes = [(s, s) for s in (args.sizes if not paper_setting else [attention_bench.PAPER_SIZE])]
     title = "paper setting (1x2048 input, 3x3 conv-BN-ReLU 2048->512, then the block)" if paper_setting \
         else f"attention part alone (1x{args.channels} map)"
     print(f"\n== {title}; {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{'mean' if paper_setting else 'median'} of {repeats} after {warmup} warm-up", flush=True)
-    rows = profiling.bench_attention(
+    rows = attention_bench.bench_attention(
         sizes, channels=args.channels, isa_channels=args.isa_channels, down_factor=tuple(args.down_factor),
         kernels=args.kernels, device=args.device, backward=args.backward, repeats=repeats, warmup=warmup,
         memory_cap_bytes=int(args.memory_cap_gb * 2**30) if args.memory_cap_gb else None,
         paper_setting=paper_setting, statistic="mean" if paper_setting else "median",
         progress=lambda row: print(f"   measured {row.method} {row.kernel} {row.height}x{row.width}: "
                                    f"{row.status}", file=sys.stderr, flush=True))
-    print(profiling.format_rows(rows))
+    print(attention_bench.format_rows(rows))
     print(summary(rows, tuple(args.down_factor), targets=not paper_setting))
     if paper_setting:
         print("as the authors count memory (call peak + weights, input excluded), MiB: " + ", ".join(

@@ -1,8 +1,8 @@
 """A notebook-sized fine-tune on the synthetic VOC sample data, on CPU: does the trainer learn?
 
 Writes ``isanet sample-data voc`` (synthetic: it says nothing about the published models) with the sizes of
-:data:`isanet.train.NOTEBOOK_SAMPLE_DATA` (objects of the first 5 VOC object classes only), trains the tiny
-R-18 ISANet of :data:`isanet.train.NOTEBOOK_SETTINGS` from random weights with the published recipe's loss,
+:data:`isanet.engine.trainer.NOTEBOOK_SAMPLE_DATA` (objects of the first 5 VOC object classes only), trains the tiny
+R-18 ISANet of :data:`isanet.engine.trainer.NOTEBOOK_SETTINGS` from random weights with the published recipe's loss,
 optimiser, poly schedule and augmentation (only the sizes, the iterations and the learning rate changed),
 evaluates on the validation split before training and every ``eval_every`` iterations, prints the start and
 end mIoU and the wall time, and saves the loss/mIoU curve.
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from isanet.synthetic import write_sample_dataset
-from isanet.train import NOTEBOOK_SAMPLE_DATA as SAMPLE_DATA
-from isanet.train import NOTEBOOK_SETTINGS, TrainConfig, train
-from isanet.train_log import plot_training_curves
+from isanet.data.synthetic import write_sample_dataset
+from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA as SAMPLE_DATA
+from isanet.engine.trainer import NOTEBOOK_SETTINGS, TrainConfig, train
+from isanet.notebook.plots import plot_training_curves
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

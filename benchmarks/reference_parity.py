@@ -5,7 +5,7 @@ Runs ONLY in a scratch environment that has mmsegmentation installed (see ``benc
 
 1. builds mmseg's ``EncoderDecoder`` from the config file (SyncBN -> BN, CPU, eval mode) and our model from
    ``isanet.build_model(name)``;
-2. fills ours with ``isanet.checkpoint.random_state_dict(model, seed)`` and loads the *same* state dict into
+2. fills ours with ``isanet.io.checkpoint.random_state_dict(model, seed)`` and loads the *same* state dict into
    mmseg's model with ``strict=True`` (so the key names must agree one to one);
 3. runs both on a deterministic normalised input whose stride-8 feature map is not a multiple of the ISA
    block size, in whole mode and in slide mode (overlapping windows plus a clipped edge window), in fp32 and
@@ -56,7 +56,7 @@ def stub_mmcv_ops() -> None:
     ops (point_sample, CrissCrossAttention, ...) at module level for heads ISANet never uses. Register a stub
     ``mmcv.ops`` whose every attribute is a class that refuses to be instantiated."""
     try:
-        import mmcv.ops  # noqa: F401  (a full mmcv with compiled ops: nothing to do)
+        import mmcv.ops
         return
     except Exception:
         pass
@@ -147,11 +147,11 @@ def mmseg_logits(model, x: torch.Tensor, mode: str, crop_size=None, stride=None)
 
 def build_ours(name: str, seed: int):
     import isanet
-    from isanet.checkpoint import random_state_dict
+    from isanet.io.checkpoint import random_state_dict
 
     build = getattr(isanet, "build_model", None)
     if build is None:
-        from isanet.zoo import build_model as build
+        from isanet.models.zoo import build_model as build
     model = build(name).eval()
     state = random_state_dict(model, seed=seed)
     model.load_state_dict(state, strict=True)
@@ -163,7 +163,7 @@ def our_logits(model, x: torch.Tensor, mode: str, crop_size=None, stride=None) -
 
     predict = getattr(isanet, "predict", None)
     if predict is None:
-        from isanet.inference import predict
+        from isanet.evaluation.inference import predict
     kwargs = dict(mode=mode)
     if mode == "slide":
         kwargs.update(crop_size=tuple(crop_size), stride=tuple(stride))
@@ -237,7 +237,7 @@ def run_parity(args, config_dir: Path) -> bool:
     The fixture keeps mmseg's fp64 logits (stored as fp32): fp32 results differ between CPUs (vector ISA,
     threads) by float noise that a 101-layer net amplifies to a few 1e-6, whereas an fp64 replay of the same
     weights is machine-independent to ~1e-7 (the fp32 rounding of the stored values)."""
-    from isanet.checkpoint import state_dict_digest
+    from isanet.io.checkpoint import state_dict_digest
 
     ok = True
     x = make_input(tuple(args.size), args.seed)
@@ -322,10 +322,10 @@ def bench_head(args, config_dir: Path) -> list:
     2048 -> 512), and the head without its in_conv on ``1 x 512 x S x S`` (ISA + out_conv + classifier), where
     the attention's share shows. ``--clock cpu`` measures the calling thread's CPU time (use it with
     ``--threads 1``): on a machine shared with other jobs it is far steadier than wall time. Peak memory is
-    :func:`isanet.profiling.peak_memory`'s CPU tracker: bytes of live tensors over the inputs and weights."""
+    :func:`isanet.analysis.memory.peak_memory`'s CPU tracker: bytes of live tensors over the inputs and weights."""
     from torch import nn
 
-    from isanet.profiling import peak_memory
+    from isanet.analysis.memory import peak_memory
 
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     name = args.configs[0]
@@ -346,7 +346,7 @@ def bench_head(args, config_dir: Path) -> list:
             if skip_in_conv:
                 ref.decode_head.in_conv = ours.decode_head.in_conv = nn.Identity()
             try:
-                fns = {"mmseg": lambda: ref.decode_head(feats)}
+                fns = {"mmseg": lambda feats=feats: ref.decode_head(feats)}
                 rel = {}
                 with torch.no_grad():
                     ref_out = ref.decode_head(feats)
@@ -355,7 +355,7 @@ def bench_head(args, config_dir: Path) -> list:
                         if kernel is not None:
                             head.kernel = kernel
                         rel[kernel] = diff(head(feats), ref_out)[1]
-                        fns[kernel] = (lambda h: (lambda: h(feats)))(head)
+                        fns[kernel] = lambda head=head, feats=feats: head(feats)
                 medians = time_interleaved(fns, args.repeats, args.warmup, clock)
                 with torch.no_grad():
                     peaks = {key: peak_memory(fn, "cpu") / 2**20 for key, fn in fns.items()}

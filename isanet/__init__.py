@@ -1,13 +1,19 @@
 """isanet: Interlaced Sparse Self-Attention (ISANet) in plain PyTorch, faithful to mmsegmentation's numbers.
 
-The most used pieces are importable from here; each lives in a module of its own (see the README).
+The most used pieces are importable from here; each lives in a subpackage of its own (see ARCHITECTURE.md).
 """
 
-from isanet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from isanet.inference import predict
-from isanet.model import ISANet
-from isanet.zoo import build_model, get_entry, list_models
+from isanet.evaluation.inference import predict
+from isanet.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from isanet.models import (
+           ISANet,
+           ISANetConfig,
+           build_model,
+           get_entry,
+           list_models,
+           model_config,
+)
 
-__all__ = ["CheckpointError", "ISANet", "build_model", "get_entry", "list_models", "load_checkpoint", "predict",
-           "save_checkpoint"]
+__all__ = ["CheckpointError", "ISANet", "ISANetConfig", "build_model", "get_entry", "list_models",
+           "load_checkpoint", "model_config", "predict", "save_checkpoint"]
 __version__ = "0.1.0"

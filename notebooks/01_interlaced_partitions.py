@@ -49,13 +49,23 @@ import numpy as np
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
-from isanet.datasets import build_dataset
-from isanet.isa import Partition, long_range_group_ids, pixel_groups, short_range_group_ids
-from isanet.transforms import rescale_size, resize_image
-from isanet.viz import plot_partition
-from isanet.notebook_setup import repo_root, resolve_path, sample_dataset
-from isanet.viz import complexity_html, plot_partition_over_image, plot_two_hop, two_hop_path
-from isanet.widgets import PartitionExplorer
+from isanet.data.datasets import build_dataset
+from isanet.data.transforms import rescale_size, resize_image
+from isanet.models.interlaced import (
+    Partition,
+    long_range_group_ids,
+    pixel_groups,
+    short_range_group_ids,
+)
+from isanet.notebook.partition_explorer import PartitionExplorer
+from isanet.notebook.plots import (
+    complexity_html,
+    plot_partition,
+    plot_partition_over_image,
+    plot_two_hop,
+    two_hop_path,
+)
+from isanet.notebook.session import repo_root, resolve_path, sample_dataset
 
 ROOT = repo_root()
 partition = Partition(HEIGHT, WIDTH, DOWN_FACTOR, DOWN_FACTOR)

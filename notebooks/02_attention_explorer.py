@@ -23,7 +23,7 @@
 #    from *every* pixel `r` reaches `p` in two hops;
 # 4. **dense**: one softmax over the whole map, the thing ISA replaces.
 #
-# The maps come from a real forward pass (`isanet.probe.capture`) of the model you pick: random weights,
+# The maps come from a real forward pass (`isanet.analysis.probe.capture`) of the model you pick: random weights,
 # a sample-trained checkpoint (written by notebook 04), or any published checkpoint you have downloaded into
 # `data/checkpoints/` (`isanet download <name> --dir data/checkpoints`).
 #
@@ -52,10 +52,15 @@ THREADS = None           # CPU threads; None: 1 under a test runner (steady on b
 # %%
 import numpy as np
 
-from isanet.datasets import build_dataset
-from isanet.transforms import rescale_size, resize_image
-from isanet.notebook_setup import configure_torch, repo_root, resolve_path, sample_dataset
-from isanet.attention_explorer import AttentionExplorer, model_choices
+from isanet.data.datasets import build_dataset
+from isanet.data.transforms import rescale_size, resize_image
+from isanet.notebook.attention_explorer import AttentionExplorer, model_choices
+from isanet.notebook.session import (
+    configure_torch,
+    repo_root,
+    resolve_path,
+    sample_dataset,
+)
 
 ROOT = repo_root()
 device = configure_torch(DEVICE, THREADS)

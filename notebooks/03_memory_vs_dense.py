@@ -25,7 +25,7 @@
 # PyTorch's fused `scaled_dot_product_attention` (on GPUs it never stores the affinity at all — a different
 # way of saving memory, which ISA can use too).
 #
-# How each number is taken (details in `isanet/profiling.py`): **memory** is the peak of live tensor bytes
+# How each number is taken (details in `isanet/analysis/memory.py` and `isanet/analysis/measure.py`): **memory** is the peak of live tensor bytes
 # during the call (CUDA: `max_memory_allocated`; CPU: an exact tensor-allocation tracker); **FLOPs** are counted
 # by `torch.utils.flop_counter` on shapes only (free, even for sizes that do not fit); **time** is the median of
 # a few calls. On a shared CPU the times are noisy; memory and FLOPs are exact.
@@ -53,12 +53,21 @@ import time
 import torch
 from IPython.display import display
 
-from isanet import profiling
-from isanet.isa import Partition
-from isanet.profiling import (PAPER_CHANNELS, PAPER_IN_CHANNELS, PAPER_ISA_CHANNELS, PAPER_SIZE, attention_module,
-                              bench_attention, count_module_flops, format_ratios, format_rows)
-from isanet.viz import plot_bench
-from isanet.notebook_setup import configure_torch
+from isanet.analysis import attention_bench
+from isanet.analysis.attention_bench import (
+    PAPER_CHANNELS,
+    PAPER_IN_CHANNELS,
+    PAPER_ISA_CHANNELS,
+    PAPER_SIZE,
+    attention_module,
+    bench_attention,
+    format_ratios,
+    format_rows,
+)
+from isanet.analysis.measure import count_module_flops
+from isanet.models.interlaced import Partition
+from isanet.notebook.plots import plot_bench
+from isanet.notebook.session import configure_torch
 
 device = configure_torch(DEVICE, THREADS)
 on_gpu = device.startswith("cuda")
@@ -151,7 +160,7 @@ print(f"FLOPs dense/ISA: {paper_flops['dense'] / paper_flops['isa']:.2f}x;  affi
 # | Efficiency table measured on a GPU for a `2048 x 128 x 128` input | section 4 (FLOPs, counted) and, on a GPU, section 6 (memory and time, measured the authors' way) |
 #
 # The cell below prints this comparison with the numbers of this run. (If the package ships the paper's own
-# efficiency table as `isanet.profiling.PAPER_EFFICIENCY`, it is printed next to ours.)
+# efficiency table as `isanet.analysis.measure.PAPER_EFFICIENCY`, it is printed next to ours.)
 
 # %%
 largest = max(sizes)
@@ -167,7 +176,7 @@ for kernel in KERNELS:
           f"{largest}x{largest} (grows {grow:.1f}x with the size: {'as claimed' if grow > 1 else 'NOT as claimed'})")
 print(f"paper setting ({PAPER_SIZE}x{PAPER_SIZE}): {dense_entries / isa_entries:.0f}x fewer affinity entries, "
       f"{paper_flops['dense'] / paper_flops['isa']:.1f}x fewer FLOPs (counted)")
-paper_table = getattr(profiling, "PAPER_EFFICIENCY", None)
+paper_table = getattr(attention_bench, "PAPER_EFFICIENCY", None)
 if paper_table:
     print("the paper's own efficiency table:", paper_table)
 

@@ -24,7 +24,7 @@
 # curves show the mechanics (the loss falls, the mIoU rises on data a model can learn), not anything about the
 # published models. Under a test runner (`QUICK`) it runs only a few iterations.
 #
-# The trainer is `isanet.train.Trainer`: iterate `trainer.run()` and you get one record per iteration (the
+# The trainer is `isanet.engine.trainer.Trainer`: iterate `trainer.run()` and you get one record per iteration (the
 # same records it writes to `WORK_DIR/log.jsonl`); evaluation records carry `mIoU`.
 
 # %% tags=["parameters"]
@@ -55,12 +55,22 @@ import torch
 from IPython.display import display
 from matplotlib.figure import Figure
 
-from isanet.checkpoint import save_checkpoint
-from isanet.datasets import build_dataset
-from isanet.train import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, Trainer, TrainConfig
-from isanet.train_log import plot_training_curves
-from isanet.notebook_setup import configure_torch, quick_mode, repo_root, resolve_path, sample_dataset
-from isanet.viz import plot_predictions
+from isanet.data.datasets import build_dataset
+from isanet.engine.trainer import (
+    NOTEBOOK_SAMPLE_DATA,
+    NOTEBOOK_SETTINGS,
+    TrainConfig,
+    Trainer,
+)
+from isanet.io.checkpoint import save_checkpoint
+from isanet.notebook.plots import plot_predictions, plot_training_curves
+from isanet.notebook.session import (
+    configure_torch,
+    quick_mode,
+    repo_root,
+    resolve_path,
+    sample_dataset,
+)
 
 ROOT = repo_root()
 quick = quick_mode(QUICK)

@@ -55,13 +55,21 @@ from dataclasses import replace
 
 from IPython.display import display
 
-from isanet.datasets import build_dataset
-from isanet.evaluate import EvalSettings, evaluate
-from isanet.metrics import format_table
-from isanet.zoo import get_entry, short_dataset_name
-from isanet.notebook_setup import (configure_torch, find_zoo_checkpoints, load_model, quick_mode, repo_root,
-                                   resolve_path, sample_checkpoint, sample_dataset)
-from isanet.viz import plot_per_class_iou, plot_predictions
+from isanet.data.datasets import build_dataset
+from isanet.evaluation.evaluate import EvalSettings, evaluate
+from isanet.evaluation.metrics import format_table
+from isanet.io.checkpoint import load_model
+from isanet.models.zoo import get_entry, short_dataset_name
+from isanet.notebook.plots import plot_per_class_iou, plot_predictions
+from isanet.notebook.session import (
+    configure_torch,
+    find_zoo_checkpoints,
+    quick_mode,
+    repo_root,
+    resolve_path,
+    sample_checkpoint,
+    sample_dataset,
+)
 
 ROOT = repo_root()
 quick = quick_mode(QUICK)

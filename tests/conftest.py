@@ -1,4 +1,4 @@
-"""Shared fixtures: small models with deterministic weights, and the reference manifests from shared/."""
+"""Shared fixtures: small models with deterministic weights, and the reference manifests of the zoo's weights."""
 
 from __future__ import annotations
 
@@ -9,18 +9,16 @@ import pytest
 import torch
 
 import isanet
-from isanet.checkpoint import random_state_dict
+from isanet.io.checkpoint import random_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_REFERENCE = REPO.parent / "shared" / "reference"
 CITYSCAPES_R50 = "isanet_r50-d8_4xb2-40k_cityscapes-512x1024"
 
 
 def reference_file(name: str) -> Path:
-    """A file of ../shared/reference (the team's source of truth) when it is beside this checkout, else the
-    copy under tests/fixtures/reference, so the manifest tests never silently skip."""
-    path = SHARED_REFERENCE / name
-    return path if path.is_file() else REPO / "tests" / "fixtures" / "reference" / name
+    """A reference manifest: the key names, shapes and dtypes of the published checkpoints, and the zoo table,
+    as taken from the OpenMMLab release (kept under tests/fixtures/reference)."""
+    return REPO / "tests" / "fixtures" / "reference" / name
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +49,6 @@ def r50() -> isanet.ISANet:
 def tiny_model() -> isanet.ISANet:
     """A fast R-18 ISANet with 5 classes and seeded weights, for tests that do not need the published sizes."""
     torch.manual_seed(0)
-    model = isanet.ISANet(depth=18, num_classes=5, channels=64, isa_channels=32, aux_channels=32)
+    model = isanet.ISANet(isanet.ISANetConfig.tiny())
     model.load_state_dict(random_state_dict(model, seed=1))
     return model.eval()

@@ -1,6 +1,7 @@
 """The set-up paths (README, kit.py, pyproject, environment.yml, .ci/run) agree with each other."""
 
 import re
+
 import tomllib
 
 from tests.conftest import REPO

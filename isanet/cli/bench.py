@@ -44,7 +44,8 @@ def add_parser(subparsers) -> None:
     attention.add_argument("--methods", nargs="+", choices=("dense", "isa"), default=["dense", "isa"])
     attention.add_argument("--backward", action="store_true", help="measure forward + backward")
     attention.add_argument("--repeats", type=int, help="timed calls (default 5; paper setting: 100 on GPU, 3 on CPU)")
-    attention.add_argument("--warmup", type=int, help="untimed calls first (default 1; paper setting: 10 on GPU, 1 on CPU)")
+    attention.add_argument("--warmup", type=int,
+                           help="untimed calls first (default 1; paper setting: 10 on GPU, 1 on CPU)")
     attention.add_argument("--memory-cap-gb", type=float, default=8.0,
                            help="CPU only: report a row as oom instead of letting live tensors pass this many GiB "
                                 "(default 8; 0 for no cap)")
@@ -60,20 +61,19 @@ def add_parser(subparsers) -> None:
 def run_attention(args: argparse.Namespace) -> int:
     import torch
 
-    from isanet import profiling
+    from isanet.analysis import attention_bench
+    from isanet.runtime import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    on_gpu = args.device == "cuda"
-    if on_gpu and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch.cuda.is_available() is False on this machine")
+    on_gpu = resolve_device(args.device, "--device") == "cuda"
     if args.paper_setting:
         repeats = args.repeats or (100 if on_gpu else 3)
         warmup = args.warmup if args.warmup is not None else (10 if on_gpu else 1)
     else:
         repeats, warmup = args.repeats or 5, args.warmup if args.warmup is not None else 1
     sizes = args.sizes or [parse_size(text) for text in
-                           ([str(profiling.PAPER_SIZE)] if args.paper_setting else DEFAULT_SIZES)]
+                           ([str(attention_bench.PAPER_SIZE)] if args.paper_setting else DEFAULT_SIZES)]
     cap = int(args.memory_cap_gb * 2**30) if args.memory_cap_gb and not on_gpu else None
     print(f"dense vs ISA attention on {args.device} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
           f", channels {args.channels}, isa channels {args.isa_channels}, down factor {tuple(args.down_factor)}"
@@ -85,14 +85,14 @@ def run_attention(args: argparse.Namespace) -> int:
         print(f"  {row.method:5s} {row.kernel:6s} {row.height}x{row.width}: {row.status}", file=sys.stderr,
               flush=True)
 
-    rows = profiling.bench_attention(
+    rows = attention_bench.bench_attention(
         sizes, channels=args.channels, isa_channels=args.isa_channels, down_factor=tuple(args.down_factor),
         kernels=args.kernels, methods=args.methods, device=args.device, backward=args.backward,
         repeats=repeats, warmup=warmup, memory_cap_bytes=cap, paper_setting=args.paper_setting,
         statistic="mean" if args.paper_setting else "median", progress=progress)
-    print(profiling.format_rows(rows))
+    print(attention_bench.format_rows(rows))
     print()
-    print(profiling.format_ratios(rows))
+    print(attention_bench.format_ratios(rows))
     if args.paper_setting:
         print("\nas the authors count memory (peak over the input, weights included, MiB): " + ", ".join(
             f"{row.method}[{row.kernel}] {row.paper_memory_mib:.1f}" if row.paper_memory_mib is not None else
@@ -101,7 +101,7 @@ def run_attention(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps([row.to_dict() for row in rows], indent=1))
         print(f"wrote {args.json}")
     if args.plot:
-        from isanet.viz import plot_bench
+        from isanet.notebook.plots import plot_bench
 
         plot_bench(rows, args.plot)
         print(f"wrote {args.plot}")

@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_sample_data(args: argparse.Namespace) -> int:
-    from isanet.synthetic import write_sample_dataset
+    from isanet.data.synthetic import write_sample_dataset
 
     try:
         top = write_sample_dataset(args.kind, args.out, num_train=args.num_train, num_val=args.num_val,
@@ -47,8 +47,8 @@ def run_sample_data(args: argparse.Namespace) -> int:
 
 
 def run_sample_checkpoint(args: argparse.Namespace) -> int:
-    from isanet.checkpoint import save_random_checkpoint
-    from isanet.zoo import get_entry
+    from isanet.io.checkpoint import save_random_checkpoint
+    from isanet.models.zoo import get_entry
 
     try:
         name = get_entry(args.name)["name"]

@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.download import download
+    from isanet.io.download import download
 
     print(download(args.name, args.dir, url=args.url))
     return 0

@@ -28,17 +28,9 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available in this PyTorch installation; use --device cpu")
-    return name
-
-
 def summary(results: dict, entry: dict, dataset_root: Path) -> str:
     """The headline numbers beside the zoo's, with the caveats that make them incomparable."""
-    from isanet.transforms import pipeline_step
+    from isanet.data.transforms import pipeline_step
 
     published = entry["mIoU_ms_flip"] if results["settings"]["ms_flip"] else entry["mIoU"]
     kind = "ms+flip" if results["settings"]["ms_flip"] else "single-scale"
@@ -56,16 +48,17 @@ def summary(results: dict, entry: dict, dataset_root: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet import zoo
-    from isanet.checkpoint import load_checkpoint
-    from isanet.datasets import build_dataset
-    from isanet.evaluate import EvalSettings, evaluate
-    from isanet.jsonio import write_json_atomic
-    from isanet.metrics import format_table
+    from isanet.data.datasets import build_dataset
+    from isanet.evaluation.evaluate import EvalSettings, evaluate
+    from isanet.evaluation.metrics import format_table
+    from isanet.io.atomic import write_json_atomic
+    from isanet.io.checkpoint import load_checkpoint
+    from isanet.models import zoo
+    from isanet.runtime import resolve_device
 
     try:
         entry = zoo.get_entry(args.name)
-        device = _device(args.device)
+        device = resolve_device(args.device, "--device")
         dataset = build_dataset(entry["dataset"], args.data_root, args.split)
         model = zoo.build_model(entry["name"])
         load_checkpoint(model, args.checkpoint)

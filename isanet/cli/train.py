@@ -1,4 +1,4 @@
-"""``isanet train NAME``: fine-tune a zoo architecture with its published recipe (see :mod:`isanet.train`).
+"""``isanet train NAME``: fine-tune a zoo architecture with its published recipe (see :mod:`isanet.engine.trainer`).
 
 Options left out take the zoo entry's value (a fresh run) or the resumed checkpoint's (``--resume``). Under
 ``torchrun --nproc_per_node N -m isanet.cli train ...`` it trains with DDP; only rank 0 prints and writes.
@@ -40,8 +40,8 @@ def add_parser(subparsers) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~isanet.train.TrainConfig` the options describe."""
-    from isanet.train import TrainConfig
+    """The :class:`~isanet.engine.trainer.TrainConfig` the options describe."""
+    from isanet.engine.trainer import TrainConfig
 
     return TrainConfig(name=args.name, data_root=args.data_root, work_dir=args.work_dir, iters=args.iters,
                        crop_size=tuple(args.crop) if args.crop else None, batch_size=args.batch_size, lr=args.lr,
@@ -52,7 +52,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.train import train
+    from isanet.engine.trainer import train
 
     summary = train(config_from_args(args))
     if summary["rank"] == 0:

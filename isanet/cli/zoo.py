@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet import zoo
+    from isanet.models import zoo
 
     if args.show:
         print(json.dumps(zoo.get_entry(args.show), indent=1))

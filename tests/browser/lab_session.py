@@ -95,7 +95,7 @@ class JupyterLab:
                    f"--ServerApp.root_dir={self.root}", "--ServerApp.allow_root=True"]
         log_path = self.log_path or (self._home / "jupyterlab.log")
         self.log_path = log_path
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 - held open for the server's lifetime, closed in stop()
         self.process = subprocess.Popen(command, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready()
         return self

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from lab_session import CHROMIUM_ARGS, JupyterLab, find_chromium
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,183 @@
+"""The dense-vs-ISA attention bench: every size x kernel x method measured in one run, and its tables.
+
+Dense and ISA are timed interleaved (a, b, a, b, ...), so that load from other processes on a shared machine
+falls on both alike and their ratio stays fair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from isanet.analysis.measure import (
+    Status,
+    measure_footprint,
+    module_step,
+    oom_measurement,
+    time_calls,
+)
+from isanet.models.interlaced import ISAModule
+from isanet.models.layers import ConvBNReLU
+from isanet.models.self_attention import SelfAttentionBlock
+from isanet.runtime import resolve_device
+
+
+class DenseAttention(nn.Module):
+    """One :class:`SelfAttentionBlock` over the whole map with a fixed kernel: the dense counterpart of
+    :class:`isanet.models.interlaced.ISAModule`, with the same projections, so the two are measured the same way."""
+
+    def __init__(self, channels: int = 512, isa_channels: int = 256, kernel: str = "matmul"):
+        super().__init__()
+        self.kernel = kernel
+        self.relation = SelfAttentionBlock(channels, isa_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relation(x, self.kernel)
+
+
+METHODS: tuple[str, ...] = ("dense", "isa")
+#: The authors' efficiency setting (openseg.pytorch ``lib/models/modules/isa_block.py``, its ``__main__``): a
+#: 2048-channel R-101 stage-4 map of a 1024x1024 image, a 3x3 conv-BN-ReLU down to 512 channels, then the
+#: attention block.
+PAPER_IN_CHANNELS, PAPER_CHANNELS, PAPER_ISA_CHANNELS, PAPER_SIZE = 2048, 512, 256, 128
+
+
+def attention_module(method: str, kernel: str, channels: int = 512, isa_channels: int = 256,
+                     down_factor: tuple[int, int] = (8, 8), paper_setting: bool = False) -> nn.Module:
+    """The attention part alone (``ISAModule`` or :class:`DenseAttention`), in eval mode; with
+    ``paper_setting`` preceded by the authors' 3x3 conv-BN-ReLU from ``PAPER_IN_CHANNELS`` channels."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    block = (ISAModule(channels, isa_channels, down_factor, kernel) if method == "isa"
+             else DenseAttention(channels, isa_channels, kernel))
+    if paper_setting:
+        block = nn.Sequential(ConvBNReLU(PAPER_IN_CHANNELS, channels, kernel_size=3, padding=1), block)
+    return block.eval()
+
+
+@dataclass
+class BenchRow:
+    """One measured configuration (a row of ``isanet bench attention --json``)."""
+
+    method: str
+    kernel: str
+    height: int
+    width: int
+    channels: int
+    peak_memory_bytes: int | None
+    flops: int | None
+    time_ms: float | None
+    status: Status
+    isa_channels: int
+    down_factor: tuple[int, int]
+    device: str
+    backward: bool
+    paper_setting: bool
+    weight_bytes: int
+    input_bytes: int
+    repeats: int
+    statistic: str
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def paper_memory_mib(self) -> float | None:
+        """Memory as the authors report it, ``max_memory_allocated()`` minus the input, in MiB (2**20): the
+        call's own peak plus the resident weights."""
+        if self.peak_memory_bytes is None:
+            return None
+        return (self.peak_memory_bytes + self.weight_bytes) / 2**20
+
+
+def _tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, isa_channels: int = 256,
+                    down_factor: tuple[int, int] = (8, 8), kernels: Sequence[str] = ("matmul", "sdpa"),
+                    methods: Sequence[str] = METHODS, device: str = "cpu", backward: bool = False,
+                    repeats: int = 5, warmup: int = 1, memory_cap_bytes: int | None = None,
+                    paper_setting: bool = False, statistic: Literal["median", "mean"] = "median",
+                    batch: int = 1, seed: int = 0,
+                    progress: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
+    """Measure dense vs ISA attention on ``batch x channels x h x w`` maps (``PAPER_IN_CHANNELS`` input
+    channels with ``paper_setting``), every size x kernel x method, in one run on one device."""
+    torch_device = torch.device(resolve_device(device))
+    in_channels = PAPER_IN_CHANNELS if paper_setting else channels
+    cap = memory_cap_bytes if torch_device.type == "cpu" else None
+    rows = []
+    for height, width in sizes:
+        x = torch.randn(batch, in_channels, height, width, generator=torch.Generator().manual_seed(seed))
+        x = x.to(torch_device)
+        for kernel in kernels:
+            modules, results = {}, {}
+            for method in methods:
+                torch.manual_seed(seed)
+                modules[method] = attention_module(method, kernel, channels, isa_channels, down_factor,
+                                                   paper_setting).to(torch_device)
+                results[method] = measure_footprint(modules[method], x, backward=backward, memory_cap_bytes=cap)
+            fits = {method: module_step(modules[method], x, backward) for method in methods
+                    if results[method].status == "ok"}
+            try:  # dense and ISA timed interleaved, so their ratio is fair on a loaded machine
+                for method, elapsed in time_calls(fits, repeats, warmup, torch_device, statistic).items():
+                    results[method].time_ms = elapsed
+            except (MemoryError, RuntimeError) as error:
+                for method in fits:
+                    results[method] = oom_measurement(modules[method], x, backward, error)
+            for method in methods:
+                result, module = results[method], modules.pop(method)
+                row = BenchRow(method, kernel, height, width, channels, result.peak_memory_bytes, result.flops,
+                               result.time_ms, result.status, isa_channels, tuple(down_factor), str(torch_device),
+                               backward, paper_setting,
+                               _tensor_bytes(list(module.parameters()) + list(module.buffers())),
+                               _tensor_bytes([x]), repeats, statistic, result.error)
+                rows.append(row)
+                if progress is not None:
+                    progress(row)
+    return rows
+
+
+# -------------------------------------------------------------------------------------------- reporting
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def _ratio(dense: float | None, isa: float | None) -> str:
+    return "-" if not dense or not isa else f"{dense / isa:.1f}x"
+
+
+def format_rows(rows: Sequence[BenchRow]) -> str:
+    """The measured rows as an aligned text table."""
+    header = ("method", "kernel", "size", "status", "peak MiB", "GFLOPs", "time ms")
+    lines = [header] + [(row.method, row.kernel, f"{row.height}x{row.width}", row.status,
+                         _mib(row.peak_memory_bytes), "-" if row.flops is None else f"{row.flops / 1e9:.2f}",
+                         "-" if row.time_ms is None else f"{row.time_ms:.1f}") for row in rows]
+    return _align(lines)
+
+
+def format_ratios(rows: Sequence[BenchRow]) -> str:
+    """Dense / ISA ratios of peak memory, FLOPs and time, for each size and kernel measured with both."""
+    by_key = {(row.kernel, row.height, row.width, row.method): row for row in rows}
+    lines = [("kernel", "size", "memory dense/isa", "flops dense/isa", "time dense/isa")]
+    for kernel, height, width, method in by_key:
+        if method != "isa" or (kernel, height, width, "dense") not in by_key:
+            continue
+        dense, isa = by_key[kernel, height, width, "dense"], by_key[kernel, height, width, "isa"]
+        lines.append((kernel, f"{height}x{width}", _ratio(dense.peak_memory_bytes, isa.peak_memory_bytes),
+                      _ratio(dense.flops, isa.flops), _ratio(dense.time_ms, isa.time_ms)))
+    return _align(lines)
+
+
+def _align(lines: list[tuple[str, ...]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(text)

@@ -1,0 +1,361 @@
+"""Setting a training run up: its configuration, and every part the loop of :mod:`isanet.engine.trainer` needs.
+
+:class:`TrainConfig` leaves optional settings as ``None``; :func:`resolve_config` fills them from the zoo entry
+(a fresh run) or from the checkpoint being resumed, so ``--resume`` needs no repeated options and refuses
+ones that would make the continued run a different run. :func:`build_parts` then joins the process group,
+reads the data, builds (and initialises or restores) the model, the optimiser, AMP and DDP, in the order
+that keeps a resumed run's random numbers identical to an uninterrupted one's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from isanet.data.transforms import transforms_from_entry
+from isanet.engine.loader import DistContext, TrainStream
+from isanet.engine.state import (
+    TrainError,
+    apply_init,
+    capture_rng,
+    check_fresh_work_dir,
+    find_resume_checkpoint,
+    read_resume_checkpoint,
+    restore_rng,
+    seed_everything,
+)
+from isanet.io.checkpoint import extract_state_dict
+from isanet.models.zoo import build_model, get_entry, short_dataset_name
+from isanet.runtime import resolve_device
+
+DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
+
+
+@dataclass
+class TrainConfig:
+    """What to train. ``None`` means: the zoo entry's value for a fresh run, the checkpoint's on ``resume``.
+
+    The recipe fields (``iters`` ... ``val_scale``) default to the zoo entry of ``name``; ``model_overrides``
+    go to :func:`isanet.build_model` (a tiny R-18 for notebooks and tests); ``resize_scale`` and ``val_scale``
+    are the ``RandomResize`` and test ``Resize`` boxes (shrink them with the crop for small images);
+    ``init`` is the starting weights (zoo or ImageNet-backbone checkpoint); ``stop_after`` ends this run after
+    that iteration as if it were killed there (notebooks training in chunks, the resume test);
+    ``avg_non_ignore`` switches to mmseg's optional CE averaging over labelled pixels only.
+    """
+
+    data_root: str | Path
+    work_dir: str | Path
+    name: str = DEFAULT_MODEL
+    iters: int | None = None
+    crop_size: tuple[int, int] | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int | None = None
+    save_every: int | None = None
+    keep_checkpoints: int | None = None
+    eval_every: int | None = None
+    limit_val: int | None = None
+    resize_scale: tuple[int, int] | None = None
+    val_scale: tuple[int, int] | None = None
+    model_overrides: dict | None = None
+    init: str | Path | None = None
+    resume: bool = False
+    device: str | None = None
+    amp: bool = False
+    amp_dtype: str = "auto"
+    sync_bn: bool = False
+    num_workers: int = 0
+    aux_weight: float = 0.4
+    avg_non_ignore: bool = False
+    eval_at_start: bool = False
+    stop_after: int | None = None
+    progress: bool = True
+    train_split: str = "train"
+    val_split: str = "val"
+
+
+#: Settings a resumed run must share with its checkpoint (else its losses would not continue the same run);
+#: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
+RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "model_overrides")
+
+
+def plain(value):
+    """Tuples to lists, paths to strings: the JSON form that checkpoints and comparisons use."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def entry_defaults(entry: dict) -> dict:
+    """The recipe's value of every optional :class:`TrainConfig` field, read from the zoo entry."""
+    def step(pipeline: str, kind: str) -> dict:
+        return next(item for item in entry[pipeline] if item["type"] == kind)
+
+    iters = entry["iterations"]
+    return dict(iters=iters, crop_size=tuple(entry["crop_size"]), batch_size=entry["batch_size_per_gpu"],
+                lr=entry["optimizer"]["lr"], seed=0, save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1),
+                limit_val=None, resize_scale=tuple(step("train_pipeline", "RandomResize")["scale"]),
+                val_scale=tuple(step("test_pipeline", "Resize")["scale"]), model_overrides={})
+
+
+def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = None) -> TrainConfig:
+    """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > recipe) and refuse a resume
+    whose explicit settings contradict the checkpoint."""
+    defaults, resolved = entry_defaults(entry), {"name": entry["name"]}
+    if previous is not None and previous.get("name") != entry["name"]:
+        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry['name']!r}")
+    for key, default in defaults.items():
+        given = getattr(config, key)
+        if previous is not None and key in RESUME_LOCKED and given is not None and \
+                plain(given) != plain(previous.get(key)):
+            raise TrainError(f"--resume: the checkpoint was trained with {key}={previous.get(key)} but this run "
+                             f"asks for {key}={given}; drop the option to continue the same run")
+        if given is None and previous is not None and key in previous:
+            given = previous[key]
+            given = tuple(given) if isinstance(given, list) else given
+        resolved[key] = default if given is None else given
+    config = replace(config, **resolved)
+    _validate(config)
+    return config
+
+
+def _validate(config: TrainConfig) -> None:
+    checks = [(config.iters >= 1, "--iters", config.iters), (config.batch_size >= 1, "--batch-size", config.batch_size),
+              (min(config.crop_size) >= 8, "--crop", config.crop_size), (config.lr > 0, "--lr", config.lr),
+              (config.save_every >= 1, "--save-every", config.save_every),
+              (config.eval_every >= 0, "--eval-every", config.eval_every),
+              (config.keep_checkpoints is None or config.keep_checkpoints >= 1, "--keep", config.keep_checkpoints),
+              (config.num_workers >= 0, "--num-workers", config.num_workers)]
+    for ok, option, value in checks:
+        if not ok:
+            raise TrainError(f"{option} {value}: out of range")
+
+
+@dataclass
+class LoopParts:
+    """Everything one run trains with; ``model`` may be DDP-wrapped, ``bare_model`` never is."""
+
+    config: TrainConfig
+    entry: dict
+    dist: DistContext
+    device: torch.device
+    work_dir: Path
+    stream: TrainStream
+    val_set: object
+    eval_settings: object
+    model: nn.Module
+    bare_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    amp_dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    start_iter: int = 0
+    position: int = 0
+    resumed_from: Path | None = None
+    init_report: str = ""
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def amp_name(self) -> str:
+        return str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off"
+
+    @property
+    def eta_min(self) -> float:
+        return self.entry["param_scheduler"][0]["eta_min"]
+
+    @property
+    def power(self) -> float:
+        return self.entry["param_scheduler"][0]["power"]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """Backward and SGD step, through the GradScaler when training in fp16."""
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def checkpoint_content(self, iteration: int) -> tuple[dict, dict]:
+        """``(meta, extra)`` of the checkpoint after ``iteration``: mmengine's fields plus what resume needs."""
+        config = self.config
+        position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
+        reader = self.stream.dataset
+        meta = {"iter": iteration, "epoch": self.stream.order.epoch(position), "seed": config.seed,
+                "config": plain(asdict(config)), "zoo_name": self.entry["name"], "world_size": self.dist.world_size,
+                "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]},
+                "time": time.strftime("%Y%m%d_%H%M%S"), "isanet_version": _version()}
+        extra = {"optimizer": self.optimizer.state_dict(), "rng": capture_rng(),
+                 "param_schedulers": [{"type": "PolyLR", "by_epoch": False, "begin": 0, "end": config.iters,
+                                       "last_step": iteration, "base_values": [config.lr], "eta_min": self.eta_min,
+                                       "power": self.power}],
+                 "sampler": {"position": position, "seed": config.seed, "batch_size": config.batch_size,
+                             "world_size": self.dist.world_size, "num_samples": len(reader)}}
+        if self.scaler is not None:
+            extra["scaler"] = self.scaler.state_dict()
+        return meta, extra
+
+
+def _version() -> str:
+    from isanet import __version__
+
+    return __version__
+
+
+def _previous(config: TrainConfig, work_dir: Path, dist: DistContext) -> tuple[Path | None, dict | None]:
+    """The checkpoint to resume (with ``resume``), after checking the work folder on every process."""
+    if config.resume:
+        path = find_resume_checkpoint(work_dir)
+        return path, read_resume_checkpoint(path)
+    check_fresh_work_dir(work_dir)
+    dist.barrier()  # every process has looked before rank 0 writes anything there
+    return None, None
+
+
+def _datasets(config: TrainConfig, entry: dict) -> tuple[object, object]:
+    """The training split (required) and the validation split (when evaluating), with errors naming the root."""
+    from isanet.data.datasets import DatasetError, build_dataset
+
+    kind, root = short_dataset_name(entry), config.data_root
+    try:
+        train_set = build_dataset(kind, root, config.train_split)
+    except DatasetError as error:
+        raise TrainError(f"--data-root {root}: no usable {config.train_split!r} split of {entry['dataset']}: "
+                         f"{error}") from None
+    if not config.eval_every:
+        return train_set, None
+    try:
+        return train_set, build_dataset(kind, root, config.val_split)
+    except DatasetError as error:
+        raise TrainError(f"--data-root {root}: no usable {config.val_split!r} split to evaluate on ({error}); "
+                         "pass --eval-every 0 to train without evaluating") from None
+
+
+def _amp(config: TrainConfig, device: torch.device, messages: list[str]) -> tuple[torch.dtype | None, object]:
+    """``(autocast dtype, GradScaler)``: bf16 where the GPU has it (no scaler needed), else fp16 + scaler."""
+    if not config.amp:
+        return None, None
+    if device.type != "cuda":
+        messages.append("--amp is ignored on CPU: mixed precision is used on CUDA only (training in fp32)")
+        return None, None
+    name = config.amp_dtype
+    if name == "auto":
+        name = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if name not in ("bfloat16", "float16"):
+        raise TrainError(f"--amp-dtype {name}: use auto, bfloat16 or float16")
+    dtype = getattr(torch, name)
+    return dtype, torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+
+
+def _model(config: TrainConfig, num_classes: int, previous: dict | None, messages: list[str]) -> tuple[nn.Module, str]:
+    """The model with its starting weights: the checkpoint's (resume), ``init``'s, or random."""
+    model = build_model(config.name, num_classes=num_classes, **config.model_overrides)
+    report = ""
+    if previous is not None:
+        model.load_state_dict(extract_state_dict(previous)[0])
+    elif config.init:
+        report = apply_init(model, config.init)
+    else:
+        messages.append("note: training from random weights (the published recipe starts from ImageNet ResNet "
+                        "weights: pass --init with an mmseg resnet*_v1c checkpoint, or a zoo checkpoint)")
+    if report:
+        messages.append(report)
+    return model, report
+
+
+def _distribute(model: nn.Module, config: TrainConfig, dist: DistContext, device: torch.device,
+                messages: list[str]) -> tuple[nn.Module, nn.Module]:
+    """``(bare, wrapped)``: the model on ``device`` with SyncBN (GPUs only, as torch supports it), and the same
+    inside DDP when there are several processes (else the bare model again)."""
+    if config.sync_bn:
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        else:
+            messages.append("--sync-bn is ignored on CPU: torch's SyncBatchNorm runs on GPUs only")
+    model.to(device)
+    if not dist.enabled:
+        return model, model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return model, nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def build_parts(config: TrainConfig) -> LoopParts:
+    """Everything :class:`isanet.engine.trainer.Trainer` needs, resumed from the work folder when ``config.resume``."""
+    entry = get_entry(config.name)
+    try:
+        device_name = resolve_device(config.device, "--device")
+    except ValueError as error:
+        raise TrainError(str(error)) from None
+    dist = DistContext.from_env(device_name == "cuda")
+    try:
+        return _build_parts(config, entry, dist, device_name)
+    except BaseException:
+        dist.close()
+        raise
+
+
+def _build_parts(config: TrainConfig, entry: dict, dist: DistContext, device_name: str) -> LoopParts:
+    messages: list[str] = []
+    device = torch.device("cuda", dist.local_rank) if device_name == "cuda" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # mmseg's env_cfg: fixed crop sizes, so the autotuned kernels pay off
+    work_dir = Path(config.work_dir)
+    resumed_from, previous = _previous(config, work_dir, dist)
+    if previous is not None and config.init:
+        messages.append(f"--init {config.init} is ignored: resuming restores the weights of {resumed_from}")
+    config = resolve_config(config, entry, previous["meta"]["config"] if previous else None)
+    if previous is not None and previous["meta"]["config"].get("iters") != config.iters:
+        messages.append(f"note: iters changed from {previous['meta']['config'].get('iters')} to {config.iters}: "
+                        "the poly schedule now ends at the new count")
+    seed_everything(config.seed)
+    train_set, val_set = _datasets(config, entry)
+    model, report = _model(config, train_set.num_classes, previous, messages)
+    amp_dtype, scaler = _amp(config, device, messages)
+    model, wrapped = _distribute(model, config, dist, device, messages)
+    settings = entry["optimizer"]
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=settings["momentum"],
+                                weight_decay=settings["weight_decay"])
+    train_transform, _ = transforms_from_entry(entry)
+    train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale))
+    parts = LoopParts(config, entry, dist, device, work_dir, TrainStream(train_set, train_transform, config.seed),
+                      val_set, _eval_settings(entry, config), wrapped, model, optimizer, amp_dtype, scaler,
+                      resumed_from=resumed_from, init_report=report, messages=messages)
+    if previous is not None:
+        _restore(parts, previous)
+    parts.messages.insert(0, _header(parts, len(train_set)))
+    return parts
+
+
+def _eval_settings(entry: dict, config: TrainConfig):
+    from isanet.evaluation.evaluate import EvalSettings
+
+    return EvalSettings.from_entry(entry, scale=tuple(config.val_scale))
+
+
+def _restore(parts: LoopParts, previous: dict) -> None:
+    """Optimiser, scaler, position and (last, so nothing after it draws) the RNG states of the checkpoint."""
+    parts.optimizer.load_state_dict(previous["optimizer"])
+    if parts.scaler is not None and "scaler" in previous:
+        parts.scaler.load_state_dict(previous["scaler"])
+    parts.start_iter, parts.position = int(previous["meta"]["iter"]), int(previous["sampler"]["position"])
+    saved_world = previous["sampler"].get("world_size", 1)
+    if saved_world != parts.dist.world_size:
+        parts.messages.append(f"note: the checkpoint was written by {saved_world} process(es), this run has "
+                              f"{parts.dist.world_size}: the data continues where it stopped, but batches are "
+                              "split differently, so losses will not match an uninterrupted run")
+    parts.messages.append(f"resuming from {parts.resumed_from} at iteration {parts.start_iter}")
+    restore_rng(previous["rng"])
+
+
+def _header(parts: LoopParts, num_images: int) -> str:
+    config, world = parts.config, parts.dist.world_size
+    return (f"isanet train {config.name}: {num_images} training images, {config.iters} iterations of "
+            f"{world} x {config.batch_size} crops {config.crop_size[0]}x{config.crop_size[1]} on {parts.device} "
+            f"(amp {parts.amp_name}), lr {config.lr} poly -> {parts.eta_min}, work dir {parts.work_dir}")

@@ -1,0 +1,152 @@
+"""Everything the trainer keeps on disk: the work folder, mmseg-format checkpoints, RNG states, the JSONL log.
+
+A checkpoint is what mmseg/mmengine write (``{"meta": {iter, epoch, seed, config, dataset_meta, ...},
+"state_dict", "optimizer", "param_schedulers"}``, so mmseg can load our weights) plus what exact resume
+needs: the sample stream's position and the torch / numpy / python RNG states. Files are written atomically
+(temporary file + rename) and ``latest.pth`` is an atomically replaced hard link to (or copy of) the newest
+``iter_N.pth``, so an interrupt at any moment leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from isanet.io.atomic import atomic_path
+from isanet.io.checkpoint import (
+    CheckpointError,
+    extract_state_dict,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+LOG_NAME, LATEST_NAME = "log.jsonl", "latest.pth"
+ITER_FILE = re.compile(r"^iter_(\d+)\.pth$")
+
+
+class TrainError(ValueError):
+    """Bad trainer input (a work folder, a checkpoint, a setting), in one line that names it."""
+
+
+# ---- the work folder ----
+
+def iteration_checkpoints(work_dir: Path) -> dict[int, Path]:
+    """``{N: work_dir/iter_N.pth}`` for every checkpoint file in the folder."""
+    if not work_dir.is_dir():
+        return {}
+    return {int(m.group(1)): path for path in work_dir.iterdir() if (m := ITER_FILE.match(path.name))}
+
+
+def check_fresh_work_dir(work_dir: Path) -> None:
+    """Refuse to start over a folder that already holds a run: its log and checkpoints would be mixed up."""
+    if work_dir.exists() and not work_dir.is_dir():
+        raise TrainError(f"--work-dir {work_dir}: exists and is not a folder")
+    found = sorted(path.name for path in (work_dir / LOG_NAME, work_dir / LATEST_NAME) if path.exists())
+    found += sorted(path.name for path in iteration_checkpoints(work_dir).values())
+    if found:
+        raise TrainError(f"--work-dir {work_dir} already holds a run ({', '.join(found[:4])}): pass --resume to "
+                         "continue it, or choose an empty folder")
+
+
+def find_resume_checkpoint(work_dir: Path) -> Path:
+    """The newest checkpoint: the highest ``iter_N.pth`` (each one is whole, being written atomically; an
+    interrupt between writing it and re-pointing ``latest.pth`` leaves ``latest.pth`` one behind), else
+    ``latest.pth``; a clear error when the folder has neither."""
+    numbered = iteration_checkpoints(work_dir)
+    if numbered:
+        return numbered[max(numbered)]
+    if (work_dir / LATEST_NAME).is_file():
+        return work_dir / LATEST_NAME
+    raise TrainError(f"--resume: no checkpoint in {work_dir} (expected {LATEST_NAME} or iter_N.pth); "
+                     "start a fresh run without --resume")
+
+
+# ---- RNG states (plain containers, so that weights_only loading accepts them) ----
+
+def capture_rng() -> dict:
+    """torch (CPU and every CUDA device), numpy's global generator and python's ``random``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+             "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    """Put back what :func:`capture_rng` saved (CUDA states only where this machine has the devices)."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+# ---- checkpoints ----
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source`` atomically: hard link (free) or copy, then rename."""
+    with atomic_path(target) as temporary:
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+
+
+def write_checkpoint(model: nn.Module, work_dir: Path, iteration: int, meta: dict, keep: int | None = None,
+                     **extra) -> Path:
+    """``work_dir/iter_{iteration}.pth`` (atomically, mmseg's layout) and ``latest.pth`` pointing at it; with
+    ``keep``, only the newest ``keep`` numbered files stay (mmengine's ``max_keep_ckpts``)."""
+    path = save_checkpoint(model, work_dir / f"iter_{iteration}.pth", meta, **extra)
+    _link_or_copy(path, work_dir / LATEST_NAME)
+    if keep is not None:
+        numbered = iteration_checkpoints(work_dir)
+        for old in sorted(numbered)[:-keep]:
+            numbered[old].unlink(missing_ok=True)
+    return path
+
+
+def read_resume_checkpoint(path: Path) -> dict:
+    """A checkpoint this trainer wrote, checked for the parts resuming needs."""
+    content = read_checkpoint(path)
+    missing = [key for key in ("meta", "state_dict", "optimizer", "sampler", "rng") if key not in content]
+    if missing or "iter" not in content.get("meta", {}):
+        raise TrainError(f"--resume: {path} is not a training checkpoint of isanet (missing "
+                         f"{', '.join(missing) or 'meta.iter'}); use it with --init to start a new run from it")
+    return content
+
+
+def apply_init(model: nn.Module, path: str | os.PathLike) -> str:
+    """Load ``--init``: a whole ISANet checkpoint (classifier re-initialised when the classes differ), or an
+    ImageNet ResNet backbone (``backbone.*`` keys or bare ResNet keys). Returns what was done, in words."""
+    try:
+        state, _ = extract_state_dict(read_checkpoint(path), path)
+        if any(key.startswith(("decode_head.", "auxiliary_head.")) for key in state):
+            report = load_checkpoint(model, path, reinit_classifier=True)
+            classes = (f"; classifier re-initialised for {model.num_classes} classes "
+                       f"({', '.join(report.reinitialised)})" if report.reinitialised else "")
+            return f"init: whole model from {path}{classes}"
+        if any(key.startswith(("backbone.", "stem.", "layer1.")) for key in state):
+            report = load_checkpoint(model, path, backbone_only=True)
+            ignored = f"; ignored {', '.join(report.ignored)}" if report.ignored else ""
+            return f"init: backbone only from {path} (heads keep their fresh initialisation){ignored}"
+    except CheckpointError as error:
+        raise TrainError(f"--init: {error}") from None
+    raise TrainError(f"--init {path}: neither an ISANet checkpoint (decode_head.* keys) nor a ResNet backbone "
+                     f"(backbone.* or stem.*/layer1.* keys); its first keys: {', '.join(list(state)[:4])}")

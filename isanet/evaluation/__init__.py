@@ -1,0 +1,1 @@
+"""Evaluation: whole, sliding-window and multi-scale + flip inference, mmseg's IoU metrics, the evaluation loop."""

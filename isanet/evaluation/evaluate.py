@@ -1,0 +1,89 @@
+"""Evaluate a model on a data set the way ``mmseg``'s ``tools/test.py`` does (optionally with ``--tta``).
+
+Every image is predicted from its original pixels (test-scale resize, whole or slide inference, logits back at
+the original size, or the multi-scale + flip TTA), its argmax compared with the untouched label, and the
+counts accumulated by :class:`~isanet.evaluation.metrics.SegMetrics`, which rounds as ``IoUMetric`` does. The
+settings that decide the numbers travel with the result, so a figure is never separated from how it was measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from isanet.data.datasets import SegDataset
+from isanet.data.transforms import pipeline_step
+from isanet.evaluation.inference import TTA_RATIOS, predict_image, predict_ms_flip
+from isanet.evaluation.metrics import SegMetrics
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What decides the numbers: test mode and windows, test scale, normalisation, resize corners, TTA ratios."""
+
+    mode: str
+    scale: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    align_corners: bool
+    crop_size: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
+    ratios: tuple[float, ...] = TTA_RATIOS
+
+    @classmethod
+    def from_entry(cls, entry: dict, **overrides) -> EvalSettings:
+        """The settings of a zoo entry (``test_cfg``, test/TTA pipelines, data preprocessor), then ``overrides``."""
+        test_cfg, preprocessor = entry["test_cfg"], entry["data_preprocessor"]
+        tta = pipeline_step(entry["tta_pipeline"], "TestTimeAug")
+        ratios = tuple(step["scale_factor"] for step in tta["transforms"][0]) if tta else TTA_RATIOS
+        settings = cls(mode=test_cfg["mode"], scale=tuple(pipeline_step(entry["test_pipeline"], "Resize")["scale"]),
+                       mean=tuple(preprocessor["mean"]), std=tuple(preprocessor["std"]),
+                       align_corners=entry["align_corners"],
+                       crop_size=tuple(test_cfg["crop_size"]) if "crop_size" in test_cfg else None,
+                       stride=tuple(test_cfg["stride"]) if "stride" in test_cfg else None, ratios=ratios)
+        return replace(settings, **overrides)
+
+    def scores(self, model: nn.Module, image, ms_flip: bool) -> torch.Tensor:
+        """``K x H x W`` scores at the image's own size: logits, or TTA-averaged probabilities."""
+        windows = dict(mode=self.mode, crop_size=self.crop_size, stride=self.stride, align_corners=self.align_corners)
+        if ms_flip:
+            return predict_ms_flip(model, image, self.mean, self.std, ratios=self.ratios, **windows)
+        return predict_image(model, image, self.scale, self.mean, self.std, **windows)
+
+
+def _check_classes(model: nn.Module, dataset: SegDataset) -> None:
+    model_classes = getattr(model, "num_classes", dataset.num_classes)
+    if model_classes != dataset.num_classes:
+        raise ValueError(f"the model predicts {model_classes} classes but {type(dataset).__name__} has "
+                         f"{dataset.num_classes}: use a model (checkpoint) trained on this data set")
+
+
+def evaluate(model: nn.Module, dataset: SegDataset, entry_or_settings: dict | EvalSettings, mode: str | None = None,
+             ms_flip: bool = False, limit: int | None = None, device: str | torch.device = "cpu",
+             progress: bool = True) -> dict:
+    """mIoU, aAcc, mAcc (percent) and per-class IoU/Acc (by class name) of ``model`` on ``dataset``.
+
+    ``entry_or_settings`` is a zoo entry or an :class:`EvalSettings`; ``mode`` ("whole"/"slide") overrides its
+    test mode, ``ms_flip`` switches on mmseg's multi-scale + flip TTA, ``limit`` keeps the first images only.
+    The model is moved to ``device``. The result also holds ``num_images`` and the ``settings`` used.
+    """
+    settings = entry_or_settings if isinstance(entry_or_settings, EvalSettings) else \
+        EvalSettings.from_entry(entry_or_settings)
+    settings = replace(settings, mode=mode or settings.mode)
+    _check_classes(model, dataset)
+    model.to(device)
+    metrics = SegMetrics(dataset.num_classes)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    bar = tqdm(range(count), desc=f"eval {type(dataset).__name__}", unit="img", disable=not progress)
+    for index in bar:
+        sample = dataset[index]
+        metrics.update(settings.scores(model, sample["image"], ms_flip).argmax(dim=0).cpu(), sample["label"])
+        bar.set_postfix(mIoU=f"{metrics.compute()['mIoU']:.2f}")
+    results = metrics.compute()
+    names = dataset.CLASSES
+    return {"mIoU": results["mIoU"], "aAcc": results["aAcc"], "mAcc": results["mAcc"],
+            "IoU": dict(zip(names, results["IoU"])), "Acc": dict(zip(names, results["Acc"])), "num_images": count,
+            "settings": {**asdict(settings), "ms_flip": ms_flip, "limit": limit, "device": str(device)}}

@@ -1,0 +1,139 @@
+"""Prediction: logits at input size from a whole image, or from overlapping sliding windows.
+
+Both follow mmseg's ``EncoderDecoder``: whole mode runs the model once; slide mode runs it on a grid of
+``crop_size`` windows ``stride`` apart (the last row/column of windows pushed back inside the image, windows
+shrunk to the image when it is smaller than a crop) and averages the overlapping logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from isanet.data.transforms import (
+    TestTransform,
+    normalize,
+    resize_image,
+    scale_factor_size,
+)
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode without gradients, restoring its previous mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def slide_windows(height: int, width: int, crop_size: tuple[int, int],
+                  stride: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """mmseg's window grid: ``(y1, y2, x1, x2)`` of every crop, row by row."""
+    (crop_h, crop_w), (stride_h, stride_w) = crop_size, stride
+    if min(crop_h, crop_w, stride_h, stride_w) < 1:
+        raise ValueError(f"crop_size and stride must be positive, got {crop_size} and {stride}")
+    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
+    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
+    windows = []
+    for row in range(rows):
+        for col in range(cols):
+            y2, x2 = min(row * stride_h + crop_h, height), min(col * stride_w + crop_w, width)
+            windows.append((max(y2 - crop_h, 0), y2, max(x2 - crop_w, 0), x2))
+    return windows
+
+
+def slide_predict(model: nn.Module, x: torch.Tensor, crop_size: tuple[int, int],
+                  stride: tuple[int, int]) -> torch.Tensor:
+    """Average of the model's logits over the sliding windows (each pixel divided by its window count)."""
+    logits = count = None
+    for y1, y2, x1, x2 in slide_windows(x.shape[2], x.shape[3], crop_size, stride):
+        crop_logits = model(x[:, :, y1:y2, x1:x2])
+        if logits is None:
+            logits = x.new_zeros((x.shape[0], crop_logits.shape[1], *x.shape[2:]))
+            count = x.new_zeros((1, 1, *x.shape[2:]))
+        logits[:, :, y1:y2, x1:x2] += crop_logits
+        count[:, :, y1:y2, x1:x2] += 1
+    return logits / count
+
+
+def predict(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size: tuple[int, int] | None = None,
+            stride: tuple[int, int] | None = None) -> torch.Tensor:
+    """Logits (``N x K x H x W``) for a normalised batch ``x``, in eval mode and without gradients.
+
+    ``mode="whole"`` runs the model on the full input; ``mode="slide"`` needs ``crop_size`` and ``stride``
+    (a zoo entry's ``test_cfg`` has both).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"predict expects an N x 3 x H x W batch, got shape {tuple(x.shape)}")
+    with evaluating(model):
+        if mode == "whole":
+            return model(x)
+        if mode == "slide":
+            if crop_size is None or stride is None:
+                raise ValueError("mode='slide' needs crop_size and stride, e.g. (769, 769) and (513, 513)")
+            return slide_predict(model, x, tuple(crop_size), tuple(stride))
+    raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
+
+
+# ---- From an original image to scores at its own size: single scale, and mmseg's multi-scale + flip TTA ----
+
+TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # img_ratios of every mmseg 1.x dataset config's tta_pipeline
+
+
+def _logits(model: nn.Module, pixels: torch.Tensor, mode: str, crop_size: tuple[int, int] | None,
+            stride: tuple[int, int] | None) -> torch.Tensor:
+    """``1 x K x h x w`` logits of one normalised ``3 x h x w`` image, computed on the model's device."""
+    device = next(model.parameters(), torch.empty(0)).device
+    return predict(model, pixels[None].to(device), mode, crop_size, stride)
+
+
+def _to_original(logits: torch.Tensor, size: tuple[int, int], model: nn.Module,
+                 align_corners: bool | None) -> torch.Tensor:
+    """mmseg's ``postprocess_result`` resize: bilinear to the original ``size`` with the config's
+    ``align_corners`` (the model's own unless one is given)."""
+    corners = getattr(model, "align_corners", False) if align_corners is None else align_corners
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=corners)
+
+
+def predict_image(model: nn.Module, image: np.ndarray, scale: tuple[int, int], mean: tuple[float, ...],
+                  std: tuple[float, ...], mode: str = "whole", crop_size: tuple[int, int] | None = None,
+                  stride: tuple[int, int] | None = None, align_corners: bool | None = None) -> torch.Tensor:
+    """``K x H x W`` logits for an original ``H x W x 3`` uint8 RGB image, at its own size.
+
+    mmseg's test path: keep-ratio resize into the test ``scale``, normalise, whole/slide inference, then the
+    logits resized back to the original shape (bilinear, the config's ``align_corners``).
+    """
+    pixels = TestTransform(tuple(scale), tuple(mean), tuple(std))(image)
+    return _to_original(_logits(model, pixels, mode, crop_size, stride), image.shape[:2], model, align_corners)[0]
+
+
+def predict_ms_flip(model: nn.Module, image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...],
+                    mode: str = "whole", crop_size: tuple[int, int] | None = None,
+                    stride: tuple[int, int] | None = None, ratios: tuple[float, ...] = TTA_RATIOS,
+                    align_corners: bool | None = None) -> torch.Tensor:
+    """``K x H x W`` class probabilities for an original image with mmseg 1.x's multi-scale + flip TTA.
+
+    mmseg 1.2.2's ``tta_pipeline`` has no test-scale resize: each ratio is a keep-ratio
+    ``Resize(scale_factor=ratio)`` of the image *as loaded* (mmcv's two-step rounding, see
+    :func:`isanet.data.transforms.scale_factor_size`), taken as is and mirrored. Every view is predicted (whole or
+    slide), un-mirrored, resized to the original shape, and ``SegTTAModel`` averages their **softmax
+    probabilities** (not logits), summed in its order: ratio by ratio, unflipped before flipped. The argmax
+    of the result is mmseg's TTA prediction.
+    """
+    def probabilities(ratio: float, flip: bool) -> torch.Tensor:
+        view = resize_image(image, scale_factor_size(*image.shape[:2], ratio))
+        logits = _logits(model, normalize(view[:, ::-1] if flip else view, mean, std), mode, crop_size, stride)
+        logits = logits.flip(dims=(3,)) if flip else logits
+        return _to_original(logits, image.shape[:2], model, align_corners)[0].softmax(dim=0)
+
+    views = [(ratio, flip) for ratio in ratios for flip in (False, True)]
+    return sum(probabilities(ratio, flip) for ratio, flip in views) / len(views)

@@ -1,0 +1,1 @@
+"""Files: atomic writes, safe mmseg-format checkpoints, and sha256-checked weight downloads."""

@@ -1,0 +1,1 @@
+"""For the notebooks: their set-up, plots, and the interactive partition and attention explorers."""

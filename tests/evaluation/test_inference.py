@@ -1,0 +1,56 @@
+import pytest
+import torch
+from torch import nn
+
+import isanet
+from isanet.evaluation.inference import slide_windows
+
+
+class PositionModel(nn.Module):
+    """Logits that are a fixed function of the input pixels: channel k = (k+1) * the first input channel."""
+
+    def forward(self, x):
+        return torch.cat([x[:, :1] * (k + 1) for k in range(3)], dim=1)
+
+
+def test_slide_windows_follow_mmseg_grid():
+    assert slide_windows(10, 10, (4, 4), (3, 3)) == [
+        (y1, y1 + 4, x1, x1 + 4) for y1 in (0, 3, 6) for x1 in (0, 3, 6)]
+    # the last window is pushed back inside the image; a crop larger than the image shrinks to it
+    assert slide_windows(11, 5, (6, 8), (4, 4))[-1] == (5, 11, 0, 5)
+    assert slide_windows(3, 3, (5, 5), (2, 2)) == [(0, 3, 0, 3)]
+    with pytest.raises(ValueError, match="positive"):
+        slide_windows(3, 3, (0, 5), (2, 2))
+
+
+def test_slide_of_a_pointwise_model_equals_whole():
+    x = torch.randn(2, 3, 23, 31)
+    model = PositionModel()
+    whole = isanet.predict(model, x)
+    slide = isanet.predict(model, x, mode="slide", crop_size=(10, 12), stride=(7, 5))
+    torch.testing.assert_close(slide, whole)
+    assert whole.shape == (2, 3, 23, 31) and torch.equal(whole[:, 2], 3 * x[:, 0])
+
+
+def test_slide_averages_overlapping_windows():
+    class CountingModel(nn.Module):
+        calls = 0
+
+        def forward(self, x):
+            CountingModel.calls += 1
+            return torch.full_like(x[:, :1], float(CountingModel.calls))
+
+    logits = isanet.predict(CountingModel(), torch.zeros(1, 3, 4, 6), mode="slide", crop_size=(4, 4),
+                            stride=(2, 2))
+    # windows x=[0,4) -> 1 and x=[2,6) -> 2; columns 2-3 are covered by both
+    assert logits[0, 0, 0].tolist() == [1, 1, 1.5, 1.5, 2, 2]
+
+
+def test_predict_restores_training_mode_and_checks_arguments(tiny_model):
+    tiny_model.train()
+    logits = isanet.predict(tiny_model, torch.randn(1, 3, 32, 32))
+    assert tiny_model.training and logits.shape == (1, 5, 32, 32) and not logits.requires_grad
+    with pytest.raises(ValueError, match="needs crop_size and stride"):
+        isanet.predict(tiny_model, torch.randn(1, 3, 32, 32), mode="slide")
+    with pytest.raises(ValueError, match="mode must be"):
+        isanet.predict(tiny_model, torch.randn(1, 3, 32, 32), mode="tiles")

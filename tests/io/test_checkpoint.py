@@ -1,0 +1,161 @@
+import os
+
+import pytest
+import torch
+
+import isanet
+from isanet.io.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    random_state_dict,
+    save_checkpoint,
+)
+
+
+def fresh(num_classes=5, **overrides):
+    return isanet.ISANet(isanet.ISANetConfig.tiny(num_classes=num_classes, **overrides)).eval()
+
+
+def assert_same_weights(a, b):
+    for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), key
+
+
+def test_mmseg_format_round_trip(tiny_model, tmp_path):
+    path = save_checkpoint(tiny_model, tmp_path / "iter_10.pth", meta={"iter": 10, "CLASSES": ["a"] * 5})
+    saved = torch.load(path, weights_only=True)
+    assert set(saved) == {"meta", "state_dict"} and saved["meta"]["iter"] == 10
+    model = fresh()
+    report = load_checkpoint(model, path)
+    assert_same_weights(model, tiny_model)
+    assert report.meta["iter"] == 10 and report.reinitialised == []
+    x = torch.randn(1, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.equal(model(x), tiny_model(x))
+
+
+def test_raw_and_ddp_state_dicts_load(tiny_model, tmp_path):
+    torch.save(tiny_model.state_dict(), tmp_path / "raw.pth")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in tiny_model.state_dict().items()}}, tmp_path / "ddp.pth")
+    for name in ("raw.pth", "ddp.pth"):
+        model = fresh()
+        load_checkpoint(model, tmp_path / name)
+        assert_same_weights(model, tiny_model)
+
+
+def test_numpy_meta_of_real_mmseg_checkpoints_is_accepted(tiny_model, tmp_path):
+    import numpy as np
+    path = tmp_path / "np_meta.pth"
+    torch.save({"meta": {"seed": np.int64(3), "palette": np.zeros((2, 3), dtype=np.uint8)},
+                "state_dict": tiny_model.state_dict()}, path)
+    assert load_checkpoint(fresh(), path).meta["seed"] == 3
+
+
+def test_fine_tuning_load_reinitialises_the_classifier(tiny_model, tmp_path):
+    path = save_checkpoint(tiny_model, tmp_path / "five.pth")
+    model = fresh(num_classes=7)
+    classifier_before = model.decode_head.conv_seg.weight.clone()
+    report = load_checkpoint(model, path, reinit_classifier=True)
+    assert report.reinitialised == ["auxiliary_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
+                                    "decode_head.conv_seg.bias", "decode_head.conv_seg.weight"]
+    assert "re-initialised" in str(report)
+    assert torch.equal(model.decode_head.conv_seg.weight, classifier_before)
+    assert torch.equal(model.backbone.stem[0].weight, tiny_model.backbone.stem[0].weight)
+
+
+def test_wrong_class_count_names_the_fitting_zoo_entries(tiny_model, tmp_path):
+    path = save_checkpoint(tiny_model, tmp_path / "five.pth")
+    with pytest.raises(CheckpointError, match=r"five.pth has 5 classes but the model has 21\. Zoo entries with "
+                                              r"21 classes: isanet_r50-d8_4xb4-20k_voc12aug-512x512"):
+        load_checkpoint(fresh(num_classes=21), path)
+
+
+def test_wrong_depth_lists_missing_and_unexpected_keys(tmp_path):
+    with torch.device("meta"):
+        r50 = isanet.build_model("isanet_r50-d8_4xb2-40k_cityscapes-512x1024")
+        r101 = isanet.build_model("isanet_r101-d8_4xb2-40k_cityscapes-512x1024")
+    path = tmp_path / "r101.pth"
+    torch.save({"state_dict": {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in r101.state_dict().items()}}, path)
+    with pytest.raises(CheckpointError, match=r"ResNet-101, the model a ResNet-50.*unexpected \(306\): "
+                                              r"backbone\.layer3\.10\.bn1\.bias"):
+        load_checkpoint(r50, path)
+
+
+def test_backbone_only_checkpoints_with_and_without_prefix(tiny_model, tmp_path):
+    bare = {k: v for k, v in tiny_model.backbone.state_dict().items()}
+    torch.save({"state_dict": {**bare, "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}},
+               tmp_path / "imagenet.pth")
+    torch.save({f"backbone.{k}": v for k, v in bare.items()}, tmp_path / "prefixed.pth")
+    for name in ("imagenet.pth", "prefixed.pth"):
+        model = fresh()
+        report = load_checkpoint(model, tmp_path / name, backbone_only=True)
+        assert torch.equal(model.backbone.layer4[1].bn2.running_var, tiny_model.backbone.layer4[1].bn2.running_var)
+    assert report.ignored == [] and "fc.weight" in load_checkpoint(fresh(), tmp_path / "imagenet.pth",
+                                                                  backbone_only=True).ignored
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_checkpoint(fresh(), tmp_path / "imagenet.pth")
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED_BY_PICKLE",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": RunsCode()}, path)
+    with pytest.raises(CheckpointError, match="evil.pth: refused .* nothing from it was executed"):
+        load_checkpoint(fresh(), path)
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "no such file"),
+    (b"", "the file is empty"),
+    (b"this is a text file, not a checkpoint\n", "not a PyTorch checkpoint"),
+])
+def test_missing_empty_and_foreign_files(tmp_path, content, message):
+    path = tmp_path / "model.pth"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"{path}.*{message}"):
+        load_checkpoint(fresh(), path)
+
+
+def test_truncated_file_is_reported(tiny_model, tmp_path):
+    path = save_checkpoint(tiny_model, tmp_path / "full.pth")
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated.pth: unreadable — truncated"):
+        load_checkpoint(fresh(), truncated)
+
+
+def test_non_dict_and_tensorless_files(tmp_path):
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    torch.save({"state_dict": {"a": 1}}, tmp_path / "empty.pth")
+    with pytest.raises(CheckpointError, match="list.pth: expected a dict"):
+        load_checkpoint(fresh(), tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match="empty.pth: holds no tensors"):
+        load_checkpoint(fresh(), tmp_path / "empty.pth")
+
+
+def test_save_is_atomic_and_leaves_no_temporary_on_failure(tiny_model, tmp_path, monkeypatch):
+    target = save_checkpoint(tiny_model, tmp_path / "ckpt.pth")
+    before = target.read_bytes()
+
+    def broken_save(obj, f):
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(fresh(), target)
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["ckpt.pth"]
+
+
+def test_random_state_dict_is_deterministic_and_sane(tiny_model):
+    a, b, c = (random_state_dict(tiny_model, s) for s in (0, 0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["backbone.stem.0.weight"],
+                                                                      c["backbone.stem.0.weight"])
+    first_draws = torch.rand((32, 3, 3, 3), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a["backbone.stem.0.weight"], (first_draws * 2 - 1) * ((2 / 27) ** 0.5 * 3**0.5))
+    assert all(a[k].min() > 0 for k in a if k.endswith("running_var"))

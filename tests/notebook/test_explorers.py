@@ -1,0 +1,129 @@
+"""The notebook widgets without a browser: the two-hop path, click-to-pixel mapping, the explorer's state."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from isanet.models import ISANet, ISANetConfig
+from isanet.models.interlaced import (
+    Partition,
+    long_range_group_ids,
+    short_range_group_ids,
+)
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("ipyevents")
+
+from isanet.notebook import attention_explorer, partition_explorer, plots, session
+
+# The label format the browser test reads (tests/browser/test_attention_explorer.py).
+LABEL = re.compile(r"pixel \((\d+), (\d+)\) in the (\d+)×(\d+) image → feature \((\d+), (\d+)\) of (\d+)×(\d+)")
+
+
+@pytest.mark.parametrize("size", [(13, 18, 4), (8, 8, 8), (5, 7, 3), (16, 9, 2)])
+def test_two_hop_path_connects_every_pair(size) -> None:
+    p = Partition(size[0], size[1], size[2], size[2])
+    long_ids, short_ids = long_range_group_ids(p).numpy(), short_range_group_ids(p).numpy()
+    for source in [(0, 0), (p.height - 1, p.width - 1), (p.height // 2, p.width // 3)]:
+        for target in [(0, p.width - 1), (p.height - 1, 0), (p.height // 3, p.width // 2)]:
+            (sy, sx), (vy, vx), (ty, tx) = plots.two_hop_path(p, source, target)
+            assert (sy - p.pad_top, sx - p.pad_left) == source and (ty - p.pad_top, tx - p.pad_left) == target
+            assert long_ids[vy, vx] == long_ids[sy, sx], "via must be in the source's long-range group"
+            assert short_ids[vy, vx] == short_ids[ty, tx], "via must be in the target's block"
+    with pytest.raises(ValueError):
+        plots.two_hop_path(p, (p.height, 0), (0, 0))
+
+
+def test_complexity_html_fills_in_the_formulas() -> None:
+    p = Partition(128, 128)
+    text = plots.complexity_html(p)
+    dense, isa = p.affinity_entries()
+    assert f"{dense:,}" in text and f"{isa:,}" in text and f"{dense / isa:.1f}x" in text
+
+
+def test_partition_explorer_follows_its_sliders() -> None:
+    explorer = partition_explorer.PartitionExplorer(13, 18, 4, source=(1, 2), target=(9, 13))
+    first = explorer.picture.value
+    assert explorer.partition == Partition(13, 18, 4, 4) and "via (9, 14)" in explorer.path_label.value
+    explorer.factor_slider.value = 5
+    assert explorer.partition.loc_h == 5 and explorer.picture.value != first
+    explorer.height_slider.value = 6  # the pixel sliders are clamped into the smaller map
+    assert explorer.target_row.value == 5 and explorer.target_row.max == 5
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    torch.manual_seed(0)
+    model = ISANet(ISANetConfig.tiny(channels=32, isa_channels=16, aux_channels=16)).eval()
+    image = np.random.default_rng(0).integers(0, 255, size=(64, 104, 3), dtype=np.uint8)
+    def broken():
+        raise RuntimeError("no such file")
+
+    choices = [attention_explorer.ModelChoice("tiny", lambda: model), attention_explorer.ModelChoice("broken", broken)]
+    return attention_explorer.AttentionExplorer(image, choices, scale=2)
+
+
+def test_explorer_state_follows_clicks_keys_and_sliders(explorer) -> None:
+    assert explorer.capture.feature_size == (8, 13)
+    assert explorer.selected_pixel == (32, 52)
+    explorer._on_event({"type": "click", "dataX": 2 * 90 + 1, "dataY": 2 * 10 + 1})  # PNG pixels, scale 2
+    assert explorer.selected_pixel == (10, 90)
+    assert explorer.feature_pixel == explorer.capture.to_feature(10, 90)
+    match = LABEL.search(explorer.label.value)
+    assert match and tuple(map(int, match.groups()[:4])) == (10, 90, 64, 104)
+    assert (explorer.row_slider.value, explorer.col_slider.value) == explorer.feature_pixel
+    row, col = explorer.feature_pixel
+    explorer._on_event({"type": "keydown", "key": "ArrowDown"})
+    assert explorer.feature_pixel == (min(row + 1, 7), col)
+    explorer.col_slider.value = 0
+    assert explorer.feature_pixel[1] == 0 and explorer.result.pixel == explorer.feature_pixel
+    result = explorer.result
+    for name in ("long_range", "short_range", "composed", "dense"):
+        attention = getattr(result, name)
+        assert attention.feature.shape == (8, 13)
+        assert attention.feature.sum() + attention.padding_mass == pytest.approx(1.0, abs=1e-4)
+    assert explorer.maps.value[:8] == b"\x89PNG\r\n\x1a\n" and explorer.picker.value[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explorer_keeps_working_when_a_model_fails_to_load(explorer) -> None:
+    explorer.model_menu.value = 1
+    assert "no such file" in explorer.status.value
+    assert explorer.model_menu.value == 0 and explorer.capture is explorer.captures[0]
+
+
+def test_event_pixel_from_the_bounding_box_and_clamped(explorer) -> None:
+    event = {"relativeX": 52.0, "relativeY": 16.0, "boundingRectWidth": 208.0, "boundingRectHeight": 128.0}
+    assert explorer.event_pixel(event) == (8, 26)
+    assert explorer.event_pixel({"dataX": 10_000, "dataY": -5}) == (0, 103)
+
+
+def test_find_zoo_checkpoints_matches_published_file_names(tmp_path) -> None:
+    for name in ("isanet_r50-d8_512x1024_40k_cityscapes_20210901_054739-981bd763.pth",
+                 "isanet_r50-d8_512x1024_80k_cityscapes_20210901_074202-89384497.pth", "unrelated.pth", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    found = session.find_zoo_checkpoints(tmp_path)
+    assert sorted(found) == ["isanet_r50-d8_4xb2-40k_cityscapes-512x1024", "isanet_r50-d8_4xb2-80k_cityscapes-512x1024"]
+    assert session.find_zoo_checkpoints(tmp_path / "missing") == {}
+
+
+def test_quick_mode(monkeypatch) -> None:
+    monkeypatch.setenv("ISANET_QUICK", "0")
+    assert session.quick_mode() is False and session.quick_mode(True) is True
+    monkeypatch.setenv("ISANET_QUICK", "1")
+    assert session.quick_mode() is True
+
+
+def test_repo_root_and_paths(tmp_path) -> None:
+    root = session.repo_root()
+    assert (root / "pyproject.toml").is_file() and session.repo_root(root / "notebooks") == root
+    assert session.resolve_path("data/x", root) == root / "data" / "x"
+    assert session.resolve_path(None) is None and session.resolve_path(tmp_path) == tmp_path
+
+
+def test_colorize_uses_the_palette_and_white_for_ignore() -> None:
+    picture = plots.colorize(np.array([[0, 1], [255, 1]]), [(10, 20, 30), (40, 50, 60)])
+    assert picture.tolist() == [[[10, 20, 30], [40, 50, 60]], [[255, 255, 255], [40, 50, 60]]]
