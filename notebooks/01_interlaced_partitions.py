@@ -58,7 +58,7 @@ from isanet.models.interlaced import (
     short_range_group_ids,
 )
 from isanet.notebook.partition_explorer import PartitionExplorer
-from isanet.notebook.plots import (
+from isanet.notebook.partition_plots import (
     complexity_html,
     plot_partition,
     plot_partition_over_image,

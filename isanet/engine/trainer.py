@@ -235,17 +235,6 @@ class Trainer:
         self.dist.close()
 
 
-def iter_train(config: TrainConfig) -> Iterator[dict]:
-    """:func:`train` as a generator of records (stop iterating to stop training; the summary is the generator's
-    return value). For notebooks that draw each record as it comes."""
-    trainer = Trainer(config)
-    try:
-        yield from trainer.run()
-        return trainer.summary()
-    finally:
-        trainer.close()
-
-
 def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:
     """Run ``config`` to the end (or ``stop_after``); ``on_log(record)`` sees every record on rank 0 (live
     curves in a notebook). Returns :meth:`Trainer.summary`. Ctrl-C stops after saying where to resume."""
@@ -263,4 +252,4 @@ def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> 
 
 
 __all__ = ["NOTEBOOK_SAMPLE_DATA", "NOTEBOOK_SETTINGS", "TrainConfig", "TrainError", "Trainer", "cross_entropy",
-           "iter_train", "param_digest", "poly_lr", "resolve_config", "seg_losses", "train"]
+           "param_digest", "poly_lr", "resolve_config", "seg_losses", "train"]

@@ -15,12 +15,7 @@ import io
 from matplotlib.figure import Figure
 
 from isanet.models.interlaced import Partition
-from isanet.notebook.plots import (
-    complexity_html,
-    plot_partition,
-    plot_two_hop,
-    two_hop_path,
-)
+from isanet.notebook.partition_plots import complexity_html, plot_partition, plot_two_hop, two_hop_path
 
 
 def figure_png(figure: Figure, dpi: int = 100) -> bytes:

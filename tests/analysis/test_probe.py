@@ -207,11 +207,10 @@ def test_upsampling_keeps_a_constant_map_constant_and_matches_the_logits_resize(
         np.testing.assert_array_equal(upsample_map(values, (31, 45), align), expected)
 
 
-def test_viz_draws_the_partition_and_the_probe(captured, image):
-    from isanet.notebook.plots import plot_partition, plot_pixel_attention
+def test_plot_partition_draws_both_groupings(captured):
+    from isanet.notebook.partition_plots import plot_partition
 
-    figure = plot_partition(captured.isa.partition, pixel=(3, 5))
-    assert len(figure.axes) == 2
-    figure = plot_pixel_attention(captured.pixel(3, 5), image)
-    assert len(figure.axes) == 4
-    assert len(plot_pixel_attention(captured.pixel(3, 5), resolution="feature").axes) == 4
+    p = captured.isa.partition
+    figure = plot_partition(p, pixel=(3, 5))
+    assert [axis.get_title() for axis in figure.axes] == [
+        f"long-range groups ({p.num_long_range_groups})", f"short-range blocks ({p.num_short_range_groups})"]

@@ -18,7 +18,7 @@ from isanet.models.interlaced import (
 pytest.importorskip("ipywidgets")
 pytest.importorskip("ipyevents")
 
-from isanet.notebook import attention_explorer, partition_explorer, plots, session
+from isanet.notebook import attention_explorer, partition_explorer, partition_plots, plots, session
 
 # The label format the browser test reads (tests/browser/test_attention_explorer.py).
 LABEL = re.compile(r"pixel \((\d+), (\d+)\) in the (\d+)×(\d+) image → feature \((\d+), (\d+)\) of (\d+)×(\d+)")
@@ -30,17 +30,17 @@ def test_two_hop_path_connects_every_pair(size) -> None:
     long_ids, short_ids = long_range_group_ids(p).numpy(), short_range_group_ids(p).numpy()
     for source in [(0, 0), (p.height - 1, p.width - 1), (p.height // 2, p.width // 3)]:
         for target in [(0, p.width - 1), (p.height - 1, 0), (p.height // 3, p.width // 2)]:
-            (sy, sx), (vy, vx), (ty, tx) = plots.two_hop_path(p, source, target)
+            (sy, sx), (vy, vx), (ty, tx) = partition_plots.two_hop_path(p, source, target)
             assert (sy - p.pad_top, sx - p.pad_left) == source and (ty - p.pad_top, tx - p.pad_left) == target
             assert long_ids[vy, vx] == long_ids[sy, sx], "via must be in the source's long-range group"
             assert short_ids[vy, vx] == short_ids[ty, tx], "via must be in the target's block"
     with pytest.raises(ValueError):
-        plots.two_hop_path(p, (p.height, 0), (0, 0))
+        partition_plots.two_hop_path(p, (p.height, 0), (0, 0))
 
 
 def test_complexity_html_fills_in_the_formulas() -> None:
     p = Partition(128, 128)
-    text = plots.complexity_html(p)
+    text = partition_plots.complexity_html(p)
     dense, isa = p.affinity_entries()
     assert f"{dense:,}" in text and f"{isa:,}" in text and f"{dense / isa:.1f}x" in text
 
