@@ -46,6 +46,7 @@ def test_readme_commands_are_the_kit_commands_and_ci_runs_the_test_one():
     assert commands == ["python3 kit.py lab", "python3 kit.py test"]
     ci = (REPO / ".ci" / "run").read_text()
     assert re.search(r"^python3 kit\.py test$", ci, flags=re.MULTILINE)
+    assert re.search(r"^python3 kit\.py lint$", ci, flags=re.MULTILINE), ".ci/run must run ruff (kit.py lint)"
     assert '"--nbmake"' in KIT and '"notebooks"' in KIT and '"tests"' in KIT
 
 

@@ -22,7 +22,7 @@ from isanet.analysis.measure import (
 )
 from isanet.models.interlaced import ISAModule
 from isanet.models.layers import ConvBNReLU
-from isanet.models.self_attention import SelfAttentionBlock
+from isanet.models.self_attention import Kernel, SelfAttentionBlock
 from isanet.runtime import resolve_device
 
 
@@ -30,7 +30,7 @@ class DenseAttention(nn.Module):
     """One :class:`SelfAttentionBlock` over the whole map with a fixed kernel: the dense counterpart of
     :class:`isanet.models.interlaced.ISAModule`, with the same projections, so the two are measured the same way."""
 
-    def __init__(self, channels: int = 512, isa_channels: int = 256, kernel: str = "matmul"):
+    def __init__(self, channels: int = 512, isa_channels: int = 256, kernel: Kernel = "matmul"):
         super().__init__()
         self.kernel = kernel
         self.relation = SelfAttentionBlock(channels, isa_channels)
@@ -46,7 +46,7 @@ METHODS: tuple[str, ...] = ("dense", "isa")
 PAPER_IN_CHANNELS, PAPER_CHANNELS, PAPER_ISA_CHANNELS, PAPER_SIZE = 2048, 512, 256, 128
 
 
-def attention_module(method: str, kernel: str, channels: int = 512, isa_channels: int = 256,
+def attention_module(method: str, kernel: Kernel, channels: int = 512, isa_channels: int = 256,
                      down_factor: tuple[int, int] = (8, 8), paper_setting: bool = False) -> nn.Module:
     """The attention part alone (``ISAModule`` or :class:`DenseAttention`), in eval mode; with
     ``paper_setting`` preceded by the authors' 3x3 conv-BN-ReLU from ``PAPER_IN_CHANNELS`` channels."""
@@ -64,7 +64,7 @@ class BenchRow:
     """One measured configuration (a row of ``isanet bench attention --json``)."""
 
     method: str
-    kernel: str
+    kernel: Kernel
     height: int
     width: int
     channels: int

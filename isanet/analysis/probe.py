@@ -149,6 +149,7 @@ def recompute_isa_context(x: torch.Tensor, attention: ISAAttention, global_relat
 
     def apply(relation: SelfAttentionBlock, grouped: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         value = to_tokens(relation.value_project(grouped))
+        # n x groups x K x K -> (n*groups) x K x K, the grouped maps' order
         context = torch.matmul(weights.reshape(-1, *weights.shape[-2:]), value)
         return relation.output_project(from_tokens(context, *grouped.shape[2:]))
 
@@ -219,7 +220,7 @@ class AttentionCapture:
         h, w = self.feature_size
         query = self.dense_query[row * w + col]
         scores = self.dense_key @ query * query.shape[-1] ** -0.5
-        return torch.softmax(scores, dim=0).reshape(h, w)
+        return torch.softmax(scores, dim=0).reshape(h, w)  # hw -> h x w
 
     def pixel(self, row: float, col: float, coords: Coords = "feature") -> PixelAttention:
         """The maps of one query pixel, given in feature or image coordinates."""

@@ -47,7 +47,7 @@ def run_sample_data(args: argparse.Namespace) -> int:
 
 
 def run_sample_checkpoint(args: argparse.Namespace) -> int:
-    from isanet.io.checkpoint import save_random_checkpoint
+    from isanet.data.sample_checkpoint import save_random_checkpoint
     from isanet.models.zoo import get_entry
 
     try:

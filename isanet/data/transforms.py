@@ -57,8 +57,8 @@ def resize_label(label: np.ndarray, size: Size) -> np.ndarray:
 
 def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """``H x W x 3`` uint8 RGB -> ``3 x H x W`` float32 ``(x - mean) / std``, the data preprocessor's arithmetic."""
-    pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
-    return (pixels - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
+    pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()  # H x W x 3 -> 3 x H x W
+    return (pixels - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)  # 3 -> 3 x 1 x 1
 
 
 def pad_to(array: np.ndarray, size: Size, value: int) -> np.ndarray:

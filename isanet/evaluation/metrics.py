@@ -48,6 +48,7 @@ class SegMetrics:
                              f"{pred.shape} and {label.shape}")
         if not np.issubdtype(pred.dtype, np.integer):
             raise ValueError(f"pred must hold integer class ids (take the argmax of logits), got {pred.dtype}")
+        # ... x H x W -> N x H x W: one label map at a time, as mmseg's IoUMetric counts them
         for one_pred, one_label in zip(pred.reshape(-1, *pred.shape[-2:]), label.reshape(-1, *label.shape[-2:])):
             self._add(one_pred.astype(np.int64), one_label.astype(np.int64))
 
@@ -60,7 +61,7 @@ class SegMetrics:
                 raise ValueError(f"{name} has values outside 0..{self.num_classes - 1} (and {self.ignore_index} "
                                  f"= ignore in labels): {np.unique(values[outside])}")
         counts = np.bincount(label * self.num_classes + pred, minlength=self.num_classes ** 2)
-        confusion = counts.reshape(self.num_classes, self.num_classes)
+        confusion = counts.reshape(self.num_classes, self.num_classes)  # K*K -> K x K [label, prediction]
         self.confusion += confusion
         intersect, pred_area, label_area = np.diag(confusion), confusion.sum(0), confusion.sum(1)
         image_areas = np.stack([intersect, pred_area + label_area - intersect, pred_area, label_area])

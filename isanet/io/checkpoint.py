@@ -245,20 +245,3 @@ def random_state_dict(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor
         else:
             state[key] = uniform(value.shape, (2.0 / value[0].numel()) ** 0.5)
     return state
-
-
-def save_random_checkpoint(name: str, path: str | os.PathLike, seed: int = 0, written_by: str = "isanet") -> Path:
-    """A RANDOM-WEIGHTS checkpoint of zoo entry ``name`` in mmseg's format, with the class names and palette in
-    its meta as a published file has them, so that the whole evaluation path runs without the real weights.
-    It predicts nothing useful, and its meta says so (naming ``written_by``)."""
-    from isanet.data.datasets import dataset_class
-    from isanet.models.zoo import build_model, get_entry
-
-    entry = get_entry(name)
-    model = build_model(entry["name"])
-    model.load_state_dict(random_state_dict(model, seed=seed))
-    reader = dataset_class(entry["dataset"])
-    meta = {"note": f"RANDOM WEIGHTS written by {written_by}: not a trained model", "zoo_name": entry["name"],
-            "seed": seed,
-            "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]}}
-    return save_checkpoint(model, path, meta=meta)

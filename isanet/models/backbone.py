@@ -80,8 +80,8 @@ def conv_bn_relu_stem(in_channels: int, stem_channels: int) -> nn.Sequential:
 
 def make_stage(block: type[nn.Module], inplanes: int, planes: int, num_blocks: int, stride: int,
                dilation: int) -> nn.Sequential:
-    """One residual stage. With ``contract_dilation`` the first block uses half the dilation, as mmseg does,
-    so the receptive field grows smoothly from the previous stage."""
+    """One residual stage. A dilated stage's first block uses half its dilation (mmseg's
+    ``contract_dilation=True`` in ResNetV1c), so the receptive field grows smoothly from the previous stage."""
     out_channels = planes * block.expansion
     downsample = None
     if stride != 1 or inplanes != out_channels:

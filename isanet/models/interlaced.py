@@ -117,8 +117,8 @@ class Partition:
 
 
 def _padded_grid(partition: Partition) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = torch.arange(partition.padded_h).view(-1, 1).expand(-1, partition.padded_w)
-    cols = torch.arange(partition.padded_w).view(1, -1).expand(partition.padded_h, -1)
+    rows = torch.arange(partition.padded_h).view(-1, 1).expand(-1, partition.padded_w)  # H -> H x 1 -> H x W
+    cols = torch.arange(partition.padded_w).view(1, -1).expand(partition.padded_h, -1)  # W -> 1 x W -> H x W
     return rows, cols
 
 
@@ -144,7 +144,7 @@ def pixel_groups(partition: Partition, row: int, col: int) -> tuple[torch.Tensor
     coords = []
     for ids in (long_range_group_ids(partition), short_range_group_ids(partition)):
         # Row-major order of a group's members is exactly their member index (block id / in-block offset).
-        flat = (ids == ids[y, x]).flatten().nonzero().squeeze(1)
+        flat = (ids == ids[y, x]).flatten().nonzero().squeeze(1)  # H x W -> HW -> K member positions
         coords.append(torch.stack([flat // partition.padded_w, flat % partition.padded_w], dim=1))
     return coords[0], coords[1]
 

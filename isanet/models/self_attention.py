@@ -48,7 +48,7 @@ class BlockOutput(NamedTuple):
 def attention_weights(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """``softmax(Q Kᵀ / sqrt(C_key))`` of token tensors ``B x L x C_key``: the ``B x L x L`` affinity."""
     scale = query.shape[-1] ** -0.5
-    return torch.softmax(torch.matmul(query, key.transpose(1, 2)) * scale, dim=-1)
+    return torch.softmax(torch.matmul(query, key.transpose(1, 2)) * scale, dim=-1)  # B x L x C @ B x C x L
 
 
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel: Kernel = "matmul") -> torch.Tensor:
@@ -77,11 +77,14 @@ def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     query, key, value = query.contiguous(), key.contiguous(), value.contiguous()
     heads = value_width // key_width
     if query.device.type != "cpu" or value_width % key_width or heads == 1:
+        # B x L x C -> B x 1 x L x C (one head) and back
         return F.scaled_dot_product_attention(query[:, None], key[:, None], value[:, None], scale=scale)[:, 0]
+    # B x L x C_key -> B x heads x L x C_key (a free broadcast view: every head shares the query and key)
     query, key = (t[:, None].expand(batch, heads, length, key_width) for t in (query, key))
+    # B x L x C_value -> B x L x heads x C_key -> B x heads x L x C_key
     value = value.view(batch, length, heads, key_width).transpose(1, 2)
-    context = F.scaled_dot_product_attention(query, key, value, scale=scale)
-    return context.transpose(1, 2).reshape(batch, length, value_width)
+    context = F.scaled_dot_product_attention(query, key, value, scale=scale)  # B x heads x L x C_key
+    return context.transpose(1, 2).reshape(batch, length, value_width)  # -> B x L x heads x C_key -> B x L x C_value
 
 
 class SelfAttentionBlock(nn.Module):

@@ -39,7 +39,7 @@ def to_display_image(image: torch.Tensor | np.ndarray, mean: Sequence[float] = I
     if array.ndim == 4:
         array = array[0]
     if array.shape[0] == 3 and array.shape[-1] != 3:
-        array = array.transpose(1, 2, 0) * np.asarray(std) + np.asarray(mean)
+        array = array.transpose(1, 2, 0) * np.asarray(std) + np.asarray(mean)  # 3 x H x W -> H x W x 3
     return np.clip(array, 0, 255).astype(np.uint8)
 
 

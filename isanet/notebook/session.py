@@ -106,7 +106,7 @@ def sample_checkpoint(name: str, root: str | os.PathLike | None = None, seed: in
     """A RANDOM-WEIGHTS checkpoint of zoo entry ``name`` in mmseg's format (what ``isanet sample-checkpoint``
     writes), created once under ``data/samples/checkpoints/``; for running the evaluation path without the
     published file. It predicts nothing useful, and says so in its meta."""
-    from isanet.io.checkpoint import save_random_checkpoint
+    from isanet.data.sample_checkpoint import save_random_checkpoint
     from isanet.models.zoo import get_entry
 
     entry = get_entry(name)

@@ -248,3 +248,27 @@ def test_sdpa_kernel_is_really_fused_and_never_stores_the_affinity():
         explicit = peak_memory(lambda: block(x, "matmul"), "cpu")
         fused = peak_memory(lambda: block(x, "sdpa"), "cpu")
     assert explicit >= affinity_bytes > 4 * fused
+
+
+def test_partition_block_and_offset_helpers_by_hand():
+    """A 9x11 map with 4x4 blocks pads to 12x12 (3x3 blocks): top 1, bottom 2, left 0, right 1."""
+    p = Partition(9, 11, 4, 4)
+    assert (p.glb_h, p.glb_w, p.padding) == (3, 3, (0, 1, 1, 2))
+    assert p.block(5, 9) == (1, 2) and p.offset(5, 9) == (1, 1) and p.block_origin(5, 9) == (4, 8)
+    assert p.short_range_group(5, 9) == 1 * 3 + 2 and p.long_range_group(5, 9) == 1 * 4 + 1
+    ids_long, ids_short = long_range_group_ids(p), short_range_group_ids(p)
+    assert ids_long[5, 9] == 5 and ids_short[5, 9] == 5
+    assert ids_long.unique().numel() == 16 and ids_short.unique().numel() == 9
+
+
+def test_forward_with_attention_gives_the_forward_output_and_softmax_weights():
+    module = isa_module((3, 4))
+    x = torch.randn(2, 8, 7, 10, dtype=torch.float64)
+    with torch.no_grad():
+        out, attention = module.forward_with_attention(x)
+        torch.testing.assert_close(out, module(x), rtol=1e-12, atol=1e-12)
+    p = attention.partition
+    assert attention.long_range.shape == (2, 12, 9, 9) and attention.short_range.shape == (2, 9, 12, 12)
+    for weights in (attention.long_range, attention.short_range):
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1], dtype=torch.float64))
+    assert (p.glb_h, p.glb_w, p.loc_h, p.loc_w) == (3, 3, 3, 4)
