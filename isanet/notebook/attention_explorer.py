@@ -357,7 +357,7 @@ class AttentionExplorer:
         p = self.result.partition
         if p is not None:
             y, x = frow + p.pad_top, fcol + p.pad_left
-            text += f"; block ({y // p.loc_h}, {x // p.loc_w}), in-block offset ({y % p.loc_h}, {x % p.loc_w})"
+            text += f"; block {p.block(y, x)}, in-block offset {p.offset(y, x)}"
         return text
 
     def _draw(self) -> None:
@@ -373,7 +373,8 @@ class AttentionExplorer:
         block_box, points = None, []
         if p is not None:
             y, x = self.feature_pixel[0] + p.pad_top, self.feature_pixel[1] + p.pad_left
-            top, left = (y // p.loc_h) * p.loc_h - p.pad_top, (x // p.loc_w) * p.loc_w - p.pad_left
+            block_y, block_x = p.block_origin(y, x)
+            top, left = block_y - p.pad_top, block_x - p.pad_left
             block_box = (top * stride_y, left * stride_x, (top + p.loc_h) * stride_y, (left + p.loc_w) * stride_x)
             long_ids = long_range_group_ids(p).numpy()
             for gy, gx in zip(*np.nonzero(long_ids == long_ids[y, x])):

@@ -72,7 +72,8 @@ def two_hop_path(partition: Partition, source: tuple[int, int],
             raise ValueError(f"{name} pixel ({row}, {col}) is outside the {p.height}x{p.width} map")
     sy, sx = source[0] + p.pad_top, source[1] + p.pad_left
     ty, tx = target[0] + p.pad_top, target[1] + p.pad_left
-    via = ((ty // p.loc_h) * p.loc_h + sy % p.loc_h, (tx // p.loc_w) * p.loc_w + sx % p.loc_w)
+    (block_y, block_x), (offset_y, offset_x) = p.block_origin(ty, tx), p.offset(sy, sx)
+    via = (block_y + offset_y, block_x + offset_x)  # the target's block, at the source's in-block offset
     return (sy, sx), via, (ty, tx)
 
 
@@ -101,7 +102,7 @@ def plot_two_hop(partition: Partition, source: tuple[int, int], target: tuple[in
     _grid(ax, p)
     ax.add_patch(Rectangle((p.pad_left - 0.5, p.pad_top - 0.5), p.width, p.height, fill=False, lw=2, ec="black",
                            ls="--"))
-    block_y, block_x = (ty // p.loc_h) * p.loc_h, (tx // p.loc_w) * p.loc_w
+    block_y, block_x = p.block_origin(ty, tx)
     ax.add_patch(Rectangle((block_x - 0.5, block_y - 0.5), p.loc_w, p.loc_h, fill=False, lw=2.5, ec="tab:orange"))
     for (y0, x0), (y1, x1), colour, label in (((sy, sx), (vy, vx), "tab:blue", "1: long range"),
                                               ((vy, vx), (ty, tx), "tab:orange", "2: short range")):
@@ -150,7 +151,7 @@ def plot_partition_over_image(image: np.ndarray | torch.Tensor, partition: Parti
         long_ids = long_range_group_ids(p).numpy()
         for gy, gx in zip(*np.nonzero(long_ids == long_ids[y, x])):
             ax.add_patch(box(gy, gx, 1, 1, fc="tab:blue", ec="white", lw=0.6, alpha=0.85))
-        ax.add_patch(box((y // p.loc_h) * p.loc_h, (x // p.loc_w) * p.loc_w, p.loc_h, p.loc_w, fill=False,
+        ax.add_patch(box(*p.block_origin(y, x), p.loc_h, p.loc_w, fill=False,
                          ec="tab:orange", lw=2.5))
         ax.add_patch(box(y, x, 1, 1, fc="white", ec="black", lw=1.2))
     ax.set_xlim(-0.5 - p.pad_left * stride_x, (p.padded_w - p.pad_left) * stride_x - 0.5)
