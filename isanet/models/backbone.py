@@ -1,5 +1,10 @@
 """ResNet-V1c with dilated D8 stages: the backbone of every published ISANet.
 
+*Deep Residual Learning for Image Recognition*, He et al., arXiv:1512.03385; the "C" variant's deep stem from
+*Bag of Tricks for Image Classification with Convolutional Neural Networks*, He et al., arXiv:1812.01187.
+Matches mmsegmentation 1.2.2 ``mmseg/models/backbones/resnet.py`` (``ResNetV1c``, ``contract_dilation=True``,
+``strides=(1, 2, 1, 1)``, ``dilations=(1, 1, 2, 4)``).
+
 V1c differs from the torchvision ResNet in its *deep stem* (three 3x3 convs, 32-32-64 channels, instead of
 one 7x7) and keeps the stride on the 3x3 conv of each bottleneck ("pytorch" style). "D8" replaces the
 strides of the last two stages by dilations (1, 1, 2, 4), so the output stride is 8 and the attention runs
