@@ -149,6 +149,48 @@ def pixel_groups(partition: Partition, row: int, col: int) -> tuple[torch.Tensor
     return coords[0], coords[1]
 
 
+def member_positions(partition: Partition) -> torch.Tensor:
+    """``(loc_h*loc_w) x (glb_h*glb_w)`` flat padded position (row-major over ``padded_h x padded_w``) of the
+    member with in-block offset ``o`` in block ``b``: the index ISA's two regroupings are built on.
+
+    Row ``o`` lists long-range group ``o`` in its member order; column ``b`` lists block ``b`` in its member
+    order. Flattened row-major it is the long-range order of all positions, column-major the short-range order.
+    """
+    p = partition
+    offset_y, offset_x = torch.arange(p.loc_h), torch.arange(p.loc_w)
+    block_y, block_x = torch.arange(p.glb_h), torch.arange(p.glb_w)
+    rows = block_y.view(1, 1, -1, 1) * p.loc_h + offset_y.view(-1, 1, 1, 1)  # loc_h x 1 x glb_h x 1
+    cols = block_x.view(1, 1, 1, -1) * p.loc_w + offset_x.view(1, -1, 1, 1)  # 1 x loc_w x 1 x glb_w
+    # loc_h x loc_w x glb_h x glb_w -> (loc_h*loc_w) x (glb_h*glb_w)
+    return (rows * p.padded_w + cols).reshape(p.num_long_range_groups, p.num_short_range_groups)
+
+
+def long_range_mask(partition: Partition) -> torch.Tensor:
+    """``HW x HW`` boolean relation of the long-range step over the padded map (row-major positions):
+    ``mask[q, r]`` is True when ``q`` attends to ``r`` in step 1, i.e. they share their in-block offset."""
+    ids = long_range_group_ids(partition).flatten()
+    return ids[:, None] == ids[None, :]
+
+
+def short_range_mask(partition: Partition) -> torch.Tensor:
+    """``HW x HW`` boolean relation of the short-range step: ``mask[p, q]`` is True when ``p`` and ``q`` lie in
+    the same block."""
+    ids = short_range_group_ids(partition).flatten()
+    return ids[:, None] == ids[None, :]
+
+
+def long_range_order(partition: Partition) -> torch.Tensor:
+    """A permutation of the padded positions that lists the long-range groups one after the other: under it
+    :func:`long_range_mask` is block diagonal (``loc_h*loc_w`` blocks of ``glb_h*glb_w``)."""
+    return member_positions(partition).flatten()
+
+
+def short_range_order(partition: Partition) -> torch.Tensor:
+    """A permutation of the padded positions that lists the blocks one after the other: under it
+    :func:`short_range_mask` is block diagonal (``glb_h*glb_w`` blocks of ``loc_h*loc_w``)."""
+    return member_positions(partition).t().flatten()
+
+
 def group_long_range(x: torch.Tensor, p: Partition) -> torch.Tensor:
     """Padded ``n x c x H x W`` -> ``(n * loc_h * loc_w) x c x glb_h x glb_w``, one map per long-range group.
 
@@ -203,6 +245,23 @@ class ISAOutput(NamedTuple):
 
     context: torch.Tensor  # n x c x h x w, the ISA output (same shape as its input)
     attention: ISAAttention  # both stages' weights
+
+
+def attention_matrices(attention: ISAAttention, image_index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The captured weights of both steps as ``HW x HW`` matrices over the padded map (row = query, column =
+    key, row-major positions; zero outside the masks): ``(A_L, A_S)``. The composed two-hop map is
+    ``A_S @ A_L``: ``composed[p, r] = sum_q A_S[p, q] A_L[q, r]``."""
+    p = attention.partition
+    positions = member_positions(p)  # offset x block
+    pixels = p.padded_h * p.padded_w
+    long_full = attention.long_range.new_zeros(pixels, pixels)
+    short_full = attention.short_range.new_zeros(pixels, pixels)
+    # long_range[image, offset, i, j]: block i reads block j within group `offset`
+    long_full[positions[:, :, None], positions[:, None, :]] = attention.long_range[image_index]
+    # short_range[image, block, i, j]: offset i reads offset j within block `block`
+    by_block = positions.t()  # block x offset
+    short_full[by_block[:, :, None], by_block[:, None, :]] = attention.short_range[image_index]
+    return long_full, short_full
 
 
 def _interlaced(x: torch.Tensor, down_factor: tuple[int, int],
