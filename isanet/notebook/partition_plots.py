@@ -1,5 +1,6 @@
 """Pictures of ISA's partition: the long-range groups and short-range blocks of a map, the two-hop path
-between two pixels, the blocks over an image, and the affinity-cost table.
+between two pixels, the blocks over an image, the ``HW x HW`` relation matrices and their product, the tensor
+shapes of one forward pass, and the affinity-cost table.
 
 They draw what :class:`isanet.models.interlaced.Partition` computes, so a picture can never disagree with the
 model's own grouping.
@@ -12,12 +13,24 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
-from isanet.models.interlaced import Partition, long_range_group_ids, short_range_group_ids
+from isanet.models.interlaced import (
+    Partition,
+    group_long_range,
+    long_range_group_ids,
+    long_range_mask,
+    long_range_order,
+    long_to_short_range,
+    short_range_group_ids,
+    short_range_mask,
+    short_range_order,
+    ungroup_short_range,
+)
 from isanet.notebook.plots import axes_grid, mark_pixel, to_display_image
 
 
@@ -190,3 +203,66 @@ def complexity_html(partition: Partition, channels: int = 512, batch: int = 1) -
                    f"<td style='text-align:left'>{v if k == 'dense / ISA' else html.escape(v)}</td></tr>"
                    for k, v in rows)
     return f"<table class='isanet-complexity'>{body}</table>"
+
+
+def _matrix_panel(ax: Axes, matrix: np.ndarray, title: str, cmap: str = "Greys", **style) -> None:
+    ax.imshow(matrix, cmap=cmap, interpolation="nearest", **style)
+    ax.set_title(title, fontsize="medium")
+    ax.set_xlabel("key / source position")
+    ax.set_ylabel("query / target position")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_relation_masks(partition: Partition) -> Figure:
+    """The ``HW x HW`` relations of the two steps over the padded map (black: ``query`` attends to ``key``).
+    Top: positions in row-major order, as the map stores them. Bottom: each matrix in the order that lists its
+    groups one after the other, where it becomes block diagonal (dense attention inside each group)."""
+    p = partition
+    figure = Figure(figsize=(8.5, 8.8), layout="constrained")
+    axes = figure.subplots(2, 2)
+    long_mask, short_mask = long_range_mask(p).numpy(), short_range_mask(p).numpy()
+    long_order, short_order = long_range_order(p).numpy(), short_range_order(p).numpy()
+    pixels = p.padded_h * p.padded_w
+    _matrix_panel(axes[0, 0], long_mask, f"long range L, row-major ({pixels}x{pixels})")
+    _matrix_panel(axes[0, 1], short_mask, f"short range S, row-major ({pixels}x{pixels})")
+    _matrix_panel(axes[1, 0], long_mask[np.ix_(long_order, long_order)],
+                  f"L by long-range group: {p.num_long_range_groups} blocks of {p.num_short_range_groups}")
+    _matrix_panel(axes[1, 1], short_mask[np.ix_(short_order, short_order)],
+                  f"S by block: {p.num_short_range_groups} blocks of {p.num_long_range_groups}")
+    return figure
+
+
+def plot_two_hop_product(partition: Partition) -> Figure:
+    """``S x L = paths``: the short-range relation times the long-range relation, all three in the short-range
+    (block by block) order. Entry ``[p, r]`` of the product counts the positions ``q`` with ``S[p, q] L[q, r]``,
+    the two-hop paths from ``r`` to ``p``; a matrix with no zero means that every position reaches every other."""
+    p = partition
+    order = short_range_order(p)
+    long_mask, short_mask = long_range_mask(p)[order][:, order], short_range_mask(p)[order][:, order]
+    paths = (short_mask.long() @ long_mask.long()).numpy()
+    figure = Figure(figsize=(12, 4.4), layout="constrained")
+    axes = figure.subplots(1, 3)
+    _matrix_panel(axes[0], short_mask.numpy(), "S (short range)")
+    _matrix_panel(axes[1], long_mask.numpy(), "x  L (long range)")
+    _matrix_panel(axes[2], paths, f"=  S L: {paths.min()} to {paths.max()} paths per pair", vmin=0,
+                  vmax=max(1, int(paths.max())))
+    figure.suptitle(f"{p.padded_h}x{p.padded_w} padded map, down_factor ({p.loc_h}, {p.loc_w}); positions "
+                    "listed block by block", fontsize="medium")
+    return figure
+
+
+def isa_shape_steps(partition: Partition, batch: int = 1, channels: int = 512) -> list[tuple[str, tuple[int, ...]]]:
+    """``(step, shape)`` of the tensor after each step of one ISA forward pass on ``batch x channels x h x w``,
+    taken by running the package's own padding and regroupings on a ``meta`` tensor (shapes only)."""
+    p = partition
+    x = torch.empty(batch, channels, p.height, p.width, device="meta")
+    padded = F.pad(x, p.padding)
+    by_group = group_long_range(padded, p)
+    by_block = long_to_short_range(by_group, p)
+    ungrouped = ungroup_short_range(by_block, p)
+    cropped = ungrouped[:, :, p.pad_top:p.pad_top + p.height, p.pad_left:p.pad_left + p.width]
+    return [("input", tuple(x.shape)), ("pad", tuple(padded.shape)), ("group (long range)", tuple(by_group.shape)),
+            ("attend in each group", tuple(by_group.shape)), ("regroup (short range)", tuple(by_block.shape)),
+            ("attend in each block", tuple(by_block.shape)), ("ungroup", tuple(ungrouped.shape)),
+            ("crop", tuple(cropped.shape))]
