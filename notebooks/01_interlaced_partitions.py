@@ -14,28 +14,65 @@
 # %% [markdown]
 # # 01 · Interlaced partitions: how ISA cuts a feature map
 #
-# **Goal:** see exactly which pixels attend to which in Interlaced Sparse Self-Attention (ISA), and why that
-# is enough for every pixel to reach every other one.
+# **Goal:** see exactly which pixels attend to which in Interlaced Sparse Self-Attention (ISA), prove with one
+# matrix product that two sparse steps let every pixel reach every other, and see why that still is not dense
+# attention.
 #
-# Dense self-attention lets each of the `h·w` pixels of a feature map look at all `h·w` pixels: an affinity
-# matrix of `(hw)²` entries. ISA replaces it with two cheap steps, using a `down_factor = (loc_h, loc_w)`
-# (8 x 8 in every published model):
+# **You will learn**
+# - how a `down_factor = (loc_h, loc_w)` cuts a map into blocks and long-range groups, and how odd sizes are
+#   padded;
+# - the tensor shapes of one ISA forward pass: pad → group → attend → regroup → attend → ungroup → crop, line by
+#   line next to mmsegmentation's code;
+# - the **matrix view**: the two steps as sparse $HW \times HW$ relations that become block diagonal when the
+#   positions are reordered, and whose product has no zero;
+# - why two hops reach everything yet are *not* equivalent to dense attention: the pixels of one block share
+#   the same long-range rows;
+# - what ISA saves in affinity entries, and which `down_factor` is cheapest.
 #
-# 1. **long range** — the pixels with the same position inside their `loc_h x loc_w` block form a group spread
-#    over the whole map (stride `loc`); attention runs inside each group;
-# 2. **short range** — the pixels of one block form a group; attention runs inside each block.
+# **Prerequisites:** scaled dot-product attention ($\mathrm{softmax}(QK^\top/\sqrt{d})V$); matrix products;
+# PyTorch's `view`/`permute`. Nothing here needs a model or a GPU; it runs in seconds.
+
+# %% [markdown]
+# ## The idea, and the paper's notation
 #
-# You will draw both groupings on a grid and over an image, see the padding a non-divisible map gets, follow
-# the two-hop path between any two pixels, and compare the affinity sizes with the formulas
-# (`Partition.affinity_entries`). Nothing here needs a model; it runs in seconds.
+# Dense self-attention lets each of the $N = hw$ pixels of a feature map read all $N$ pixels:
+#
+# $$\mathrm{Attn}(X) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d}}\right)V, \qquad
+#   A = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d}}\right) \in \mathbb{R}^{N \times N},$$
+#
+# with queries and keys of width $d$ (`isa_channels`) and values of $C$ channels — an affinity $A$ of $N^2$
+# entries. ISA (Huang et al., arXiv:1907.12273) factorises it into two sparse affinities computed one after the
+# other. The paper's names and the code's:
+#
+# | paper | code | meaning |
+# | --- | --- | --- |
+# | $H \times W$ | `padded_h x padded_w` | the map, padded to a multiple of the block size |
+# | $P_h \times P_w$ | `down_factor = (loc_h, loc_w)` | block size (8 x 8 in every published model) |
+# | $Q_h \times Q_w$ | `(glb_h, glb_w)` | number of blocks, $\lceil h / P_h \rceil \times \lceil w / P_w \rceil$ |
+# | $A_L$ | `global_relation`, `long_range` | step 1: attention inside each long-range group |
+# | $A_S$ | `local_relation`, `short_range` | step 2: attention inside each block |
+#
+# (The paper's $Q_h, Q_w$ are block counts, not the queries $Q$ above; the clash of letters is the paper's.)
+#
+# 1. **long range** — the $P_hP_w$ groups of pixels with the same position inside their block: $Q_hQ_w$ pixels
+#    spread over the whole map with stride $P$;
+# 2. **short range** — the $Q_hQ_w$ blocks of $P_hP_w$ neighbours.
+#
+# The output of step 2 at pixel $p$ mixes step-1 outputs, which mix the input, so the map that says how much
+# of pixel $r$ reaches pixel $p$ is the product
+#
+# $$\mathrm{composed}[p, r] = \sum_q A_S[p, q]\, A_L[q, r], \qquad \mathrm{composed} = A_S A_L .$$
 
 # %% tags=["parameters"]
 # Parameters — change them and re-run. Relative paths are taken from the repository root.
 HEIGHT, WIDTH = 13, 18     # a small feature map that 4 x 4 blocks do not divide: it gets padded
 DOWN_FACTOR = 4            # (loc_h, loc_w) = (DOWN_FACTOR, DOWN_FACTOR) for the small grid
 SOURCE = (1, 2)            # two pixels of the small map for the two-hop path (row, col)
-TARGET = (9, 13)          # try (11, 16): its via pixel lies in the padding
-DATA_ROOT = None           # a Cityscapes root (e.g. "data/cityscapes") for the picture; None: synthetic sample
+TARGET = (9, 13)           # try (11, 16): its via pixel lies in the padding
+MATRIX_SIZE = (6, 6)       # the map whose HW x HW matrices are drawn (keep it small: 36 x 36 entries)
+MATRIX_DOWN_FACTOR = 3     # its down_factor
+IMAGE_FILE = None          # any picture file (e.g. "my_photo.jpg") to draw the blocks over; None: see DATA_ROOT
+DATA_ROOT = None           # a data set root (e.g. "data/cityscapes"); None with no IMAGE_FILE: a synthetic sample
 DATASET = "cityscapes"     # how to read DATA_ROOT: "cityscapes", "ade20k" or "voc"
 IMAGE_WIDTH = 512          # the picture's width; its feature map is 1/8 of it (the D8 backbone's stride)
 IMAGE_DOWN_FACTOR = 8      # the published down_factor, for the picture
@@ -46,23 +83,33 @@ IMAGE_DOWN_FACTOR = 8      # the published down_factor, for the picture
 # %%
 # %matplotlib inline
 import numpy as np
+import torch
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
-from isanet.data.datasets import build_dataset
+from isanet.analysis.attention_bench import DenseAttention
+from isanet.data.datasets import build_dataset, read_image
 from isanet.data.transforms import rescale_size, resize_image
+from isanet.io.checkpoint import random_state_dict
 from isanet.models.interlaced import (
+    ISAModule,
     Partition,
+    attention_matrices,
     long_range_group_ids,
+    long_range_mask,
     pixel_groups,
     short_range_group_ids,
+    short_range_mask,
 )
 from isanet.notebook.partition_explorer import PartitionExplorer
 from isanet.notebook.partition_plots import (
     complexity_html,
+    isa_shape_steps,
     plot_partition,
     plot_partition_over_image,
+    plot_relation_masks,
     plot_two_hop,
+    plot_two_hop_product,
     two_hop_path,
 )
 from isanet.notebook.session import repo_root, resolve_path, sample_dataset
@@ -74,9 +121,9 @@ print(partition)
 # %% [markdown]
 # ## 1. Blocks, groups and padding
 #
-# `Partition` holds the geometry. The map is cut into `glb_h x glb_w` blocks of `loc_h x loc_w` pixels, after
-# padding it up to a multiple of the block size. The padding is symmetric, the odd extra row/column going to
-# the bottom/right (mmsegmentation's rule).
+# `Partition` holds the geometry. The map is padded up to a multiple of the block size, then cut into
+# $Q_h \times Q_w$ = `glb_h x glb_w` blocks of $P_h \times P_w$ = `loc_h x loc_w` pixels. The padding is
+# symmetric, the odd extra row/column going to the bottom/right (mmsegmentation's rule).
 
 # %%
 p = partition
@@ -87,10 +134,11 @@ print(f"{p.num_long_range_groups} long-range groups of {p.glb_h * p.glb_w} pixel
       f"{p.num_short_range_groups} short-range blocks of {p.loc_h * p.loc_w} pixels")
 
 # %% [markdown]
-# Every position of the padded map has a **long-range group id** (its offset inside its block) and a
-# **short-range group id** (its block). Print them for the padded grid: the long-range ids repeat with period
-# `loc`, the short-range ids are constant on blocks. (Each id is also the position's index *inside* the other
-# grouping — that is what makes the permutations between the two steps so simple.)
+# With the default 13 x 18 map: the 13 rows need 4 blocks of 4 (16 rows), so 3 rows of padding, 1 on top and 2
+# at the bottom; the 18 columns need 5 blocks (20 columns), 1 on each side. Every position of the padded map has a **long-range group id**
+# (its offset inside its block) and a **short-range group id** (its block). Printed for the padded grid, the
+# long-range ids repeat with period `loc` and the short-range ids are constant on blocks. (Each id is also the
+# position's index *inside* the other grouping — that is what makes the permutations between the steps simple.)
 
 # %%
 print("long-range group id of each padded position:")
@@ -99,9 +147,8 @@ print("\nshort-range group (block) id of each padded position:")
 print(short_range_group_ids(p).numpy())
 
 # %% [markdown]
-# The same as pictures. Left: all long-range groups, one colour each — a group is a lattice with stride
-# `loc` over the whole map. Right: the short-range blocks. The dashed box is the real (unpadded) map; the
-# star is `SOURCE`, and only its own groups are coloured.
+# The same as pictures. Left: the long-range groups; right: the short-range blocks. The dashed box is the real
+# (unpadded) map; the star is `SOURCE`, and only its own groups are coloured.
 
 # %%
 display(plot_partition(p, SOURCE))
@@ -111,89 +158,256 @@ print(f"SOURCE {SOURCE} attends to {len(long_members)} pixels in step 1 and {len
 print(long_members.tolist())
 
 # %% [markdown]
-# ## 2. The two-hop path
+# The source's long-range group is a lattice with stride `loc` in both directions, one pixel per block (with
+# the defaults: 20 blocks, 20 pixels); its block holds `loc_h·loc_w` neighbours (16). Together 36 positions, where
+# dense attention would read all 234.
 #
-# After the two steps, how does information from `SOURCE` reach `TARGET`? In step 1 a pixel reads from its
-# long-range group; in step 2 `TARGET` reads from its block. So the message travels
-# `SOURCE → via → TARGET`, where `via` is the pixel of `TARGET`'s block that has `SOURCE`'s in-block offset:
-# it is in `SOURCE`'s long-range group *and* in `TARGET`'s block.
+# ## 2. One forward pass, shape by shape
+#
+# ISA is only reshapes around an ordinary attention block. This is mmsegmentation's `ISAHead.forward`
+# (`mmseg/models/decode_heads/isa_head.py`, v1.x, Apache-2.0), abridged to the lines that move the pixels; the
+# step numbers in the comments are ours, and match the printed steps below:
+#
+# ```python
+# # 1 pad
+# padding = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+# x = F.pad(x, padding)
+# # 2 group: global relation
+# x = x.view(n, c, glb_h, loc_h, glb_w, loc_w)
+# x = x.permute(0, 3, 5, 1, 2, 4)  # (n, loc_h, loc_w, c, glb_h, glb_w)
+# x = x.reshape(-1, c, glb_h, glb_w)
+# x = self.global_relation(x)  # 3 attend: (n * loc_h * loc_w, c, glb_h, glb_w)
+# # 4 regroup: local relation
+# x = x.view(n, loc_h, loc_w, c, glb_h, glb_w)
+# x = x.permute(0, 4, 5, 3, 1, 2)  # (n, glb_h, glb_w, c, loc_h, loc_w)
+# x = x.reshape(-1, c, loc_h, loc_w)
+# x = self.local_relation(x)  # 5 attend: (n * glb_h * glb_w, c, loc_h, loc_w)
+# # 6 ungroup: permute each pixel back to its original position
+# x = x.view(n, glb_h, glb_w, c, loc_h, loc_w)
+# x = x.permute(0, 3, 1, 4, 2, 5)  # (n, c, glb_h, loc_h, glb_w, loc_w)
+# x = x.reshape(n, c, glb_h * loc_h, glb_w * loc_w)
+# # 7 crop
+# x = x[:, :, pad_h // 2:pad_h // 2 + h, pad_w // 2:pad_w // 2 + w]
+# ```
+#
+# The package does the same in `isanet.models.interlaced` (`group_long_range`, `long_to_short_range`,
+# `ungroup_short_range`; its parity test compares it with mmseg's output). The cell runs those functions on a
+# `meta` tensor (shapes only) of this notebook's map, with 512 channels, and prints the shape after each step.
+# The batch dimension is where the groups go: attention runs on each group as if it were a separate image.
+
+# %%
+names = {"input": "n x c x h x w", "pad": "n x c x H x W",
+         "group (long range)": "(n·loc_h·loc_w) x c x glb_h x glb_w", "attend in each group": "(n·loc_h·loc_w) x c x glb_h x glb_w",
+         "regroup (short range)": "(n·glb_h·glb_w) x c x loc_h x loc_w",
+         "attend in each block": "(n·glb_h·glb_w) x c x loc_h x loc_w", "ungroup": "n x c x H x W",
+         "crop": "n x c x h x w"}
+for index, (step, shape) in enumerate(isa_shape_steps(p, batch=1, channels=512)):
+    arrow = "   " if index == 0 else "-> "
+    print(f"{arrow}{step:<22} {' x '.join(map(str, shape)):<18} {names[step]}")
+
+# %% [markdown]
+# Read the batch column (default parameters): 1 image becomes 16 "images" of 4 x 5 pixels (one per long-range
+# group: $P_hP_w = 16$ groups of $Q_hQ_w = 20$ pixels), then 20 "images" of 4 x 4 (one per block), then 1 image
+# again. Attention
+# never sees a pixel outside its "image", which is why each step is sparse.
+#
+# ## 3. The matrix view: two sparse relations and their product
+#
+# Write each step as an $HW \times HW$ matrix over the positions of the padded map, in row-major order: entry
+# $[q, r]$ is 1 when position $q$ may read position $r$ in that step. $L$ (long range) connects positions with
+# the same in-block offset, $S$ (short range) positions of the same block; the trained weights $A_L$ and $A_S$
+# can be non-zero only where $L$ and $S$ are 1. The drawing uses a small map (`MATRIX_SIZE`, `MATRIX_DOWN_FACTOR`)
+# so that the 0/1 pattern is visible. Top: row-major order, as the map is stored — a scatter of stripes. Bottom:
+# the same matrices with the positions reordered group by group — **block diagonal**, one dense block per group:
+# each step *is* dense attention, inside its groups.
+
+# %%
+small = Partition(*MATRIX_SIZE, MATRIX_DOWN_FACTOR, MATRIX_DOWN_FACTOR)
+display(plot_relation_masks(small))
+long_m, short_m = long_range_mask(small), short_range_mask(small)
+print(f"{small.padded_h}x{small.padded_w} map, {small.padded_h * small.padded_w} positions: L has "
+      f"{int(long_m.sum())} ones ({long_m.float().mean():.0%} of the matrix), S has {int(short_m.sum())} "
+      f"({short_m.float().mean():.0%}); dense attention would be 100%")
+
+# %% [markdown]
+# Both relations are sparse (the percentages above). Now the product: $(SL)[p, r] = \sum_q S[p, q]\,L[q, r]$
+# counts the positions $q$ that are in $p$'s block *and* in $r$'s long-range group — the two-hop paths from
+# $r$ to $p$. This is the paper's "product of two sparse affinity matrices", drawn with all three matrices in the
+# block-by-block order.
+
+# %%
+display(plot_two_hop_product(small))
+for name, part in (("small", small), ("parameter", p)):
+    paths = short_range_mask(part).long() @ long_range_mask(part).long()
+    print(f"{name} map {part.height}x{part.width} (padded {part.padded_h}x{part.padded_w}): S L has "
+          f"{int((paths == 0).sum())} zeros among {paths.numel():,} entries; paths per pair: min {int(paths.min())}, "
+          f"max {int(paths.max())}")
+
+# %% [markdown]
+# No zero, and every entry is exactly 1: **every position reaches every other in two hops, along exactly one
+# path**. This is the proof that ISA has a global receptive field, and it holds for any map and factor because
+# a block and a long-range group always share exactly one position (one offset, one block). The package's test
+# (`tests/models/test_relation_matrices.py`) checks the same count through the real regrouping code, by pushing a
+# one-hot image of every pixel through `interlaced_attention` with "sum the group" relations.
+#
+# ## 4. The two-hop path of one pair
+#
+# The single path from `SOURCE` to `TARGET`: in step 1 a pixel reads its long-range group; in step 2 `TARGET`
+# reads its block. So the message travels `SOURCE → via → TARGET`, where `via` is the one position of
+# `TARGET`'s block with `SOURCE`'s in-block offset. `two_hop_path` computes it from that rule; the cell also reads
+# it off the matrices, as the only $q$ with $S[\text{target}, q]\,L[q, \text{source}] = 1$.
 
 # %%
 source, via, target = two_hop_path(p, SOURCE, TARGET)
-print(f"padded coordinates: source {source} -> via {via} (step 1, long range) -> target {target} "
-      f"(step 2, short range)")
+
+
+def flat(yx: tuple[int, int]) -> int:
+    """Padded (row, col) -> its row-major position, the index of the HW x HW matrices."""
+    return yx[0] * p.padded_w + yx[1]
+
+
+short_m, long_m = short_range_mask(p), long_range_mask(p)
+through = (short_m[flat(target)] & long_m[:, flat(source)]).nonzero().flatten().tolist()
+print(f"padded coordinates: source {source} -> via {via} (step 1, long range) -> target {target} (step 2)")
+print(f"from the matrices: the positions q with S[target, q] L[q, source] = 1 are {through}; "
+      f"via is position {flat(via)}")
 figure = Figure(figsize=(5, 5.2), layout="constrained")
 plot_two_hop(p, SOURCE, TARGET, ax=figure.subplots())
 display(figure)
 
 # %% [markdown]
-# This works for **every** pair, which we can check by brute force: for all `(source, target)` pairs, `via` is
-# in `source`'s long-range group and in `target`'s block.
+# The rule and the matrix product name the same single position. One subtlety: `via` may be a **padding**
+# position (try `TARGET = (11, 16)`). That still works, because padded positions are real members of the
+# groups: the map is padded with zeros *before* attention, so a padded position takes part in step 1 like any
+# pixel (it reads its long-range group) and passes the result on in step 2. The matrices count how many paths
+# between real pixels go through the padding: the sum of $S[p, q]\,L[q, r]$ over padding positions $q$.
 
 # %%
-long_ids, short_ids = long_range_group_ids(p).numpy(), short_range_group_ids(p).numpy()
-pairs = 0
-for sr in range(p.height):
-    for sc in range(p.width):
-        for tr in range(p.height):
-            for tc in range(p.width):
-                (sy, sx), (vy, vx), (ty, tx) = two_hop_path(p, (sr, sc), (tr, tc))
-                assert long_ids[vy, vx] == long_ids[sy, sx] and short_ids[vy, vx] == short_ids[ty, tx]
-                pairs += 1
-print(f"all {pairs:,} ordered pairs of the {p.height}x{p.width} map are connected in exactly two hops")
+real = torch.zeros(p.padded_h, p.padded_w, dtype=torch.bool)
+real[p.pad_top:p.pad_top + p.height, p.pad_left:p.pad_left + p.width] = True
+real = real.flatten()
+via_padding = int((short_m[real][:, ~real].long() @ long_m[~real][:, real].long()).sum())
+pairs = int(real.sum()) ** 2
+print(f"{via_padding:,} of {pairs:,} ordered pairs of real pixels ({via_padding / pairs:.0%}) travel through a "
+      f"padding position; {int((~real).sum())} of the {real.numel()} padded positions are padding")
 
 # %% [markdown]
-# One subtlety: `via` may be a **padding** position (try `TARGET = (11, 16)`). That still works, because padded
-# positions are real members of the groups: the map is padded with zeros *before* attention, so a padded
-# position takes part in step 1 like any pixel (it reads its long-range group) and passes the result on in
-# step 2. How often does the path go through the padding on this map?
+# ## 5. Two hops reach everything, but ISA is not dense attention
+#
+# Reaching every pixel is not the same as being able to weigh every pixel freely. Since exactly one $q$ joins
+# $r$ to $p$, the composed map is a single product,
+#
+# $$\mathrm{composed}[p, r] = A_S[p, v]\, A_L[v, r], \qquad v = \text{the position of } p\text{'s block with }
+#   r\text{'s offset}.$$
+#
+# Take two pixels $p, p'$ of the **same block**: for every $r$ they go through the same $v$, so they read the
+# same long-range row $A_L[v, \cdot]$, and
+# $\mathrm{composed}[p, r] / \mathrm{composed}[p', r] = A_S[p, v] / A_S[p', v]$ depends on $r$ only through its
+# offset. Over a long-range group the two rows are proportional: the pixels of one block share their
+# long-range rows and can only rescale them. Dense attention has no such tie. The cell measures it on real
+# weights: an `ISAModule` and a dense block (`DenseAttention`, the same projections) with seeded random
+# weights (untrained: the tie is structural, it does not depend on what the weights are) on a random map, `attention_matrices` for $A_L$, $A_S$ as $HW \times HW$ matrices, and the spread of the ratio of two
+# rows inside each long-range group (max / min; 1 means proportional).
 
 # %%
-padded_via = 0
-for sr in range(p.height):
-    for sc in range(p.width):
-        for tr in range(p.height):
-            for tc in range(p.width):
-                _, (vy, vx), _ = two_hop_path(p, (sr, sc), (tr, tc))
-                inside = p.pad_top <= vy < p.pad_top + p.height and p.pad_left <= vx < p.pad_left + p.width
-                padded_via += not inside
-print(f"{padded_via:,} of {pairs:,} paths ({padded_via / pairs:.0%}) pass through a padding position; "
-      f"on a map that down_factor divides there is no padding and no such path")
+x = torch.randn(1, 64, *MATRIX_SIZE, generator=torch.Generator().manual_seed(0))
+isa = ISAModule(64, 32, (MATRIX_DOWN_FACTOR, MATRIX_DOWN_FACTOR))
+dense = DenseAttention(64, 32)
+for module in (isa, dense):  # seeded random weights, BN with non-trivial statistics (no training involved)
+    module.load_state_dict(random_state_dict(module, seed=0))
+    module.eval()
+with torch.no_grad():
+    a_long, a_short = attention_matrices(isa.forward_with_attention(x).attention)
+    a_dense = dense.relation.forward_with_attention(x).weights[0]
+composed = a_short @ a_long  # composed[p, r] = sum_q A_S[p, q] A_L[q, r]
+groups = long_range_group_ids(small).flatten()
+pixel, partner, stranger = 0, 1, small.loc_h * small.padded_w  # two pixels of block 0, one of the next block row
+
+
+def ratio_spread(rows: torch.Tensor, a: int, b: int) -> float:
+    """Largest max/min of rows[a] / rows[b] over the long-range groups."""
+    ratio = rows[a] / rows[b]
+    return max((ratio[groups == g].max() / ratio[groups == g].min()).item() for g in groups.unique())
+
+
+print(f"composed rows sum to 1: {torch.allclose(composed.sum(1), torch.ones(len(composed)))}; "
+      f"smallest entry {composed.min():.2e} (no zero)")
+print(f"ISA, two pixels of one block (positions {pixel}, {partner}): ratio spread {ratio_spread(composed, pixel, partner):.6f}")
+print(f"ISA, pixels of two blocks (positions {pixel}, {stranger}):   ratio spread "
+      f"{ratio_spread(composed, pixel, stranger):.3f}")
+print(f"dense, the same two pixels {pixel}, {partner}:              ratio spread "
+      f"{ratio_spread(a_dense, pixel, partner):.3f}")
+figure = Figure(figsize=(11, 3.6), layout="constrained")
+for ax, values, title in zip(figure.subplots(1, 3), (composed[pixel], composed[partner], composed[pixel] /
+                                                     composed[partner]),
+                             (f"composed row of position {pixel}", f"composed row of position {partner}",
+                              "their ratio: one value per offset")):
+    shown = ax.imshow(values.view(small.padded_h, small.padded_w).numpy(), cmap="viridis")
+    figure.colorbar(shown, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize="medium")
+    ax.set_xticks([])
+    ax.set_yticks([])
+display(figure)
 
 # %% [markdown]
-# ## 3. Over a real picture
+# The printed spreads say it: for two pixels of one block the ratio is constant on every long-range group (a
+# spread of 1 up to rounding), and the right panel repeats with the block period — one value per in-block
+# offset. Pixels of different blocks, and dense attention even for the very same two pixels, have spreads
+# clearly above 1 (the other two lines): their rows are free to differ in shape, not only in scale. So ISA can express only those $N \times N$ maps whose rows, within a block, are rescalings of
+# shared long-range rows: a restricted family, which is the price of the $O(N(P_hP_w + Q_hQ_w))$ cost — and why
+# the paper calls it a *factorisation* of the affinity rather than an equivalent of it.
+#
+# ## 6. Over a picture
 #
 # In ISANet the map is the backbone's output, 1/8 of the image in each direction, and `down_factor` is 8: a
 # block is 8 x 8 feature pixels = 64 x 64 image pixels. Below, the white lines are the blocks, orange is the
-# chosen pixel's block (what it sees in step 2) and blue its long-range group (what it sees in step 1).
+# chosen pixel's block (what it sees in step 2) and blue its long-range group (what it sees in step 1). With
+# neither `IMAGE_FILE` nor `DATA_ROOT` set, the picture is a **synthetic sample** (flat shapes drawn by
+# `isanet.data.synthetic`, not a photograph), and its title says so; set `IMAGE_FILE` to any picture of yours.
 
 # %%
-data_root = resolve_path(DATA_ROOT, ROOT)
-if data_root is None:
-    data_root = sample_dataset(DATASET, ROOT, num_train=1, num_val=2, size=IMAGE_WIDTH)
-sample = build_dataset(DATASET, data_root, split="val")[0]
-image = resize_image(sample["image"], rescale_size(*sample["image"].shape[:2], (IMAGE_WIDTH, IMAGE_WIDTH)))
+image_file, data_root = resolve_path(IMAGE_FILE, ROOT), resolve_path(DATA_ROOT, ROOT)
+if image_file is not None:
+    picture, label = read_image(image_file), f"your image {image_file.name}"
+elif data_root is not None:
+    picture, label = build_dataset(DATASET, data_root, split="val")[0]["image"], f"{DATASET} validation image"
+else:
+    sample_root = sample_dataset(DATASET, ROOT, num_train=1, num_val=2, size=IMAGE_WIDTH)
+    picture, label = build_dataset(DATASET, sample_root, split="val")[0]["image"], "synthetic sample"
+image = resize_image(picture, rescale_size(*picture.shape[:2], (IMAGE_WIDTH, IMAGE_WIDTH)))
 feature_size = (-(-image.shape[0] // 8), -(-image.shape[1] // 8))   # the D8 backbone's output size
 image_partition = Partition(*feature_size, IMAGE_DOWN_FACTOR, IMAGE_DOWN_FACTOR)
 query = (feature_size[0] // 3, feature_size[1] // 3)
-print(f"image {image.shape[0]}x{image.shape[1]} -> feature map {feature_size[0]}x{feature_size[1]}, "
+print(f"{label}: image {image.shape[0]}x{image.shape[1]} -> feature map {feature_size[0]}x{feature_size[1]}, "
       f"{image_partition.glb_h}x{image_partition.glb_w} blocks; query feature pixel {query}")
-display(plot_partition_over_image(image, image_partition, query, stride=8))
+display(plot_partition_over_image(image, image_partition, query, stride=8, source=label))
 
 # %% [markdown]
-# ## 4. What it saves: the formulas, filled in
+# The blue squares are spread evenly over the whole picture, one per block: in step 1 the query pixel gathers
+# context from every region of the image at once, and in step 2 it mixes that with its own 64 x 64-pixel
+# neighbourhood (orange).
 #
-# Dense attention stores `(hw)²` affinities per image. ISA stores, for the padded map of `HW` pixels,
-# `HW·glb_h·glb_w` (step 1: `loc_h·loc_w` groups of `glb_h·glb_w` pixels, each a `(glb_h·glb_w)²` matrix)
-# plus `HW·loc_h·loc_w` (step 2) entries: `HW·(glb_h·glb_w + loc_h·loc_w)`.
+# ## 7. What it saves: the formulas, filled in
+#
+# Dense attention stores $N^2 = (hw)^2$ affinity entries per image. ISA stores, for the padded map of
+# $HW$ positions, $HW \cdot Q_hQ_w$ in step 1 ($P_hP_w$ groups, each a $(Q_hQ_w)^2$ matrix) plus
+# $HW \cdot P_hP_w$ in step 2:
+#
+# $$\underbrace{(hw)^2}_{\text{dense}} \quad\text{against}\quad \underbrace{HW\,(Q_hQ_w + P_hP_w)}_{\text{ISA}}
+#   \qquad (\text{code: } HW \cdot (\texttt{glb\_h} \cdot \texttt{glb\_w} + \texttt{loc\_h} \cdot \texttt{loc\_w})).$$
+#
+# Each entry costs $d$ multiply-adds to form and $C$ to apply, which gives the paper's $O(N^2C)$ against
+# $O(N(P_hP_w + Q_hQ_w)C)$; notebook 03 adds the projections and measures it.
 
 # %%
 display(HTML(complexity_html(image_partition)))
 
 # %% [markdown]
-# How the two grow with the map size (a square `n x n` map, `down_factor` 8), and, for the paper's 128 x 128
-# map, which `down_factor` makes ISA cheapest: `glb·glb + loc·loc` is smallest when the two group sizes are
-# equal, `loc ≈ (hw)^(1/4)` — about 11 for 128 x 128, and 8 is close.
+# How the two grow with the map size (a square $n \times n$ map, `down_factor` 8), and, for the paper's 128 x 128
+# map, which `down_factor` makes ISA cheapest. Without padding, $Q_hQ_w + P_hP_w = N/P^2 + P^2$ for square blocks
+# of side $P$; it is smallest when the two group sizes are equal, $P^2 = \sqrt{N}$, so $P = N^{1/4}$ — for
+# 128 x 128, $P = \sqrt{128} \approx 11.3$. But a $P$ that does not divide 128 pads the map, and the padded
+# positions cost too; the cell below computes the exact cost for each $P$.
 
 # %%
 sides = np.arange(8, 257, 8)
@@ -223,18 +437,137 @@ display(figure)
 best = int(factors[int(np.argmin(by_factor))])
 dense128, isa128 = Partition(128, 128).affinity_entries()
 print(f"128x128: dense {dense128 * 4 / 2**20:,.0f} MiB vs ISA {isa128 * 4 / 2**20:,.1f} MiB of affinities "
-      f"({dense128 / isa128:.0f}x less); cheapest down_factor {best}")
+      f"({dense128 / isa128:.0f}x less); cheapest down_factor {best}; the unpadded optimum 128**0.5 = {128**0.5:.2f}")
+for f in range(8, 13):
+    q = Partition(128, 128, f, f)
+    print(f"  down_factor {f:>2}: glb {q.glb_h:>2}, padded {q.padded_h}x{q.padded_w}, "
+          f"{q.padded_h * q.padded_w:,} positions x ({q.glb_h * q.glb_w} + {f * f}) = {q.affinity_entries()[1]:,} entries")
 
 # %% [markdown]
-# ## 5. Try it: sliders
+# The table under the plot explains the integer answer. At 11 (closest to 11.3) the group sizes are
+# balanced (144 + 121), but $\lceil 128/11 \rceil = 12$ blocks pad the map to 132 x 132, 6% more positions
+# than 128 x 128; at 10, 13 blocks pad it only to 130 x 130, and $169 + 100 = 269$ is nearly as balanced, so 10 is
+# the cheapest. The published 8 pads nothing and costs about 15% more than 10 — a small price next to the
+# 51x saving over dense attention.
 #
-# Move the sliders to change the map size, `down_factor` and the two pixels. Watch the padding (dashed box) when
-# `down_factor` does not divide the size, the two groups of the source, the two-hop path, and the numbers in the
-# table. (Run the notebook in JupyterLab to use them; a headless run only draws the first state.)
+# ## 8. Try it: sliders
+#
+# Move the sliders to change the map size, `down_factor` and the two pixels. Watch the padding (dashed box)
+# when `down_factor` does not divide the size, the two groups of the source, the two-hop path, and the numbers
+# in the table. (Run the notebook in JupyterLab to use them; a headless run only draws the first state.)
 
 # %%
 explorer = PartitionExplorer(HEIGHT, WIDTH, DOWN_FACTOR, source=SOURCE, target=TARGET)
 explorer.widget
 
 # %% [markdown]
+# ## Summary
+#
+# - ISA cuts a map into $Q_h \times Q_w$ blocks of $P_h \times P_w$ = `down_factor` pixels (padding it first,
+#   symmetrically) and runs dense attention twice: inside each long-range group (same offset in every block),
+#   then inside each block. In code: pad, `view`/`permute` into the batch dimension, attend, regroup, attend,
+#   ungroup, crop.
+# - As $HW \times HW$ matrices, both steps are sparse and block diagonal in the right order; their product $SL$
+#   has no zero — every entry is 1 — so every position reaches every other along exactly one two-hop path.
+# - It is not dense attention: $\mathrm{composed} = A_S A_L$, and the pixels of one block share their
+#   long-range rows, which they can only rescale.
+# - Affinity entries drop from $(hw)^2$ to $HW(Q_hQ_w + P_hP_w)$; ignoring padding the best block side is
+#   $N^{1/4}$, with padding the best `down_factor` for 128 x 128 is 10, and the published 8 is close.
+#
+# ## Exercises
+#
+# Each solution is a hidden code cell below its exercise (click the "..." to show it); try first.
+#
+# 1. *(easy)* By hand: for a 9 x 11 map and `down_factor` 4, what are `glb_h`, `glb_w`, the padded size and
+#    the padding (left, right, top, bottom)? Check with `Partition`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# glb = ceil(9/4) = 3 and ceil(11/4) = 3 -> padded 12 x 12; 3 rows of padding: 1 on top, 2 at the bottom
+# (the odd one goes to the bottom); 1 column: 0 on the left, 1 on the right.
+exercise = Partition(9, 11, 4, 4)
+assert (exercise.glb_h, exercise.glb_w) == (3, 3)
+assert (exercise.padded_h, exercise.padded_w) == (12, 12)
+assert exercise.padding == (0, 1, 1, 2)
+print(exercise, exercise.padding)
+
+# %% [markdown]
+# 2. *(easy)* On the 13 x 18 map with 4 x 4 blocks, predict `via` (in padded coordinates) for `SOURCE = (0, 0)`
+#    and `TARGET = (12, 17)`. Check with `two_hop_path` and with the matrices.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Padding (1, 1, 1, 2): source (0, 0) is padded (1, 1), offset (1, 1); target (12, 17) is padded (13, 18),
+# in the block whose top-left is (12, 16). via = that block's pixel with offset (1, 1) = (13, 17).
+grid = Partition(13, 18, 4, 4)
+_, predicted, _ = two_hop_path(grid, (0, 0), (12, 17))
+assert predicted == (13, 17)
+source_at, target_at = 1 * grid.padded_w + 1, 13 * grid.padded_w + 18
+joined = (short_range_mask(grid)[target_at] & long_range_mask(grid)[:, source_at]).nonzero().flatten().tolist()
+assert joined == [13 * grid.padded_w + 17]
+print(f"via {predicted}, position {joined[0]} in the matrices")
+
+# %% [markdown]
+# 3. *(medium)* Derive that the block side minimising ISA's affinity entries on an unpadded $n \times n$ map is
+#    $P \approx (hw)^{1/4}$. Then find the cheapest integer `down_factor` for a 97 x 97 and a 256 x 256 map and
+#    compare with the formula.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Entries per position: Q_h Q_w + P_h P_w = N / P^2 + P^2 for square blocks of side P. With u = P^2:
+# d/du (N/u + u) = -N/u^2 + 1 = 0  ->  u = sqrt(N)  ->  P = N^(1/4) = (hw)^(1/4).
+for side in (97, 256):
+    costs = {f: Partition(side, side, f, f).affinity_entries()[1] for f in range(1, 65)}
+    cheapest = min(costs, key=costs.get)
+    print(f"{side}x{side}: (hw)^(1/4) = {(side * side) ** 0.25:.2f}, cheapest integer down_factor {cheapest} "
+          f"(padded to {Partition(side, side, cheapest, cheapest).padded_h})")
+
+# %% [markdown]
+# 4. *(medium)* Swap the order: short range first, then long range. Does every pixel still reach every other?
+#    Which matrix product answers it, and what is `via` now?
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Now the message goes r -> (block step) -> q -> (long-range step) -> p: composed = A_L A_S, mask L S.
+for part in (small, grid):
+    swapped = long_range_mask(part).long() @ short_range_mask(part).long()
+    assert torch.equal(swapped, torch.ones_like(swapped))
+print("L S has every entry 1 too: still exactly one path per pair. via is now the position of the SOURCE's block "
+      "with the TARGET's offset (the paper's ablation compares the two orders)")
+
+# %% [markdown]
+# 5. *(hard)* Show for **every** block and **every** pair of its pixels, not just one pair, that their composed
+#    rows are proportional on each long-range group (use `composed`, `small` and the ids from section 5). How
+#    many numbers does a block's set of composed rows then depend on, against dense attention?
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+blocks = short_range_group_ids(small).flatten()
+worst = 1.0
+for block in blocks.unique():
+    members = (blocks == block).nonzero().flatten().tolist()
+    for a in members:
+        for b in members:
+            if a < b:
+                worst = max(worst, ratio_spread(composed, a, b))
+print(f"largest ratio spread over all same-block pairs: {worst:.6f}")
+assert worst < 1 + 1e-4
+# A block's P_h P_w composed rows are A_S[p, v] A_L[v, r]: the block's short-range matrix, (P_h P_w)^2 numbers,
+# and its P_h P_w long-range rows of Q_h Q_w numbers each; dense attention gives those rows P_h P_w x N numbers.
+loc_pixels, glb_pixels = small.loc_h * small.loc_w, small.glb_h * small.glb_w
+print(f"per block: ISA {loc_pixels ** 2 + loc_pixels * glb_pixels} weights, "
+      f"dense {loc_pixels * loc_pixels * glb_pixels}")
+
+# %% [markdown]
+# ## Further reading
+#
+# - Huang et al., *Interlaced Sparse Self-Attention for Semantic Segmentation*,
+#   [arXiv:1907.12273](https://arxiv.org/abs/1907.12273): the method section (self-attention, the interlaced
+#   factorisation as a product of two sparse affinity matrices, padding, complexity) and the ablations of the
+#   block size and of the order of the two steps.
+# - The code this kit matches: mmsegmentation `mmseg/models/decode_heads/isa_head.py`
+#   ([github.com/open-mmlab/mmsegmentation](https://github.com/open-mmlab/mmsegmentation)), and the authors'
+#   openseg.pytorch `lib/models/modules/isa_block.py`.
+# - Dense attention as a vision block: Wang et al., *Non-local Neural Networks*,
+#   [arXiv:1711.07971](https://arxiv.org/abs/1711.07971).
+# - Other factorisations with the same "two hops reach everything" idea: Child et al., *Generating Long
+#   Sequences with Sparse Transformers* (strided + local patterns), [arXiv:1904.10509](https://arxiv.org/abs/1904.10509);
+#   Huang et al., *CCNet: Criss-Cross Attention*, [arXiv:1811.11721](https://arxiv.org/abs/1811.11721); Ho et
+#   al., *Axial Attention in Multidimensional Transformers*, [arXiv:1912.12180](https://arxiv.org/abs/1912.12180).
+#
 # **Next:** notebook 02 shows the attention weights a real model puts on these groups, for any pixel you click.

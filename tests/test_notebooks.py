@@ -11,6 +11,7 @@ To edit a notebook: change the ``.py`` (or the ``.ipynb`` in JupyterLab) and run
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,10 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "04_finetune_voc",
             "05_evaluate_pretrained")
 PAIRS = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
+#: Notebooks that must teach with the full structure: a "You will learn" list, Summary, Exercises with hidden,
+#: executed solution cells, Further reading. Any other notebook with an "## Exercises" section is checked too.
+WITH_EXERCISES = ("01_interlaced_partitions", "03_memory_vs_dense")
+EXERCISE_ITEM = re.compile(r"^\d+\. ", re.MULTILINE)
 
 
 def _cells(notebook) -> list[tuple[str, str]]:
@@ -83,3 +88,47 @@ def test_heavy_lifting_is_imported_from_the_package(name: str) -> None:
         f"{name}: move classes into the isanet package"
     imports = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     assert any(module and module.startswith("isanet") for module in imports), f"{name}: imports nothing from isanet"
+
+
+def _heading(cell, title: str) -> bool:
+    return cell.cell_type == "markdown" and re.search(rf"^## {title}\b", cell.source, re.MULTILINE) is not None
+
+
+TEACHING = sorted(set(WITH_EXERCISES) | {name for name in PAIRS if any(
+    _heading(cell, "Exercises") for cell in jupytext.read(NOTEBOOKS / f"{name}.ipynb").cells)})
+
+
+@pytest.mark.parametrize("name", TEACHING)
+def test_teaching_structure_with_hidden_executed_solutions(name: str) -> None:
+    """Learn list first; then Summary, Exercises (3-6, each followed by its solution code cells: tagged
+    ``solution``, collapsed with ``jupyter.source_hidden`` in the .ipynb *and* the .py, and run by nbmake, i.e.
+    not tagged to be skipped or to fail), and Further reading, in that order."""
+    cells = jupytext.read(NOTEBOOKS / f"{name}.ipynb").cells
+    script = jupytext.read(NOTEBOOKS / f"{name}.py", fmt="py:percent").cells
+    assert "**You will learn**" in cells[0].source, f"{name}: the first cell must hold a 'You will learn' list"
+    assert "**Prerequisites:**" in cells[0].source, f"{name}: the first cell must name the prerequisites"
+    where = {}
+    for title in ("Summary", "Exercises", "Further reading"):
+        found = [index for index, cell in enumerate(cells) if _heading(cell, title)]
+        assert len(found) == 1, f"{name}: expected one '## {title}' heading, found {len(found)}"
+        where[title] = found[0]
+    assert where["Summary"] <= where["Exercises"] < where["Further reading"], f"{name}: sections out of order"
+    exercises, waiting = 0, False
+    for index in range(where["Exercises"], where["Further reading"]):
+        cell = cells[index]
+        if cell.cell_type == "markdown":
+            items = len(EXERCISE_ITEM.findall(cell.source))
+            assert items <= 1, f"{name}: cell {index} holds {items} exercises; give each its own solution"
+            assert not (waiting and items), f"{name}: the exercise before cell {index} has no solution cell"
+            exercises, waiting = exercises + items, waiting or bool(items)
+            continue
+        assert exercises, f"{name}: code cell {index} comes before the first exercise and answers nothing"
+        tags = cell.metadata.get("tags", [])
+        assert "solution" in tags, f"{name}: code cell {index} in Exercises must be tagged 'solution'"
+        assert not {"skip-execution", "raises-exception"} & set(tags), f"{name}: solution {index} must run"
+        for kind, meta in (("ipynb", cell.metadata), ("py", script[index].metadata)):
+            assert meta.get("jupyter", {}).get("source_hidden") is True, (
+                f"{name}.{kind}: solution cell {index} must be collapsed (jupyter.source_hidden = true)")
+        waiting = False
+    assert not waiting, f"{name}: the last exercise has no solution cell"
+    assert 3 <= exercises <= 6, f"{name}: {exercises} exercises, expected 3 to 6"

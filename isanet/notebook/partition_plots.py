@@ -134,12 +134,14 @@ def plot_two_hop(partition: Partition, source: tuple[int, int], target: tuple[in
 
 def plot_partition_over_image(image: np.ndarray | torch.Tensor, partition: Partition,
                               pixel: tuple[int, int] | None = None, stride: int | None = None,
-                              ax: Axes | None = None) -> Figure:
+                              ax: Axes | None = None, source: str | None = None) -> Figure:
     """The ISA partition of a feature map drawn over the image it came from.
 
     Each feature pixel covers ``stride x stride`` image pixels (8 for the D8 backbones; by default the image
     size over the map size). Block outlines are the short-range groups; with ``pixel`` (feature coordinates)
     its block is outlined in orange and its long-range group (one pixel per block) is filled in blue.
+    ``source`` names the picture in the title (e.g. "synthetic sample"), so that a drawn sample is never
+    mistaken for a photograph.
     """
     picture = to_display_image(image)
     p = partition
@@ -169,8 +171,8 @@ def plot_partition_over_image(image: np.ndarray | torch.Tensor, partition: Parti
         ax.add_patch(box(y, x, 1, 1, fc="white", ec="black", lw=1.2))
     ax.set_xlim(-0.5 - p.pad_left * stride_x, (p.padded_w - p.pad_left) * stride_x - 0.5)
     ax.set_ylim((p.padded_h - p.pad_top) * stride_y - 0.5, -0.5 - p.pad_top * stride_y)
-    ax.set_title(f"{p.height}x{p.width} feature map over a {height}x{width} image, down_factor "
-                 f"({p.loc_h}, {p.loc_w})", fontsize="medium")
+    ax.set_title((f"{source}: " if source else "") + f"{p.height}x{p.width} feature map over a {height}x{width} "
+                 f"image, down_factor ({p.loc_h}, {p.loc_w})", fontsize="medium")
     ax.set_xticks([])
     ax.set_yticks([])
     return ax.figure
