@@ -395,8 +395,8 @@ print(f"pi / 2(d+C) = {projection_flops_per_pixel(512, 256) / (2 * (256 + 512)):
 # %% jupyter={"source_hidden": true} tags=["solution"]
 flops = {loc: attention_cost("isa", 128, 128, 512, 256, (loc, loc)).total for loc in range(2, 33)}
 best = min(flops, key=flops.get)
-print(f"fewest FLOPs at down_factor {best}: {flops[best] / 1e9:.1f} GFLOPs; at 8: {flops[8] / 1e9:.1f}; "
-      f"at 10: {flops[10] / 1e9:.1f}")
+print(f"fewest FLOPs at down_factor {best}: {flops[best] / 1e9:.1f} GFLOPs; at 10 (fewest affinity entries): "
+      f"{flops[10] / 1e9:.1f}")
 # The pair term is affinity entries x 2(d + C), so it is smallest where the entries are; the projections
 # 2 N' pi grow with the padding N', so factors that pad less are favoured; 8 divides 128 and pads nothing.
 
