@@ -17,7 +17,11 @@ factor (symmetrically, the extra row/column going to the bottom/right) and cut i
 
 Any pixel reaches any other in two hops (long range to the pixel with its own offset in the target's block,
 then short range within that block), at an affinity cost of ``hw * (glb_h*glb_w + loc_h*loc_w)`` entries
-instead of ``(hw)²``.
+instead of ``(hw)²``. The matrix view makes this exact: :func:`long_range_mask` ``L`` and
+:func:`short_range_mask` ``S`` are the ``HW x HW`` relations of the two steps (block diagonal under
+:func:`long_range_order` / :func:`short_range_order`), every entry of ``S @ L`` is 1 (one path per pair), and
+:func:`attention_matrices` turns captured weights into ``A_L``, ``A_S`` with ``composed = A_S @ A_L``. They are
+plain functions of a :class:`Partition`, for any code that needs ISA's sparsity pattern.
 """
 
 from __future__ import annotations
