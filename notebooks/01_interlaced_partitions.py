@@ -134,11 +134,12 @@ print(f"{p.num_long_range_groups} long-range groups of {p.glb_h * p.glb_w} pixel
       f"{p.num_short_range_groups} short-range blocks of {p.loc_h * p.loc_w} pixels")
 
 # %% [markdown]
-# With the default 13 x 18 map: the 13 rows need 4 blocks of 4 (16 rows), so 3 rows of padding, 1 on top and 2
-# at the bottom; the 18 columns need 5 blocks (20 columns), 1 on each side. Every position of the padded map has a **long-range group id**
-# (its offset inside its block) and a **short-range group id** (its block). Printed for the padded grid, the
-# long-range ids repeat with period `loc` and the short-range ids are constant on blocks. (Each id is also the
-# position's index *inside* the other grouping — that is what makes the permutations between the steps simple.)
+# With the default 13 x 18 map: the 13 rows need 4 blocks of 4 (16 rows), so 3 rows of padding, 1 on top and 2 at the
+# bottom; the 18 columns need 5 blocks (20 columns), 1 on each side. Every position of the padded map has a
+# **long-range group id** (its offset inside its block) and a **short-range group id** (its block). Printed for the
+# padded grid, the long-range ids repeat with period `loc` and the short-range ids are constant on blocks. (Each id is
+# also the position's index *inside* the other grouping — that is what makes the permutations between the steps
+# simple.)
 
 # %%
 print("long-range group id of each padded position:")
@@ -197,7 +198,8 @@ print(long_members.tolist())
 
 # %%
 names = {"input": "n x c x h x w", "pad": "n x c x H x W",
-         "group (long range)": "(n·loc_h·loc_w) x c x glb_h x glb_w", "attend in each group": "(n·loc_h·loc_w) x c x glb_h x glb_w",
+         "group (long range)": "(n·loc_h·loc_w) x c x glb_h x glb_w",
+         "attend in each group": "(n·loc_h·loc_w) x c x glb_h x glb_w",
          "regroup (short range)": "(n·glb_h·glb_w) x c x loc_h x loc_w",
          "attend in each block": "(n·glb_h·glb_w) x c x loc_h x loc_w", "ungroup": "n x c x H x W",
          "crop": "n x c x h x w"}
@@ -300,14 +302,14 @@ print(f"{via_padding:,} of {pairs:,} ordered pairs of real pixels ({via_padding 
 # $$\mathrm{composed}[p, r] = A_S[p, v]\, A_L[v, r], \qquad v = \text{the position of } p\text{'s block with }
 #   r\text{'s offset}.$$
 #
-# Take two pixels $p, p'$ of the **same block**: for every $r$ they go through the same $v$, so they read the
-# same long-range row $A_L[v, \cdot]$, and
-# $\mathrm{composed}[p, r] / \mathrm{composed}[p', r] = A_S[p, v] / A_S[p', v]$ depends on $r$ only through its
-# offset. Over a long-range group the two rows are proportional: the pixels of one block share their
-# long-range rows and can only rescale them. Dense attention has no such tie. The cell measures it on real
-# weights: an `ISAModule` and a dense block (`DenseAttention`, the same projections) with seeded random
-# weights (untrained: the tie is structural, it does not depend on what the weights are) on a random map, `attention_matrices` for $A_L$, $A_S$ as $HW \times HW$ matrices, and the spread of the ratio of two
-# rows inside each long-range group (max / min; 1 means proportional).
+# Take two pixels $p, p'$ of the **same block**: for every $r$ they go through the same $v$, so they read the same
+# long-range row $A_L[v, \cdot]$, and $\mathrm{composed}[p, r] / \mathrm{composed}[p', r] = A_S[p, v] / A_S[p', v]$
+# depends on $r$ only through its offset. Over a long-range group the two rows are proportional: the pixels of one
+# block share their long-range rows and can only rescale them. Dense attention has no such tie. The cell measures it
+# on real weights: an `ISAModule` and a dense block (`DenseAttention`, the same projections) with seeded random
+# weights (untrained: the tie is structural, it does not depend on what the weights are) on a random map,
+# `attention_matrices` for $A_L$, $A_S$ as $HW \times HW$ matrices, and the spread of the ratio of two rows inside
+# each long-range group (max / min; 1 means proportional).
 
 # %%
 x = torch.randn(1, 64, *MATRIX_SIZE, generator=torch.Generator().manual_seed(0))
@@ -332,7 +334,8 @@ def ratio_spread(rows: torch.Tensor, a: int, b: int) -> float:
 
 print(f"composed rows sum to 1: {torch.allclose(composed.sum(1), torch.ones(len(composed)))}; "
       f"smallest entry {composed.min():.2e} (no zero)")
-print(f"ISA, two pixels of one block (positions {pixel}, {partner}): ratio spread {ratio_spread(composed, pixel, partner):.6f}")
+print(f"ISA, two pixels of the top-left block (positions {pixel}, {partner}): ratio spread "
+      f"{ratio_spread(composed, pixel, partner):.6f}")
 print(f"ISA, pixels of two blocks (positions {pixel}, {stranger}):   ratio spread "
       f"{ratio_spread(composed, pixel, stranger):.3f}")
 print(f"dense, the same two pixels {pixel}, {partner}:              ratio spread "
@@ -350,12 +353,13 @@ for ax, values, title in zip(figure.subplots(1, 3), (composed[pixel], composed[p
 display(figure)
 
 # %% [markdown]
-# The printed spreads say it: for two pixels of one block the ratio is constant on every long-range group (a
-# spread of 1 up to rounding), and the right panel repeats with the block period — one value per in-block
-# offset. Pixels of different blocks, and dense attention even for the very same two pixels, have spreads
-# clearly above 1 (the other two lines): their rows are free to differ in shape, not only in scale. So ISA can express only those $N \times N$ maps whose rows, within a block, are rescalings of
-# shared long-range rows: a restricted family, which is the price of the $O(N(P_hP_w + Q_hQ_w))$ cost — and why
-# the paper calls it a *factorisation* of the affinity rather than an equivalent of it.
+# The printed spreads say it: for two pixels of one block the ratio is constant on every long-range group (a spread of
+# 1 up to rounding), and the right panel repeats with the block period — one value per in-block offset. Pixels of
+# different blocks, and dense attention even for the very same two pixels, have spreads clearly above 1 (the other two
+# lines): their rows are free to differ in shape, not only in scale. So ISA can express only those $N \times N$ maps
+# whose rows, within a block, are rescalings of shared long-range rows: a restricted family, the price of the
+# $O(N(P_hP_w + Q_hQ_w))$ cost. The paper's "product of two sparse affinity matrices" is such a restricted
+# factorisation, not a rearrangement of dense attention.
 #
 # ## 6. Over a picture
 #
@@ -441,7 +445,8 @@ print(f"128x128: dense {dense128 * 4 / 2**20:,.0f} MiB vs ISA {isa128 * 4 / 2**2
 for f in range(8, 13):
     q = Partition(128, 128, f, f)
     print(f"  down_factor {f:>2}: glb {q.glb_h:>2}, padded {q.padded_h}x{q.padded_w}, "
-          f"{q.padded_h * q.padded_w:,} positions x ({q.glb_h * q.glb_w} + {f * f}) = {q.affinity_entries()[1]:,} entries")
+          f"{q.padded_h * q.padded_w:,} positions x ({q.glb_h * q.glb_w} + {f * f}) = "
+          f"{q.affinity_entries()[1]:,} entries")
 
 # %% [markdown]
 # The table under the plot explains the integer answer. At 11 (closest to 11.3) the group sizes are
@@ -566,7 +571,8 @@ print(f"per block: ISA {loc_pixels ** 2 + loc_pixels * glb_pixels} weights, "
 # - Dense attention as a vision block: Wang et al., *Non-local Neural Networks*,
 #   [arXiv:1711.07971](https://arxiv.org/abs/1711.07971).
 # - Other factorisations with the same "two hops reach everything" idea: Child et al., *Generating Long
-#   Sequences with Sparse Transformers* (strided + local patterns), [arXiv:1904.10509](https://arxiv.org/abs/1904.10509);
+#   Sequences with Sparse Transformers* (strided + local patterns),
+#   [arXiv:1904.10509](https://arxiv.org/abs/1904.10509);
 #   Huang et al., *CCNet: Criss-Cross Attention*, [arXiv:1811.11721](https://arxiv.org/abs/1811.11721); Ho et
 #   al., *Axial Attention in Multidimensional Transformers*, [arXiv:1912.12180](https://arxiv.org/abs/1912.12180).
 #

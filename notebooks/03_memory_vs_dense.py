@@ -140,11 +140,11 @@ for c, d, label in ((channels, isa_channels, "this run"), (PAPER_CHANNELS, PAPER
           f"n = {break_even_estimate(c, d, factor):.1f} (the inequality above)")
 
 # %% [markdown]
-# Read the table from left to right: the projections grow like $n^2$ for both methods (and are twice as large
-# for ISA), the dense pair work grows like $n^4$ and soon dwarfs everything else, while ISA's pair work stays a
-# small fraction of its projections. Where the last column is below 1x, ISA pays more than it saves: the sides
-# below the break-even side printed under the table. The break-even side is larger than the inequality's solution because of padding: a side just
-# above a multiple of 8 is padded up to the next one, and ISA pays for the padded pixels too.
+# Read the table from left to right: the projections grow like $n^2$ for both methods (and are twice as large for
+# ISA), the dense pair work grows like $n^4$ and soon dwarfs everything else, while ISA's pair work stays a small
+# fraction of its projections. Where the last column is below 1x, ISA pays more than it saves: the sides below the
+# break-even side printed under the table. The break-even side is larger than the inequality's solution because of
+# padding: a side just above a multiple of 8 is padded up to the next one, and ISA pays for the padded pixels too.
 
 # %% [markdown]
 # ## 2. Measure
@@ -198,11 +198,12 @@ print(f"\nformula: on sides that {DOWN_FACTOR} divides, ISA is cheaper from n = 
       f"dense/ISA < 1 at {below}, > 1 at {above}")
 
 # %% [markdown]
-# The `matmul` lines say `= formula`: the counter and the closed form agree to the FLOP, so the formula of the
-# first section is the whole story of the arithmetic. The last line sets the predicted crossing next to the
-# measured one: the sizes where the counted ratio is below 1 and those where it is above 1 lie on either side
-# of the predicted side (with the default CPU sizes: 16 and 24 below, 32 and 48 above, 25.9 predicted). Where the `sdpa` lines differ from the formula on a CPU, the difference is the extra $QK^\top$
-# of the value heads; on a GPU the fused kernel takes wide values as they are and counts the same as `matmul`.
+# The `matmul` lines say `= formula`: the counter and the closed form agree to the FLOP, so the formula of the first
+# section is the whole story of the arithmetic. The last line sets the predicted crossing next to the measured one:
+# the sizes where the counted ratio is below 1 and those where it is above 1 lie on either side of the predicted side
+# (with the default CPU sizes: 16 and 24 below, 32 and 48 above, 25.9 predicted). Where the `sdpa` lines differ from
+# the formula on a CPU, the difference is the extra $QK^\top$ of the value heads; on a GPU the fused kernel takes wide
+# values as they are and counts the same as `matmul`.
 #
 # ## 4. Memory: why a fused kernel closes the gap
 #
@@ -261,11 +262,12 @@ if all(row and row.time_ms and row.peak_memory_bytes for row in fused.values()):
           f"{'faster' if time_ratio > 1 else 'NOT faster'} with the fused kernel on this run")
 
 # %% [markdown]
-# The last line reads the largest map: where it says ISA is faster with the fused kernel while the memory
-# ratio is about 1x, the fused kernel saved memory, not arithmetic — the FLOP ratio, and with it the time, still
-# favours ISA. Time ratios need not equal FLOP ratios: small matrices run below the machine's peak speed, ISA launches more, smaller kernels and
-# copies the map twice to regroup it, and on a shared CPU a single run is noisy (the bench interleaves the two
-# methods so that the noise falls on both). The smallest maps are where these overheads weigh most.
+# The last line reads the largest map: where it says ISA is faster with the fused kernel while the memory ratio is
+# about 1x, the fused kernel saved memory, not arithmetic — the FLOP ratio, and with it the time, still favours ISA.
+# Time ratios need not equal FLOP ratios: small matrices run below the machine's peak speed, ISA launches more,
+# smaller kernels and copies the map twice to regroup it, and on a shared CPU a single run is noisy (the bench
+# interleaves the two methods so that the noise falls on both). The smallest maps are where these overheads weigh
+# most.
 
 # %% [markdown]
 # ## 6. The authors' protocol, and where the cost of the head goes
