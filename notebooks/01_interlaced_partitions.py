@@ -165,31 +165,20 @@ print(long_members.tolist())
 #
 # ## 2. One forward pass, shape by shape
 #
-# ISA is only reshapes around an ordinary attention block. This is mmsegmentation's `ISAHead.forward`
-# (`mmseg/models/decode_heads/isa_head.py`, v1.x, Apache-2.0), abridged to the lines that move the pixels; the
-# step numbers in the comments are ours, and match the printed steps below:
+# ISA is only reshapes around an ordinary attention block. mmsegmentation's `ISAHead.forward`
+# (`mmseg/models/decode_heads/isa_head.py`, v1.x) moves the pixels with one `view`, one `permute` and one
+# `reshape` per step; here are the shapes each of its steps produces (the step numbers match the printed
+# steps below):
 #
-# ```python
-# # 1 pad
-# padding = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
-# x = F.pad(x, padding)
-# # 2 group: global relation
-# x = x.view(n, c, glb_h, loc_h, glb_w, loc_w)
-# x = x.permute(0, 3, 5, 1, 2, 4)  # (n, loc_h, loc_w, c, glb_h, glb_w)
-# x = x.reshape(-1, c, glb_h, glb_w)
-# x = self.global_relation(x)  # 3 attend: (n * loc_h * loc_w, c, glb_h, glb_w)
-# # 4 regroup: local relation
-# x = x.view(n, loc_h, loc_w, c, glb_h, glb_w)
-# x = x.permute(0, 4, 5, 3, 1, 2)  # (n, glb_h, glb_w, c, loc_h, loc_w)
-# x = x.reshape(-1, c, loc_h, loc_w)
-# x = self.local_relation(x)  # 5 attend: (n * glb_h * glb_w, c, loc_h, loc_w)
-# # 6 ungroup: permute each pixel back to its original position
-# x = x.view(n, glb_h, glb_w, c, loc_h, loc_w)
-# x = x.permute(0, 3, 1, 4, 2, 5)  # (n, c, glb_h, loc_h, glb_w, loc_w)
-# x = x.reshape(n, c, glb_h * loc_h, glb_w * loc_w)
-# # 7 crop
-# x = x[:, :, pad_h // 2:pad_h // 2 + h, pad_w // 2:pad_w // 2 + w]
-# ```
+# | step | mmseg's operation | shape after it |
+# | --- | --- | --- |
+# | 1 pad | `F.pad`, half the missing rows/columns on each side, the odd one bottom/right | `n, c, H, W` |
+# | 2 group | `view` as `n, c, glb_h, loc_h, glb_w, loc_w`; `permute` to `n, loc_h, loc_w, c, glb_h, glb_w`; `reshape` | `n·loc_h·loc_w, c, glb_h, glb_w` |
+# | 3 attend | `global_relation` | unchanged |
+# | 4 regroup | `view` as `n, loc_h, loc_w, c, glb_h, glb_w`; `permute` to `n, glb_h, glb_w, c, loc_h, loc_w`; `reshape` | `n·glb_h·glb_w, c, loc_h, loc_w` |
+# | 5 attend | `local_relation` | unchanged |
+# | 6 ungroup | `view` as `n, glb_h, glb_w, c, loc_h, loc_w`; `permute` to `n, c, glb_h, loc_h, glb_w, loc_w`; `reshape` | `n, c, H, W` |
+# | 7 crop | slice off the padding | `n, c, h, w` |
 #
 # The package does the same in `isanet.models.interlaced` (`group_long_range`, `long_to_short_range`,
 # `ungroup_short_range`; its parity test compares it with mmseg's output). The cell runs those functions on a
