@@ -33,9 +33,9 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from isanet.models.self_attention import Kernel, SelfAttentionBlock, check_kernel
+from isanet.models.patterns import PatternAttention, same_group
+from isanet.models.self_attention import Kernel, SelfAttentionBlock
 
 
 @dataclass(frozen=True)
@@ -310,14 +310,14 @@ def interlaced_attention_with_weights(x: torch.Tensor, global_relation: SelfAtte
         weights[1].reshape(n, groups_short, groups_long, groups_long)))  # n x (glb_h*glb_w) x B x B
 
 
-class ISAModule(nn.Module):
-    """The attention part of ISA alone (both relations with their projections), for measurement."""
+class ISAModule(PatternAttention):
+    """The attention part of ISA alone (both relations with their projections), for measurement and for the
+    pattern comparison of notebook 06: two hops, long range then short range, over the padded map."""
 
     def __init__(self, channels: int = 512, isa_channels: int = 256, down_factor: tuple[int, int] = (8, 8),
                  kernel: Kernel = "matmul"):
-        super().__init__()
+        super().__init__(kernel)
         self.down_factor = tuple(down_factor)
-        self.kernel = check_kernel(kernel)
         self.global_relation = SelfAttentionBlock(channels, isa_channels)
         self.local_relation = SelfAttentionBlock(channels, isa_channels)
 
@@ -326,3 +326,20 @@ class ISAModule(nn.Module):
 
     def forward_with_attention(self, x: torch.Tensor) -> ISAOutput:
         return interlaced_attention_with_weights(x, self.global_relation, self.local_relation, self.down_factor)
+
+    def relations(self) -> list[SelfAttentionBlock]:
+        return [self.global_relation, self.local_relation]
+
+    def partition(self, height: int, width: int) -> Partition:
+        return Partition(height, width, *self.down_factor)
+
+    def padding(self, height: int, width: int) -> tuple[int, int, int, int]:
+        return self.partition(height, width).padding
+
+    def hops(self, height: int, width: int) -> list[torch.Tensor]:
+        """Long range (same in-block offset) then short range (same block), over the padded map."""
+        p = self.partition(height, width)
+        return [same_group(long_range_group_ids(p)), same_group(short_range_group_ids(p))]
+
+    def affinity_entries(self, height: int, width: int) -> int:
+        return self.partition(height, width).affinity_entries()[1]
