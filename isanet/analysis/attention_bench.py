@@ -1,7 +1,8 @@
-"""The dense-vs-ISA attention bench: every size x kernel x method measured in one run, and its tables.
+"""The attention bench: every size x kernel x method measured in one run, and its tables.
 
-Dense and ISA are timed interleaved (a, b, a, b, ...), so that load from other processes on a shared machine
-falls on both alike and their ratio stays fair.
+Methods are dense, ISA and the other efficient attentions of :mod:`isanet.models.efficient_attention` (criss-cross,
+axial, window, strided), all on the same projections. They are timed interleaved (a, b, a, b, ...), so that load
+from other processes on a shared machine falls on all alike and their ratios stay fair.
 """
 
 from __future__ import annotations
@@ -20,26 +21,16 @@ from isanet.analysis.measure import (
     oom_measurement,
     time_calls,
 )
+from isanet.models import efficient_attention
 from isanet.models.interlaced import ISAModule
 from isanet.models.layers import ConvBNReLU
-from isanet.models.self_attention import Kernel, SelfAttentionBlock
+from isanet.models.patterns import DenseAttention, PatternAttention
+from isanet.models.self_attention import Kernel
 from isanet.runtime import resolve_device
 
-
-class DenseAttention(nn.Module):
-    """One :class:`SelfAttentionBlock` over the whole map with a fixed kernel: the dense counterpart of
-    :class:`isanet.models.interlaced.ISAModule`, with the same projections, so the two are measured the same way."""
-
-    def __init__(self, channels: int = 512, isa_channels: int = 256, kernel: Kernel = "matmul"):
-        super().__init__()
-        self.kernel = kernel
-        self.relation = SelfAttentionBlock(channels, isa_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relation(x, self.kernel)
-
-
-METHODS: tuple[str, ...] = ("dense", "isa")
+METHODS: tuple[str, ...] = efficient_attention.METHODS
+#: What the bench measures unless asked for more: the pair the rest of the kit is about.
+DEFAULT_METHODS: tuple[str, ...] = ("dense", "isa")
 #: The authors' efficiency setting (openseg.pytorch ``lib/models/modules/isa_block.py``, its ``__main__``): a
 #: 2048-channel R-101 stage-4 map of a 1024x1024 image, a 3x3 conv-BN-ReLU down to 512 channels, then the
 #: attention block.
@@ -48,15 +39,27 @@ PAPER_IN_CHANNELS, PAPER_CHANNELS, PAPER_ISA_CHANNELS, PAPER_SIZE = 2048, 512, 2
 
 def attention_module(method: str, kernel: Kernel, channels: int = 512, isa_channels: int = 256,
                      down_factor: tuple[int, int] = (8, 8), paper_setting: bool = False) -> nn.Module:
-    """The attention part alone (``ISAModule`` or :class:`DenseAttention`), in eval mode; with
-    ``paper_setting`` preceded by the authors' 3x3 conv-BN-ReLU from ``PAPER_IN_CHANNELS`` channels."""
+    """The attention part alone (``ISAModule``, :class:`DenseAttention` or another method of
+    :mod:`isanet.models.efficient_attention`, with ``down_factor`` as its window side / stride), in eval mode;
+    with ``paper_setting`` preceded by the authors' 3x3 conv-BN-ReLU from ``PAPER_IN_CHANNELS`` channels."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    block = (ISAModule(channels, isa_channels, down_factor, kernel) if method == "isa"
-             else DenseAttention(channels, isa_channels, kernel))
+    if method == "isa":
+        block = ISAModule(channels, isa_channels, down_factor, kernel)
+    elif method == "dense":
+        block = DenseAttention(channels, isa_channels, kernel)
+    else:
+        if method in ("window", "strided") and down_factor[0] != down_factor[1]:
+            raise ValueError(f"{method} takes a square down_factor (its window side / stride), got {down_factor}")
+        block = efficient_attention.build_attention(method, channels, isa_channels, kernel, down_factor[0])
     if paper_setting:
         block = nn.Sequential(ConvBNReLU(PAPER_IN_CHANNELS, channels, kernel_size=3, padding=1), block)
     return block.eval()
+
+
+def computed_with(module: nn.Module) -> str:
+    """The kernel the attention inside ``module`` really runs (``"matmul"`` for a pattern sdpa cannot take)."""
+    return next(m.computed_with for m in module.modules() if isinstance(m, PatternAttention))
 
 
 @dataclass
@@ -102,13 +105,14 @@ def _tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
 
 def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, isa_channels: int = 256,
                     down_factor: tuple[int, int] = (8, 8), kernels: Sequence[str] = ("matmul", "sdpa"),
-                    methods: Sequence[str] = METHODS, device: str = "cpu", backward: bool = False,
+                    methods: Sequence[str] = DEFAULT_METHODS, device: str = "cpu", backward: bool = False,
                     repeats: int = 5, warmup: int = 1, memory_cap_bytes: int | None = None,
                     paper_setting: bool = False, statistic: Literal["median", "mean"] = "median",
                     batch: int = 1, seed: int = 0,
                     progress: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
-    """Measure dense vs ISA attention on ``batch x channels x h x w`` maps (``PAPER_IN_CHANNELS`` input
-    channels with ``paper_setting``), every size x kernel x method, in one run on one device."""
+    """Measure attention methods (default dense and ISA) on ``batch x channels x h x w`` maps
+    (``PAPER_IN_CHANNELS`` input channels with ``paper_setting``), every size x kernel x method, in one run on
+    one device."""
     torch_device = torch.device(resolve_device(device))
     in_channels = PAPER_IN_CHANNELS if paper_setting else channels
     cap = memory_cap_bytes if torch_device.type == "cpu" else None
@@ -137,7 +141,8 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
                                result.time_ms, result.status, isa_channels, tuple(down_factor), str(torch_device),
                                backward, paper_setting,
                                _tensor_bytes(list(module.parameters()) + list(module.buffers())),
-                               _tensor_bytes([x]), repeats, statistic, result.error)
+                               _tensor_bytes([x]), repeats, statistic, result.error,
+                               {"computed_with": computed_with(module)})
                 rows.append(row)
                 if progress is not None:
                     progress(row)
@@ -154,13 +159,21 @@ def _ratio(dense: float | None, isa: float | None) -> str:
     return "-" if not dense or not isa else f"{dense / isa:.1f}x"
 
 
+def _kernel_label(row: BenchRow) -> str:
+    """The kernel asked for, with a ``*`` when the method computed its affinities explicitly instead."""
+    return row.kernel + ("*" if row.extra.get("computed_with", row.kernel) != row.kernel else "")
+
+
 def format_rows(rows: Sequence[BenchRow]) -> str:
-    """The measured rows as an aligned text table."""
+    """The measured rows as an aligned text table; a footnote explains ``sdpa*`` rows."""
     header = ("method", "kernel", "size", "status", "peak MiB", "GFLOPs", "time ms")
-    lines = [header] + [(row.method, row.kernel, f"{row.height}x{row.width}", row.status,
+    lines = [header] + [(row.method, _kernel_label(row), f"{row.height}x{row.width}", row.status,
                          _mib(row.peak_memory_bytes), "-" if row.flops is None else f"{row.flops / 1e9:.2f}",
                          "-" if row.time_ms is None else f"{row.time_ms:.1f}") for row in rows]
-    return _align(lines)
+    explicit = sorted({row.method for row in rows if _kernel_label(row).endswith("*")})
+    note = (f"\n* {', '.join(explicit)}: no sdpa form for this pattern; affinities computed explicitly (matmul)"
+            if explicit else "")
+    return _align(lines) + note
 
 
 def format_ratios(rows: Sequence[BenchRow]) -> str:

@@ -1,9 +1,12 @@
 """``isanet bench attention``: peak memory, FLOPs and time of dense vs ISA attention, and their ratios.
 
 Measures the attention part alone (``ISAModule``: both relations with their projections, against one
-``SelfAttentionBlock`` with the same projections) on ``1 x C x h x w`` maps, or with ``--paper-setting`` the
-authors' own setting (a 2048-channel map through a 3x3 conv-BN-ReLU to 512, then the block; 10 warm-up runs
-and the mean of 100 on a GPU). Prints the rows and a dense/ISA ratio table; ``--json`` and ``--plot`` save them.
+``SelfAttentionBlock`` with the same projections; with ``--methods`` also criss-cross ``ccnet``, ``axial``,
+``window`` and ``strided`` attention on the same projections, window side and stride = ``--down-factor``;
+``ccnet`` and ``strided`` have no sdpa form and compute explicitly, marked ``sdpa*``) on ``1 x C x h x w``
+maps, or with ``--paper-setting`` the authors' own setting (a 2048-channel map through a 3x3 conv-BN-ReLU to
+512, then the block; 10 warm-up runs and the mean of 100 on a GPU). Prints the rows and a dense/ISA ratio
+table; ``--json`` and ``--plot`` save them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import sys
 from pathlib import Path
 
 DEFAULT_SIZES = ["32", "64", "128"]
+#: ``isanet.analysis.attention_bench.METHODS``, spelled out so that ``isanet --help`` does not import torch.
+METHODS = ("dense", "isa", "ccnet", "axial", "window", "strided")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -41,7 +46,8 @@ def add_parser(subparsers) -> None:
     attention.add_argument("--down-factor", type=int, nargs=2, default=(8, 8), metavar=("LOC_H", "LOC_W"))
     attention.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     attention.add_argument("--kernels", nargs="+", choices=("matmul", "sdpa"), default=["matmul", "sdpa"])
-    attention.add_argument("--methods", nargs="+", choices=("dense", "isa"), default=["dense", "isa"])
+    attention.add_argument("--methods", nargs="+", choices=METHODS, default=["dense", "isa"],
+                           help="dense, isa and the other efficient attentions (default: dense isa)")
     attention.add_argument("--backward", action="store_true", help="measure forward + backward")
     attention.add_argument("--repeats", type=int, help="timed calls (default 5; paper setting: 100 on GPU, 3 on CPU)")
     attention.add_argument("--warmup", type=int,
@@ -75,14 +81,15 @@ def run_attention(args: argparse.Namespace) -> int:
     sizes = args.sizes or [parse_size(text) for text in
                            ([str(attention_bench.PAPER_SIZE)] if args.paper_setting else DEFAULT_SIZES)]
     cap = int(args.memory_cap_gb * 2**30) if args.memory_cap_gb and not on_gpu else None
-    print(f"dense vs ISA attention on {args.device} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    print(f"{' vs '.join(args.methods)} attention on {args.device} (torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads)"
           f", channels {args.channels}, isa channels {args.isa_channels}, down factor {tuple(args.down_factor)}"
           f"{', forward+backward' if args.backward else ', forward (no_grad)'}"
           f"{', paper setting (2048-ch input + 3x3 conv)' if args.paper_setting else ''}; "
           f"{'mean' if args.paper_setting else 'median'} of {repeats} after {warmup} warm-up", flush=True)
 
     def progress(row) -> None:
-        print(f"  {row.method:5s} {row.kernel:6s} {row.height}x{row.width}: {row.status}", file=sys.stderr,
+        print(f"  {row.method:7s} {row.kernel:6s} {row.height}x{row.width}: {row.status}", file=sys.stderr,
               flush=True)
 
     rows = attention_bench.bench_attention(
