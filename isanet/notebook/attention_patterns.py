@@ -1,0 +1,148 @@
+"""Pictures of the efficient attentions' patterns for notebook 06: which pixels one query has read from after
+one and two layers of each method, the reach table, the affinity count as the map grows, and sliders to move
+the query.
+
+They draw what :mod:`isanet.analysis.reach` computes from the modules' own ``pattern`` methods, so a picture
+can never disagree with what the modules compute (``tests/models/test_efficient_attention.py`` checks that
+each module *is* its pattern).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from isanet.analysis.reach import ReachRow, reached_map
+from isanet.models.efficient_attention import METHODS, build_attention
+from isanet.notebook.partition_explorer import figure_png
+from isanet.notebook.plots import mark_pixel
+
+#: What a method is, in a few words, for titles and tables.
+LABELS = {"dense": "dense (non-local)", "isa": "ISA", "ccnet": "criss-cross (CCNet)", "axial": "axial",
+          "window": "window (Swin)", "strided": "strided (Sparse Tr.)"}
+_REACHED = ListedColormap(["#f2f2f2", "#2b7bba"])
+
+
+def _draw_reach(ax: Axes, reached: np.ndarray, pixel: tuple[int, int], size: int, title: str) -> None:
+    height, width = reached.shape
+    ax.imshow(reached, cmap=_REACHED, vmin=0, vmax=1, interpolation="nearest")
+    for edge in range(size, height, size):  # the size x size grid: windows, blocks, lattice period
+        ax.axhline(edge - 0.5, color="black", lw=0.4, alpha=0.4)
+    for edge in range(size, width, size):
+        ax.axvline(edge - 0.5, color="black", lw=0.4, alpha=0.4)
+    mark_pixel(ax, *pixel)
+    ax.set_title(f"{title}\n{int(reached.sum())} px ({reached.mean():.0%})", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_reach(height: int, width: int, pixel: tuple[int, int], size: int = 8,
+               methods: Sequence[str] = METHODS, layers: Sequence[int] = (1, 2),
+               figure: Figure | None = None) -> Figure:
+    """One panel per method (columns) and number of stacked layers (rows): in blue the pixels the query
+    ``pixel`` (star) has read from. Thin lines mark the ``size x size`` grid (windows, ISA blocks)."""
+    figure = figure or Figure(figsize=(2.3 * len(methods), 2.2 * len(layers) + 0.4), layout="constrained")
+    axes = np.asarray(figure.subplots(len(layers), len(methods), squeeze=False))
+    for row, count in enumerate(layers):
+        for col, method in enumerate(methods):
+            reached = reached_map(method, height, width, pixel, size, count).numpy()
+            _draw_reach(axes[row, col], reached, pixel, size,
+                        f"{LABELS[method]}, {count} layer{'s' if count > 1 else ''}")
+    return figure
+
+
+def plot_hops(method: str, height: int, width: int, pixel: tuple[int, int], size: int = 8,
+              figure: Figure | None = None) -> Figure:
+    """The hops inside one layer of ``method`` (two for ISA and axial), each as the keys ``pixel`` reads in
+    that hop, over the map the hop works on (ISA: the padded map; its dashed box is the real map)."""
+    module = build_attention(method, 2, 1, size=size)
+    left, right, top, bottom = module.padding(height, width)
+    padded_h, padded_w = top + height + bottom, left + width + right
+    hops = module.hops(height, width)
+    figure = figure or Figure(figsize=(2.6 * len(hops), 2.8), layout="constrained")
+    axes = np.asarray(figure.subplots(1, len(hops), squeeze=False))[0]
+    index = (pixel[0] + top) * padded_w + pixel[1] + left
+    for number, (ax, hop) in enumerate(zip(axes, hops, strict=True), start=1):
+        reached = hop[index].reshape(padded_h, padded_w).numpy()
+        _draw_reach(ax, reached, (pixel[0] + top, pixel[1] + left), size, f"{LABELS[method]}: hop {number}")
+        if (left, right, top, bottom) != (0, 0, 0, 0):
+            ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, lw=1.5, ls="--"))
+    return figure
+
+
+def reach_html(rows: Sequence[ReachRow]) -> str:
+    """The reach table as HTML: hops per layer, reach after 1 and 2 layers (mean over pixels, worst pixel in
+    brackets) and affinity entries of one layer (per image, and as a share of dense)."""
+    header = ("method", "hops / layer", "reach, 1 layer", "reach, 2 layers", "affinity entries / layer",
+              "vs dense")
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
+            LABELS[row.method], row.hops_per_layer, f"{row.reach_1:.1%} (min {row.reach_1_min:.1%})",
+            f"{row.reach_2:.1%} (min {row.reach_2_min:.1%})", f"{row.affinity_entries:,}",
+            f"{row.affinity_vs_dense:.1%}")) + "</tr>" for row in rows)
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    return f"<table class='isanet-reach'><tr>{head}</tr>{body}</table>"
+
+
+def plot_affinity_growth(sides: Sequence[int], size: int = 8, methods: Sequence[str] = METHODS,
+                         ax: Axes | None = None) -> Figure:
+    """Affinity entries one layer computes on an ``n x n`` map, against ``n`` (log-log), from each module's
+    ``affinity_entries`` formula."""
+    if ax is None:
+        figure = Figure(figsize=(6.5, 4.2), layout="constrained")
+        ax = figure.subplots()
+    for method in methods:
+        module = build_attention(method, 2, 1, size=size)
+        ax.loglog(sides, [module.affinity_entries(n, n) for n in sides], "o-", ms=3, label=LABELS[method])
+    ax.set_xlabel("map side n (n x n)")
+    ax.set_ylabel("affinity entries per layer")
+    ax.set_title(f"what one layer computes (size {size})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
+class ReachExplorer:
+    """Row / column sliders for the query pixel and a ``size`` slider; shows :func:`plot_reach` for it.
+
+    State: ``pixel`` and ``size``; ``update()`` redraws.
+    """
+
+    def __init__(self, height: int = 20, width: int = 28, pixel: tuple[int, int] = (5, 9), size: int = 4,
+                 methods: Sequence[str] = METHODS, max_size: int = 8, dpi: int = 70):
+        import ipywidgets as widgets
+
+        self.height, self.width, self.methods, self.dpi = height, width, tuple(methods), dpi
+        style, layout = {"description_width": "90px"}, widgets.Layout(width="320px")
+        self.row_slider = widgets.IntSlider(pixel[0], 0, height - 1, description="query row", style=style,
+                                            layout=layout)
+        self.col_slider = widgets.IntSlider(pixel[1], 0, width - 1, description="query col", style=style,
+                                            layout=layout)
+        self.size_slider = widgets.IntSlider(size, 2, max_size, description="size", style=style, layout=layout)
+        self.picture = widgets.Image(format="png")
+        for slider in (self.row_slider, self.col_slider, self.size_slider):
+            slider.observe(lambda _change: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.row_slider, self.col_slider, self.size_slider]),
+                                    self.picture])
+        self.update()
+
+    @property
+    def pixel(self) -> tuple[int, int]:
+        return self.row_slider.value, self.col_slider.value
+
+    @property
+    def size(self) -> int:
+        return self.size_slider.value
+
+    def update(self) -> None:
+        self.picture.value = figure_png(plot_reach(self.height, self.width, self.pixel, self.size,
+                                                   self.methods), self.dpi)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
