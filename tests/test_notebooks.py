@@ -20,7 +20,7 @@ jupytext = pytest.importorskip("jupytext")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "04_finetune_voc",
-            "05_evaluate_pretrained")
+            "05_evaluate_pretrained", "06_efficient_attention")
 PAIRS = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
 #: Notebooks that must teach with the full structure: a "You will learn" list, Summary, Exercises with hidden,
 #: executed solution cells, Further reading. Any other notebook with an "## Exercises" section is checked too.

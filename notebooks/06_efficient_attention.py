@@ -1,0 +1,339 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Why ISA? The efficient attentions of its time, side by side
+#
+# **Goal:** put ISA next to the other ways of cutting the `(hw)²` affinity of dense self-attention — criss-cross
+# (CCNet), axial, windows (Swin) and the strided pattern of the Sparse Transformer — on the same map and the same
+# projections, and see what each gives up: which pixels a query can read after one and after two layers, and
+# what each costs, measured.
+#
+# **You will learn**
+#
+# - that every efficient attention here is dense attention with a *pattern*: a boolean mask applied before the
+#   softmax (and how the package's tests prove it for each module);
+# - how to read a pattern as "who reaches whom", and why stacking layers multiplies patterns;
+# - why ISA and criss-cross reach the whole map in two hops, while windows need shifts and depth;
+# - how the affinity count of each method grows with the map, and what that means in measured memory, FLOPs and
+#   time on your machine.
+#
+# **Prerequisites:** notebook 01 (ISA's long-range groups and short-range blocks, the two-hop path);
+# scaled dot-product attention, `softmax(Q Kᵀ / sqrt(d)) V`. No data, weights or GPU needed.
+
+# %% tags=["parameters"]
+# Parameters — change them and re-run.
+HEIGHT, WIDTH = 18, 26     # the map for the pictures and the reach table; SIZE does not divide it (ISA pads)
+SIZE = 4                   # window side = stride = ISA down_factor for the pictures (4: small maps show more)
+PIXEL = (5, 9)             # the query pixel (row, col)
+COST_SIZE = 8              # window side / stride / down_factor for the measurements (the published 8)
+COST_SIZES = None          # map sides to measure; None: (16, 32) when QUICK, else (32, 64)
+CHANNELS, KEY_CHANNELS = 512, 256   # the published ISA head's widths; QUICK uses 128, 64
+DEVICE = "cpu"             # where to measure: "cpu", "cuda" or "auto" (a GPU when there is one)
+QUICK = None               # None: small settings when run by a test runner (pytest --nbmake, CI)
+THREADS = None             # torch CPU threads; None: 1 when QUICK, else torch's default
+
+# %% [markdown]
+# ## Set-up
+
+# %%
+# %matplotlib inline
+from IPython.display import HTML, display
+
+from isanet.analysis.attention_bench import bench_attention, format_rows
+from isanet.analysis.reach import reach, reach_table
+from isanet.models.efficient_attention import METHODS, build_attention
+from isanet.models.patterns import compose
+from isanet.notebook.attention_patterns import (
+    ReachExplorer,
+    plot_affinity_growth,
+    plot_hops,
+    plot_reach,
+    reach_html,
+)
+from isanet.notebook.session import configure_torch, quick_mode
+
+quick = quick_mode(QUICK)
+device = configure_torch(DEVICE, THREADS, quick)
+cost_sides = COST_SIZES or ((16, 32) if quick else (32, 64))
+channels, key_channels = (128, 64) if quick else (CHANNELS, KEY_CHANNELS)
+print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map {HEIGHT}x{WIDTH}, size {SIZE}, "
+      f"measured sides {cost_sides} with {channels}/{key_channels} channels, methods {METHODS}")
+
+# %% [markdown]
+# ## 1. One idea: dense attention with a mask
+#
+# Dense (non-local) attention lets each of the $N = hw$ pixels read all $N$ pixels:
+#
+# $$\mathrm{out}_i = \sum_{j=1}^{N} A_{ij}\, v_j, \qquad A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right),$$
+#
+# an $N \times N$ affinity: $(hw)^2$ entries. Every method in this notebook computes the same thing with most
+# entries left out. Which ones it keeps is its **pattern** $P \in \{0, 1\}^{N \times N}$ (row = query, column =
+# key): it is dense attention with $-\infty$ added where $P_{ij} = 0$,
+#
+# $$A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}} + M\right), \qquad M_{ij} = \begin{cases} 0 & P_{ij} = 1\\ -\infty & P_{ij} = 0.\end{cases}$$
+#
+# For a query at $(y, x)$ and a key at $(y', x')$, with $k$ = `size` (window side, stride, ISA's `down_factor`):
+#
+# | method | code | the query reads the key when | hops / layer |
+# | --- | --- | --- | --- |
+# | dense (non-local) | `DenseAttention` | always | 1 |
+# | criss-cross (CCNet) | `CrissCrossAttention` | $y' = y$ or $x' = x$ (query counted once: $h + w - 1$ keys) | 1 |
+# | axial | `AxialAttention` | hop 1: $y' = y$ (row); hop 2: $x' = x$ (column) | 2 |
+# | window (Swin) | `WindowAttention` | $\lfloor (y+s)/k \rfloor = \lfloor (y'+s)/k \rfloor$ and the same for $x$; $s = 0$, or $k/2$ on the shifted layer | 1 |
+# | strided (Sparse Transformer, 2-D) | `StridedAttention` | same $k \times k$ block, or $y' \equiv y$ and $x' \equiv x \pmod k$ | 1 |
+# | ISA | `ISAModule` | hop 1 (long range): $y' \equiv y$, $x' \equiv x \pmod{P}$; hop 2 (short range): same $P \times P$ block | 2 |
+#
+# In the code, $Q$, $K$, $V$ are `SelfAttentionBlock.tokens(x)`; every module owns the *same* projections as the
+# dense block (one `SelfAttentionBlock` per hop), so the methods differ **only** in their pattern.
+# `tests/models/test_efficient_attention.py` proves it: each module's output equals the masked formula above,
+# computed the slow way with the full $N \times N$ logits, to $10^{-5}$ relative, on maps the sizes do not
+# divide.
+#
+# **What "one layer" means.** One layer is one module. ISA's module — the one ISANet puts in its head — is
+# itself *two* attention hops (long range, then short range, each with its own projections), and so is axial
+# attention (row, then column). Criss-cross, window and strided layers are one hop each. So "ISA reaches the
+# whole map in one layer" is a statement about two hops; the fair comparison with criss-cross is ISA's one
+# layer against criss-cross's two. The table below lists hops per layer next to every reach.
+#
+# The pattern of one layer is `module.pattern(h, w)`; for the two-hop modules it is the product of their hops,
+# `module.hops(h, w)`. Here are the hops of ISA (over its padded map; dashed box = the real map) and of axial
+# attention, for the query `PIXEL`:
+
+# %%
+display(plot_hops("isa", HEIGHT, WIDTH, PIXEL, SIZE))
+display(plot_hops("axial", HEIGHT, WIDTH, PIXEL, SIZE))
+isa = build_attention("isa", 2, 1, size=SIZE)
+print(f"ISA pads {HEIGHT}x{WIDTH} by (left, right, top, bottom) = {isa.padding(HEIGHT, WIDTH)}; "
+      f"one ISA layer reaches {isa.pattern(HEIGHT, WIDTH).float().mean():.0%} of the map, through its two hops")
+
+# %% [markdown]
+# ISA's first hop reads one pixel per block (the long-range group, a stride-`SIZE` lattice), its second the
+# query's own block; axial reads the row, then the column. Each hop is cheap and local in one sense, and their
+# product covers everything.
+#
+# ## 2. Reach after one and two layers
+#
+# Stacking layers multiplies patterns: information from key $j$ reaches query $i$ after two layers when some
+# pixel $m$ read $j$ in layer 1 and $i$ read $m$ in layer 2,
+#
+# $$R^{(2)} = P^{(2)} \cdot P^{(1)} \quad\text{(boolean product: } R^{(2)}_{ij} = \textstyle\bigvee_m P^{(2)}_{im} \wedge P^{(1)}_{mj}\text{)}.$$
+#
+# `isanet.analysis.reach` computes exactly that from the modules' own patterns (`compose`). The second window
+# layer uses shifted windows, as Swin alternates them; every other method repeats its layer. Blue = what the
+# query (star) has read from; thin lines = the `SIZE` grid.
+
+# %%
+display(plot_reach(HEIGHT, WIDTH, PIXEL, SIZE))
+
+# %% [markdown]
+# Read the columns:
+#
+# - **criss-cross**: one layer sees a cross ($h + w - 1$ pixels); the second layer reads the crosses of all
+#   pixels on that cross — the whole map. Two hops, full reach, like ISA.
+# - **axial** and **ISA**: full reach after one layer, because each layer is two hops.
+# - **window**: one layer never leaves its window; the shifted second layer reaches the neighbouring windows,
+#   not more. Information spreads by about `SIZE / 2` pixels per layer, so full reach needs depth (and Swin adds
+#   it through a hierarchy of down-sampling stages).
+# - **strided**: one layer reads the query's block *and* its lattice at once, in one softmax; the second layer
+#   reaches everything — the same two groups as ISA, used side by side instead of one after the other.
+#
+# ## 3. Try it: move the query
+#
+# The sliders move the query and change `size` (window side, stride, `down_factor`). Watch the window reach
+# depend on where the query sits in its window, and the corners (try row 0, col 0). (A headless run draws only
+# the first state.)
+
+# %%
+explorer = ReachExplorer(HEIGHT, WIDTH, PIXEL, SIZE)
+explorer.widget
+
+# %% [markdown]
+# ## 4. The reach table, and what one layer computes
+#
+# For every pixel as the query: the fraction of the map reached after one and two layers (mean over pixels;
+# the worst-placed pixel in brackets) and the affinity entries one layer computes per image. The entries come
+# from each module's `affinity_entries` formula — what it materialises, padded or masked entries included:
+#
+# | method | affinity entries per layer |
+# | --- | --- |
+# | dense | $(hw)^2$ |
+# | ISA | $HW\,(Q_h Q_w + P_h P_w)$ over the padded $H \times W$ map ($Q$ blocks of $P$ pixels) |
+# | criss-cross | $hw\,(h + w)$ (the query's duplicate in its column is computed, then masked) |
+# | axial | $hw\,w + hw\,h$ |
+# | window | $H W k^2$ over the map padded to whole windows |
+# | strided | $H W (k^2 + Q_h Q_w)$ over the padded map (block plus lattice) |
+
+# %%
+rows = reach_table(HEIGHT, WIDTH, SIZE)
+display(HTML(reach_html(rows)))
+table_8 = reach_table(32, 32, 8)
+display(HTML(reach_html(table_8)))
+
+# %% [markdown]
+# The first table is the picture's map (`SIZE`); the second a 32 x 32 map with the published size 8. Dense,
+# ISA and axial reach 100 % in one layer (one hop, two hops, two hops); criss-cross and strided reach 100 % in
+# two; windows stay local, and a corner pixel (the "min") gains nothing from the shifted layer. On the cost
+# side, ISA, criss-cross, axial and strided all compute well under a tenth of dense's entries, close to one
+# another. The differences are in how they grow:
+
+# %%
+display(plot_affinity_growth(list(range(8, 257, 8)), size=8))
+for side in (64, 128):
+    counts = {method: build_attention(method, 2, 1, size=8).affinity_entries(side, side) for method in METHODS}
+    print(f"{side}x{side}: " + ", ".join(f"{method} {count / counts['dense']:.2%}" for method, count in
+                                          counts.items() if method != "dense") + " of dense")
+
+# %% [markdown]
+# On an `n x n` map, dense grows as $n^4$; criss-cross and axial as $2n^3$; a fixed window as $n^2 k^2$; ISA
+# as $n^2 (n^2/P^2 + P^2)$ — which, for a fixed `down_factor` $P$, also turns into $n^4$ eventually (the
+# long-range groups grow with the map), unless $P$ grows with the map (the best is $P \approx \sqrt{n}$, see
+# notebook 01). The strided pattern has the same count as ISA: same two groups, one softmax.
+#
+# ## 5. Measured: memory, FLOPs and time
+#
+# Counting entries is not the whole cost: projections, reshapes, masks and kernels matter. `bench_attention`
+# (what `isanet bench attention --methods ...` runs) measures every method on the same input, interleaved, on
+# this machine. Criss-cross and strided have no form PyTorch's fused `sdpa` kernel takes (each query has its own
+# key set), so their `sdpa*` rows are computed explicitly; windows on a map the window does not divide pass a
+# mask to `sdpa`, which on a CPU means its unfused path.
+
+# %%
+measured = bench_attention([(side, side) for side in cost_sides], channels=channels, isa_channels=key_channels,
+                           down_factor=(COST_SIZE, COST_SIZE), methods=METHODS, device=device,
+                           repeats=2 if quick else 5, warmup=1)
+print(f"{channels} channels, key width {key_channels}, size {COST_SIZE}, on {device}"
+      f"{' (QUICK: small channels and maps)' if quick else ''}")
+print(format_rows(measured))
+for side in cost_sides:
+    flops = {row.method: row.flops for row in measured if row.height == side and row.kernel == "matmul"}
+    print(f"{side}x{side}: more FLOPs than dense: {[m for m in METHODS if flops[m] > flops['dense']] or 'none'}")
+
+# %% [markdown]
+# What it shows (the numbers above are this run's; times on a shared CPU are noisy, memory and FLOPs are not):
+#
+# - **FLOPs** follow the affinity counts of section 4 plus the projections (`tests/analysis/` checks that to
+#   the FLOP). The two-hop methods (ISA, axial) pay the projections twice: on the smaller map that outweighs
+#   what they save in affinities, and they count *more* FLOPs than dense; on the larger map they count fewer.
+# - **Peak memory** of the explicit (`matmul`) rows tracks the affinity entries. Compare dense's `sdpa` row:
+#   a fused kernel never stores the affinity, so dense's memory drops towards the others' while its FLOPs do
+#   not — with fused kernels, the case for sparse patterns rests on FLOPs and time more than on memory.
+# - **Time** depends on how a pattern maps onto kernels: ISA, axial and windows are batches of dense
+#   attentions, criss-cross and strided need masks and regroupings of their affinities. On a shared CPU the
+#   times are noisy; rerun the cell before trusting a difference of less than about 2x.
+#
+# ## 6. The trade-offs
+#
+# - **Reach per hop.** ISA and criss-cross reach the whole map in two hops; dense in one. Windows never do in
+#   a fixed number of layers on a growing map: they trade global context for linear cost and rely on depth and
+#   down-sampling (Swin's hierarchy).
+# - **How many paths.** In two hops, ISA connects any two pixels through exactly one intermediate pixel (the
+#   `via` of notebook 01) when no padding is involved; criss-cross through two (the two corners of the
+#   rectangle). Dense has all of them in one hop.
+# - **Cost growth.** Criss-cross and axial grow as $n^3$; ISA with a fixed `down_factor` as $n^4/P^2$; a
+#   window as $n^2$. For the map sizes of segmentation heads (64–128) they are all a few percent of dense.
+# - **Kernels.** ISA, axial and windows reshape the map into batches of dense attentions, so every fast
+#   attention kernel applies (notebook 03). Criss-cross and strided need custom kernels to be fast (CCNet ships
+#   a CUDA one); here they are plain PyTorch and explicit.
+#
+# ## Summary
+#
+# - Every efficient attention here is dense attention with a boolean pattern before the softmax; the package's
+#   modules are proved equal to that masked formula (`tests/models/test_efficient_attention.py`).
+# - Stacking layers multiplies patterns: $R^{(2)} = P^{(2)} P^{(1)}$.
+# - ISA's layer is two hops (long range, then short range) and reaches the whole map; criss-cross needs two
+#   layers for the same; axial is two hops too; windows stay local and need shifts and depth.
+# - Costs: dense $(hw)^2$; criss-cross / axial $\approx hw(h+w)$; ISA $HW(Q_hQ_w + P_hP_w)$; windows $HWk^2$ —
+#   measured above on this machine, with the kernel each method can use.
+#
+# ## Exercises
+#
+# Each has a worked solution in the collapsed cell below it (click to expand in JupyterLab).
+#
+# **1.** Without shifts, how far do windows get? Stack three *plain* window layers (no shift) and compute the
+# reach of `PIXEL`. Then alternate plain and shifted windows and find how many layers a corner pixel needs to
+# reach the whole `HEIGHT x WIDTH` map.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+plain = build_attention("window", 2, 1, size=SIZE, layer=1).pattern(HEIGHT, WIDTH)
+three_plain = compose([plain, plain, plain])
+print(f"3 plain window layers: PIXEL reaches {int(three_plain[PIXEL[0] * WIDTH + PIXEL[1]].sum())} pixels "
+      f"(its own window: plain windows never mix)")
+shifted = build_attention("window", 2, 1, size=SIZE, layer=2).pattern(HEIGHT, WIDTH)
+reached, layers = plain, 1
+while not reached[0].all() and layers < 100:  # row 0 of the reach matrix: the corner pixel (0, 0)
+    reached = compose([reached, shifted if layers % 2 else plain])
+    layers += 1
+print(f"alternating plain/shifted windows of {SIZE}: the corner reaches all {HEIGHT}x{WIDTH} pixels after "
+      f"{layers} layers")
+
+# %% [markdown]
+# **2.** Count the paths. The float product of two patterns counts the intermediate pixels: $(P^{(2)}
+# P^{(1)})_{ij}$ = number of two-hop paths from $j$ to $i$. Count them for criss-cross (two layers) and ISA
+# (its two hops) between the corners $(0, 0)$ and $(h-1, w-1)$ of a 16 x 16 map with `down_factor` 4.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+side = 16
+cross = build_attention("ccnet", 2, 1).pattern(side, side).float()
+isa_16 = build_attention("isa", 2, 1, size=4)
+long_hop, short_hop = (hop.float() for hop in isa_16.hops(side, side))
+first, last = 0, side * side - 1
+print(f"criss-cross, 2 layers: {int((cross @ cross)[last, first])} paths (via the two other corners)")
+print(f"ISA, long then short range: {int((short_hop @ long_hop)[last, first])} path (16 is divisible by 4: "
+      f"no padding)")
+
+# %% [markdown]
+# **3.** When is criss-cross cheaper than ISA? Compare `affinity_entries` of one criss-cross layer and one ISA
+# layer (`down_factor` 8) on `n x n` maps for `n` from 8 to 256. Where do they cross, and why? (Hint: write both
+# for `n` divisible by 8.)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+cc, isa_8 = build_attention("ccnet", 2, 1), build_attention("isa", 2, 1, size=8)
+for n in (16, 32, 48, 64, 80, 128, 256):
+    a, b = cc.affinity_entries(n, n), isa_8.affinity_entries(n, n)
+    cheaper = "ISA cheaper" if b < a else "criss-cross cheaper" if a < b else "equal"
+    print(f"n={n:3d}: criss-cross {a:>12,}  ISA {b:>12,}  {cheaper}")
+print("criss-cross: n²·2n; ISA: n²·(n²/64 + 64). ISA - criss-cross = n²·(n - 64)²/64 >= 0: equal only at n = 64")
+
+# %% [markdown]
+# **4.** Make ISA's one layer one hop. Treat ISA's two hops as two separate "layers" and compute the reach of
+# `PIXEL` after the first hop alone; compare it with one criss-cross layer and one strided layer on the same
+# map. Which single hop reads the most pixels?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+isa_hops = build_attention("isa", 2, 1, size=SIZE)
+first_hop = isa_hops.hops(HEIGHT, WIDTH)[0]
+left, right, top, bottom = isa_hops.padding(HEIGHT, WIDTH)
+index = (PIXEL[0] + top) * (left + WIDTH + right) + PIXEL[1] + left
+print(f"ISA hop 1 (long range): {int(first_hop[index].sum())} pixels of the padded map")
+for method in ("ccnet", "strided"):
+    one = reach(method, HEIGHT, WIDTH, SIZE, layers=1)
+    print(f"{method}, one layer: {int(one[PIXEL[0] * WIDTH + PIXEL[1]].sum())} pixels")
+
+# %% [markdown]
+# ## Further reading
+#
+# - Wang et al., *Non-local Neural Networks*, CVPR 2018 — arXiv:[1711.07971](https://arxiv.org/abs/1711.07971)
+# - Huang et al., *CCNet: Criss-Cross Attention for Semantic Segmentation*, ICCV 2019 —
+#   arXiv:[1811.11721](https://arxiv.org/abs/1811.11721)
+# - Ho et al., *Axial Attention in Multidimensional Transformers*, 2019 —
+#   arXiv:[1912.12180](https://arxiv.org/abs/1912.12180)
+# - Child et al., *Generating Long Sequences with Sparse Transformers*, 2019 —
+#   arXiv:[1904.10509](https://arxiv.org/abs/1904.10509)
+# - Liu et al., *Swin Transformer: Hierarchical Vision Transformer using Shifted Windows*, ICCV 2021 —
+#   arXiv:[2103.14030](https://arxiv.org/abs/2103.14030)
+# - Huang et al., *Interlaced Sparse Self-Attention for Semantic Segmentation*, 2019 —
+#   arXiv:[1907.12273](https://arxiv.org/abs/1907.12273)
+#
+# The modules: `isanet/models/{patterns,criss_cross,axial,window,strided,efficient_attention}.py`; the bench:
+# `isanet bench attention --methods dense isa ccnet axial window strided`.
