@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from isanet.models.patterns import PatternAttention, attend_tokens, grid
+from isanet.models.patterns import PatternAttention, grid, project_context
 from isanet.models.self_attention import Kernel, SelfAttentionBlock
 
 
@@ -40,7 +40,7 @@ class CrissCrossAttention(PatternAttention):
         weights = torch.softmax(torch.cat([row, column], dim=-1), dim=-1)  # N x H x W x (W + H)
         context = (torch.einsum("nhwv,nhvc->nhwc", weights[..., :width], value)
                    + torch.einsum("nhwg,ngwc->nhwc", weights[..., width:], value))  # N x H x W x C
-        return attend_tokens(self.relation, context.reshape(n, height * width, -1), height, width)
+        return project_context(self.relation, context.reshape(n, height * width, -1), height, width)
 
     def relations(self) -> list[SelfAttentionBlock]:
         return [self.relation]

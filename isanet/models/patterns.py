@@ -64,13 +64,13 @@ class PatternAttention(nn.Module):
     kernel they actually compute with. Subclasses implement :meth:`hops`, :meth:`affinity_entries` and
     ``forward``; one that pads the map first (ISA) overrides :meth:`padding`."""
 
-    def __init__(self, kernel: Kernel = "matmul"):
-        super().__init__()
-        self.kernel = check_kernel(kernel)
-
     #: True when ``kernel="sdpa"`` really reaches PyTorch's ``scaled_dot_product_attention``; False when the
     #: pattern has no form sdpa takes and the module always computes its affinities explicitly.
     uses_sdpa = True
+
+    def __init__(self, kernel: Kernel = "matmul"):
+        super().__init__()
+        self.kernel = check_kernel(kernel)
 
     @property
     def computed_with(self) -> str:
@@ -126,7 +126,8 @@ class DenseAttention(PatternAttention):
         return (height * width) ** 2
 
 
-def attend_tokens(relation: SelfAttentionBlock, context: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """The output projection of ``relation`` on ``N x HW x C`` context tokens: ``N x C x H x W``."""
+def project_context(relation: SelfAttentionBlock, context: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``relation``'s output projection of ``N x HW x C`` context tokens, as the dense block ends: the
+    ``N x C x H x W`` output."""
     return relation.output_project(from_tokens(context, height, width))
 

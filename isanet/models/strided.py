@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from isanet.models.patterns import PatternAttention, attend_tokens, grid
+from isanet.models.patterns import PatternAttention, grid, project_context
 from isanet.models.self_attention import Kernel, SelfAttentionBlock
 from isanet.models.window import from_blocks, pad_tokens, to_blocks
 
@@ -79,7 +79,7 @@ class StridedAttention(PatternAttention):
         context = torch.matmul(weights[..., :s * s], value) + lattice_to_blocks(
             torch.matmul(strided_weights, lattice[2]), n, blocks_h, blocks_w, s)  # (N*gh*gw) x s² x C
         context = from_blocks(context, n, hp, wp, s)[:, :height, :width]  # N x H x W x C
-        return attend_tokens(self.relation, context.reshape(n, height * width, -1), height, width)
+        return project_context(self.relation, context.reshape(n, height * width, -1), height, width)
 
     def relations(self) -> list[SelfAttentionBlock]:
         return [self.relation]

@@ -20,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from isanet.models.patterns import PatternAttention, attend_tokens, grid, masked_attend, same_group
+from isanet.models.patterns import PatternAttention, grid, masked_attend, project_context, same_group
 from isanet.models.self_attention import Kernel, SelfAttentionBlock, attend
 
 
@@ -77,7 +77,7 @@ class WindowAttention(PatternAttention):
             real = to_blocks(pad_tokens(real, height, width, *pad), self.window) > 0  # windows x k² x 1
             context = masked_attend(query, key, value, real.transpose(1, 2).repeat(n, 1, 1), self.kernel)
         context = from_blocks(context, n, hp, wp, self.window)[:, top:top + height, left:left + width]
-        return attend_tokens(self.relation, context.reshape(n, height * width, -1), height, width)
+        return project_context(self.relation, context.reshape(n, height * width, -1), height, width)
 
     def relations(self) -> list[SelfAttentionBlock]:
         return [self.relation]
