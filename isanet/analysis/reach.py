@@ -34,7 +34,7 @@ def reached_map(method: str, height: int, width: int, pixel: tuple[int, int], si
     row, col = pixel
     if not (0 <= row < height and 0 <= col < width):
         raise ValueError(f"pixel {pixel} is outside the {height}x{width} map")
-    return reach(method, height, width, size, layers)[row * width + col].reshape(height, width)
+    return reach(method, height, width, size, layers)[row * width + col].reshape(height, width)  # HW -> H x W
 
 
 @dataclass

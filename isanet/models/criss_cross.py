@@ -40,7 +40,8 @@ class CrissCrossAttention(PatternAttention):
         weights = torch.softmax(torch.cat([row, column], dim=-1), dim=-1)  # N x H x W x (W + H)
         context = (torch.einsum("nhwv,nhvc->nhwc", weights[..., :width], value)
                    + torch.einsum("nhwg,ngwc->nhwc", weights[..., width:], value))  # N x H x W x C
-        return project_context(self.relation, context.reshape(n, height * width, -1), height, width)
+        context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
+        return project_context(self.relation, context, height, width)
 
     def relations(self) -> list[SelfAttentionBlock]:
         return [self.relation]

@@ -79,7 +79,8 @@ class StridedAttention(PatternAttention):
         context = torch.matmul(weights[..., :s * s], value) + lattice_to_blocks(
             torch.matmul(strided_weights, lattice[2]), n, blocks_h, blocks_w, s)  # (N*gh*gw) x s² x C
         context = from_blocks(context, n, hp, wp, s)[:, :height, :width]  # N x H x W x C
-        return project_context(self.relation, context.reshape(n, height * width, -1), height, width)
+        context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
+        return project_context(self.relation, context, height, width)
 
     def relations(self) -> list[SelfAttentionBlock]:
         return [self.relation]

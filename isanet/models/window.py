@@ -77,7 +77,8 @@ class WindowAttention(PatternAttention):
             real = to_blocks(pad_tokens(real, height, width, *pad), self.window) > 0  # windows x k² x 1
             context = masked_attend(query, key, value, real.transpose(1, 2).repeat(n, 1, 1), self.kernel)
         context = from_blocks(context, n, hp, wp, self.window)[:, top:top + height, left:left + width]
-        return project_context(self.relation, context.reshape(n, height * width, -1), height, width)
+        context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
+        return project_context(self.relation, context, height, width)
 
     def relations(self) -> list[SelfAttentionBlock]:
         return [self.relation]

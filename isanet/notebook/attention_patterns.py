@@ -69,7 +69,7 @@ def plot_hops(method: str, height: int, width: int, pixel: tuple[int, int], size
     axes = np.asarray(figure.subplots(1, len(hops), squeeze=False))[0]
     index = (pixel[0] + top) * padded_w + pixel[1] + left
     for number, (ax, hop) in enumerate(zip(axes, hops, strict=True), start=1):
-        reached = hop[index].reshape(padded_h, padded_w).numpy()
+        reached = hop[index].reshape(padded_h, padded_w).numpy()  # padded HW -> padded H x W
         _draw_reach(ax, reached, (pixel[0] + top, pixel[1] + left), size, f"{LABELS[method]}: hop {number}")
         if (left, right, top, bottom) != (0, 0, 0, 0):
             ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, lw=1.5, ls="--"))
