@@ -92,7 +92,7 @@ print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map 
 # | axial | `AxialAttention` | hop 1: $y' = y$ (row); hop 2: $x' = x$ (column) | 2 |
 # | window (Swin) | `WindowAttention` | $\lfloor (y+s)/k \rfloor = \lfloor (y'+s)/k \rfloor$ and the same for $x$; $s = 0$, or $k/2$ on the shifted layer | 1 |
 # | strided (Sparse Transformer, 2-D) | `StridedAttention` | same $k \times k$ block, or $y' \equiv y$ and $x' \equiv x \pmod k$ | 1 |
-# | ISA | `ISAModule` | hop 1 (long range): $y' \equiv y$, $x' \equiv x \pmod{P}$; hop 2 (short range): same $P \times P$ block | 2 |
+# | ISA | `ISAModule` | on the padded map, hop 1 (long range): $y' \equiv y$, $x' \equiv x \pmod{P}$; hop 2 (short range): same $P \times P$ block | 2 |
 #
 # In the code, $Q$, $K$, $V$ are `SelfAttentionBlock.tokens(x)`; every module owns the *same* projections as the
 # dense block (one `SelfAttentionBlock` per hop), so the methods differ **only** in their pattern.
@@ -237,9 +237,10 @@ for side in cost_sides:
 # - **Reach per hop.** ISA and criss-cross reach the whole map in two hops; dense in one. Windows never do in
 #   a fixed number of layers on a growing map: they trade global context for linear cost and rely on depth and
 #   down-sampling (Swin's hierarchy).
-# - **How many paths.** In two hops, ISA connects any two pixels through exactly one intermediate pixel (the
-#   `via` of notebook 01) when no padding is involved; criss-cross through two (the two corners of the
-#   rectangle). Dense has all of them in one hop.
+# - **How many paths.** In its two hops, ISA connects any two pixels through exactly one intermediate
+#   position (the `via` of notebook 01, sometimes a padding position); two criss-cross layers connect two pixels
+#   in different rows and columns through two (the other corners of their rectangle) — exercise 2 counts them.
+#   Dense connects every pair directly.
 # - **Cost growth.** Criss-cross and axial grow as $n^3$; ISA with a fixed `down_factor` as $n^4/P^2$; a
 #   window as $n^2$. For the map sizes of segmentation heads (64–128) they are all a few percent of dense.
 # - **Kernels.** ISA, axial and windows reshape the map into batches of dense attentions, so every fast
