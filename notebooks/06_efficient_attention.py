@@ -81,7 +81,8 @@ print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map 
 # entries left out. Which ones it keeps is its **pattern** $P \in \{0, 1\}^{N \times N}$ (row = query, column =
 # key): it is dense attention with $-\infty$ added where $P_{ij} = 0$,
 #
-# $$A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}} + M\right), \qquad M_{ij} = \begin{cases} 0 & P_{ij} = 1\\ -\infty & P_{ij} = 0.\end{cases}$$
+# $$A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}} + M\right), \qquad
+#   M_{ij} = \begin{cases} 0 & P_{ij} = 1\\ -\infty & P_{ij} = 0.\end{cases}$$
 #
 # For a query at $(y, x)$ and a key at $(y', x')$, with $k$ = `size` (window side, stride, ISA's `down_factor`):
 #
@@ -90,9 +91,9 @@ print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map 
 # | dense (non-local) | `DenseAttention` | always | 1 |
 # | criss-cross (CCNet) | `CrissCrossAttention` | $y' = y$ or $x' = x$ (query counted once: $h + w - 1$ keys) | 1 |
 # | axial | `AxialAttention` | hop 1: $y' = y$ (row); hop 2: $x' = x$ (column) | 2 |
-# | window (Swin) | `WindowAttention` | $\lfloor (y+s)/k \rfloor = \lfloor (y'+s)/k \rfloor$ and the same for $x$; $s = 0$, or $k/2$ on the shifted layer | 1 |
-# | strided (Sparse Transformer, 2-D) | `StridedAttention` | same $k \times k$ block, or $y' \equiv y$ and $x' \equiv x \pmod k$ | 1 |
-# | ISA | `ISAModule` | on the padded map, hop 1 (long range): $y' \equiv y$, $x' \equiv x \pmod{P}$; hop 2 (short range): same $P \times P$ block | 2 |
+# | window (Swin) | `WindowAttention` | $\lfloor (y+s)/k \rfloor = \lfloor (y'+s)/k \rfloor$, same for $x$; shift $s = 0$ or $k/2$ | 1 |
+# | strided (Sparse Tr., 2-D) | `StridedAttention` | same $k \times k$ block, or $y' \equiv y$, $x' \equiv x$ mod $k$ | 1 |
+# | ISA | `ISAModule` | padded map; hop 1: $y' \equiv y$, $x' \equiv x \pmod{P}$; hop 2: same $P \times P$ block | 2 |
 #
 # In the code, $Q$, $K$, $V$ are `SelfAttentionBlock.tokens(x)`; every module owns the *same* projections as the
 # dense block (one `SelfAttentionBlock` per hop), so the methods differ **only** in their pattern.
@@ -127,7 +128,8 @@ print(f"ISA pads {HEIGHT}x{WIDTH} by (left, right, top, bottom) = {isa.padding(H
 # Stacking layers multiplies patterns: information from key $j$ reaches query $i$ after two layers when some
 # pixel $m$ read $j$ in layer 1 and $i$ read $m$ in layer 2,
 #
-# $$R^{(2)} = P^{(2)} \cdot P^{(1)} \quad\text{(boolean product: } R^{(2)}_{ij} = \textstyle\bigvee_m P^{(2)}_{im} \wedge P^{(1)}_{mj}\text{)}.$$
+# $$R^{(2)} = P^{(2)} \cdot P^{(1)} \quad\text{(boolean product: }
+#   R^{(2)}_{ij} = \textstyle\bigvee_m P^{(2)}_{im} \wedge P^{(1)}_{mj}\text{)}.$$
 #
 # `isanet.analysis.reach` computes exactly that from the modules' own patterns (`compose`). The second window
 # layer uses shifted windows, as Swin alternates them; every other method repeats its layer. Blue = what the
@@ -261,9 +263,9 @@ for side in cost_sides:
 #
 # Each has a worked solution in the collapsed cell below it (click to expand in JupyterLab).
 #
-# **1.** Without shifts, how far do windows get? Stack three *plain* window layers (no shift) and compute the
-# reach of `PIXEL`. Then alternate plain and shifted windows and find how many layers a corner pixel needs to
-# reach the whole `HEIGHT x WIDTH` map.
+# 1. Without shifts, how far do windows get? Stack three *plain* window layers (no shift) and compute the
+#    reach of `PIXEL`. Then alternate plain and shifted windows and find how many layers a corner pixel needs to
+#    reach the whole `HEIGHT x WIDTH` map.
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 plain = build_attention("window", 2, 1, size=SIZE, layer=1).pattern(HEIGHT, WIDTH)
@@ -279,9 +281,10 @@ print(f"alternating plain/shifted windows of {SIZE}: the corner reaches all {HEI
       f"{layers} layers")
 
 # %% [markdown]
-# **2.** Count the paths. The float product of two patterns counts the intermediate pixels: $(P^{(2)}
-# P^{(1)})_{ij}$ = number of two-hop paths from $j$ to $i$. Count them for criss-cross (two layers) and ISA
-# (its two hops) between the corners $(0, 0)$ and $(h-1, w-1)$ of a 16 x 16 map with `down_factor` 4.
+# 2. Count the paths. The product of two patterns as numbers counts the intermediate pixels:
+#    $(P^{(2)} P^{(1)})_{ij}$ is the number of two-hop paths from $j$ to $i$. Count them for criss-cross (two
+#    layers) and ISA (its two hops) between the corners $(0, 0)$ and $(h-1, w-1)$ of a 16 x 16 map with
+#    `down_factor` 4.
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 side = 16
@@ -294,9 +297,9 @@ print(f"ISA, long then short range: {int((short_hop @ long_hop)[last, first])} p
       f"no padding)")
 
 # %% [markdown]
-# **3.** When is criss-cross cheaper than ISA? Compare `affinity_entries` of one criss-cross layer and one ISA
-# layer (`down_factor` 8) on `n x n` maps for `n` from 8 to 256. Where do they cross, and why? (Hint: write both
-# for `n` divisible by 8.)
+# 3. When is criss-cross cheaper than ISA? Compare `affinity_entries` of one criss-cross layer and one ISA
+#    layer (`down_factor` 8) on `n x n` maps for `n` from 16 to 256. Is there a side where criss-cross costs
+#    more, and why? (Hint: write both for `n` divisible by 8.)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 cc, isa_8 = build_attention("ccnet", 2, 1), build_attention("isa", 2, 1, size=8)
@@ -304,12 +307,12 @@ for n in (16, 32, 48, 64, 80, 128, 256):
     a, b = cc.affinity_entries(n, n), isa_8.affinity_entries(n, n)
     cheaper = "ISA cheaper" if b < a else "criss-cross cheaper" if a < b else "equal"
     print(f"n={n:3d}: criss-cross {a:>12,}  ISA {b:>12,}  {cheaper}")
-print("criss-cross: n²·2n; ISA: n²·(n²/64 + 64). ISA - criss-cross = n²·(n - 64)²/64 >= 0: equal only at n = 64")
+print("criss-cross: n²·2n; ISA: n²·(n²/64 + 64); ISA - criss-cross = n²·(n - 64)²/64 >= 0, equal only at 64")
 
 # %% [markdown]
-# **4.** Make ISA's one layer one hop. Treat ISA's two hops as two separate "layers" and compute the reach of
-# `PIXEL` after the first hop alone; compare it with one criss-cross layer and one strided layer on the same
-# map. Which single hop reads the most pixels?
+# 4. Make ISA's one layer one hop. Treat ISA's two hops as two separate "layers" and compute the reach of
+#    `PIXEL` after the first hop alone; compare it with one criss-cross layer and one strided layer on the same
+#    map. Which single hop reads the most pixels?
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 isa_hops = build_attention("isa", 2, 1, size=SIZE)

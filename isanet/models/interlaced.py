@@ -34,7 +34,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from isanet.models.patterns import PatternAttention, same_group
+from isanet.models.patterns import PatternAttention
 from isanet.models.self_attention import Kernel, SelfAttentionBlock
 
 
@@ -339,7 +339,7 @@ class ISAModule(PatternAttention):
     def hops(self, height: int, width: int) -> list[torch.Tensor]:
         """Long range (same in-block offset) then short range (same block), over the padded map."""
         p = self.partition(height, width)
-        return [same_group(long_range_group_ids(p)), same_group(short_range_group_ids(p))]
+        return [long_range_mask(p), short_range_mask(p)]
 
     def affinity_entries(self, height: int, width: int) -> int:
         return self.partition(height, width).affinity_entries()[1]
