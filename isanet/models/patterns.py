@@ -92,7 +92,8 @@ class PatternAttention(nn.Module):
 
     def pattern(self, height: int, width: int) -> torch.Tensor:
         """``HW x HW`` mask of which pixels each pixel reads after the whole module (all its hops), over the
-        unpadded map. With padding, a path may pass through a padded position (ISA's does)."""
+        unpadded map. With padding, a path may pass through a padded position (ISA's does). Dense ``(HW)²``
+        matrices multiplied hop by hop: meant for the small maps of pictures and tests."""
         left, right, top, bottom = self.padding(height, width)
         reach = compose(self.hops(height, width))
         padded_w = left + width + right
