@@ -12,8 +12,10 @@ import sys
 
 def add_parser(subparsers) -> None:
     data = subparsers.add_parser("sample-data", help="write a small synthetic data set in a real layout")
-    data.add_argument("kind", choices=("voc", "cityscapes", "ade20k"))
-    data.add_argument("--out", required=True, help="folder to write into")
+    data.add_argument("kind", choices=("voc", "cityscapes", "ade20k", "folder"),
+                      help="a published layout, or folder: the layout for your own data (see README)")
+    data.add_argument("--out", required=True,
+                      help="folder to write into (folder: the data set's root, which must be new or empty)")
     data.add_argument("--num-train", type=int, default=8, help="training images (default: %(default)s)")
     data.add_argument("--num-val", type=int, default=4, help="validation images (default: %(default)s)")
     data.add_argument("--size", type=int, default=128, help="image width in pixels (default: %(default)s)")
@@ -21,7 +23,8 @@ def add_parser(subparsers) -> None:
     data.add_argument("--label-ids-only", action="store_true",
                       help="Cityscapes: write only *_gtFine_labelIds.png (readers convert them on the fly)")
     data.add_argument("--object-classes", type=int, metavar="N",
-                      help="VOC: draw the objects from its first N object classes only (default: all 20)")
+                      help="VOC / folder: draw the objects from the first N object classes only (default: all 20 "
+                           "for VOC, 4 of 7 for folder)")
     data.set_defaults(func=run_sample_data)
 
     checkpoint = subparsers.add_parser("sample-checkpoint", help="write random weights for a zoo model")

@@ -1,7 +1,10 @@
 """``isanet eval NAME --checkpoint FILE --data-root DIR``: mIoU on a data set, next to the published figure.
 
-Prints a per-class table and a summary, and with ``--out`` writes the numbers and the settings that produced
-them as JSON (atomically: a temporary file renamed into place, so a reader never sees half of it).
+Prints a per-class table, the most-confused class pairs and a summary; with ``--out`` writes the numbers, the
+confusion matrix (pixel counts) and the settings that produced them as JSON, with ``--confusion`` the
+row-normalised matrix as a picture (both atomically: a temporary file renamed into place, so a reader never
+sees half of it). Your own data in the folder layout (:mod:`isanet.data.folder`) is read with ``--dataset
+folder``, or found by itself; the model then predicts the classes of its ``classes.txt``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--checkpoint", required=True, help="weights file (mmseg format, raw or DDP state dict)")
     parser.add_argument("--data-root", required=True, help="the data set's folder (e.g. .../VOCdevkit/VOC2012, "
                                                            ".../cityscapes, .../ADEChallengeData2016) or its parent")
+    parser.add_argument("--dataset", choices=("voc", "cityscapes", "ade20k", "folder"),
+                        help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
+                             "masks/, else the entry's data set)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="folder data set: leave bad image/mask pairs out, a warning each, instead of stopping")
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
     parser.add_argument("--ms-flip", action="store_true", help="mmseg's multi-scale (0.5-1.75) + flip TTA")
     parser.add_argument("--mode", choices=("whole", "slide"), help="override the zoo entry's test mode")
@@ -24,20 +32,24 @@ def add_parser(subparsers) -> None:
                         help="override the test scale (quick checks on small images; not comparable to the zoo)")
     parser.add_argument("--limit", type=int, help="evaluate the first N images only")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
-    parser.add_argument("--out", help="write the results as JSON to this file")
+    parser.add_argument("--out", help="write the results (with the confusion matrix's pixel counts) as JSON")
+    parser.add_argument("--confusion", metavar="FILE.png", help="draw the row-normalised confusion matrix there")
     parser.set_defaults(func=run)
 
 
-def summary(results: dict, entry: dict, dataset_root: Path) -> str:
-    """The headline numbers beside the zoo's, with the caveats that make them incomparable."""
+def summary(results: dict, entry: dict, dataset_root: Path, own_data: bool = False) -> str:
+    """The headline numbers beside the zoo's (not for ``own_data``), with the caveats that make them incomparable."""
     from isanet.data.transforms import pipeline_step
 
     published = entry["mIoU_ms_flip"] if results["settings"]["ms_flip"] else entry["mIoU"]
     kind = "ms+flip" if results["settings"]["ms_flip"] else "single-scale"
     lines = [f"mIoU {results['mIoU']:.2f}  aAcc {results['aAcc']:.2f}  mAcc {results['mAcc']:.2f}  "
-             f"on {results['num_images']} images",
-             f"published ({entry['name']}): mIoU {entry['mIoU']:.2f} single-scale, {entry['mIoU_ms_flip']:.2f} "
-             f"ms+flip; compare with {published:.2f} ({kind})"]
+             f"on {results['num_images']} images"]
+    if own_data:
+        lines.append(f"your own data (folder data set at {dataset_root}): no published figure to compare with")
+    else:
+        lines.append(f"published ({entry['name']}): mIoU {entry['mIoU']:.2f} single-scale, "
+                     f"{entry['mIoU_ms_flip']:.2f} ms+flip; compare with {published:.2f} ({kind})")
     if (dataset_root / "SAMPLE_DATA.txt").is_file():
         lines.append("note: this is synthetic sample data; the numbers say nothing about the published model")
     if tuple(results["settings"]["scale"]) != tuple(pipeline_step(entry["test_pipeline"], "Resize")["scale"]):
@@ -47,21 +59,40 @@ def summary(results: dict, entry: dict, dataset_root: Path) -> str:
     return "\n".join(lines)
 
 
+def eval_model(entry: dict, checkpoint: str, num_classes: int):
+    """The checkpoint's model: the architecture its meta records (``isanet train`` and ``save_checkpoint``
+    files, tiny or fine-tuned to other classes), else the zoo entry's with ``num_classes`` (published files)."""
+    from isanet.io.checkpoint import load_checkpoint, read_checkpoint
+    from isanet.models import zoo
+    from isanet.models.config import ISANetConfig
+    from isanet.models.segmentor import ISANet
+
+    meta = read_checkpoint(checkpoint).get("meta") or {}
+    if isinstance(meta, dict) and meta.get("model_config"):
+        model = ISANet(ISANetConfig.from_dict(meta["model_config"]))
+    else:
+        model = zoo.build_model(entry["name"], num_classes=num_classes)
+    load_checkpoint(model, checkpoint)
+    return model
+
+
 def run(args: argparse.Namespace) -> int:
     from isanet.data.datasets import build_dataset
+    from isanet.data.folder import dataset_kind
     from isanet.evaluation.evaluate import EvalSettings, evaluate
-    from isanet.evaluation.metrics import format_table
+    from isanet.evaluation.metrics import format_confused, format_table, most_confused
     from isanet.io.atomic import write_json_atomic
-    from isanet.io.checkpoint import load_checkpoint
     from isanet.models import zoo
     from isanet.runtime import resolve_device
 
     try:
         entry = zoo.get_entry(args.name)
         device = resolve_device(args.device, "--device")
-        dataset = build_dataset(entry["dataset"], args.data_root, args.split)
-        model = zoo.build_model(entry["name"])
-        load_checkpoint(model, args.checkpoint)
+        kind = dataset_kind(args.dataset, args.data_root, zoo.short_dataset_name(entry))
+        if args.skip_bad and kind != "folder":
+            raise ValueError(f"--skip-bad applies to folder data sets only, not {kind}")
+        dataset = build_dataset(kind, args.data_root, args.split, **({"skip_bad": True} if args.skip_bad else {}))
+        model = eval_model(entry, args.checkpoint, dataset.num_classes)
         overrides = {"scale": tuple(args.scale)} if args.scale else {}
         results = evaluate(model, dataset, EvalSettings.from_entry(entry, **overrides), mode=args.mode,
                            ms_flip=args.ms_flip, limit=args.limit, device=device)
@@ -69,11 +100,23 @@ def run(args: argparse.Namespace) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
         return 2
+    own_data = kind == "folder"
     print(format_table({key: list(results[key].values()) for key in ("IoU", "Acc")}, dataset.CLASSES))
-    print(summary(results, entry, dataset.root))
+    print(format_confused(most_confused(results["confusion"], dataset.CLASSES)))
+    print(summary(results, entry, dataset.root, own_data))
+    if args.confusion:
+        from isanet.notebook.confusion_plot import plot_confusion
+
+        plot_confusion(results["confusion"], dataset.CLASSES, title=f"{entry['name']} on {dataset.root.name} "
+                       f"{args.split} ({results['num_images']} images)", path=args.confusion)
+        print(f"wrote {args.confusion}")
     if args.out:
         record = {"model": entry["name"], "checkpoint": str(args.checkpoint), "data_root": str(dataset.root),
-                  "dataset": entry["dataset"], "split": args.split, **results,
-                  "published": {"mIoU": entry["mIoU"], "mIoU_ms_flip": entry["mIoU_ms_flip"]}}
+                  "dataset": "folder" if own_data else entry["dataset"], "split": args.split,
+                  "classes": list(dataset.CLASSES), **results}
+        if getattr(dataset, "skipped", None):
+            record["skipped"] = dataset.skipped
+        if not own_data:
+            record["published"] = {"mIoU": entry["mIoU"], "mIoU_ms_flip": entry["mIoU_ms_flip"]}
         print(f"wrote {write_json_atomic(record, args.out)}")
     return 0

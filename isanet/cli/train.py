@@ -15,14 +15,26 @@ def add_parser(subparsers) -> None:
         description="Fine-tune a zoo architecture with its published recipe. Options left out take the zoo entry's "
                     "value, or with --resume the checkpoint's. Launch under torchrun --nproc_per_node N for DDP.")
     parser.add_argument("name", help="zoo name (1.x or legacy 0.x), e.g. isanet_r50-d8_4xb4-20k_voc12aug-512x512")
-    parser.add_argument("--data-root", required=True, help="the data set's folder (e.g. data/VOCdevkit)")
+    parser.add_argument("--data-root", required=True,
+                        help="the data set's folder (e.g. data/VOCdevkit, or your own folder data set's root)")
+    parser.add_argument("--dataset", choices=("voc", "cityscapes", "ade20k", "folder"),
+                        help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
+                             "masks/, else the entry's data set); a folder data set sets the number of classes")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="folder data set: leave bad image/mask pairs out, a warning each, instead of stopping")
     parser.add_argument("--work-dir", required=True, help="folder for log.jsonl and iter_N.pth / latest.pth")
     parser.add_argument("--iters", type=int, help="iterations (default: the entry's schedule)")
     parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="crop size (default: the entry's)")
+    parser.add_argument("--scale", type=int, nargs=2, metavar=("LONG", "SHORT"),
+                        help="training RandomResize box and test scale (default: the entry's; shrink it for small "
+                             "images)")
     parser.add_argument("--batch-size", type=int, help="images per process (default: the entry's per-GPU batch)")
     parser.add_argument("--lr", type=float, help="base learning rate (default: the entry's, 0.01)")
     parser.add_argument("--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
-                                       "classes differ) or an ImageNet ResNet backbone checkpoint")
+                                       "classes differ, e.g. for your own classes.txt) or an ImageNet ResNet "
+                                       "backbone checkpoint")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a tiny R-18 version of the architecture (ISANetConfig.tiny): smoke runs on a CPU")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --work-dir from its newest checkpoint")
     parser.add_argument("--save-every", type=int, help="checkpoint interval in iterations (default: iters/10)")
@@ -42,13 +54,17 @@ def add_parser(subparsers) -> None:
 def config_from_args(args: argparse.Namespace):
     """The :class:`~isanet.engine.trainer.TrainConfig` the options describe."""
     from isanet.engine.trainer import TrainConfig
+    from isanet.models.config import TINY
 
     return TrainConfig(name=args.name, data_root=args.data_root, work_dir=args.work_dir, iters=args.iters,
-                       crop_size=tuple(args.crop) if args.crop else None, batch_size=args.batch_size, lr=args.lr,
+                       crop_size=tuple(args.crop) if args.crop else None,
+                       resize_scale=tuple(args.scale) if args.scale else None,
+                       val_scale=tuple(args.scale) if args.scale else None, batch_size=args.batch_size, lr=args.lr,
                        seed=args.seed, save_every=args.save_every, keep_checkpoints=args.keep,
                        eval_every=args.eval_every, limit_val=args.limit_val, init=args.init, resume=args.resume,
                        device=args.device, amp=args.amp, amp_dtype=args.amp_dtype, sync_bn=args.sync_bn,
-                       num_workers=args.num_workers, progress=not args.no_progress)
+                       num_workers=args.num_workers, progress=not args.no_progress, dataset=args.dataset,
+                       skip_bad=args.skip_bad, model_overrides=dict(TINY) if args.tiny else None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -333,16 +333,20 @@ DATASETS: dict[str, type[SegDataset]] = {"voc": VOCDataset, "cityscapes": Citysc
 
 
 def dataset_class(dataset: str) -> type[SegDataset]:
-    """The reader for a zoo data set string ("Cityscapes", "Pascal VOC 2012 + Aug", ...) or a short name."""
+    """The reader for a zoo data set string ("Cityscapes", "Pascal VOC 2012 + Aug", ...), a short name, or
+    "folder" (your own data, :mod:`isanet.data.folder`)."""
+    from isanet.data.folder import FolderDataset  # its own module, which builds on this one
     from isanet.models.zoo import DATASET_SHORT_NAMES
 
+    readers = {**DATASETS, "folder": FolderDataset}
     short = DATASET_SHORT_NAMES.get(dataset, dataset).lower()
-    if short not in DATASETS:
-        known = sorted(DATASETS) + sorted(DATASET_SHORT_NAMES)
+    if short not in readers:
+        known = sorted(readers) + sorted(DATASET_SHORT_NAMES)
         raise DatasetError(f"unknown data set {dataset!r}: expected one of {', '.join(map(repr, known))}")
-    return DATASETS[short]
+    return readers[short]
 
 
-def build_dataset(dataset: str, root: str | os.PathLike, split: str = "val") -> SegDataset:
-    """The reader of ``dataset`` over the data under ``root`` (its own top folder or the folder above it)."""
-    return dataset_class(dataset)(root, split)
+def build_dataset(dataset: str, root: str | os.PathLike, split: str = "val", **options) -> SegDataset:
+    """The reader of ``dataset`` over the data under ``root`` (its own top folder or the folder above it);
+    ``options`` go to the reader (the folder reader's ``skip_bad`` and ``progress``)."""
+    return dataset_class(dataset)(root, split, **options)

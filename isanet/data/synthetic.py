@@ -29,25 +29,13 @@ from isanet.data.datasets import (
     CityscapesDataset,
     VOCDataset,
 )
+from isanet.data.folder import voc_colormap
+from isanet.io.atomic import atomic_path
 
 VOID_BORDER = 5  # pixels: the width of the 255 band VOC draws along object outlines
 NOTICE = ("SYNTHETIC SAMPLE DATA written by isanet ({kind}, seed {seed}, {num_train} train / {num_val} val images).\n"
           "It only mimics the layout of the real data set; numbers measured on it say nothing about the published "
           "ISANet models.\n")
-
-
-def voc_colormap() -> np.ndarray:
-    """The 256-entry Pascal VOC label palette (its bit-interleaving rule; entry 255 is the void colour)."""
-    colours = np.zeros((256, 3), dtype=np.uint8)
-    for index in range(256):
-        value, red, green, blue = index, 0, 0, 0
-        for bit in range(8):
-            red |= ((value >> 0) & 1) << (7 - bit)
-            green |= ((value >> 1) & 1) << (7 - bit)
-            blue |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        colours[index] = red, green, blue
-    return colours
 
 
 def class_texture(shape: tuple[int, int], appearance: int) -> np.ndarray:
@@ -223,19 +211,48 @@ def _write_ade20k(root: Path, num_train: int, num_val: int, size: int, rng: np.r
     return top
 
 
+#: The class names of the synthetic folder data set: colours of the VOC colour map that its palette.txt uses.
+FOLDER_CLASSES = ("background", "maroon", "green", "olive", "navy", "purple", "teal", "grey")
+FOLDER_OBJECT_CLASSES = 4  # default: background + 4 object classes, learnable by a tiny model in CPU minutes
+
+
+def _write_folder(root: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
+                  object_classes: int = FOLDER_OBJECT_CLASSES) -> Path:
+    """The folder layout of :mod:`isanet.data.folder`: VOC-like pictures (3-5 shapes on a background) with
+    grayscale masks, ``classes.txt`` and ``palette.txt``; ``root`` itself is the data set's root."""
+    names, palette = FOLDER_CLASSES[:object_classes + 1], voc_colormap()[:object_classes + 1]
+    colours = _colours(dict(enumerate(map(tuple, palette))))
+    counts = rng.integers(3, 6, num_train + num_val)
+    classes = [*deal_classes(rng, counts[:num_val], object_classes),
+               *deal_classes(rng, counts[num_val:], object_classes)]
+    splits = ["val"] * num_val + ["train"] * num_train
+    sizes = _sizes(rng, num_train + num_val, size, 0.75, vary=True)
+    for index, (split, (height, width), objects) in enumerate(zip(splits, sizes, classes)):
+        label = _voc_layout(rng, height, width, objects)
+        _write_image(root / "images" / split / f"sample_{index:04d}.jpg", render(label, colours, rng))
+        _write_label(root / "masks" / split / f"sample_{index:04d}.png", label)
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in names))
+    (root / "palette.txt").write_text("".join(f"{r} {g} {b}\n" for r, g, b in palette))
+    return root
+
+
 WRITERS: dict[str, Callable[..., Path]] = {"voc": _write_voc, "cityscapes": _write_cityscapes,
-                                           "ade20k": _write_ade20k}
+                                           "ade20k": _write_ade20k, "folder": _write_folder}
+#: How many object classes ``object_classes`` may ask for, per kind that supports it.
+MAX_OBJECT_CLASSES = {"voc": len(VOCDataset.CLASSES) - 1, "folder": len(FOLDER_CLASSES) - 1}
 
 
 def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 4,
                          size: int = 128, seed: int = 0, label_ids_only: bool = False,
                          object_classes: int | None = None) -> Path:
-    """Write a synthetic ``kind`` ("voc", "cityscapes" or "ade20k") data set under ``out_dir``.
+    """Write a synthetic ``kind`` ("voc", "cityscapes", "ade20k" or "folder") data set under ``out_dir``.
 
     ``size`` is the image width in pixels. Returns the data set's own top folder (``VOCdevkit/VOC2012``,
-    ``cityscapes`` or ``ADEChallengeData2016``), which also holds a ``SAMPLE_DATA.txt`` saying the data is
-    synthetic. ``label_ids_only`` (Cityscapes) writes only the official ``*_gtFine_labelIds.png`` files.
-    ``object_classes`` (VOC) draws the objects from its first that many object classes only (default: all 20).
+    ``cityscapes``, ``ADEChallengeData2016``, or ``out_dir`` itself for "folder"), which also holds a
+    ``SAMPLE_DATA.txt`` saying the data is synthetic. ``label_ids_only`` (Cityscapes) writes only the official
+    ``*_gtFine_labelIds.png`` files. ``object_classes`` (VOC, folder) draws the objects from the first that many
+    object classes only (default: all 20 for VOC, 4 of 7 for folder). "folder" writes into ``out_dir`` itself,
+    so it refuses a folder that is not empty, and writes atomically (a staging folder renamed into place).
     """
     if kind not in WRITERS:
         raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(WRITERS)}")
@@ -244,12 +261,22 @@ def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int =
                          f"images of {size} px")
     if label_ids_only and kind != "cityscapes":
         raise ValueError("label_ids_only applies to Cityscapes only (the other data sets have one label format)")
-    if object_classes is not None and (kind != "voc" or not 1 <= object_classes < len(VOCDataset.CLASSES)):
-        raise ValueError(f"object_classes applies to VOC only and must be 1 to {len(VOCDataset.CLASSES) - 1}, "
-                         f"got {object_classes} for {kind}")
+    if object_classes is not None and not 1 <= object_classes <= MAX_OBJECT_CLASSES.get(kind, 0):
+        limits = " and ".join(f"{name} (1 to {most})" for name, most in MAX_OBJECT_CLASSES.items())
+        raise ValueError(f"object_classes applies to {limits} samples only, got {object_classes} for {kind}")
     options = {"label_ids_only": True} if label_ids_only else {}
     if object_classes is not None:
         options["object_classes"] = object_classes
-    top = WRITERS[kind](Path(out_dir), num_train, num_val, size, np.random.default_rng(seed), **options)
-    (top / "SAMPLE_DATA.txt").write_text(NOTICE.format(kind=kind, seed=seed, num_train=num_train, num_val=num_val))
+    rng, notice = np.random.default_rng(seed), NOTICE.format(kind=kind, seed=seed, num_train=num_train,
+                                                            num_val=num_val)
+    if kind == "folder":
+        out = Path(out_dir)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ValueError(f"{out} exists and is not an empty folder: the folder sample is written as that "
+                             "folder and never over existing files; choose a new or empty folder")
+        with atomic_path(out) as staging:
+            (_write_folder(staging, num_train, num_val, size, rng, **options) / "SAMPLE_DATA.txt").write_text(notice)
+        return out
+    top = WRITERS[kind](Path(out_dir), num_train, num_val, size, rng, **options)
+    (top / "SAMPLE_DATA.txt").write_text(notice)
     return top

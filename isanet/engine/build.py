@@ -46,7 +46,10 @@ class TrainConfig:
     are the ``RandomResize`` and test ``Resize`` boxes (shrink them with the crop for small images);
     ``init`` is the starting weights (zoo or ImageNet-backbone checkpoint); ``stop_after`` ends this run after
     that iteration as if it were killed there (notebooks training in chunks, the resume test);
-    ``avg_non_ignore`` switches to mmseg's optional CE averaging over labelled pixels only.
+    ``avg_non_ignore`` switches to mmseg's optional CE averaging over labelled pixels only; ``dataset`` is the
+    reader ("voc", "cityscapes", "ade20k", "folder"; None: "folder" when ``data_root`` holds that layout, else
+    the entry's), and with a folder data set the model gets its ``classes.txt`` classes (``init`` then keeps
+    everything but the re-initialised classifier); ``skip_bad`` leaves bad folder images out instead of stopping.
     """
 
     data_root: str | Path
@@ -78,6 +81,8 @@ class TrainConfig:
     progress: bool = True
     train_split: str = "train"
     val_split: str = "val"
+    dataset: str | None = None
+    skip_bad: bool = False
 
 
 #: Settings a resumed run must share with its checkpoint (else its losses would not continue the same run);
@@ -222,17 +227,22 @@ def _previous(config: TrainConfig, work_dir: Path, dist: DistContext) -> tuple[P
 def _datasets(config: TrainConfig, entry: dict) -> tuple[object, object]:
     """The training split (required) and the validation split (when evaluating), with errors naming the root."""
     from isanet.data.datasets import DatasetError, build_dataset
+    from isanet.data.folder import dataset_kind
 
-    kind, root = short_dataset_name(entry), config.data_root
+    root = config.data_root
+    kind = dataset_kind(config.dataset, root, short_dataset_name(entry))
+    if config.skip_bad and kind != "folder":
+        raise TrainError(f"--skip-bad applies to folder data sets only, not {kind}")
+    options = {"skip_bad": True} if config.skip_bad else {}
+    name = "the folder data set" if kind == "folder" else entry["dataset"]
     try:
-        train_set = build_dataset(kind, root, config.train_split)
+        train_set = build_dataset(kind, root, config.train_split, **options)
     except DatasetError as error:
-        raise TrainError(f"--data-root {root}: no usable {config.train_split!r} split of {entry['dataset']}: "
-                         f"{error}") from None
+        raise TrainError(f"--data-root {root}: no usable {config.train_split!r} split of {name}: {error}") from None
     if not config.eval_every:
         return train_set, None
     try:
-        return train_set, build_dataset(kind, root, config.val_split)
+        return train_set, build_dataset(kind, root, config.val_split, **options)
     except DatasetError as error:
         raise TrainError(f"--data-root {root}: no usable {config.val_split!r} split to evaluate on ({error}); "
                          "pass --eval-every 0 to train without evaluating") from None

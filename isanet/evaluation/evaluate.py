@@ -68,7 +68,9 @@ def evaluate(model: nn.Module, dataset: SegDataset, entry_or_settings: dict | Ev
 
     ``entry_or_settings`` is a zoo entry or an :class:`EvalSettings`; ``mode`` ("whole"/"slide") overrides its
     test mode, ``ms_flip`` switches on mmseg's multi-scale + flip TTA, ``limit`` keeps the first images only.
-    The model is moved to ``device``. The result also holds ``num_images`` and the ``settings`` used.
+    The model is moved to ``device``. The result also holds ``num_images``, the ``settings`` used and the
+    ``confusion`` matrix of pixel counts (a list of rows: row = label class, column = predicted class, in
+    ``dataset.CLASSES`` order; see :func:`isanet.evaluation.metrics.most_confused`).
     """
     settings = entry_or_settings if isinstance(entry_or_settings, EvalSettings) else \
         EvalSettings.from_entry(entry_or_settings)
@@ -86,4 +88,5 @@ def evaluate(model: nn.Module, dataset: SegDataset, entry_or_settings: dict | Ev
     names = dataset.CLASSES
     return {"mIoU": results["mIoU"], "aAcc": results["aAcc"], "mAcc": results["mAcc"],
             "IoU": dict(zip(names, results["IoU"])), "Acc": dict(zip(names, results["Acc"])), "num_images": count,
+            "confusion": metrics.confusion.tolist(),
             "settings": {**asdict(settings), "ms_flip": ms_flip, "limit": limit, "device": str(device)}}

@@ -95,3 +95,35 @@ def format_table(results: dict, class_names: list[str] | tuple[str, ...]) -> str
     lines = ["| " + " | ".join(cell.rjust(width) if i else cell.ljust(width)
                                for i, (cell, width) in enumerate(zip(row, widths))) + " |" for row in rows]
     return "\n".join([rule, lines[0], rule, *lines[1:], rule])
+
+
+def row_normalised(confusion: np.ndarray) -> np.ndarray:
+    """Each row of a confusion matrix (rows: label, columns: prediction) divided by its sum: row ``i`` is where
+    the pixels of class ``i`` went, so the diagonal is the per-class Acc. Rows of absent classes are NaN."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    totals = confusion.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, confusion / totals, np.nan)
+
+
+def most_confused(confusion: np.ndarray, class_names: list[str] | tuple[str, ...], top: int = 5) -> list[dict]:
+    """The ``top`` off-diagonal cells with the most pixels: ``{"label", "predicted", "pixels", "share"}``, where
+    ``share`` is the percent of that label's pixels predicted as the other class. Largest first; ties in index
+    order; cells with no pixels are left out."""
+    confusion = np.asarray(confusion)
+    shares = row_normalised(confusion)
+    cells = [(int(confusion[i, j]), i, j) for i in range(len(confusion)) for j in range(len(confusion))
+             if i != j and confusion[i, j] > 0]
+    cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+    return [{"label": class_names[i], "predicted": class_names[j], "pixels": pixels,
+             "share": round(float(shares[i, j]) * 100, 2)} for pixels, i, j in cells[:top]]
+
+
+def format_confused(pairs: list[dict]) -> str:
+    """The most-confused pairs as lines: ``label -> predicted: pixels (share of the label's pixels)``."""
+    if not pairs:
+        return "most confused: none (every labelled pixel was predicted as its own class)"
+    width = max(len(pair["label"]) for pair in pairs)
+    return "\n".join(["most confused (label -> predicted):"] + [
+        f"  {pair['label']:>{width}} -> {pair['predicted']}: {pair['pixels']} px ({pair['share']:.2f}% of "
+        f"{pair['label']})" for pair in pairs])

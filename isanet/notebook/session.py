@@ -40,7 +40,7 @@ def resolve_path(path: str | os.PathLike | None, root: str | os.PathLike | None 
 
 def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_train: int = 4, num_val: int = 2,
                    size: int = 256, seed: int = 0, object_classes: int | None = None, quiet: bool = False) -> Path:
-    """A synthetic data set of ``kind`` ("voc", "cityscapes", "ade20k") in the real layout, written once under
+    """A synthetic data set of ``kind`` ("voc", "cityscapes", "ade20k", "folder") in the real layout, written once under
     ``data/samples/`` of the repository (and reused afterwards); returns the data set's own top folder.
     ``object_classes`` is :func:`isanet.data.synthetic.write_sample_dataset`'s (VOC: only its first N object classes).
 
@@ -50,7 +50,7 @@ def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_trai
 
     classes = f"-{object_classes}classes" if object_classes is not None else ""
     base = Path(root or repo_root()) / "data" / "samples" / f"{kind}-{size}px-{num_train}+{num_val}-seed{seed}{classes}"
-    tops = {"voc": "VOCdevkit/VOC2012", "cityscapes": "cityscapes", "ade20k": "ADEChallengeData2016"}
+    tops = {"voc": "VOCdevkit/VOC2012", "cityscapes": "cityscapes", "ade20k": "ADEChallengeData2016", "folder": ""}
     if kind not in tops:
         raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(tops)}")
     top = base / tops[kind]

@@ -157,6 +157,7 @@ def test_bad_arguments(tmp_path):
         write_sample_dataset("voc", tmp_path, label_ids_only=True)
     with pytest.raises(ValueError, match="at least one"):
         write_sample_dataset("ade20k", tmp_path, num_val=0)
-    for kind, classes in (("cityscapes", 5), ("voc", 0), ("voc", 21)):
-        with pytest.raises(ValueError, match="object_classes applies to VOC only and must be 1 to 20"):
+    for kind, classes in (("cityscapes", 5), ("voc", 0), ("voc", 21), ("folder", 8)):
+        with pytest.raises(ValueError, match=r"applies to voc \(1 to 20\) and folder \(1 to 7\) samples only, "
+                                             f"got {classes} for {kind}"):
             write_sample_dataset(kind, tmp_path, object_classes=classes)
