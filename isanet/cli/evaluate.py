@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.confusion:
         from isanet.notebook.confusion_plot import plot_confusion
 
-        plot_confusion(results["confusion"], dataset.CLASSES, title=f"{entry['name']} on {dataset.root.name} "
+        plot_confusion(results["confusion"], dataset.CLASSES, title=f"{entry['name']}\non {dataset.root.name} "
                        f"{args.split} ({results['num_images']} images)", path=args.confusion)
         print(f"wrote {args.confusion}")
     if args.out:

@@ -101,11 +101,12 @@ def read_palette(path: Path, num_classes: int) -> tuple[tuple[int, int, int], ..
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of the image as OpenCV will decode it, from its header alone (EXIF rotation included)."""
+    """``(width, height)`` of the image as OpenCV will decode it, from its header alone (a JPEG's EXIF rotation
+    included; Pillow reads a PNG's EXIF only after its pixels, so PNGs are taken as stored)."""
     try:
         with Image.open(path) as handle:
             width, height = handle.size
-            orientation = handle.getexif().get(EXIF_ORIENTATION, 1)
+            orientation = handle.getexif().get(EXIF_ORIENTATION, 1) if handle.format == "JPEG" else 1
     except (OSError, ValueError) as error:
         raise DatasetError(f"cannot read image {path}: {error}") from None
     return (height, width) if orientation in TRANSPOSED_ORIENTATIONS else (width, height)

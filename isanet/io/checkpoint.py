@@ -103,6 +103,11 @@ def _num_classes_in(state: dict) -> int | None:
     return None if weight is None else int(weight.shape[0])
 
 
+def classes_in_checkpoint(path: str | os.PathLike) -> int | None:
+    """The number of classes of checkpoint ``path``'s classifier (None when it has none, e.g. a backbone)."""
+    return _num_classes_in(extract_state_dict(read_checkpoint(path), path)[0])
+
+
 def _backbone_depth(keys) -> int | None:
     blocks = {int(m.group(1)) for key in keys if (m := re.match(r"(?:backbone\.)?layer3\.(\d+)\.", key))}
     if not blocks:
