@@ -47,9 +47,11 @@ def summary(results: dict, entry: dict, dataset_root: Path, own_data: bool = Fal
              f"on {results['num_images']} images"]
     if own_data:
         lines.append(f"your own data (folder data set at {dataset_root}): no published figure to compare with")
-    else:
-        lines.append(f"published ({entry['name']}): mIoU {entry['mIoU']:.2f} single-scale, "
-                     f"{entry['mIoU_ms_flip']:.2f} ms+flip; compare with {published:.2f} ({kind})")
+        if (dataset_root / "SAMPLE_DATA.txt").is_file():
+            lines.append("note: this is synthetic sample data; the numbers say nothing about real images")
+        return "\n".join(lines)
+    lines.append(f"published ({entry['name']}): mIoU {entry['mIoU']:.2f} single-scale, "
+                 f"{entry['mIoU_ms_flip']:.2f} ms+flip; compare with {published:.2f} ({kind})")
     if (dataset_root / "SAMPLE_DATA.txt").is_file():
         lines.append("note: this is synthetic sample data; the numbers say nothing about the published model")
     if tuple(results["settings"]["scale"]) != tuple(pipeline_step(entry["test_pipeline"], "Resize")["scale"]):

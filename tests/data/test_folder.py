@@ -217,7 +217,7 @@ def test_sample_generator_writes_the_layout(tmp_path):
     top = write_sample_dataset("folder", tmp_path / "own", num_train=3, num_val=2, size=48, object_classes=2)
     assert top == tmp_path / "own" and "SYNTHETIC" in (top / "SAMPLE_DATA.txt").read_text()
     train, val = FolderDataset(top, "train"), FolderDataset(top, "val")
-    assert (len(train), len(val)) == (3, 2) and train.CLASSES == FOLDER_CLASSES[:3]
+    assert (len(train), len(val)) == (3, 2) and FOLDER_CLASSES[:3] == train.CLASSES
     assert train.PALETTE == ((0, 0, 0), (128, 0, 0), (0, 128, 0))  # written to palette.txt
     seen = set()
     for sample in [*train, *val]:

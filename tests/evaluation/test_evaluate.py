@@ -160,6 +160,8 @@ def test_evaluate_a_constant_prediction_by_hand(voc_val):
     assert all(results["IoU"][voc_val.CLASSES[i]] == 0.0 for i in present if i)
     assert all(math.isnan(results["IoU"][name]) for i, name in enumerate(voc_val.CLASSES) if counts[i] == 0)
     assert results["num_images"] == 4 and results["settings"]["scale"] == (48, 32)
+    # the confusion matrix (rows: label, columns: prediction): every labelled pixel in the background column
+    assert np.array(results["confusion"]).tolist() == np.stack([counts] + [np.zeros(21, int)] * 20, axis=1).tolist()
 
 
 def test_evaluate_options_and_class_check(voc_val):
