@@ -174,6 +174,32 @@ display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["predicti
                          ade20k["dataset"].PALETTE, titles=["label", "prediction" + tag]))
 
 # %% [markdown]
+# ## Where the errors go: the confusion matrix
+#
+# mIoU says *how much* is wrong; the confusion matrix says *what is mistaken for what*. `evaluate` keeps it in
+# `result["confusion"]`: entry $C_{ij}$ counts the pixels labelled class $i$ and predicted class $j$ (ignored
+# pixels left out). Dividing each row by its sum gives where the pixels of class $i$ went,
+# $\hat C_{ij} = C_{ij} / \sum_k C_{ik}$: the diagonal $\hat C_{ii}$ is that class's Acc, and a bright cell off
+# the diagonal is a confusion. `isanet eval ... --confusion cm.png` draws the same picture, and writes the counts
+# into the results JSON.
+
+# %%
+from isanet.evaluation.metrics import format_confused, most_confused
+from isanet.notebook.confusion_plot import plot_confusion
+
+run = cityscapes  # the Cityscapes evaluation above
+tag = "" if run["comparable"] else " — NOT COMPARABLE"
+display(plot_confusion(run["result"]["confusion"], run["dataset"].CLASSES, title=f"{run['entry']['name']}{tag}"))
+print(format_confused(most_confused(run["result"]["confusion"], run["dataset"].CLASSES)))
+
+# %% [markdown]
+# Rows are the labelled classes, columns the predictions, each row in percent of that class's labelled pixels
+# (blank rows: classes with no labelled pixel in the evaluated images). The list names the largest off-diagonal
+# cells in pixels. With random weights on the synthetic sample the matrix only shows which few classes the
+# untrained model predicts everywhere (whole bright columns); with the published checkpoint on real data, the
+# off-diagonal cells that remain are the confusions worth looking at in the images.
+
+# %% [markdown]
 # ## Measured vs published
 #
 # A measured mIoU matches the published one only with the published weights, the full validation set and the

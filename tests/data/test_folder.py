@@ -235,3 +235,14 @@ def test_sample_generator_never_writes_into_existing_data(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["own"]  # no staging folder left behind
     (tmp_path / "empty").mkdir()
     assert is_folder_layout(write_sample_dataset("folder", tmp_path / "empty", num_train=1, num_val=1, size=16))
+
+
+def test_notebook_dataset_parameter_accepts_folder(tmp_path, capsys):
+    """What a notebook does with DATASET = "folder" and no DATA_ROOT: a cached synthetic sample, then the reader."""
+    from isanet.notebook.session import sample_dataset
+
+    top = sample_dataset("folder", tmp_path, num_train=1, num_val=2, size=32)
+    assert "USING SYNTHETIC SAMPLE DATA (folder" in capsys.readouterr().out
+    assert top == tmp_path / "data" / "samples" / "folder-32px-1+2-seed0" and is_folder_layout(top)
+    assert len(build_dataset("folder", top, split="val")) == 2
+    assert sample_dataset("folder", tmp_path, num_train=1, num_val=2, size=32, quiet=True) == top  # reused
