@@ -16,7 +16,8 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a data set (mIoU, aAcc, mAcc)")
-    parser.add_argument("name", help="zoo name (1.x or legacy 0.x); decides the architecture and test settings")
+    parser.add_argument("name", help="zoo name (1.x or legacy 0.x); decides the test settings, and the architecture "
+                                     "unless the checkpoint records its own (files of isanet train)")
     parser.add_argument("--checkpoint", required=True, help="weights file (mmseg format, raw or DDP state dict)")
     parser.add_argument("--data-root", required=True, help="the data set's folder (e.g. .../VOCdevkit/VOC2012, "
                                                            ".../cityscapes, .../ADEChallengeData2016) or its parent")
