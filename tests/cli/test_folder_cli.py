@@ -116,3 +116,16 @@ def test_sample_data_folder_refuses_existing_data(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "exists and is not an empty folder" in err
     assert (tmp_path / "mine" / "photo.jpg").read_bytes() == b"keep"
+
+
+def test_train_names_a_bad_pair_before_training(tmp_path, capsys):
+    root = write_by_hand(tmp_path / "leaves")
+    (root / "masks" / "train" / "leaf_1.png").unlink()
+    command = ["train", VOC, "--data-root", str(root), "--work-dir", str(tmp_path / "work"), *QUICK_TRAIN]
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"isanet train: error: --data-root {root}: no usable 'train' split of the folder data set: "
+                   f"image {root / 'images/train/leaf_1.jpg'} has no mask: expected {root / 'masks/train/leaf_1.png'}")
+    assert not (tmp_path / "work" / "latest.pth").exists()
+    assert main([*command, "--skip-bad", "--iters", "1", "--eval-every", "1"]) == 0
+    assert "skipped 1 of 3 train images" in capsys.readouterr().err
