@@ -391,8 +391,9 @@ class AttentionExplorer:
         self.maps.value = figure_png(figure, self.dpi)
 
     def save_html(self, path: str | os.PathLike, note: str | None = None):
-        """Write what the explorer shows for the current model as one standalone HTML page (no kernel needed;
-        see :mod:`isanet.notebook.explorer_html`). Returns the page's :class:`~isanet.notebook.explorer_html.PageSizes`."""
+        """Write what the explorer shows for the current model as one standalone HTML page, so it can be shared
+        and opened without a kernel (see :mod:`isanet.notebook.explorer_html`). Returns the page's
+        :class:`~isanet.notebook.explorer_html.PageSizes`."""
         from isanet.notebook.explorer_html import save_explorer_html
 
         choice = self.choices[self._current]

@@ -24,13 +24,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from lab_session import CHROMIUM_ARGS, find_chromium
 
 import isanet
-from isanet.analysis.probe import capture, composed_map, long_range_map, short_range_map
+from isanet.analysis.probe import capture, long_range_map, short_range_map
 from isanet.cli import main
-from isanet.data.transforms import normalize, resize_image
+from isanet.data.transforms import normalize
 from isanet.evaluation.evaluate import EvalSettings
 from isanet.io.checkpoint import load_model, random_state_dict
 from isanet.models import zoo
