@@ -27,22 +27,10 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def checkpoint_note(path) -> str:
+def checkpoint_note(meta: dict) -> str:
     """The warning a page must carry when the checkpoint holds random weights (its meta says so)."""
-    from isanet.io.checkpoint import read_checkpoint
-
-    meta = read_checkpoint(path).get("meta") or {}
     note = str(meta.get("note", ""))
     return f"{note}: the maps show the pattern ISA allows, not learned attention." if "RANDOM" in note else ""
-
-
-def model_for(name: str, checkpoint):
-    """The model in ``checkpoint``: its own architecture when the file records one (kit-trained files, e.g. a
-    small sample fine-tune), else zoo entry ``name``'s (published files)."""
-    from isanet.io.checkpoint import load_model, read_checkpoint
-
-    meta = read_checkpoint(checkpoint).get("meta") or {}
-    return load_model(checkpoint, None if meta.get("model_config") else name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from isanet.data.datasets import read_image
     from isanet.data.transforms import normalize, resize_image
     from isanet.evaluation.evaluate import EvalSettings
+    from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
     from isanet.notebook.explorer_html import describe, save_explorer_html
     from isanet.runtime import resolve_device
@@ -65,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     size = (max(1, round(height * args.width / width)), args.width)
     image = resize_image(image, size) if size != (height, width) else image
     if args.checkpoint:
-        model = model_for(entry["name"], args.checkpoint)
-        label, note = f"{entry['name']} with {args.checkpoint}", checkpoint_note(args.checkpoint)
+        model, meta = load_model_for(args.checkpoint, entry["name"])
+        label, note = f"{entry['name']} with {args.checkpoint}", checkpoint_note(meta)
     else:
         torch.manual_seed(args.seed)
         model = zoo.build_model(entry["name"])
