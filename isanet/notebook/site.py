@@ -53,7 +53,7 @@ def embed_explorer(nb, site_dir: Path) -> bool:
             source = (f"from IPython.display import HTML\n"
                       f"explorer.save_html({str(site_dir / EXPLORER_PAGE)!r})\n"
                       f"HTML('<iframe class=\"isanet-explorer-frame\" src=\"{EXPLORER_PAGE}\" "
-                      f"style=\"width: 100%; height: 1300px; border: 1px solid #ccc\"></iframe>')")
+                      f"style=\"width: 100%; height: 1300px; border: 0; outline: 1px solid #ccc\"></iframe>')")
             nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source, metadata={"tags": [HIDDEN_TAG]}))
             return True
     return False

@@ -77,8 +77,12 @@ def test_site_index_and_notebook_02_with_a_working_explorer(tmp_path: Path) -> N
                              box["y"] + (target[0] + 0.5) * box["height"] / height)
             frame.wait_for_function(f"() => document.getElementById('label').textContent !== {before!r}",
                                     timeout=10_000, polling=50)
-            after = LABEL.search(frame.evaluate("() => document.getElementById('label').textContent"))
-            assert tuple(map(int, after.groups()[:2])) == target
+            after = tuple(map(int, LABEL.search(frame.evaluate(
+                "() => document.getElementById('label').textContent")).groups()[:2]))
+            # Chromium hands the handler whole CSS pixels: at scale 1 a click may land on the neighbour
+            y, x, box_height, box_width = frame.evaluate("window.isanet.lastClick")
+            assert after == (int(y / box_height * height), int(x / box_width * width))
+            assert abs(after[0] - target[0]) <= 1 and abs(after[1] - target[1]) <= 1, (after, target)
             page.screenshot(path=str(tmp_path / "site_02_after_click.png"), full_page=True)
         finally:
             browser.close()
