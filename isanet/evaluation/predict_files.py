@@ -70,6 +70,9 @@ class Predictor:
         the model's classes, else the entry's data set (and numbered names for any extra classes)."""
         settings = EvalSettings.from_entry(entry)
         settings = replace(settings, mode=options.mode or settings.mode, scale=options.scale or settings.scale)
+        if settings.mode == "slide" and (settings.crop_size is None or settings.stride is None):
+            raise ValueError(f"--mode slide needs a crop size and stride, and {entry['name']} tests in whole mode "
+                             "without them: use one of the zoo's 769x769 (slide) entries")
         num_classes = int(getattr(model, "num_classes", 0) or 0)
         meta = dataset_meta or {}
         if meta.get("classes") and meta.get("palette") and len(meta["classes"]) == num_classes:

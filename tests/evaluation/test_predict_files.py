@@ -14,7 +14,7 @@ import isanet
 from isanet.cli import main
 from isanet.data.datasets import VOCDataset
 from isanet.evaluation.evaluate import EvalSettings
-from isanet.evaluation.inference import predict_image
+from isanet.evaluation.inference import predict_image, predict_ms_flip
 from isanet.evaluation.overlay import blend, classes_present, colorize, draw_legend
 from isanet.io.checkpoint import load_model, random_state_dict
 from isanet.models.zoo import get_entry
@@ -91,6 +91,20 @@ def test_predict_an_image_writes_the_models_prediction(tmp_path, checkpoint, cap
     overlay = _read(tmp_path / "out" / "mine_overlay.png")
     assert overlay.shape[1] == 44 and overlay.shape[0] > 30, "image on top, legend strip below"
     assert np.array_equal(overlay[:30], blend(image, expected, VOCDataset.PALETTE, 0.6))
+
+
+def test_ms_flip_is_the_tta_prediction(tmp_path, checkpoint, capsys, one_thread) -> None:
+    image = _picture(24, 36)
+    _save(image, tmp_path / "mine.png")
+    assert main(["predict", str(tmp_path / "mine.png"), "--model", VOC, "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "out"), "--ms-flip", "--no-progress"]) == 0
+    settings = EvalSettings.from_entry(get_entry(VOC))
+    expected = predict_ms_flip(load_model(checkpoint).eval(), image, settings.mean, settings.std).argmax(0)
+    label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(label, expected.numpy())
+    assert main(["predict", str(tmp_path / "mine.png"), "--model", VOC, "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "out"), "--mode", "slide"]) == 1
+    assert "--mode slide needs a crop size" in capsys.readouterr().err
 
 
 def test_folder_with_a_corrupt_file_goes_on_and_fails_at_the_end(tmp_path, checkpoint, capsys, one_thread) -> None:
