@@ -64,6 +64,9 @@ def test_site_index_and_notebook_02_with_a_working_explorer(tmp_path: Path) -> N
             assert "interactive widget" in text, "the kernel-only widget is replaced by a note"
             assert "Traceback" not in text
 
+            # the outputs' pictures above the iframe take their size when decoded: wait, or the layout shifts
+            page.wait_for_function("() => Array.from(document.images).every(image => image.complete)",
+                                   timeout=30_000, polling=100)
             frame_element = page.locator("iframe.isanet-explorer-frame")
             frame_element.scroll_into_view_if_needed()
             frame = next(f for f in page.frames if f.url.endswith(EXPLORER_PAGE))
@@ -71,7 +74,10 @@ def test_site_index_and_notebook_02_with_a_working_explorer(tmp_path: Path) -> N
             frame.wait_for_function("() => window.isanet && window.isanet.ready", timeout=30_000, polling=100)
             before = frame.evaluate("() => document.getElementById('label').textContent")
             height, width = map(int, LABEL.search(before).groups()[2:4])
-            box = page.frame_locator("iframe.isanet-explorer-frame").locator("#picker").bounding_box()
+            picker = page.frame_locator("iframe.isanet-explorer-frame").locator("#picker")
+            box = picker.bounding_box()
+            page.wait_for_timeout(300)
+            assert picker.bounding_box() == box, "the page is still moving"
             target = (height // 5, width // 7)
             page.mouse.click(box["x"] + (target[1] + 0.5) * box["width"] / width,
                              box["y"] + (target[0] + 0.5) * box["height"] / height)
