@@ -4,6 +4,7 @@
     python3 kit.py lab     # set up, then open the notebooks in JupyterLab
     python3 kit.py test    # set up, then run the unit tests and every notebook (pytest --nbmake)
     python3 kit.py lint    # set up, then run ruff (configured in pyproject.toml)
+    python3 kit.py site    # set up, then execute the notebooks and write them as HTML pages into site/
 
 torch is installed first and pinned (an unpinned torch would pull gigabytes of CUDA packages), then the
 package with its [dev] extras. A stamp file skips the installs when nothing changed since the last run.
@@ -24,7 +25,7 @@ TORCH = "torch==2.13.0"
 PYTHON_MIN = (3, 10)
 TEST_ARGS = ["-m", "pytest", "tests", "notebooks", "--nbmake", "--nbmake-timeout=300"]
 LINT_ARGS = ["-m", "ruff", "check", "."]
-COMMANDS = ("lab", "test", "lint")
+COMMANDS = ("lab", "test", "lint", "site")
 
 
 def venv_python() -> Path:
@@ -59,12 +60,14 @@ def lab_command(python: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in COMMANDS:
+    if not argv or argv[0] not in COMMANDS or (len(argv) > 1 and argv[0] != "site"):
         print(__doc__)
         return 2
     python = setup()
     if argv[0] == "lab":
         return subprocess.call(lab_command(python), cwd=ROOT)
+    if argv[0] == "site":  # extra arguments: notebook names, --out DIR
+        return subprocess.call([str(python), "-m", "isanet.notebook.site", *argv[1:]], cwd=ROOT)
     return subprocess.call([str(python), *(TEST_ARGS if argv[0] == "test" else LINT_ARGS)], cwd=ROOT)
 
 

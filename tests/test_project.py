@@ -31,7 +31,7 @@ def test_torch_is_installed_before_the_package():
 
 def test_dev_extras_cover_what_the_tests_and_notebooks_need():
     extras = {re.split(r"[<>=]", item)[0] for item in PYPROJECT["project"]["optional-dependencies"]["dev"]}
-    assert {"pytest", "nbmake", "jupytext", "jupyterlab", "ipywidgets"} <= extras
+    assert {"pytest", "nbmake", "jupytext", "jupyterlab", "ipywidgets", "nbconvert", "nbclient"} <= extras
     assert PYPROJECT["project"]["scripts"] == {"isanet": "isanet.cli:main"}
 
 
@@ -43,10 +43,11 @@ def test_environment_python_satisfies_pyproject():
 
 def test_readme_commands_are_the_kit_commands_and_ci_runs_the_test_one():
     commands = re.findall(r"^(python3 kit\.py \w+)", README, flags=re.MULTILINE)
-    assert commands == ["python3 kit.py lab", "python3 kit.py test"]
+    assert commands == ["python3 kit.py lab", "python3 kit.py test", "python3 kit.py site"]
     ci = (REPO / ".ci" / "run").read_text()
     assert re.search(r"^python3 kit\.py test$", ci, flags=re.MULTILINE)
     assert re.search(r"^python3 kit\.py lint$", ci, flags=re.MULTILINE), ".ci/run must run ruff (kit.py lint)"
+    assert re.search(r"^python3 kit\.py site\b", ci, flags=re.MULTILINE), "CI builds the site the browser test opens"
     assert '"--nbmake"' in KIT and '"notebooks"' in KIT and '"tests"' in KIT
 
 

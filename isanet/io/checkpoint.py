@@ -198,6 +198,13 @@ def load_model(path: str | os.PathLike, name: str | None = None, map_location: s
     return model
 
 
+def load_model_for(path: str | os.PathLike, name: str, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+    """The model in checkpoint ``path`` and the file's ``meta``: the architecture the file records when it has
+    one (files the kit wrote, e.g. a small sample fine-tune), else zoo entry ``name``'s (published files)."""
+    meta = read_checkpoint(path, map_location).get("meta") or {}
+    return load_model(path, None if meta.get("model_config") else name, map_location), meta
+
+
 def atomic_save(obj, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` atomically: a reader never sees half a checkpoint."""
     with atomic_path(path) as temporary:

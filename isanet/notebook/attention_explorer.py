@@ -390,5 +390,17 @@ class AttentionExplorer:
                                        resolution=self.resolution_buttons.value)
         self.maps.value = figure_png(figure, self.dpi)
 
+    def save_html(self, path: str | os.PathLike, note: str | None = None):
+        """Write what the explorer shows for the current model as one standalone HTML page, so it can be shared
+        and opened without a kernel (see :mod:`isanet.notebook.explorer_html`). Returns the page's
+        :class:`~isanet.notebook.explorer_html.PageSizes`."""
+        from isanet.notebook.explorer_html import save_explorer_html
+
+        choice = self.choices[self._current]
+        if note is None:
+            note = "RANDOM WEIGHTS: the maps show the pattern ISA allows, not what a trained model looks at." \
+                if choice.kind == "random" else ""
+        return save_explorer_html(self.capture, self.image, path, choice.label, note, self.selected_pixel)
+
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

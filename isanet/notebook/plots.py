@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from isanet.engine.log import read_log
+from isanet.evaluation.overlay import colorize
 
 #: mmseg's ImageNet normalisation (RGB order), used by every published ISANet config.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -100,15 +101,6 @@ def plot_bench(rows: Sequence, path: str | Path | None = None) -> Figure:
     if path is not None:
         figure.savefig(path, dpi=120)
     return figure
-
-
-def colorize(label: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255,
-             ignore_colour: Sequence[int] = (255, 255, 255)) -> np.ndarray:
-    """An ``H x W`` map of class ids as an ``H x W x 3`` picture in the data set's palette (ignore: white)."""
-    colours = np.zeros((256, 3), dtype=np.uint8)
-    colours[:len(palette)] = np.asarray(palette, dtype=np.uint8)
-    colours[ignore_index] = ignore_colour
-    return colours[np.asarray(label, dtype=np.int64).clip(0, 255)]
 
 
 def plot_predictions(rows: Sequence[dict], palette: Sequence[Sequence[int]], titles: Sequence[str] | None = None,

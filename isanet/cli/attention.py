@@ -1,0 +1,72 @@
+"""``isanet attention IMAGE --model NAME [--checkpoint FILE] --out page.html``: the attention explorer as one
+standalone HTML page for your own picture (open it from disk in any browser; no kernel, no network).
+
+The picture is resized to ``--width`` (keep-ratio), run once through the model with its attention kept
+(:func:`isanet.analysis.probe.capture`), and ISA's weights plus the dense block's queries and keys are written
+into the page (:mod:`isanet.notebook.explorer_html`). Without ``--checkpoint`` the model has random weights, and
+the page says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("attention", help="write a standalone HTML attention explorer for an image")
+    parser.add_argument("image", help="a picture (jpg, png, ...)")
+    parser.add_argument("--model", required=True, help="zoo name: the architecture (and normalisation)")
+    parser.add_argument("--checkpoint", help="weights file; without it: random weights (the page says so)")
+    parser.add_argument("--width", type=int, default=512,
+                        help="resize the picture to this width first (default: %(default)s; the page and the "
+                             "dense queries/keys grow with its square)")
+    parser.add_argument("--pixel", type=int, nargs=2, metavar=("ROW", "COL"), help="first query (resized image)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--out", required=True, help="the HTML file to write")
+    parser.set_defaults(func=run)
+
+
+def checkpoint_note(meta: dict) -> str:
+    """The warning a page must carry when the checkpoint holds random weights (its meta says so)."""
+    note = str(meta.get("note", ""))
+    return f"{note}: the maps show the pattern ISA allows, not learned attention." if "RANDOM" in note else ""
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from isanet.analysis.probe import capture
+    from isanet.data.datasets import read_image
+    from isanet.data.transforms import normalize, resize_image
+    from isanet.evaluation.evaluate import EvalSettings
+    from isanet.io.checkpoint import load_model_for
+    from isanet.models import zoo
+    from isanet.notebook.explorer_html import describe, save_explorer_html
+    from isanet.runtime import resolve_device
+
+    if args.width < 8:
+        raise ValueError(f"--width must be at least 8 pixels, got {args.width}")
+    entry = zoo.get_entry(args.model)
+    device = resolve_device(args.device, "--device")
+    image = read_image(args.image)
+    height, width = image.shape[:2]
+    size = (max(1, round(height * args.width / width)), args.width)
+    image = resize_image(image, size) if size != (height, width) else image
+    if args.checkpoint:
+        model, meta = load_model_for(args.checkpoint, entry["name"])
+        label, note = f"{entry['name']} with {args.checkpoint}", checkpoint_note(meta)
+    else:
+        torch.manual_seed(args.seed)
+        model = zoo.build_model(entry["name"])
+        label = f"random weights ({entry['name']}, seed {args.seed})"
+        note = "RANDOM WEIGHTS (no --checkpoint): the maps show the pattern ISA allows, not learned attention."
+    settings = EvalSettings.from_entry(entry)
+    batch = normalize(image, settings.mean, settings.std)[None].to(device)
+    captured = capture(model.to(device).eval(), batch)
+    pixel = tuple(args.pixel) if args.pixel else None
+    sizes = save_explorer_html(captured, image, args.out, label, note, pixel)
+    print(f"wrote {args.out} ({image.shape[0]}x{image.shape[1]} picture): {describe(sizes)}")
+    if note:
+        print(f"note: {note}")
+    return 0

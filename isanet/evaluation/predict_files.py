@@ -1,0 +1,221 @@
+"""Predict files on disk: an image, a folder of images, or a video, with the zoo entry's own test pipeline.
+
+This is what ``isanet predict`` runs (mmseg's ``image_demo.py`` / ``video_demo.py``, for whole folders too).
+Each image gives ``STEM_overlay.png`` (the prediction blended over the image, legend of the classes present)
+and ``STEM_label.png`` (class ids, one channel); a video gives ``STEM_overlay.mp4``. A file that cannot be read
+is reported in one line and the others go on; :class:`Summary` says what was done and what failed.
+
+The pieces are kept apart so a new option touches one place: :class:`PredictOptions` holds the choices, the
+:class:`Predictor` turns one picture into class ids (the only place that runs the model), and
+:func:`predict_inputs` walks the inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from isanet.data.datasets import DatasetError, dataset_class, read_image
+from isanet.evaluation.evaluate import EvalSettings
+from isanet.evaluation.overlay import overlay_picture
+from isanet.io.atomic import atomic_path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to predict and draw: ``mode`` overrides the entry's whole/slide test mode, ``ms_flip`` switches on
+    mmseg's multi-scale + flip TTA, ``scale`` overrides the test resize (quick runs on small pictures),
+    ``opacity`` is the colours' share in the overlay."""
+
+    mode: str | None = None
+    scale: tuple[int, int] | None = None
+    ms_flip: bool = False
+    opacity: float = 0.5
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in (None, "whole", "slide"):
+            raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}")
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ValueError(f"opacity must be between 0 and 1, got {self.opacity}")
+
+
+@dataclass
+class Predictor:
+    """A model with its test settings and class names/palette: :meth:`labels` of an ``H x W x 3`` RGB image."""
+
+    model: nn.Module
+    settings: EvalSettings
+    classes: Sequence[str]
+    palette: Sequence[Sequence[int]]
+    options: PredictOptions = field(default_factory=PredictOptions)
+
+    @classmethod
+    def from_entry(cls, model: nn.Module, entry: dict, options: PredictOptions,
+                   dataset_meta: dict | None = None) -> Predictor:
+        """The entry's test pipeline; classes and palette from the checkpoint's ``dataset_meta`` when they match
+        the model's classes, else the entry's data set (and numbered names for any extra classes)."""
+        settings = EvalSettings.from_entry(entry)
+        settings = replace(settings, mode=options.mode or settings.mode, scale=options.scale or settings.scale)
+        if settings.mode == "slide" and (settings.crop_size is None or settings.stride is None):
+            raise ValueError(f"--mode slide needs a crop size and stride, and {entry['name']} tests in whole mode "
+                             "without them: use one of the zoo's 769x769 (slide) entries")
+        num_classes = int(getattr(model, "num_classes", 0) or 0)
+        meta = dataset_meta or {}
+        if meta.get("classes") and meta.get("palette") and len(meta["classes"]) == num_classes:
+            classes, palette = list(meta["classes"]), [tuple(c) for c in meta["palette"]]
+        else:
+            reader = dataset_class(entry["dataset"])
+            classes, palette = list(reader.CLASSES), list(reader.PALETTE)
+        rng = np.random.default_rng(0)
+        while len(classes) < num_classes:
+            classes.append(f"class {len(classes)}")
+            palette.append(tuple(int(v) for v in rng.integers(0, 256, 3)))
+        return cls(model.to(options.device).eval(), settings, classes, palette, options)
+
+    def labels(self, image: np.ndarray) -> np.ndarray:
+        """``H x W`` uint8 class ids of an original ``H x W x 3`` uint8 RGB image, at its own size."""
+        scores = self.settings.scores(self.model, image, self.options.ms_flip)
+        return scores.argmax(dim=0).to(torch.uint8).cpu().numpy()
+
+    def overlay(self, image: np.ndarray, label: np.ndarray, legend_inside: bool = False) -> np.ndarray:
+        return overlay_picture(image, label, self.classes, self.palette, self.options.opacity, legend_inside)
+
+
+@dataclass
+class Summary:
+    """What a run did: output files written, and ``(input, one-line reason)`` for each input that failed."""
+
+    written: list[Path] = field(default_factory=list)
+    done: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"done {len(self.done)}, failed {len(self.failed)}"
+
+
+def _write_png(picture: np.ndarray, path: Path) -> Path:
+    """PNG written atomically (RGB pictures flipped to OpenCV's BGR; one-channel class ids as they are)."""
+    data = picture if picture.ndim == 2 else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", data)
+    if not ok:
+        raise OSError(f"could not encode {path.name} as PNG")
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(encoded.tobytes())
+    return path
+
+
+def predict_image_file(predictor: Predictor, path: Path, out_dir: Path, stem: str | None = None) -> list[Path]:
+    """``STEM_overlay.png`` and ``STEM_label.png`` for one image file."""
+    image = read_image(path)
+    label = predictor.labels(image)
+    stem = stem or path.stem
+    return [_write_png(predictor.overlay(image, label), out_dir / f"{stem}_overlay.png"),
+            _write_png(label, out_dir / f"{stem}_label.png")]
+
+
+def predict_video_file(predictor: Predictor, path: Path, out_dir: Path, stem: str | None = None) -> list[Path]:
+    """``STEM_overlay.mp4`` (mp4v, the input's frame rate and size): every frame predicted and blended, with
+    the legend of its classes in the top-left corner."""
+    reader = cv2.VideoCapture(str(path))
+    if not reader.isOpened():
+        raise DatasetError(f"cannot open video {path}: not a readable video file")
+    target = out_dir / f"{stem or path.stem}_overlay.mp4"
+    fps = reader.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(reader.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    writer = None
+    frames = 0
+    try:
+        with atomic_path(target, suffix=".mp4") as temporary:
+            bar = tqdm(total=total, desc=path.name, unit="frame", disable=not predictor.options.progress, leave=False)
+            while True:
+                ok, frame = reader.read()
+                if not ok:
+                    break
+                image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                if writer is None:
+                    height, width = image.shape[:2]
+                    writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                    if not writer.isOpened():
+                        raise OSError(f"cannot write video {target} (OpenCV has no mp4v encoder?)")
+                picture = predictor.overlay(image, predictor.labels(image), legend_inside=True)
+                writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+                frames += 1
+                bar.update(1)
+            bar.close()
+            if writer is not None:
+                writer.release()
+                writer = None
+            if frames == 0:
+                raise DatasetError(f"cannot decode video {path}: no frame could be read")
+    finally:
+        reader.release()
+        if writer is not None:
+            writer.release()
+    return [target]
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def list_inputs(source: str | os.PathLike) -> list[Path]:
+    """The files an INPUT names: itself (an image or a video), or the images and videos in a folder (sorted,
+    not recursive). Other files in a folder are left out; a missing INPUT is an error."""
+    source = Path(source)
+    if source.is_dir():
+        found = sorted(p for p in source.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        if not found:
+            raise FileNotFoundError(f"INPUT folder {source} holds no images or videos "
+                                    f"({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
+        return found
+    if not source.exists():
+        raise FileNotFoundError(f"INPUT {source} does not exist (expected an image, a folder of images or a video)")
+    return [source]
+
+
+def _stems(paths: Sequence[Path]) -> list[str]:
+    """Output stems: the file's stem, or ``stem_ext`` when two inputs share a stem (a.jpg and a.png)."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        counts[path.stem] = counts.get(path.stem, 0) + 1
+    return [path.stem if counts[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+            for path in paths]
+
+
+def predict_inputs(predictor: Predictor, source: str | os.PathLike, out_dir: str | os.PathLike,
+                   report: Callable[[str], None] | None = None) -> Summary:
+    """Predict every input ``source`` names into ``out_dir``. A failing file is reported (``report``, default
+    stderr) as ``error: PATH: reason`` and skipped; the others go on."""
+    report = report or (lambda text: tqdm.write(text, file=sys.stderr))  # keeps a progress bar intact
+    inputs = list_inputs(source)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = Summary()
+    several = len(inputs) > 1
+    bar = tqdm(list(zip(inputs, _stems(inputs))), desc="predict", unit="file",
+               disable=not (predictor.options.progress and several))
+    for path, stem in bar:
+        try:
+            run = predict_video_file if is_video(path) else predict_image_file
+            summary.written += run(predictor, path, out_dir, stem)
+            summary.done.append(path)
+        except (DatasetError, OSError, ValueError, RuntimeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            summary.failed.append((path, reason))
+            report(f"error: {reason}" if str(path) in reason else f"error: {path}: {reason}")
+    return summary

@@ -1,0 +1,104 @@
+"""The standalone explorer page without a browser: what it stores equals the capture within the stated
+quantisation, the payload survives the trip through the HTML, and the command's bad inputs get one line.
+(The page's own arithmetic, in Chromium, is tested in tests/browser/test_explorer_page.py.)"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from isanet.analysis.probe import capture
+from isanet.cli import main
+from isanet.models import ISANet, ISANetConfig
+from isanet.notebook import explorer_html
+
+
+def _captured():
+    torch.manual_seed(0)
+    model = ISANet(ISANetConfig.tiny(channels=32, isa_channels=16, aux_channels=16)).eval()
+    image = np.random.default_rng(0).integers(0, 255, size=(60, 90, 3), dtype=np.uint8)
+    return capture(model, torch.from_numpy(image).permute(2, 0, 1).float()[None] / 50), image
+
+
+def _decoded(text: str, dtype) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype).newbyteorder("<"))
+
+
+def test_quantised_rows_are_within_max_over_510() -> None:
+    rows = torch.softmax(torch.randn(50, 37) * 3, dim=-1)
+    codes, scale = explorer_html.quantise_rows(rows)
+    back = explorer_html.dequantise_rows(codes, scale)
+    bound = rows.max(dim=1).values.double().numpy()[:, None] / 510
+    assert codes.dtype == np.uint8 and codes.shape == (50, 37) and codes.max(axis=1).min() == 255
+    assert (np.abs(back - rows.double().numpy()) <= bound + 1e-9).all()
+    assert np.abs(back - rows.double().numpy()).max() > bound.min() / 10  # it is a real rounding, not a copy
+
+
+def test_payload_holds_isa_weights_and_dense_tokens(one_thread) -> None:
+    captured, image = _captured()
+    payload, sizes = explorer_html.build_payload(captured, image, "tiny", "RANDOM WEIGHTS", pixel=(3, 4))
+    p = captured.isa.partition
+    for name in ("long_range", "short_range"):
+        weights = getattr(captured.isa, name)[0]
+        stored = payload[name]
+        assert stored["shape"] == list(weights.shape)
+        codes = _decoded(stored["codes"], np.uint8).reshape(-1, weights.shape[-1])
+        scale = _decoded(stored["scale"], np.float32)
+        flat = weights.reshape(-1, weights.shape[-1]).double().numpy()
+        back = explorer_html.dequantise_rows(codes, scale)
+        assert (np.abs(back - flat) <= flat.max(axis=1, keepdims=True) / 510 + 1e-9).all()
+    query = _decoded(payload["dense"]["query"], np.float16).reshape(captured.dense_query.shape)
+    assert np.array_equal(query, captured.dense_query.half().numpy())
+    hw = p.padded_h * p.padded_w
+    assert sizes.isa_numbers == hw * (p.glb_h * p.glb_w + p.loc_h * p.loc_w)
+    assert sizes.dense_numbers == (captured.feature_size[0] * captured.feature_size[1]) ** 2
+    assert payload["pixel"] == [3, 4] and payload["note"] == "RANDOM WEIGHTS"
+    with pytest.raises(ValueError, match="60x90x3 picture"):
+        explorer_html.build_payload(captured, image[:, :80], "tiny")
+
+
+def test_html_carries_the_payload_intact(tmp_path, one_thread) -> None:
+    captured, image = _captured()
+    note = "a note with </script> in it"
+    sizes = explorer_html.save_explorer_html(captured, image, tmp_path / "page.html", "tiny", note)
+    text = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert sizes.file_bytes == (tmp_path / "page.html").stat().st_size
+    assert text.count("</script>") == 1, "the data must not close the script element"
+    data = re.search(r"const D = (\{.*?\});\n", text).group(1)
+    payload = json.loads(data)
+    assert payload["note"] == note and payload["image"]["height"] == 60 and payload["feature"]["width"] == 12
+    assert "http://" not in text and "https://" not in text, "the page must not reach the network"
+
+
+def test_attention_command_rejects_bad_input_in_one_line(tmp_path, capsys) -> None:
+    assert main(["attention", str(tmp_path / "missing.png"), "--model", "isanet_r50-d8_4xb4-20k_voc12aug-512x512",
+                 "--out", str(tmp_path / "p.html")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing.png" in err and err.startswith("isanet attention: error:")
+    (tmp_path / "bad.png").write_bytes(b"no picture")
+    assert main(["attention", str(tmp_path / "bad.png"), "--model", "isanet_r50-d8_4xb4-20k_voc12aug-512x512",
+                 "--out", str(tmp_path / "p.html")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot decode image" in err and "bad.png" in err and not (tmp_path / "p.html").exists()
+
+
+def test_notebook_explorer_saves_what_it_shows(tmp_path, one_thread) -> None:
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("ipyevents")
+    from isanet.notebook.attention_explorer import AttentionExplorer, ModelChoice
+
+    torch.manual_seed(0)
+    model = ISANet(ISANetConfig.tiny(channels=32, isa_channels=16, aux_channels=16)).eval()
+    image = np.random.default_rng(1).integers(0, 255, size=(48, 72, 3), dtype=np.uint8)
+    explorer = AttentionExplorer(image, [ModelChoice("tiny random", lambda: model, "random")])
+    explorer.select(10, 50)
+    sizes = explorer.save_html(tmp_path / "mine.html")
+    payload = json.loads(re.search(r"const D = (\{.*?\});\n", (tmp_path / "mine.html").read_text()).group(1))
+    assert payload["pixel"] == [10, 50] and payload["model"] == "tiny random"
+    assert "RANDOM WEIGHTS" in payload["note"] and sizes.file_bytes > 0
+    assert payload["feature"] == {"height": 6, "width": 9}
