@@ -16,11 +16,13 @@ from torch import nn
 
 from isanet.analysis.measure import (
     Status,
+    is_oom,
     measure_footprint,
     module_step,
     oom_measurement,
     time_calls,
 )
+from isanet.analysis.memory import MemoryCapExceeded
 from isanet.models import efficient_attention
 from isanet.models.interlaced import ISAModule
 from isanet.models.layers import ConvBNReLU
@@ -103,6 +105,22 @@ def _tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def _input_map(shape: tuple[int, int, int, int], seed: int, device: torch.device,
+               cap: int | None) -> torch.Tensor | str:
+    """The random input map, or (without allocating it) why it does not fit: over the CPU cap, or more than
+    the allocator could give."""
+    needed = 4 * shape[0] * shape[1] * shape[2] * shape[3]
+    if cap is not None and needed > cap:
+        return f"the input map alone needs {needed / 2**30:.2f} GiB, over the memory cap of {cap / 2**30:.2f} GiB"
+    try:
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+        return x.to(device)
+    except (MemoryError, RuntimeError) as error:
+        if not is_oom(error):
+            raise
+        return f"the input map ({needed / 2**30:.2f} GiB) could not be allocated: {str(error).splitlines()[0]}"
+
+
 def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, isa_channels: int = 256,
                     down_factor: tuple[int, int] = (8, 8), kernels: Sequence[str] = ("matmul", "sdpa"),
                     methods: Sequence[str] = DEFAULT_METHODS, device: str = "cpu", backward: bool = False,
@@ -118,17 +136,25 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
     cap = memory_cap_bytes if torch_device.type == "cpu" else None
     rows = []
     for height, width in sizes:
-        x = torch.randn(batch, in_channels, height, width, generator=torch.Generator().manual_seed(seed))
-        x = x.to(torch_device)
+        input_bytes = batch * in_channels * height * width * 4  # float32, known before allocating it
+        x = _input_map((batch, in_channels, height, width), seed, torch_device, cap)
         for kernel in kernels:
             modules, results = {}, {}
             for method in methods:
                 torch.manual_seed(seed)
                 modules[method] = attention_module(method, kernel, channels, isa_channels, down_factor,
                                                    paper_setting).to(torch_device)
-                results[method] = measure_footprint(modules[method], x, backward=backward, memory_cap_bytes=cap)
-            fits = {method: module_step(modules[method], x, backward) for method in methods
-                    if results[method].status == "ok"}
+                if isinstance(x, str):  # the input map alone did not fit: nothing else is run
+                    results[method] = oom_measurement(
+                        modules[method], torch.empty(batch, in_channels, height, width, device="meta"), backward,
+                        MemoryCapExceeded(x))
+                    continue
+                # the cap is on everything alive during the call: the input and the weights count against it
+                resident = input_bytes + _tensor_bytes(list(modules[method].parameters()))
+                results[method] = measure_footprint(modules[method], x, backward=backward,
+                                                    memory_cap_bytes=None if cap is None else max(cap - resident, 0))
+            fits = {} if isinstance(x, str) else {method: module_step(modules[method], x, backward)
+                                                  for method in methods if results[method].status == "ok"}
             try:  # dense and ISA timed interleaved, so their ratio is fair on a loaded machine
                 for method, elapsed in time_calls(fits, repeats, warmup, torch_device, statistic).items():
                     results[method].time_ms = elapsed
@@ -141,7 +167,7 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
                                result.time_ms, result.status, isa_channels, tuple(down_factor), str(torch_device),
                                backward, paper_setting,
                                _tensor_bytes(list(module.parameters()) + list(module.buffers())),
-                               _tensor_bytes([x]), repeats, statistic, result.error,
+                               input_bytes, repeats, statistic, result.error,
                                {"computed_with": computed_with(module)})
                 rows.append(row)
                 if progress is not None:

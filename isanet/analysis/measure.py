@@ -83,7 +83,7 @@ def time_call(fn: Callable[[], Any], repeats: int = 10, warmup: int = 2, device:
     return time_calls({"fn": fn}, repeats, warmup, device, statistic)["fn"]
 
 
-def _is_oom(error: BaseException) -> bool:
+def is_oom(error: BaseException) -> bool:
     if isinstance(error, (MemoryCapExceeded, torch.cuda.OutOfMemoryError)):
         return True
     return isinstance(error, RuntimeError) and any(text in str(error) for text in CPU_OOM_MESSAGES)
@@ -130,7 +130,7 @@ def count_module_flops(module: nn.Module, x: torch.Tensor, backward: bool = Fals
 
 
 def oom_measurement(module: nn.Module, x: torch.Tensor, backward: bool, error: BaseException) -> Measurement:
-    if not _is_oom(error):
+    if not is_oom(error):
         raise error
     if x.device.type == "cuda":
         torch.cuda.empty_cache()

@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         if os.environ.get("ISANET_DEBUG"):
             raise
-        message = error.args[0] if error.args else repr(error)
-        print(f"isanet {args.command}: error: {message}", file=sys.stderr)
+        print(f"isanet {args.command}: error: {error_message(error)}", file=sys.stderr)
         return 1
+
+
+def error_message(error: BaseException) -> str:
+    """One line for the user: an OSError's file and reason in words (its first arg is a bare errno number),
+    else the error's own message."""
+    if isinstance(error, OSError) and error.strerror:
+        names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+        return f"{names}: {error.strerror.lower()}" if names else error.strerror.lower()
+    message = str(error.args[0]) if error.args else repr(error)
+    return message.splitlines()[0] if message.strip() else repr(error)

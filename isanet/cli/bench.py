@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from isanet.io.atomic import check_writable
+from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, positive_int
 
 DEFAULT_SIZES = ["32", "64", "128"]
 #: ``isanet.analysis.attention_bench.METHODS``, spelled out so that ``isanet --help`` does not import torch.
@@ -31,6 +33,8 @@ def parse_size(text: str) -> tuple[int, int]:
         parts *= 2
     if len(parts) != 2 or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"a size is N or HxW with positive numbers, got {text!r}")
+    if max(parts) > MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: a side is at most {MAX_IMAGE_SIDE}")
     return parts[0], parts[1]
 
 
@@ -41,24 +45,27 @@ def add_parser(subparsers) -> None:
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     attention.add_argument("--sizes", type=parse_size, nargs="+", metavar="N|HxW",
                            help=f"feature map sizes (default {' '.join(DEFAULT_SIZES)}; 128 with --paper-setting)")
-    attention.add_argument("--channels", type=int, default=512, help="channels of the map (default 512)")
-    attention.add_argument("--isa-channels", type=int, default=256, help="key/query channels (default 256)")
-    attention.add_argument("--down-factor", type=int, nargs=2, default=(8, 8), metavar=("LOC_H", "LOC_W"))
+    channels = bounded_int(1, MAX_CHANNELS)
+    attention.add_argument("--channels", type=channels, default=512, help="channels of the map (default 512)")
+    attention.add_argument("--isa-channels", type=channels, default=256, help="key/query channels (default 256)")
+    attention.add_argument("--down-factor", type=bounded_int(1, MAX_IMAGE_SIDE), nargs=2, default=(8, 8),
+                           metavar=("LOC_H", "LOC_W"))
     attention.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     attention.add_argument("--kernels", nargs="+", choices=("matmul", "sdpa"), default=["matmul", "sdpa"])
     attention.add_argument("--methods", nargs="+", choices=METHODS, default=["dense", "isa"],
                            help="dense, isa and the other efficient attentions (default: dense isa)")
     attention.add_argument("--backward", action="store_true", help="measure forward + backward")
-    attention.add_argument("--repeats", type=int, help="timed calls (default 5; paper setting: 100 on GPU, 3 on CPU)")
-    attention.add_argument("--warmup", type=int,
+    attention.add_argument("--repeats", type=positive_int,
+                           help="timed calls (default 5; paper setting: 100 on GPU, 3 on CPU)")
+    attention.add_argument("--warmup", type=bounded_int(0),
                            help="untimed calls first (default 1; paper setting: 10 on GPU, 1 on CPU)")
-    attention.add_argument("--memory-cap-gb", type=float, default=8.0,
+    attention.add_argument("--memory-cap-gb", type=bounded_float(0), default=8.0,
                            help="CPU only: report a row as oom instead of letting live tensors pass this many GiB "
                                 "(default 8; 0 for no cap)")
     attention.add_argument("--paper-setting", action="store_true",
                            help="the authors' setting: 2048-channel input, 3x3 conv-BN-ReLU to --channels, "
                                 "then the block; mean time")
-    attention.add_argument("--threads", type=int, help="torch.set_num_threads for CPU runs")
+    attention.add_argument("--threads", type=bounded_int(1, 1024), help="torch.set_num_threads for CPU runs")
     attention.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     attention.add_argument("--plot", metavar="FILE", help="save a log-log plot of memory and time against size")
     attention.set_defaults(func=run_attention)
@@ -68,8 +75,13 @@ def run_attention(args: argparse.Namespace) -> int:
     import torch
 
     from isanet.analysis import attention_bench
+    from isanet.io.atomic import write_text_atomic
     from isanet.runtime import resolve_device
 
+    if args.json:
+        check_writable(args.json, "--json", replaces_json=True)
+    if args.plot:
+        check_writable(args.plot, "--plot")
     if args.threads:
         torch.set_num_threads(args.threads)
     on_gpu = resolve_device(args.device, "--device") == "cuda"
@@ -105,8 +117,7 @@ def run_attention(args: argparse.Namespace) -> int:
             f"{row.method}[{row.kernel}] {row.paper_memory_mib:.1f}" if row.paper_memory_mib is not None else
             f"{row.method}[{row.kernel}] oom" for row in rows))
     if args.json:
-        Path(args.json).write_text(json.dumps([row.to_dict() for row in rows], indent=1))
-        print(f"wrote {args.json}")
+        print(f"wrote {write_text_atomic(json.dumps([row.to_dict() for row in rows], indent=1), args.json)}")
     if args.plot:
         from isanet.notebook.plots import plot_bench
 

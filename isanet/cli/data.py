@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from isanet.limits import MAX_IMAGE_SIDE, MAX_SAMPLE_IMAGES, bounded_int, non_negative_int
 
 
 def add_parser(subparsers) -> None:
@@ -16,10 +19,12 @@ def add_parser(subparsers) -> None:
                       help="a published layout, or folder: the layout for your own data (see README)")
     data.add_argument("--out", required=True,
                       help="folder to write into (folder: the data set's root, which must be new or empty)")
-    data.add_argument("--num-train", type=int, default=8, help="training images (default: %(default)s)")
-    data.add_argument("--num-val", type=int, default=4, help="validation images (default: %(default)s)")
-    data.add_argument("--size", type=int, default=128, help="image width in pixels (default: %(default)s)")
-    data.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    count = bounded_int(1, MAX_SAMPLE_IMAGES)
+    data.add_argument("--num-train", type=count, default=8, help="training images (default: %(default)s)")
+    data.add_argument("--num-val", type=count, default=4, help="validation images (default: %(default)s)")
+    data.add_argument("--size", type=bounded_int(16, MAX_IMAGE_SIDE), default=128,
+                      help=f"image width in pixels, 16 to {MAX_IMAGE_SIDE} (default: %(default)s)")
+    data.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     data.add_argument("--label-ids-only", action="store_true",
                       help="Cityscapes: write only *_gtFine_labelIds.png (readers convert them on the fly)")
     data.add_argument("--object-classes", type=int, metavar="N",
@@ -30,14 +35,16 @@ def add_parser(subparsers) -> None:
     checkpoint = subparsers.add_parser("sample-checkpoint", help="write random weights for a zoo model")
     checkpoint.add_argument("name", help="zoo name (1.x or legacy 0.x)")
     checkpoint.add_argument("--out", required=True, help="checkpoint file to write")
-    checkpoint.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    checkpoint.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     checkpoint.set_defaults(func=run_sample_checkpoint)
 
 
 def run_sample_data(args: argparse.Namespace) -> int:
     from isanet.data.synthetic import write_sample_dataset
+    from isanet.io.atomic import check_writable
 
     try:
+        check_writable(args.out, "--out", folder=True)
         top = write_sample_dataset(args.kind, args.out, num_train=args.num_train, num_val=args.num_val,
                                    size=args.size, seed=args.seed, label_ids_only=args.label_ids_only,
                                    object_classes=args.object_classes)
@@ -50,12 +57,17 @@ def run_sample_data(args: argparse.Namespace) -> int:
 
 
 def run_sample_checkpoint(args: argparse.Namespace) -> int:
-    from isanet.data.sample_checkpoint import save_random_checkpoint
+    from isanet.data.sample_checkpoint import is_random_checkpoint, save_random_checkpoint
+    from isanet.io.atomic import check_writable
     from isanet.models.zoo import get_entry
 
     try:
         name = get_entry(args.name)["name"]
-    except KeyError as error:
+        check_writable(args.out, "--out")
+        if Path(args.out).exists() and not is_random_checkpoint(args.out):
+            raise ValueError(f"--out {args.out}: already exists and is not a random-weights sample checkpoint; "
+                             "refusing to write over it (choose another file name)")
+    except (KeyError, ValueError) as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
     path = save_random_checkpoint(name, args.out, args.seed, written_by="`isanet sample-checkpoint`")

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from isanet.limits import image_side, positive_int
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a data set (mIoU, aAcc, mAcc)")
@@ -29,9 +31,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
     parser.add_argument("--ms-flip", action="store_true", help="mmseg's multi-scale (0.5-1.75) + flip TTA")
     parser.add_argument("--mode", choices=("whole", "slide"), help="override the zoo entry's test mode")
-    parser.add_argument("--scale", type=int, nargs=2, metavar=("LONG", "SHORT"),
+    parser.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"),
                         help="override the test scale (quick checks on small images; not comparable to the zoo)")
-    parser.add_argument("--limit", type=int, help="evaluate the first N images only")
+    parser.add_argument("--limit", type=positive_int, help="evaluate the first N images only")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--out", help="write the results (with the confusion matrix's pixel counts) as JSON")
     parser.add_argument("--confusion", metavar="FILE.png", help="draw the row-normalised confusion matrix there")
@@ -84,11 +86,15 @@ def run(args: argparse.Namespace) -> int:
     from isanet.data.folder import dataset_kind
     from isanet.evaluation.evaluate import EvalSettings, evaluate
     from isanet.evaluation.metrics import format_confused, format_table, most_confused
-    from isanet.io.atomic import write_json_atomic
+    from isanet.io.atomic import check_writable, write_json_atomic
     from isanet.models import zoo
     from isanet.runtime import resolve_device
 
     try:
+        if args.out:  # before the evaluation, which may take hours
+            check_writable(args.out, "--out", inputs=(args.checkpoint,), replaces_json=True)
+        if args.confusion:
+            check_writable(args.confusion, "--confusion", inputs=(args.checkpoint,))
         entry = zoo.get_entry(args.name)
         device = resolve_device(args.device, "--device")
         kind = dataset_kind(args.dataset, args.data_root, zoo.short_dataset_name(entry))
@@ -100,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(model, dataset, EvalSettings.from_entry(entry, **overrides), mode=args.mode,
                            ms_flip=args.ms_flip, limit=args.limit, device=device)
     except (KeyError, ValueError, OSError) as error:  # DatasetError and CheckpointError are ValueErrors
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"error: {message}", file=sys.stderr)
+        from isanet.cli import error_message
+
+        print(f"error: {error_message(error)}", file=sys.stderr)
         return 2
     own_data = kind == "folder"
     print(format_table({key: list(results[key].values()) for key in ("IoU", "Acc")}, dataset.CLASSES))

@@ -8,6 +8,16 @@ from __future__ import annotations
 
 import argparse
 
+from isanet.limits import (
+    MAX_IMAGE_SIDE,
+    MAX_LR,
+    bounded_float,
+    bounded_int,
+    image_side,
+    non_negative_int,
+    positive_int,
+)
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -23,13 +33,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--skip-bad", action="store_true",
                         help="folder data set: leave bad image/mask pairs out, a warning each, instead of stopping")
     parser.add_argument("--work-dir", required=True, help="folder for log.jsonl and iter_N.pth / latest.pth")
-    parser.add_argument("--iters", type=int, help="iterations (default: the entry's schedule)")
-    parser.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), help="crop size (default: the entry's)")
-    parser.add_argument("--scale", type=int, nargs=2, metavar=("LONG", "SHORT"),
+    parser.add_argument("--iters", type=positive_int, help="iterations (default: the entry's schedule)")
+    parser.add_argument("--crop", type=bounded_int(8, MAX_IMAGE_SIDE), nargs=2, metavar=("H", "W"),
+                        help="crop size (default: the entry's)")
+    parser.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"),
                         help="training RandomResize box and test scale (default: the entry's; shrink it for small "
                              "images)")
-    parser.add_argument("--batch-size", type=int, help="images per process (default: the entry's per-GPU batch)")
-    parser.add_argument("--lr", type=float, help="base learning rate (default: the entry's, 0.01)")
+    parser.add_argument("--batch-size", type=bounded_int(1, 4096),
+                        help="images per process (default: the entry's per-GPU batch)")
+    parser.add_argument("--lr", type=bounded_float(0, MAX_LR, low_open=True),
+                        help="base learning rate (default: the entry's, 0.01)")
     parser.add_argument("--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
                                        "classes differ, e.g. for your own classes.txt) or an ImageNet ResNet "
                                        "backbone checkpoint")
@@ -37,16 +50,20 @@ def add_parser(subparsers) -> None:
                         help="a tiny R-18 version of the architecture (ISANetConfig.tiny): smoke runs on a CPU")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --work-dir from its newest checkpoint")
-    parser.add_argument("--save-every", type=int, help="checkpoint interval in iterations (default: iters/10)")
-    parser.add_argument("--keep", type=int, help="keep only the newest N iter_N.pth files (default: all)")
-    parser.add_argument("--eval-every", type=int, help="evaluation interval (default: iters/10; 0 = never)")
-    parser.add_argument("--limit-val", type=int, help="evaluate on the first N validation images only")
-    parser.add_argument("--seed", type=int, help="random seed (default: 0)")
-    parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA (bf16, or fp16 + GradScaler)")
-    parser.add_argument("--amp-dtype", default="auto", choices=("auto", "bfloat16", "float16"))
+    parser.add_argument("--save-every", type=positive_int, help="checkpoint interval in iterations (default: iters/10)")
+    parser.add_argument("--keep", type=positive_int, help="keep only the newest N iter_N.pth files (default: all)")
+    parser.add_argument("--eval-every", type=non_negative_int,
+                        help="evaluation interval (default: iters/10; 0 = never)")
+    parser.add_argument("--limit-val", type=positive_int, help="evaluate on the first N validation images only")
+    parser.add_argument("--seed", type=non_negative_int, help="random seed (default: 0)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction,
+                        help="mixed precision on CUDA (bf16, or fp16 + GradScaler); default off, or the resumed run's")
+    parser.add_argument("--amp-dtype", choices=("auto", "bfloat16", "float16"),
+                        help="default auto, or the resumed run's")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (GPUs)")
-    parser.add_argument("--num-workers", type=int, default=0, help="data loading processes (default: 0)")
+    parser.add_argument("--num-workers", type=bounded_int(0, 256), default=0,
+                        help="data loading processes (default: 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

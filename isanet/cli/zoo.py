@@ -9,7 +9,8 @@ import json
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("zoo", help="list the published ISANet models")
     parser.add_argument("--show", metavar="NAME", help="print every fact of one entry as JSON")
-    parser.add_argument("--dataset", help="only entries of this data set (cityscapes, ade20k, voc)")
+    parser.add_argument("--dataset", type=str.lower, choices=("cityscapes", "ade20k", "voc"),
+                        help="only entries of this data set")
     parser.set_defaults(func=run)
 
 
@@ -21,6 +22,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     entries = [zoo.get_entry(name) for name in zoo.list_models()]
     if args.dataset:
-        entries = [entry for entry in entries if zoo.short_dataset_name(entry) == args.dataset.lower()]
+        entries = [entry for entry in entries if zoo.short_dataset_name(entry) == args.dataset]
     print(zoo.format_table(entries))
     return 0

@@ -36,6 +36,27 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def as_rgb_uint8(image, what: str = "image") -> np.ndarray:
+    """A picture as ``H x W x 3`` uint8 RGB: an image file's path, or an array in uint8 [0, 255], or float in
+    [0, 1] (matplotlib's and torchvision's convention, scaled by 255) or [0, 255]. Anything else is refused:
+    casting a float [0, 1] picture to uint8 would silently turn it black."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(Path(image))
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
+        raise ValueError(f"{what} must be H x W x 3 RGB, got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{what} must hold numbers, got dtype {array.dtype}")
+    low, high = float(array.min()), float(array.max())
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
+        raise ValueError(f"{what} values must be in [0, 1] (float) or [0, 255], got {low:g} to {high:g}")
+    if np.issubdtype(array.dtype, np.floating) and high <= 1.0:
+        array = array * 255.0
+    return np.ascontiguousarray(np.rint(array).astype(np.uint8))
+
+
 def read_label(path: Path) -> np.ndarray:
     """The raw ``H x W`` label values, read like mmseg's ``LoadAnnotations`` (Pillow, 'unchanged')."""
     try:

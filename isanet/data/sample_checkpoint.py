@@ -11,8 +11,20 @@ import os
 from pathlib import Path
 
 from isanet.data.datasets import dataset_class
-from isanet.io.checkpoint import random_state_dict, save_checkpoint
+from isanet.io.checkpoint import CheckpointError, random_state_dict, read_checkpoint, save_checkpoint
 from isanet.models.zoo import build_model, get_entry
+
+RANDOM_NOTE = "RANDOM WEIGHTS written by"
+
+
+def is_random_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a random-weights sample checkpoint (:func:`save_random_checkpoint`), which may be
+    rewritten; anything else (or an unreadable file) may hold trained weights and is never written over."""
+    try:
+        meta = read_checkpoint(path).get("meta") or {}
+    except CheckpointError:
+        return False
+    return isinstance(meta, dict) and str(meta.get("note", "")).startswith(RANDOM_NOTE)
 
 
 def save_random_checkpoint(name: str, path: str | os.PathLike, seed: int = 0, written_by: str = "isanet") -> Path:
@@ -23,7 +35,7 @@ def save_random_checkpoint(name: str, path: str | os.PathLike, seed: int = 0, wr
     model = build_model(entry["name"])
     model.load_state_dict(random_state_dict(model, seed=seed))
     reader = dataset_class(entry["dataset"])
-    meta = {"note": f"RANDOM WEIGHTS written by {written_by}: not a trained model", "zoo_name": entry["name"],
+    meta = {"note": f"{RANDOM_NOTE} {written_by}: not a trained model", "zoo_name": entry["name"],
             "seed": seed,
             "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]}}
     return save_checkpoint(model, path, meta=meta)

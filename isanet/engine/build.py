@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,7 +22,9 @@ from torch import nn
 from isanet.data.transforms import transforms_from_entry
 from isanet.engine.loader import DistContext, TrainStream
 from isanet.engine.state import (
+    LOG_NAME,
     TrainError,
+    WorkDirLock,
     apply_init,
     capture_rng,
     check_fresh_work_dir,
@@ -30,7 +33,9 @@ from isanet.engine.state import (
     restore_rng,
     seed_everything,
 )
+from isanet.io.atomic import check_writable
 from isanet.io.checkpoint import extract_state_dict
+from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
 from isanet.models.zoo import build_model, get_entry, short_dataset_name
 from isanet.runtime import resolve_device
 
@@ -70,8 +75,8 @@ class TrainConfig:
     init: str | Path | None = None
     resume: bool = False
     device: str | None = None
-    amp: bool = False
-    amp_dtype: str = "auto"
+    amp: bool | None = None
+    amp_dtype: str | None = None
     sync_bn: bool = False
     num_workers: int = 0
     aux_weight: float = 0.4
@@ -88,6 +93,9 @@ class TrainConfig:
 #: Settings a resumed run must share with its checkpoint (else its losses would not continue the same run);
 #: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
 RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "model_overrides")
+#: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (``--keep 2``
+#: must keep pruning after a resume; an AMP run stays one).
+RESUME_RESTORED = {"keep_checkpoints": None, "amp": False, "amp_dtype": "auto"}
 
 
 def plain(value):
@@ -123,6 +131,11 @@ def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = Non
             given = previous[key]
             given = tuple(given) if isinstance(given, list) else given
         resolved[key] = default if given is None else given
+    for key, default in RESUME_RESTORED.items():
+        given = getattr(config, key)
+        if given is None and previous is not None:
+            given = previous.get(key)
+        resolved[key] = default if given is None else given
     config = replace(config, **resolved)
     _validate(config)
     return config
@@ -130,14 +143,15 @@ def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = Non
 
 def _validate(config: TrainConfig) -> None:
     checks = [(config.iters >= 1, "--iters", config.iters), (config.batch_size >= 1, "--batch-size", config.batch_size),
-              (min(config.crop_size) >= 8, "--crop", config.crop_size), (config.lr > 0, "--lr", config.lr),
+              (min(config.crop_size) >= 8 and max(config.crop_size) <= MAX_IMAGE_SIDE, "--crop", config.crop_size),
+              (math.isfinite(config.lr) and 0 < config.lr <= MAX_LR, "--lr", config.lr),
               (config.save_every >= 1, "--save-every", config.save_every),
               (config.eval_every >= 0, "--eval-every", config.eval_every),
               (config.keep_checkpoints is None or config.keep_checkpoints >= 1, "--keep", config.keep_checkpoints),
               (config.num_workers >= 0, "--num-workers", config.num_workers)]
     for ok, option, value in checks:
         if not ok:
-            raise TrainError(f"{option} {value}: out of range")
+            raise TrainError(f"{option} {value}: out of range (see isanet train --help)")
 
 
 @dataclass
@@ -162,6 +176,13 @@ class LoopParts:
     resumed_from: Path | None = None
     init_report: str = ""
     messages: list[str] = field(default_factory=list)
+    lock: WorkDirLock | None = None
+
+    def close(self) -> None:
+        """Leave the process group and free the work folder for the next run."""
+        if self.lock is not None:
+            self.lock.release()
+        self.dist.close()
 
     @property
     def amp_name(self) -> str:
@@ -214,12 +235,15 @@ def _version() -> str:
     return __version__
 
 
-def _previous(config: TrainConfig, work_dir: Path, dist: DistContext) -> tuple[Path | None, dict | None]:
+def _previous(config: TrainConfig, work_dir: Path, dist: DistContext,
+              messages: list[str]) -> tuple[Path | None, dict | None]:
     """The checkpoint to resume (with ``resume``), after checking the work folder on every process."""
     if config.resume:
         path = find_resume_checkpoint(work_dir)
         return path, read_resume_checkpoint(path)
-    check_fresh_work_dir(work_dir)
+    if check_fresh_work_dir(work_dir) and dist.is_main:
+        messages.append(f"note: replacing {work_dir / LOG_NAME} of an earlier run that was stopped before its "
+                        "first checkpoint (it had nothing to resume)")
     dist.barrier()  # every process has looked before rank 0 writes anything there
     return None, None
 
@@ -304,9 +328,17 @@ def build_parts(config: TrainConfig) -> LoopParts:
     except ValueError as error:
         raise TrainError(str(error)) from None
     dist = DistContext.from_env(device_name == "cuda")
+    lock = None
     try:
-        return _build_parts(config, entry, dist, device_name)
+        if dist.is_main:  # rank 0 alone writes in the folder
+            check_writable(config.work_dir, "--work-dir", folder=True)
+            lock = WorkDirLock(Path(config.work_dir)).acquire()
+        parts = _build_parts(config, entry, dist, device_name)
+        parts.lock = lock
+        return parts
     except BaseException:
+        if lock is not None:
+            lock.release()
         dist.close()
         raise
 
@@ -317,10 +349,13 @@ def _build_parts(config: TrainConfig, entry: dict, dist: DistContext, device_nam
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # mmseg's env_cfg: fixed crop sizes, so the autotuned kernels pay off
     work_dir = Path(config.work_dir)
-    resumed_from, previous = _previous(config, work_dir, dist)
+    resumed_from, previous = _previous(config, work_dir, dist, messages)
     if previous is not None and config.init:
         messages.append(f"--init {config.init} is ignored: resuming restores the weights of {resumed_from}")
     config = resolve_config(config, entry, previous["meta"]["config"] if previous else None)
+    if previous is not None and config.iters < int(previous["meta"]["iter"]):
+        raise TrainError(f"--iters {config.iters}: the run in {work_dir} is already at iteration "
+                         f"{previous['meta']['iter']}; give more iterations to train further, or leave --iters out")
     if previous is not None and previous["meta"]["config"].get("iters") != config.iters:
         messages.append(f"note: iters changed from {previous['meta']['config'].get('iters')} to {config.iters}: "
                         "the poly schedule now ends at the new count")

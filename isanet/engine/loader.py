@@ -11,7 +11,7 @@ stream the way mmengine's ``InfiniteSampler`` does (rank ``r`` of ``W`` takes po
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -98,6 +98,26 @@ def build_loader(stream: TrainStream, batches: StreamBatches, num_workers: int, 
                       generator=torch.Generator().manual_seed(stream.seed),
                       worker_init_fn=_quiet_worker if num_workers else None,
                       multiprocessing_context="spawn" if num_workers else None)
+
+
+def worker_errors_in_one_line(loader: Iterable) -> Iterator:
+    """Iterate ``loader``; an error raised in a data worker comes back as the same error type with the
+    worker's own message (torch wraps it in "Caught X in DataLoader worker process N" and a 20-line
+    traceback, which buries the one line that names the bad file)."""
+    try:
+        yield from loader
+    except Exception as error:
+        text = str(error.args[0]) if error.args else ""
+        if not text.startswith("Caught ") or "Original Traceback" not in text:
+            raise
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        name, _, rest = last.partition(": ")  # "package.module.ErrorType: message"
+        message = rest if rest and name.split(".")[-1] == type(error).__name__ else last
+        try:
+            clean = type(error)(message)
+        except Exception:  # an error type that cannot be rebuilt from a message: keep torch's
+            raise error from None
+        raise clean from None
 
 
 @dataclass

@@ -40,8 +40,8 @@ class JsonlLog:
         self.handle = path.open("a", encoding="utf-8")
 
     def truncate(self, last_iter: int) -> None:
-        """Drop the records after ``last_iter`` (a killed run's iterations that the checkpoint does not hold),
-        and a half-written last line; rewritten atomically."""
+        """Drop the records after ``last_iter`` (a killed run's iterations that the checkpoint does not hold;
+        all of them for ``-1``), and a half-written last line; rewritten atomically."""
         if self.path.is_file():
             kept = [record for record in read_log(self.path) if record["iter"] <= last_iter]
             write_text_atomic("".join(json.dumps(record) + "\n" for record in kept), self.path)

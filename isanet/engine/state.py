@@ -9,19 +9,22 @@ needs: the sample stream's position and the torch / numpy / python RNG states. F
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from isanet.io.atomic import atomic_path
+from isanet.io.atomic import atomic_path, clean_stale_temporaries, process_alive
 from isanet.io.checkpoint import (
     CheckpointError,
+    check_finite,
     extract_state_dict,
     load_checkpoint,
     read_checkpoint,
@@ -45,15 +48,76 @@ def iteration_checkpoints(work_dir: Path) -> dict[int, Path]:
     return {int(m.group(1)): path for path in work_dir.iterdir() if (m := ITER_FILE.match(path.name))}
 
 
-def check_fresh_work_dir(work_dir: Path) -> None:
-    """Refuse to start over a folder that already holds a run: its log and checkpoints would be mixed up."""
+def check_fresh_work_dir(work_dir: Path) -> bool:
+    """Refuse to start over a folder that already holds a run: its log and checkpoints would be mixed up.
+    A log without any checkpoint (a run stopped before its first save: nothing to resume) may be replaced;
+    returns whether there is such a log."""
     if work_dir.exists() and not work_dir.is_dir():
         raise TrainError(f"--work-dir {work_dir}: exists and is not a folder")
-    found = sorted(path.name for path in (work_dir / LOG_NAME, work_dir / LATEST_NAME) if path.exists())
-    found += sorted(path.name for path in iteration_checkpoints(work_dir).values())
+    found = sorted(path.name for path in [work_dir / LATEST_NAME, *iteration_checkpoints(work_dir).values()]
+                   if path.exists())
     if found:
         raise TrainError(f"--work-dir {work_dir} already holds a run ({', '.join(found[:4])}): pass --resume to "
                          "continue it, or choose an empty folder")
+    return (work_dir / LOG_NAME).is_file()
+
+
+class WorkDirLock:
+    """``work_dir/.isanet.lock`` (the owner's pid and host) for as long as one run writes in the folder: a
+    second run there would interleave its log and checkpoints with the first. A lock whose process is gone
+    (killed, machine restarted) is stale and taken over."""
+
+    NAME = ".isanet.lock"
+
+    def __init__(self, work_dir: Path):
+        self.path = Path(work_dir) / self.NAME
+        self.held = False
+        self.made_folder = False
+
+    def acquire(self) -> WorkDirLock:
+        self.made_folder = not self.path.parent.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):  # a stale lock is removed once, then taken like a fresh one
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner[0] == os.getpid() and owner[1] == socket.gethostname():
+                    raise TrainError(f"--work-dir {self.path.parent} is in use by another run in this same process "
+                                     "(a Trainer that was not closed: call its close(), or restart the kernel)"
+                                     ) from None
+                if owner is not None:
+                    raise TrainError(f"--work-dir {self.path.parent} is in use by another run (pid {owner[0]} on "
+                                     f"{owner[1]}, {self.path.name}); wait for it to end, or use another folder"
+                                     ) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(handle, "w") as file:
+                file.write(f"{os.getpid()} {socket.gethostname()}\n")
+            self.held = True
+            clean_stale_temporaries(self.path.parent)  # what a run killed mid-save left behind
+            return self
+        raise TrainError(f"--work-dir {self.path.parent}: could not take {self.path.name} (another run is starting)")
+
+    def _owner(self) -> tuple[int, str] | None:
+        """``(pid, host)`` of a live owner, or None when the lock is stale (or unreadable: half-written by a
+        process killed while taking it)."""
+        try:
+            pid_text, host = self.path.read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return None
+        if host != socket.gethostname():
+            return pid, host  # another machine (a shared disk): its process cannot be checked from here
+        return (pid, host) if process_alive(pid) else None
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+            if self.made_folder:  # a run refused before writing anything leaves no empty folder behind
+                with contextlib.suppress(OSError):  # not empty: the run wrote there
+                    self.path.parent.rmdir()
 
 
 def find_resume_checkpoint(work_dir: Path) -> Path:
@@ -112,7 +176,12 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def write_checkpoint(model: nn.Module, work_dir: Path, iteration: int, meta: dict, keep: int | None = None,
                      **extra) -> Path:
     """``work_dir/iter_{iteration}.pth`` (atomically, mmseg's layout) and ``latest.pth`` pointing at it; with
-    ``keep``, only the newest ``keep`` numbered files stay (mmengine's ``max_keep_ckpts``)."""
+    ``keep``, only the newest ``keep`` numbered files stay (mmengine's ``max_keep_ckpts``). Weights holding
+    NaN or inf are refused before anything is written or removed: the last good checkpoint stays."""
+    try:
+        check_finite(model.state_dict(), f"the weights after iteration {iteration}")
+    except CheckpointError as error:
+        raise TrainError(f"{error}; not saved, the earlier checkpoints in {work_dir} are kept") from None
     path = save_checkpoint(model, work_dir / f"iter_{iteration}.pth", meta, **extra)
     _link_or_copy(path, work_dir / LATEST_NAME)
     if keep is not None:

@@ -39,6 +39,7 @@ sample of all 20 (``object_classes=None``, seed 1) reaches an mIoU of about 7 af
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -58,7 +59,7 @@ from isanet.engine.build import (
     plain,
     resolve_config,
 )
-from isanet.engine.loader import StreamBatches, build_loader
+from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
 from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint
 from isanet.models.config import TINY
@@ -129,7 +130,9 @@ class Trainer:
     def run(self) -> Iterator[dict]:
         """Train from the start (or resumed) iteration; yields each iteration's log record on every process."""
         parts, config = self.parts, self.config
-        log = JsonlLog(parts.work_dir / LOG_NAME, keep_up_to=parts.start_iter if config.resume else None) \
+        # resumed: the records up to the checkpoint's iteration stay; fresh: an empty log (an earlier one can
+        # only be of a run stopped before its first checkpoint, see check_fresh_work_dir)
+        log = JsonlLog(parts.work_dir / LOG_NAME, keep_up_to=parts.start_iter if config.resume else -1) \
             if self.dist.is_main else None
         try:
             for message in parts.messages:
@@ -140,6 +143,8 @@ class Trainer:
         finally:
             if log is not None:
                 log.close()
+            if parts.lock is not None:  # the run writes nothing more: free the folder even if never closed
+                parts.lock.release()
 
     def _iterations(self, log: JsonlLog | None) -> Iterator[dict]:
         parts, config = self.parts, self.config
@@ -151,7 +156,7 @@ class Trainer:
                    disable=not (config.progress and self.dist.is_main), dynamic_ncols=True)
         try:
             tick = time.perf_counter()
-            for images, labels in loader:
+            for images, labels in worker_errors_in_one_line(loader):
                 record = self._step(images, labels, data_time=time.perf_counter() - tick)
                 if config.eval_every and (self.iteration % config.eval_every == 0 or self.iteration == config.iters):
                     record.update(self._evaluate())
@@ -183,6 +188,12 @@ class Trainer:
         values = {key: float(value.detach()) for key, value in losses.items()}
         values["decode.acc_seg"] = pixel_accuracy(logits.detach(), labels)
         record = {"iter": self.iteration, "lr": lr, **self.dist.mean(values)}
+        if not math.isfinite(record["loss"]):  # averaged over processes, so every one of them stops here
+            raise TrainError(
+                f"iteration {self.iteration}: the loss is {record['loss']} (lr {lr:.3g}): training diverged; "
+                f"stopped, nothing more is saved; "
+                + (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else
+                   "no checkpoint was written") + "; try a smaller --lr")
         record.update(time=round(time.perf_counter() - started, 4), data_time=round(data_time, 4))
         if parts.device.type == "cuda":
             record["memory_mb"] = round(torch.cuda.max_memory_allocated(parts.device) / 2**20)
@@ -232,7 +243,7 @@ class Trainer:
                 "wall_time_s": round(time.perf_counter() - self.started, 2)}
 
     def close(self) -> None:
-        self.dist.close()
+        self.parts.close()
 
 
 def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:

@@ -16,8 +16,9 @@ from tqdm import tqdm
 
 from isanet.data.datasets import SegDataset
 from isanet.data.transforms import pipeline_step
-from isanet.evaluation.inference import TTA_RATIOS, predict_image, predict_ms_flip
+from isanet.evaluation.inference import TTA_RATIOS, predict_image, predict_ms_flip, slide_windows
 from isanet.evaluation.metrics import SegMetrics
+from isanet.limits import check_side
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,22 @@ class EvalSettings:
                        crop_size=tuple(test_cfg["crop_size"]) if "crop_size" in test_cfg else None,
                        stride=tuple(test_cfg["stride"]) if "stride" in test_cfg else None, ratios=ratios)
         return replace(settings, **overrides)
+
+    def check(self) -> EvalSettings:
+        """Refuse settings that cannot give a meaningful number, before any image is predicted."""
+        if self.mode not in ("whole", "slide"):
+            raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}")
+        if self.mode == "slide":
+            if self.crop_size is None or self.stride is None:
+                raise ValueError("mode 'slide' needs a crop size and stride, and these settings have none (the "
+                                 "zoo entry tests whole images): use mode 'whole', or a slide-mode (Cityscapes) "
+                                 "entry")
+            slide_windows(1, 1, self.crop_size, self.stride)  # refuses a stride larger than the crop
+        for side in self.scale:
+            check_side(side, f"test scale {tuple(self.scale)}:")
+        if not self.ratios or min(self.ratios) <= 0:
+            raise ValueError(f"TTA ratios must be positive, got {self.ratios}")
+        return self
 
     def scores(self, model: nn.Module, image, ms_flip: bool) -> torch.Tensor:
         """``K x H x W`` scores at the image's own size: logits, or TTA-averaged probabilities."""
@@ -74,11 +91,16 @@ def evaluate(model: nn.Module, dataset: SegDataset, entry_or_settings: dict | Ev
     """
     settings = entry_or_settings if isinstance(entry_or_settings, EvalSettings) else \
         EvalSettings.from_entry(entry_or_settings)
-    settings = replace(settings, mode=mode or settings.mode)
+    settings = replace(settings, mode=mode or settings.mode).check()
     _check_classes(model, dataset)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit {limit}: evaluate at least one image (leave it out for the whole split)")
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    if count == 0:
+        raise ValueError(f"{type(dataset).__name__} at {getattr(dataset, 'root', '?')} has no images: nothing to "
+                         "evaluate")
     model.to(device)
     metrics = SegMetrics(dataset.num_classes)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
     bar = tqdm(range(count), desc=f"eval {type(dataset).__name__}", unit="img", disable=not progress)
     for index in bar:
         sample = dataset[index]

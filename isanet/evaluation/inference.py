@@ -41,6 +41,9 @@ def slide_windows(height: int, width: int, crop_size: tuple[int, int],
     (crop_h, crop_w), (stride_h, stride_w) = crop_size, stride
     if min(crop_h, crop_w, stride_h, stride_w) < 1:
         raise ValueError(f"crop_size and stride must be positive, got {crop_size} and {stride}")
+    if stride_h > crop_h or stride_w > crop_w:
+        raise ValueError(f"stride {tuple(stride)} is larger than crop_size {tuple(crop_size)}: the pixels between "
+                         "windows would be predicted by none (NaN logits); use a stride at most the crop size")
     rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
     cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
     windows = []
@@ -65,15 +68,38 @@ def slide_predict(model: nn.Module, x: torch.Tensor, crop_size: tuple[int, int],
     return logits / count
 
 
+def as_batch(model: nn.Module, x) -> torch.Tensor:
+    """``x`` as a float ``N x 3 x H x W`` tensor in the model's dtype and on its device, or a ValueError that
+    says what to do. Integer pixels are refused rather than guessed at: ``predict`` takes *normalised* input
+    (mean/std applied), and an uint8 picture fed as is gives a confident, wrong segmentation."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"predict expects a tensor (or NumPy array) of shape N x 3 x H x W, got a "
+                         f"{type(x).__name__}: stack the images into one batch, e.g. torch.stack(images)")
+    if not x.is_floating_point():
+        raise ValueError(f"predict expects normalised float pixels, got dtype {x.dtype}: for an H x W x 3 uint8 "
+                         "picture use predict_image (it resizes and normalises), or normalise it yourself")
+    if x.dim() != 4:
+        hint = " (one image? add a batch dimension: x[None])" if x.dim() == 3 else ""
+        raise ValueError(f"predict expects an N x 3 x H x W batch, got shape {tuple(x.shape)}{hint}")
+    if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"predict got an empty batch (shape {tuple(x.shape)}): nothing to predict")
+    if x.shape[1] != 3:
+        raise ValueError(f"predict expects 3 colour channels (RGB), got shape {tuple(x.shape)}")
+    weight = next(model.parameters(), None)
+    return x if weight is None else x.to(device=weight.device, dtype=weight.dtype)
+
+
 def predict(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size: tuple[int, int] | None = None,
             stride: tuple[int, int] | None = None) -> torch.Tensor:
     """Logits (``N x K x H x W``) for a normalised batch ``x``, in eval mode and without gradients.
 
     ``mode="whole"`` runs the model on the full input; ``mode="slide"`` needs ``crop_size`` and ``stride``
-    (a zoo entry's ``test_cfg`` has both).
+    (a zoo entry's ``test_cfg`` has both). ``x`` may be a float tensor or NumPy array of any float dtype; it is
+    cast to the model's dtype and device (see :func:`as_batch` for what is refused and why).
     """
-    if x.dim() != 4:
-        raise ValueError(f"predict expects an N x 3 x H x W batch, got shape {tuple(x.shape)}")
+    x = as_batch(model, x)
     with evaluating(model):
         if mode == "whole":
             return model(x)

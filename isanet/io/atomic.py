@@ -4,6 +4,10 @@ Every file the kit writes (checkpoints, downloads, results JSON, the training lo
 through :func:`atomic_path`: the content is written under a temporary name beside the target and renamed over
 it only once complete (a rename within one folder is atomic). The temporary name is created by the caller
 with ordinary ``open``/``mkdir``, so files get the user's umask like any other file.
+
+A temporary's name carries the writing process's id (``.NAME.isanet-tmp-PID-XXXXXXXX.tmp``): a process killed
+mid-write (SIGKILL, power loss) leaves one behind, and the next write into that folder removes every
+temporary whose writer is gone, so a killed save does not keep hundreds of megabytes forever.
 """
 
 from __future__ import annotations
@@ -12,21 +16,68 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 TEMPORARY_MARK = ".isanet-tmp-"
+#: ``.NAME.isanet-tmp-[PID-]XXXXXXXX.tmp|.part``: the writer's pid is absent from names of older versions.
+TEMPORARY_NAME = re.compile(r"^\..+" + re.escape(TEMPORARY_MARK) + r"(?:(\d+)-)?[0-9a-f]{8}(?:\.tmp|\.part)$")
+_STARTED = time.time()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (this one always does)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries in ``folder`` left by writers that died mid-write (their pid is gone, or, for a
+    name without one, the file predates this process); returns what was removed."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = TEMPORARY_NAME.match(entry.name)
+        if not match:
+            continue
+        try:
+            stale = not process_alive(int(match.group(1))) if match.group(1) else entry.lstat().st_mtime < _STARTED
+            if not stale:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:  # another process cleaned it first, or it is not ours to remove
+            continue
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a fresh temporary path beside ``path``; rename it over ``path`` when the block succeeds, remove it
-    (file or folder) when it raises. The block creates the file or folder at the yielded path."""
+    (file or folder) when it raises. The block creates the file or folder at the yielded path. Temporaries
+    of dead writers in the same folder are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}{TEMPORARY_MARK}{uuid.uuid4().hex[:8]}{suffix}")
+    clean_stale_temporaries(path.parent)
+    temporary = path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
     try:
         yield temporary
         os.replace(temporary, path)
@@ -59,3 +110,56 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
 def write_json_atomic(data: dict, path: str | os.PathLike) -> Path:
     """Write ``data`` as strict, indented JSON to ``path`` atomically."""
     return write_text_atomic(json.dumps(json_safe(data), indent=1) + "\n", path)
+
+
+def _describe(error: OSError) -> str:
+    return (error.strerror or str(error)).lower()
+
+
+def is_json_file(path: Path) -> bool:
+    """Whether ``path`` holds a JSON object or list (an earlier result, which a new one may replace); a
+    checkpoint or picture is told apart by its first bytes, without reading it whole."""
+    try:
+        with path.open("rb") as handle:
+            if not handle.read(64).lstrip().startswith((b"{", b"[")):
+                return False
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def check_writable(path: str | os.PathLike, option: str, *, folder: bool = False,
+                   inputs: tuple[str | os.PathLike | None, ...] = (), replaces_json: bool = False) -> Path:
+    """Refuse, before any work, an output the run could not write or must not write over.
+
+    ``path`` is the file (or with ``folder`` the folder) an option names. It must not be one of ``inputs``
+    (``eval --out`` naming its own ``--checkpoint``), must not be a folder where a file is meant (or the
+    reverse), with ``replaces_json`` may replace an existing file only if that holds JSON (an earlier result,
+    not a checkpoint or an image), and the nearest existing folder on its way must accept a new file (probed
+    by creating one).
+    The error names the option, the path and the reason in words, not an errno.
+    """
+    path = Path(path)
+    for source in inputs:
+        if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
+            raise ValueError(f"{option} {path}: is also an input of this command ({source}); it would be "
+                             "overwritten: write the result to another file")
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a folder")
+    if not folder and path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give a file name")
+    if replaces_json and path.is_file() and not is_json_file(path):
+        raise ValueError(f"{option} {path}: already exists and is not a JSON result; refusing to write over it "
+                         "(choose another file name)")
+    nearest = path if folder and path.is_dir() else path.parent
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise ValueError(f"{option} {path}: cannot be created, {nearest} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=nearest, prefix=".isanet-probe-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{option} {path}: cannot write in {nearest} ({_describe(error)})") from None
+    return path

@@ -95,7 +95,21 @@ def extract_state_dict(obj: dict, path: str | os.PathLike = "<checkpoint>") -> t
         raise CheckpointError(f"checkpoint {path}: holds no tensors (keys: {sorted(state)[:8]})")
     if all(key.startswith("module.") for key in tensors):
         tensors = {key[len("module."):]: value for key, value in tensors.items()}
+    check_finite(tensors, f"checkpoint {path}")
     return tensors, meta
+
+
+def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run, a corrupted file): they would not fail, but
+    predict garbage that still gives a normal-looking score. Names the first bad tensor."""
+    for key, value in tensors.items():
+        if value.is_floating_point() or value.is_complex():
+            finite = torch.isfinite(value)
+            if not bool(finite.all()):
+                bad = int((~finite).sum())
+                raise CheckpointError(f"{what}: tensor {key} holds {bad} non-finite value(s) (NaN or inf) of "
+                                      f"{value.numel()}; the weights are broken (a diverged training?) and would "
+                                      "give meaningless predictions")
 
 
 def _num_classes_in(state: dict) -> int | None:

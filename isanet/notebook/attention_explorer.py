@@ -25,6 +25,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from torch import nn
 
+from isanet.data.datasets import as_rgb_uint8
 from isanet.io.checkpoint import load_model
 from isanet.models.interlaced import long_range_group_ids
 from isanet.notebook.partition_explorer import figure_png
@@ -171,7 +172,8 @@ class AttentionExplorer:
       :class:`isanet.analysis.probe.PixelAttention`) and ``capture`` hold the state; ``select(row, col)`` picks
       from code.
 
-    ``image`` is an ``H x W x 3`` uint8 RGB picture, fed to the model as is (normalised with ``mean``/``std``);
+    ``image`` is an ``H x W x 3`` RGB picture (uint8, float in [0, 1], or an image file), fed to the model as is
+    (normalised with ``mean``/``std``);
     keep it small on a CPU (a 256 x 512 picture takes a few seconds through an R-50-D8).
     """
 
@@ -182,9 +184,7 @@ class AttentionExplorer:
         import ipywidgets as widgets
         from ipyevents import Event
 
-        self.image = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
-        if self.image.ndim != 3 or self.image.shape[2] != 3:
-            raise ValueError(f"image must be H x W x 3 uint8 RGB, got shape {self.image.shape}")
+        self.image = as_rgb_uint8(image)
         if not choices:
             raise ValueError("no models to choose from")
         self.choices = list(choices)
@@ -288,10 +288,17 @@ class AttentionExplorer:
         self.status.value = (f"<small>{html.escape(self.model_label)}<br>feature map {h}x{w}{blocks}</small>")
         self.select(*self.selected_pixel)
 
-    def select(self, row: float, col: float, coords: str = "image") -> tuple[int, int]:
+    def select(self, row: float, col: float, coords: str = "image", clamp: bool = False) -> tuple[int, int]:
         """Make ``(row, col)`` the query pixel (``coords`` "image" or "feature") and redraw; returns the image
-        pixel selected."""
+        pixel selected. A pixel outside the picture is an error (``clamp`` moves it to the nearest edge
+        instead, as arrow keys at the border do)."""
         height, width = self.image_size
+        limits = {"image": (height, width), "feature": self.capture.feature_size if self.capture else None}
+        if coords in limits and not clamp and limits[coords] is not None:
+            bound_h, bound_w = limits[coords]
+            if not (0 <= row < bound_h and 0 <= col < bound_w):
+                raise ValueError(f"select({row}, {col}): outside the {coords} ({bound_h} x {bound_w}); rows are 0 "
+                                 f"to {bound_h - 1}, columns 0 to {bound_w - 1}")
         if coords == "image":
             image_pixel = (min(max(int(row), 0), height - 1), min(max(int(col), 0), width - 1))
             feature = self.capture.to_feature(*image_pixel)
@@ -323,7 +330,7 @@ class AttentionExplorer:
                 steps = {"ArrowUp": (-1, 0), "ArrowDown": (1, 0), "ArrowLeft": (0, -1), "ArrowRight": (0, 1)}
                 if event.get("key") in steps:
                     dy, dx = steps[event["key"]]
-                    self.select(self.feature_pixel[0] + dy, self.feature_pixel[1] + dx, coords="feature")
+                    self.select(self.feature_pixel[0] + dy, self.feature_pixel[1] + dx, coords="feature", clamp=True)
         except Exception as error:
             self.status.value = f"<span style='color:#b00'>{html.escape(repr(error))}</span>"
 

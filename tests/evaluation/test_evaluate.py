@@ -172,7 +172,7 @@ def test_evaluate_options_and_class_check(voc_val):
     assert results["num_images"] == 2
     assert (used["mode"], used["ms_flip"], used["limit"], used["device"], used["crop_size"]) == (
         "slide", True, 2, "cpu", (20, 20))
-    with pytest.raises(ValueError, match="needs crop_size and stride"):
+    with pytest.raises(ValueError, match="needs a crop size and stride"):
         evaluate(LinearModel(21), voc_val, entry, mode="slide", limit=1, progress=False)
     with pytest.raises(ValueError, match="predicts 3 classes but VOCDataset has 21"):
         evaluate(LinearModel(3), voc_val, settings, progress=False)
