@@ -306,6 +306,7 @@ def test_the_memory_cap_counts_the_input_map_and_never_allocates_past_it():
     (["train", VOC, "--data-root", "d", "--work-dir", "w", "--iters", "0"], "argument --iters: 0 is out of range"),
     (["train", VOC, "--data-root", "d", "--work-dir", "w", "--keep", "0"], "argument --keep: 0 is out of range"),
     (["train", VOC, "--data-root", "d", "--work-dir", "w", "--crop", "4", "4"], "argument --crop: 4 is out of"),
+    (["train", VOC, "--data-root", "d", "--work-dir", "w", "--scale", "0", "64"], "argument --scale: 0 is out of"),
     (["sample-data", "voc", "--out", "o", "--num-val", "0"], "argument --num-val: 0 is out of range"),
 ])
 def test_bad_arguments_get_one_line_naming_them(capsys, argv, message):
@@ -319,12 +320,13 @@ def test_zoo_dataset_is_case_insensitive(capsys):
     assert len(names) == 4 and all("_voc12aug-" in name for name in names)
 
 
-@pytest.mark.parametrize("option", ["--out", "--json", "--work-dir"])
+@pytest.mark.parametrize("option", ["--out", "--confusion", "--json", "--work-dir"])
 def test_unwritable_outputs_are_refused_first_naming_path_and_reason(tmp_path, capsys, voc_root, option):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     target = blocker / "sub" / "result.json"
-    argv = {"--out": ["eval", VOC, "--checkpoint", tmp_path / "missing.pth", "--data-root", voc_root],
+    evaluation = ["eval", VOC, "--checkpoint", tmp_path / "missing.pth", "--data-root", voc_root]
+    argv = {"--out": evaluation, "--confusion": evaluation,
             "--json": ["bench", "attention", "--sizes", "8", "--channels", "8", "--isa-channels", "4"],
             "--work-dir": ["train", VOC, "--data-root", voc_root, "--device", "cpu"]}[option]
     code, err = cli(capsys, *argv, option, target)
