@@ -21,6 +21,9 @@ MAX_COUNT = 10_000_000
 MAX_SAMPLE_IMAGES = 10_000
 #: Learning rate: SGD on these models diverges long before it (the recipe's is 0.01); above it is a typo.
 MAX_LR = 10.0
+#: Width of the picture an attention page is made for: its dense map has (width/8)^2 x (width/8)^2 entries
+#: (about 0.6 GB of float32 for a 1024 x 768 picture; 16 times that at twice the width).
+MAX_EXPLORER_WIDTH = 1024
 #: Feature channels of a benchmark map (ResNet's widest stage has 2048).
 MAX_CHANNELS = 16384
 

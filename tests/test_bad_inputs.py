@@ -308,6 +308,11 @@ def test_the_memory_cap_counts_the_input_map_and_never_allocates_past_it():
     (["train", VOC, "--data-root", "d", "--work-dir", "w", "--crop", "4", "4"], "argument --crop: 4 is out of"),
     (["train", VOC, "--data-root", "d", "--work-dir", "w", "--scale", "0", "64"], "argument --scale: 0 is out of"),
     (["sample-data", "voc", "--out", "o", "--num-val", "0"], "argument --num-val: 0 is out of range"),
+    (["predict", "in.png", "--model", VOC, "--checkpoint", "c", "--out", "o", "--scale", "100000", "9"],
+     "argument --scale: 100000 is out of range"),
+    (["attention", "in.png", "--model", VOC, "--out", "o.html", "--width", "100000"],
+     "argument --width: 100000 is out of range: expected 8 to 1024"),
+    (["attention", "in.png", "--model", VOC, "--out", "o.html", "--pixel", "-1", "3"], "argument --pixel: -1 is out"),
 ])
 def test_bad_arguments_get_one_line_naming_them(capsys, argv, message):
     code, err = cli(capsys, *argv)
@@ -320,18 +325,22 @@ def test_zoo_dataset_is_case_insensitive(capsys):
     assert len(names) == 4 and all("_voc12aug-" in name for name in names)
 
 
-@pytest.mark.parametrize("option", ["--out", "--confusion", "--json", "--work-dir"])
+@pytest.mark.parametrize("option", ["--out", "--confusion", "--json", "--work-dir", "predict --out",
+                                    "attention --out"])
 def test_unwritable_outputs_are_refused_first_naming_path_and_reason(tmp_path, capsys, voc_root, option):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     target = blocker / "sub" / "result.json"
     evaluation = ["eval", VOC, "--checkpoint", tmp_path / "missing.pth", "--data-root", voc_root]
     argv = {"--out": evaluation, "--confusion": evaluation,
+            "predict --out": ["predict", voc_root, "--model", VOC, "--checkpoint", tmp_path / "missing.pth"],
+            "attention --out": ["attention", tmp_path / "missing.png", "--model", VOC],
             "--json": ["bench", "attention", "--sizes", "8", "--channels", "8", "--isa-channels", "4"],
             "--work-dir": ["train", VOC, "--data-root", voc_root, "--device", "cpu"]}[option]
-    code, err = cli(capsys, *argv, option, target)
+    flag = option.split()[-1]
+    code, err = cli(capsys, *argv, flag, target)
     assert code in (1, 2)
-    assert f"{option} {target}: cannot be created, {blocker} is a file, not a folder" in err  # not "error: 2"
+    assert f"{flag} {target}: cannot be created, {blocker} is a file, not a folder" in err  # not "error: 2"
 
 
 def test_os_errors_read_as_path_and_reason():

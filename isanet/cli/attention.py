@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import argparse
 
+from isanet.limits import MAX_EXPLORER_WIDTH, bounded_int, non_negative_int
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("attention", help="write a standalone HTML attention explorer for an image")
     parser.add_argument("image", help="a picture (jpg, png, ...)")
     parser.add_argument("--model", required=True, help="zoo name: the architecture (and normalisation)")
     parser.add_argument("--checkpoint", help="weights file; without it: random weights (the page says so)")
-    parser.add_argument("--width", type=int, default=512,
-                        help="resize the picture to this width first (default: %(default)s; the page and the "
-                             "dense queries/keys grow with its square)")
-    parser.add_argument("--pixel", type=int, nargs=2, metavar=("ROW", "COL"), help="first query (resized image)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    parser.add_argument("--width", type=bounded_int(8, MAX_EXPLORER_WIDTH), default=512,
+                        help=f"resize the picture to this width first, 8 to {MAX_EXPLORER_WIDTH} (default: "
+                             "%(default)s; the page and the dense queries/keys grow with its square)")
+    parser.add_argument("--pixel", type=non_negative_int, nargs=2, metavar=("ROW", "COL"),
+                        help="first query (resized image)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the random weights (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--out", required=True, help="the HTML file to write")
     parser.set_defaults(func=run)
@@ -40,13 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from isanet.data.datasets import read_image
     from isanet.data.transforms import normalize, resize_image
     from isanet.evaluation.evaluate import EvalSettings
+    from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
     from isanet.notebook.explorer_html import describe, save_explorer_html
     from isanet.runtime import resolve_device
 
-    if args.width < 8:
-        raise ValueError(f"--width must be at least 8 pixels, got {args.width}")
+    check_writable(args.out, "--out", inputs=(args.image, args.checkpoint))
     entry = zoo.get_entry(args.model)
     device = resolve_device(args.device, "--device")
     image = read_image(args.image)

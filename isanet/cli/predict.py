@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from isanet.limits import image_side
+
 SHOW_WRITTEN = 20  # a folder of thousands of pictures should not print thousands of lines
 
 
@@ -30,7 +32,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--opacity", type=float, default=0.5, help="colour share of the overlay, 0-1 (default: 0.5)")
     group.add_argument("--mode", choices=("whole", "slide"), help="override the zoo entry's test mode")
     group.add_argument("--ms-flip", action="store_true", help="mmseg's multi-scale (0.5-1.75) + flip TTA")
-    group.add_argument("--scale", type=int, nargs=2, metavar=("LONG", "SHORT"),
+    group.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"),
                        help="override the test resize (quick runs on small pictures; not the zoo's setting)")
     group.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -47,9 +49,11 @@ def options_from(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from isanet.evaluation.predict_files import Predictor, list_inputs, predict_inputs
+    from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
 
+    check_writable(args.out, "--out", folder=True)  # before the model and the pictures
     options = options_from(args)
     entry = zoo.get_entry(args.model)
     list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded
