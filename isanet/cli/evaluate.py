@@ -64,29 +64,13 @@ def summary(results: dict, entry: dict, dataset_root: Path, own_data: bool = Fal
     return "\n".join(lines)
 
 
-def eval_model(entry: dict, checkpoint: str, num_classes: int):
-    """The checkpoint's model: the architecture its meta records (``isanet train`` and ``save_checkpoint``
-    files, tiny or fine-tuned to other classes), else the zoo entry's with ``num_classes`` (published files)."""
-    from isanet.io.checkpoint import load_checkpoint, read_checkpoint
-    from isanet.models import zoo
-    from isanet.models.config import ISANetConfig
-    from isanet.models.segmentor import ISANet
-
-    meta = read_checkpoint(checkpoint).get("meta") or {}
-    if isinstance(meta, dict) and meta.get("model_config"):
-        model = ISANet(ISANetConfig.from_dict(meta["model_config"]))
-    else:
-        model = zoo.build_model(entry["name"], num_classes=num_classes)
-    load_checkpoint(model, checkpoint)
-    return model
-
-
 def run(args: argparse.Namespace) -> int:
     from isanet.data.datasets import build_dataset
     from isanet.data.folder import dataset_kind
     from isanet.evaluation.evaluate import EvalSettings, evaluate
     from isanet.evaluation.metrics import format_confused, format_table, most_confused
     from isanet.io.atomic import check_writable, write_json_atomic
+    from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
     from isanet.runtime import resolve_device
 
@@ -101,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if args.skip_bad and kind != "folder":
             raise ValueError(f"--skip-bad applies to folder data sets only, not {kind}")
         dataset = build_dataset(kind, args.data_root, args.split, **({"skip_bad": True} if args.skip_bad else {}))
-        model = eval_model(entry, args.checkpoint, dataset.num_classes)
+        model, _ = load_model_for(args.checkpoint, entry["name"], num_classes=dataset.num_classes)
         overrides = {"scale": tuple(args.scale)} if args.scale else {}
         results = evaluate(model, dataset, EvalSettings.from_entry(entry, **overrides), mode=args.mode,
                            ms_flip=args.ms_flip, limit=args.limit, device=device)

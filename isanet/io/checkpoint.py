@@ -212,11 +212,17 @@ def load_model(path: str | os.PathLike, name: str | None = None, map_location: s
     return model
 
 
-def load_model_for(path: str | os.PathLike, name: str, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+def load_model_for(path: str | os.PathLike, name: str, map_location: str = "cpu",
+                   num_classes: int | None = None) -> tuple[nn.Module, dict]:
     """The model in checkpoint ``path`` and the file's ``meta``: the architecture the file records when it has
-    one (files the kit wrote, e.g. a small sample fine-tune), else zoo entry ``name``'s (published files)."""
+    one (files the kit wrote: a sample fine-tune, a model fine-tuned to your own classes), else zoo entry
+    ``name``'s (published files), with ``num_classes`` classes when given."""
     meta = read_checkpoint(path, map_location).get("meta") or {}
-    return load_model(path, None if meta.get("model_config") else name, map_location), meta
+    if isinstance(meta, dict) and meta.get("model_config"):
+        return load_model(path, map_location=map_location), meta
+    model = build_model(name, num_classes=num_classes)
+    load_checkpoint(model, path, map_location=map_location)
+    return model, meta
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
