@@ -17,30 +17,20 @@ is skipped, unless ``ISANET_REQUIRE_BROWSER=1`` (CI), where a missing browser is
 from __future__ import annotations
 
 import io
-import os
-import re
 import shutil
 import time
 from pathlib import Path
 
-import pytest
-from lab_session import CHROMIUM_ARGS, JupyterLab, find_chromium
+from conftest import LABEL
+from lab_session import JupyterLab
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "02_attention_explorer.ipynb"
-LABEL_PATTERN = re.compile(r"pixel \((\d+), (\d+)\) in the (\d+)×(\d+) image → feature \((\d+), (\d+)\) of "
-                           r"(\d+)×(\d+)")
 RUN_TIMEOUT_S = 180
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ISANET_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"ISANET_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
-
-
 def _parse(text: str) -> dict:
-    match = LABEL_PATTERN.search(text)
+    match = LABEL.search(text)
     assert match, f"pixel label not understood: {text!r}"
     row, col, height, width, frow, fcol, fh, fw = map(int, match.groups())
     return dict(pixel=(row, col), image_size=(height, width), feature=(frow, fcol), feature_size=(fh, fw))
@@ -69,15 +59,7 @@ def _wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
-def test_click_a_pixel_updates_the_attention_view(tmp_path: Path) -> None:
-    chromium = find_chromium()
-    if chromium is None:
-        _unavailable("no system Chromium (install it with `apt-get install -y chromium`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install playwright)")
-
+def test_click_a_pixel_updates_the_attention_view(chromium, tmp_path: Path) -> None:
     served = tmp_path / "lab"
     served.mkdir()
     shutil.copy(NOTEBOOK, served / NOTEBOOK.name)  # the test must never write outputs into the repository's copy
@@ -85,19 +67,15 @@ def test_click_a_pixel_updates_the_attention_view(tmp_path: Path) -> None:
     shots.mkdir()
     print(f"\nbrowser test artefacts (screenshots, JupyterLab log): {tmp_path}")
 
-    with JupyterLab(served, log_path=tmp_path / "jupyterlab.log") as lab, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+    with JupyterLab(served, log_path=tmp_path / "jupyterlab.log") as lab:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            try:
-                _drive(page, lab, shots)
-            except BaseException:
-                page.screenshot(path=str(shots / "failure.png"), full_page=True)
-                print(f"JupyterLab log tail:\n{lab.log_tail()}")
-                raise
-        finally:
-            browser.close()
+            _drive(page, lab, shots)
+        except BaseException:
+            page.screenshot(path=str(shots / "failure.png"), full_page=True)
+            print(f"JupyterLab log tail:\n{lab.log_tail()}")
+            raise
 
 
 def _drive(page, lab: JupyterLab, shots: Path) -> None:

@@ -17,14 +17,12 @@ Without Chromium or Playwright the tests are skipped, unless ``ISANET_REQUIRE_BR
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from lab_session import CHROMIUM_ARGS, find_chromium
+from conftest import LABEL
 
 import isanet
 from isanet.analysis.probe import capture, long_range_map, short_range_map
@@ -36,34 +34,15 @@ from isanet.models import zoo
 
 VOC = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
 CITYSCAPES = "isanet_r50-d8_4xb2-40k_cityscapes-512x1024"
-LABEL = re.compile(r"pixel \((\d+), (\d+)\) in the (\d+)×(\d+) image → feature \((\d+), (\d+)\) of (\d+)×(\d+)")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ISANET_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"ISANET_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture()
-def browser_page():
-    chromium = find_chromium()
-    if chromium is None:
-        _unavailable("no system Chromium (install it with `apt-get install -y chromium`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install playwright)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.errors = errors
-            yield page
-        finally:
-            browser.close()
+def browser_page(chromium):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors
+    return page
 
 
 def _open(page, path: Path) -> None:

@@ -9,21 +9,11 @@ page alone into its tmp folder (about half a minute). Skipped without Chromium o
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-import pytest
-from lab_session import CHROMIUM_ARGS, find_chromium
+from conftest import LABEL
 
 from isanet.notebook.site import EXPLORER_NOTEBOOK, EXPLORER_PAGE, build_site
-
-LABEL = re.compile(r"pixel \((\d+), (\d+)\) in the (\d+)×(\d+) image → feature \((\d+), (\d+)\) of (\d+)×(\d+)")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ISANET_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"ISANET_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
 
 
 def _site(tmp_path: Path) -> Path:
@@ -37,58 +27,46 @@ def _site(tmp_path: Path) -> Path:
     return site
 
 
-def test_site_index_and_notebook_02_with_a_working_explorer(tmp_path: Path) -> None:
-    chromium = find_chromium()
-    if chromium is None:
-        _unavailable("no system Chromium (install it with `apt-get install -y chromium`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install playwright)")
+def test_site_index_and_notebook_02_with_a_working_explorer(chromium, tmp_path: Path) -> None:
     site = _site(tmp_path)
     pages = sorted(path.name for path in site.glob("[0-9][0-9]_*.html") if path.name != EXPLORER_PAGE)
     assert f"{EXPLORER_NOTEBOOK}.html" in pages and (site / EXPLORER_PAGE).is_file()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            # external scripts of the page template (MathJax) cannot load here: do not wait for them
-            page.goto((site / "index.html").resolve().as_uri(), wait_until="domcontentloaded")
-            links = page.locator("ol.isanet-pages a")
-            assert sorted(link.get_attribute("href") for link in links.all()) == pages
-            page.locator(f'ol.isanet-pages a[href="{EXPLORER_NOTEBOOK}.html"]').click()
-            page.wait_for_url(f"**/{EXPLORER_NOTEBOOK}.html", wait_until="domcontentloaded")
-            text = page.locator("body").inner_text()
-            assert "Attention explorer" in text and "wrote " in text, "the executed outputs are on the page"
-            assert "interactive widget" in text, "the kernel-only widget is replaced by a note"
-            assert "Traceback" not in text
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    # external scripts of the page template (MathJax) cannot load here: do not wait for them
+    page.goto((site / "index.html").resolve().as_uri(), wait_until="domcontentloaded")
+    links = page.locator("ol.isanet-pages a")
+    assert sorted(link.get_attribute("href") for link in links.all()) == pages
+    page.locator(f'ol.isanet-pages a[href="{EXPLORER_NOTEBOOK}.html"]').click()
+    page.wait_for_url(f"**/{EXPLORER_NOTEBOOK}.html", wait_until="domcontentloaded")
+    text = page.locator("body").inner_text()
+    assert "Attention explorer" in text and "wrote " in text, "the executed outputs are on the page"
+    assert "interactive widget" in text, "the kernel-only widget is replaced by a note"
+    assert "Traceback" not in text
 
-            # the outputs' pictures above the iframe take their size when decoded: wait, or the layout shifts
-            page.wait_for_function("() => Array.from(document.images).every(image => image.complete)",
-                                   timeout=30_000, polling=100)
-            frame_element = page.locator("iframe.isanet-explorer-frame")
-            frame_element.scroll_into_view_if_needed()
-            frame = next(f for f in page.frames if f.url.endswith(EXPLORER_PAGE))
-            # requestAnimationFrame polling stalls in a frame out of view: poll by time
-            frame.wait_for_function("() => window.isanet && window.isanet.ready", timeout=30_000, polling=100)
-            before = frame.evaluate("() => document.getElementById('label').textContent")
-            height, width = map(int, LABEL.search(before).groups()[2:4])
-            picker = page.frame_locator("iframe.isanet-explorer-frame").locator("#picker")
-            box = picker.bounding_box()
-            page.wait_for_timeout(300)
-            assert picker.bounding_box() == box, "the page is still moving"
-            target = (height // 5, width // 7)
-            page.mouse.click(box["x"] + (target[1] + 0.5) * box["width"] / width,
-                             box["y"] + (target[0] + 0.5) * box["height"] / height)
-            frame.wait_for_function(f"() => document.getElementById('label').textContent !== {before!r}",
-                                    timeout=10_000, polling=50)
-            after = tuple(map(int, LABEL.search(frame.evaluate(
-                "() => document.getElementById('label').textContent")).groups()[:2]))
-            # Chromium hands the handler whole CSS pixels: at scale 1 a click may land on the neighbour
-            y, x, box_height, box_width = frame.evaluate("window.isanet.lastClick")
-            assert after == (int(y / box_height * height), int(x / box_width * width))
-            assert abs(after[0] - target[0]) <= 1 and abs(after[1] - target[1]) <= 1, (after, target)
-            page.screenshot(path=str(tmp_path / "site_02_after_click.png"), full_page=True)
-        finally:
-            browser.close()
+    # the outputs' pictures above the iframe take their size when decoded: wait, or the layout shifts
+    page.wait_for_function("() => Array.from(document.images).every(image => image.complete)",
+                           timeout=30_000, polling=100)
+    frame_element = page.locator("iframe.isanet-explorer-frame")
+    frame_element.scroll_into_view_if_needed()
+    frame = next(f for f in page.frames if f.url.endswith(EXPLORER_PAGE))
+    # requestAnimationFrame polling stalls in a frame out of view: poll by time
+    frame.wait_for_function("() => window.isanet && window.isanet.ready", timeout=30_000, polling=100)
+    before = frame.evaluate("() => document.getElementById('label').textContent")
+    height, width = map(int, LABEL.search(before).groups()[2:4])
+    picker = page.frame_locator("iframe.isanet-explorer-frame").locator("#picker")
+    box = picker.bounding_box()
+    page.wait_for_timeout(300)
+    assert picker.bounding_box() == box, "the page is still moving"
+    target = (height // 5, width // 7)
+    page.mouse.click(box["x"] + (target[1] + 0.5) * box["width"] / width,
+                     box["y"] + (target[0] + 0.5) * box["height"] / height)
+    frame.wait_for_function(f"() => document.getElementById('label').textContent !== {before!r}",
+                            timeout=10_000, polling=50)
+    after = tuple(map(int, LABEL.search(frame.evaluate(
+        "() => document.getElementById('label').textContent")).groups()[:2]))
+    # Chromium hands the handler whole CSS pixels: at scale 1 a click may land on the neighbour
+    y, x, box_height, box_width = frame.evaluate("window.isanet.lastClick")
+    assert after == (int(y / box_height * height), int(x / box_width * width))
+    assert abs(after[0] - target[0]) <= 1 and abs(after[1] - target[1]) <= 1, (after, target)
+    page.screenshot(path=str(tmp_path / "site_02_after_click.png"), full_page=True)
