@@ -7,7 +7,7 @@ from typing import Literal, get_args
 
 from isanet.models.self_attention import KERNELS, Kernel
 
-HeadKind = Literal["isa", "dense"]
+HeadKind = Literal["isa", "dense", "none"]
 DEPTHS = (18, 50, 101)
 
 
@@ -22,7 +22,8 @@ class ISANetConfig:
     channels: int = 512  # head width after the 3x3 in_conv (mmseg ``channels``)
     isa_channels: int = 256  # query/key width of each attention block (mmseg ``isa_channels``)
     aux_channels: int = 256  # width of the FCN auxiliary head's 3x3 conv
-    head: HeadKind = "isa"  # "isa", or "dense": one self-attention over the whole map, same projections
+    head: HeadKind = "isa"  # "isa"; "dense": one self-attention over the whole map, same projections;
+    #                         "none": no context module (in_conv -> out_conv -> classifier), the ablation
     kernel: Kernel = "matmul"  # "matmul" forms the affinity (can show it); "sdpa" is PyTorch's fused kernel
     auxiliary: bool = True  # build the FCN auxiliary head (training signal on stage 3; unused at inference)
 

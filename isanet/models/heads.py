@@ -1,4 +1,4 @@
-"""The decode heads: the FCN auxiliary head, and the context heads (ISA, and the dense baseline).
+"""The decode heads: the FCN auxiliary head, and the context heads (ISA, the dense baseline, and no context).
 
 Matches mmsegmentation 1.2.2 ``mmseg/models/decode_heads/isa_head.py`` (``ISAHead``) and ``fcn_head.py``
 (``FCNHead``, ``num_convs=1``). The module and parameter names (``conv_seg``, ``convs.0``, ``in_conv``,
@@ -142,3 +142,24 @@ class DenseHead(ContextHead):
 
     def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return tuple(self.relation.forward_with_attention(x))
+
+
+class NoContextHead(ContextHead):
+    """The ablation without a context module: the same in_conv and classifier, and an out_conv (1x1, C -> C) on
+    the in_conv output alone. What ISA or dense attention add to a segmentation is measured against this head.
+
+    Its out_conv reads ``C`` channels, not the ``2C`` of ``[context, x]``: there is no context to concatenate
+    (feeding ``[x, x]`` would only double a weight). It has no attention, so :meth:`forward_with_attention`
+    is refused with a one-line reason.
+    """
+
+    def __init__(self, in_channels: int = 2048, channels: int = 512, num_classes: int = 19, in_index: int = 3,
+                 dropout_ratio: float = 0.1, kernel: Kernel = "matmul"):
+        super().__init__(in_channels, channels, num_classes, in_index, dropout_ratio, kernel)
+        self.out_conv = ConvBNReLU(channels, channels)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.classify(self.out_conv(self.in_conv(features[self.in_index])))
+
+    def forward_with_attention(self, features: list[torch.Tensor]) -> HeadOutput:
+        raise ValueError("head='none' has no attention module, so it has no attention weights to return")

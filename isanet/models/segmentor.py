@@ -19,7 +19,7 @@ from torch import nn
 
 from isanet.models.backbone import ResNetV1c
 from isanet.models.config import ISANetConfig
-from isanet.models.heads import DenseHead, FCNHead, ISAAttention, ISAHead
+from isanet.models.heads import DenseHead, FCNHead, ISAAttention, ISAHead, NoContextHead
 
 
 class ModelOutput(NamedTuple):
@@ -32,7 +32,8 @@ class ModelOutput(NamedTuple):
 class ISANet(nn.Module):
     """The published ISANet, parameter for parameter, built from an :class:`ISANetConfig`.
 
-    ``head="dense"`` swaps the ISA head for the dense baseline with the same projections, for comparisons;
+    ``head="dense"`` swaps the ISA head for the dense baseline with the same projections, ``head="none"`` for
+    the head without a context module (the ablation), for comparisons;
     ``kernel`` ("matmul" or "sdpa") picks the attention kernel of either head.
     """
 
@@ -44,8 +45,13 @@ class ISANet(nn.Module):
         stage_channels = self.backbone.stage_channels
         common = dict(in_channels=stage_channels[3], channels=config.channels, isa_channels=config.isa_channels,
                       num_classes=config.num_classes, kernel=config.kernel)
-        self.decode_head = (ISAHead(down_factor=config.down_factor, **common) if config.head == "isa"
-                            else DenseHead(**common))
+        if config.head == "isa":
+            self.decode_head = ISAHead(down_factor=config.down_factor, **common)
+        elif config.head == "dense":
+            self.decode_head = DenseHead(**common)
+        else:
+            common.pop("isa_channels")
+            self.decode_head = NoContextHead(**common)
         self.auxiliary_head = (FCNHead(stage_channels[2], config.aux_channels, config.num_classes)
                                if config.auxiliary else None)
 

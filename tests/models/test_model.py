@@ -64,6 +64,28 @@ def test_kernels_and_dense_head_are_drop_in(tiny_model):
         isanet.ISANetConfig(head="sparse")
 
 
+def test_no_context_head_is_in_conv_then_out_conv_then_classifier(tiny_model):
+    plain = isanet.ISANet(isanet.ISANetConfig.tiny(head="none")).eval()
+    head = plain.decode_head
+    assert not any("relation" in name for name, _ in plain.named_parameters())
+    assert head.out_conv.conv.in_channels == head.out_conv.conv.out_channels == 64  # no [context, x] concat
+    x = torch.randn(1, 3, 72, 80)
+    with torch.no_grad():
+        features = plain.backbone(x)
+        by_hand = head.conv_seg(head.out_conv(head.in_conv(features[3])))
+        assert torch.equal(head(features), by_hand)
+        assert plain(x).shape == (1, 5, 72, 80)
+    # the rest of the model is the ISA model's: its weights load, minus the attention and out_conv
+    shared = {k: v for k, v in tiny_model.state_dict().items()
+              if not k.startswith(("decode_head.global_relation", "decode_head.local_relation",
+                                   "decode_head.out_conv"))}
+    missing, unexpected = plain.load_state_dict(shared, strict=False)
+    assert not unexpected and all(key.startswith("decode_head.out_conv") for key in missing)
+    with pytest.raises(ValueError, match="head='none' has no attention"):
+        plain.forward_with_attention(x)
+    assert isanet.ISANetConfig.from_dict(isanet.ISANetConfig.tiny(head="none").to_dict()).head == "none"
+
+
 def test_reset_classifier_changes_both_heads(tiny_model):
     backbone_before = tiny_model.backbone.stem[0].weight.clone()
     tiny_model.reset_classifier(7)
