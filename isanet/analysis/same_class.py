@@ -1,0 +1,150 @@
+"""Does a pixel attend to its own class? The attention mass each map puts on the query's class, measured.
+
+Interlaced Sparse Self-Attention for Semantic Segmentation (Huang et al., https://arxiv.org/abs/1907.12273).
+
+Attention pictures of trained models often *look* as if a pixel reads the pixels of its own class. This module
+turns the impression into a number. For a query pixel ``p`` of class ``c`` and one of its attention maps ``m``
+(long range, short range, composed two-hop, dense; see :mod:`isanet.analysis.probe`):
+
+* ``mass``    = :math:`\\sum_{r:\\,y_r = c} m[r] \\,/\\, \\sum_{r:\\,y_r \\ne \\text{ignore}} m[r]`, the share of the
+  map's weight (on labelled, unpadded pixels) that falls on class ``c``;
+* ``uniform`` = the same share for a map that spreads its weight evenly over the keys it *can* read (its
+  support: one pixel per block for the long-range map, the block for the short-range map, the whole map for
+  the composed and the dense map). This is the baseline: a short-range map puts much weight on the query's
+  class just because neighbours tend to share a class, whatever it learnt;
+* ``share``   = class ``c``'s share of the labelled map (the uniform baseline of a map over the whole map).
+
+Each is averaged over query pixels (every labelled pixel, or a seeded random subset). ``mass > uniform``
+means the *weights* prefer the query's class beyond where the map can look; ``mass == uniform`` means they do
+not. The query itself is one of the keys (as in the model). Labels are read at each feature pixel's centre,
+with the resize the model uses (:func:`isanet.analysis.probe.feature_to_image`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from isanet.analysis.probe import (
+    AttentionCapture,
+    composed_map,
+    feature_to_image,
+    long_range_map,
+    short_range_map,
+)
+
+MAPS = ("long_range", "short_range", "composed", "dense")
+IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class ClassMass:
+    """One map's averages over the query pixels (fractions in [0, 1])."""
+
+    mass: float  # weight on the query's class
+    uniform: float  # the same for uniform weights over the map's keys
+    share: float  # the class's share of the labelled map
+
+    @property
+    def lift(self) -> float:
+        """``mass / uniform``: 1 means the weights add no preference for the query's class."""
+        return self.mass / self.uniform if self.uniform > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class SameClassAttention:
+    """The same-class measurement of one capture: ``maps[name]`` for each map the capture has."""
+
+    maps: dict[str, ClassMass]
+    num_queries: int
+    feature_size: tuple[int, int]
+
+    def table(self) -> str:
+        """The numbers as a small fixed-width table, one row per map."""
+        lines = [f"{'map':>12}  {'on own class':>12}  {'uniform over keys':>17}  {'lift':>5}  {'class share':>11}"]
+        for name, value in self.maps.items():
+            lines.append(f"{name:>12}  {value.mass:12.3f}  {value.uniform:17.3f}  {value.lift:5.2f}  "
+                         f"{value.share:11.3f}")
+        return "\n".join(lines)
+
+
+def labels_at_features(label: np.ndarray, feature_size: tuple[int, int], align_corners: bool = False) -> np.ndarray:
+    """The ``h x w`` labels of an ``H x W`` label map, read at each feature pixel's centre (nearest pixel)."""
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label must be an H x W class map, got shape {label.shape}")
+    h, w = feature_size
+    size = label.shape
+    rows = [min(max(int(np.floor(feature_to_image((i, 0), feature_size, size, align_corners)[0] + 0.5)), 0), size[0] - 1)
+            for i in range(h)]
+    cols = [min(max(int(np.floor(feature_to_image((0, j), feature_size, size, align_corners)[1] + 0.5)), 0), size[1] - 1)
+            for j in range(w)]
+    return label[np.ix_(rows, cols)]  # h x w
+
+
+def _maps_of(capture: AttentionCapture, row: int, col: int) -> dict[str, np.ndarray]:
+    """The query's ``h x w`` maps (padding cropped away), without the image-size upsampling of ``pixel()``."""
+    maps = {}
+    if capture.isa is not None:
+        p = capture.isa.partition
+        for name, build in (("long_range", long_range_map), ("short_range", short_range_map),
+                            ("composed", composed_map)):
+            padded = build(capture.isa, row, col).detach().double().cpu()
+            maps[name] = padded[p.pad_top:p.pad_top + p.height, p.pad_left:p.pad_left + p.width].numpy()
+    if capture.dense_query is not None:
+        maps["dense"] = capture.dense_row(row, col).detach().double().cpu().numpy()
+    return maps
+
+
+def _support(name: str, capture: AttentionCapture, row: int, col: int, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean ``h x w`` mask of the keys the map can read (its weights are softmax outputs, so never exactly 0
+    there; the mask is built from the geometry, not from the values, so an underflowed weight still counts)."""
+    if name in ("composed", "dense") or capture.isa is None:
+        return np.ones(shape, dtype=bool)
+    p = capture.isa.partition
+    ys = np.arange(shape[0])[:, None] + p.pad_top
+    xs = np.arange(shape[1])[None, :] + p.pad_left
+    y, x = row + p.pad_top, col + p.pad_left
+    if name == "long_range":  # same in-block offset
+        return (ys % p.loc_h == y % p.loc_h) & (xs % p.loc_w == x % p.loc_w)
+    return (ys // p.loc_h == y // p.loc_h) & (xs // p.loc_w == x // p.loc_w)  # short range: same block
+
+
+def same_class_attention(capture: AttentionCapture, label: np.ndarray, queries: int | None = 256, seed: int = 0,
+                         ignore_index: int = IGNORE_INDEX) -> SameClassAttention:
+    """Average same-class attention mass of ``capture``'s maps over query pixels (see the module doc).
+
+    ``label``: the class map of the captured image, at the image size (``capture.image_size``) or already at
+    the feature size. ``queries``: how many labelled feature pixels to average over (a seeded random subset),
+    ``None`` for all of them.
+    """
+    label = np.asarray(label)
+    if label.shape == tuple(capture.feature_size):
+        feature_label = label
+    elif label.shape == tuple(capture.image_size):
+        feature_label = labels_at_features(label, capture.feature_size, capture.align_corners)
+    else:
+        raise ValueError(f"label has shape {label.shape}; expected the image size {capture.image_size} or the "
+                         f"feature size {capture.feature_size} of the capture")
+    labelled = feature_label != ignore_index
+    candidates = np.argwhere(labelled)
+    if len(candidates) == 0:
+        raise ValueError(f"label has no labelled pixel at the feature size {capture.feature_size} "
+                         f"(all are {ignore_index})")
+    if queries is not None and queries < len(candidates):
+        chosen = np.random.default_rng(seed).choice(len(candidates), size=queries, replace=False)
+        candidates = candidates[np.sort(chosen)]
+    sums: dict[str, np.ndarray] = {}
+    for row, col in candidates:
+        own = (feature_label == feature_label[row, col]) & labelled
+        for name, values in _maps_of(capture, int(row), int(col)).items():
+            support = _support(name, capture, int(row), int(col), values.shape) & labelled
+            total = values[labelled].sum()
+            triple = np.array([values[own].sum() / total if total > 0 else 0.0,
+                               (support & own).sum() / support.sum(),
+                               own.sum() / labelled.sum()])
+            sums[name] = sums.get(name, 0.0) + triple
+    n = len(candidates)
+    maps = {name: ClassMass(*(float(v) for v in sums[name] / n)) for name in MAPS if name in sums}
+    return SameClassAttention(maps, n, tuple(capture.feature_size))
+
