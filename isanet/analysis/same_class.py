@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from isanet.analysis.probe import (
     AttentionCapture,
     composed_map,
@@ -73,12 +74,16 @@ def labels_at_features(label: np.ndarray, feature_size: tuple[int, int], align_c
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"label must be an H x W class map, got shape {label.shape}")
-    h, w = feature_size
     size = label.shape
-    rows = [min(max(int(np.floor(feature_to_image((i, 0), feature_size, size, align_corners)[0] + 0.5)), 0), size[0] - 1)
-            for i in range(h)]
-    cols = [min(max(int(np.floor(feature_to_image((0, j), feature_size, size, align_corners)[1] + 0.5)), 0), size[1] - 1)
-            for j in range(w)]
+
+    def nearest(axis: int, index: int) -> int:
+        point = [0, 0]
+        point[axis] = index
+        position = feature_to_image(tuple(point), feature_size, size, align_corners)[axis]
+        return int(min(max(np.floor(position + 0.5), 0), size[axis] - 1))  # rounded half up, as probe rounds
+
+    rows = [nearest(0, i) for i in range(feature_size[0])]
+    cols = [nearest(1, j) for j in range(feature_size[1])]
     return label[np.ix_(rows, cols)]  # h x w
 
 
