@@ -22,12 +22,15 @@ with the resize the model uses (:func:`isanet.analysis.probe.feature_to_image`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from isanet.analysis.probe import (
     AttentionCapture,
+    capture,
     composed_map,
     feature_to_image,
     long_range_map,
@@ -153,3 +156,37 @@ def same_class_attention(capture: AttentionCapture, label: np.ndarray, queries: 
     maps = {name: ClassMass(*(float(v) for v in sums[name] / n)) for name in MAPS if name in sums}
     return SameClassAttention(maps, n, tuple(capture.feature_size))
 
+
+
+def combine(results: Iterable[SameClassAttention]) -> SameClassAttention:
+    """Several measurements (e.g. one per image) as one: each map's averages weighted by the number of queries,
+    so the result is the average over all their query pixels."""
+    results = list(results)
+    if not results:
+        raise ValueError("combine() needs at least one SameClassAttention")
+    total = sum(result.num_queries for result in results)
+    maps = {}
+    for name in results[0].maps:
+        parts = [(result.num_queries, result.maps[name]) for result in results]
+        maps[name] = ClassMass(*(sum(n * getattr(value, field) for n, value in parts) / total
+                                 for field in ("mass", "uniform", "share")))
+    sizes = {result.feature_size for result in results}
+    return SameClassAttention(maps, total, results[0].feature_size if len(sizes) == 1 else (0, 0))
+
+
+def same_class_over_images(model: torch.nn.Module, samples: Iterable[dict],
+                           transform: Callable[[np.ndarray], torch.Tensor], queries: int | None = 256,
+                           seed: int = 0) -> SameClassAttention:
+    """:func:`same_class_attention` of ``model`` over labelled ``samples`` (``{"image", "label"}`` dicts, as
+    the data set readers give them), combined over all their query pixels. ``transform`` turns an ``H x W x 3``
+    uint8 image into the normalised ``3 x h x w`` tensor the model sees (e.g.
+    :class:`isanet.data.transforms.TestTransform`); the labels are read at the feature pixels' centres of the
+    original label map, so a resize by the transform does not matter. ``feature_size`` is ``(0, 0)`` when the
+    images gave different map sizes."""
+    device = next(model.parameters()).device
+    results = []
+    for index, sample in enumerate(samples):
+        captured = capture(model, transform(sample["image"])[None].to(device))
+        label = labels_at_features(sample["label"], captured.feature_size, captured.align_corners)
+        results.append(same_class_attention(captured, label, queries=queries, seed=seed + index))
+    return combine(results)

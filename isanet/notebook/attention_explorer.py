@@ -93,8 +93,9 @@ def _attention_cmap() -> ListedColormap:
 MAP_TITLES = {
     "long_range": "long range (step 1)",
     "short_range": "short range (step 2)",
-    "composed": "composed two-hop",
-    "dense": "dense (one softmax)",
+    "composed": "composed two-hop (weights only)",
+    # for an ISA model this is its own step-1 query/key applied to every pixel: a what-if, not a dense-trained model
+    "dense": "dense what-if (step-1 Q/K, all pixels)",
 }
 
 

@@ -8,7 +8,13 @@ import torch
 
 import isanet
 from isanet.analysis.probe import AttentionCapture, capture
-from isanet.analysis.same_class import labels_at_features, same_class_attention
+from isanet.analysis.same_class import (
+    combine,
+    labels_at_features,
+    same_class_attention,
+    same_class_over_images,
+)
+from isanet.data import transforms
 from isanet.io.checkpoint import random_state_dict
 from isanet.models.interlaced import ISAAttention, Partition
 
@@ -112,3 +118,30 @@ def test_a_real_capture_gives_fractions_and_averages_the_chosen_queries():
     everything = same_class_attention(captured, label, queries=None)
     assert everything.num_queries == int((labels_at_features(label, (11, 13)) != 255).sum())
     assert same_class_attention(captured, label, queries=40, seed=3) == result  # seeded: the same queries
+
+
+def test_combine_weights_each_measurement_by_its_queries():
+    zeros = torch.zeros(16, 2)
+    uniform = same_class_attention(hand_capture(query=zeros, key=zeros), HALVES, queries=None)  # 16 queries, 0.5
+    tokens = torch.nn.functional.one_hot(torch.as_tensor(HALVES.ravel()), 2).float() * 10
+    peaked = same_class_attention(hand_capture(query=tokens, key=tokens), HALVES, queries=4)  # 4 queries, 1.0
+    both = combine([uniform, peaked])
+    assert both.num_queries == 20 and both.feature_size == (4, 4)
+    assert both.maps["dense"].mass == pytest.approx((16 * 0.5 + 4 * 1.0) / 20)
+    assert both.maps["dense"].uniform == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="at least one"):
+        combine([])
+
+
+def test_over_images_reads_labels_of_the_original_size_after_a_resize():
+    model = isanet.ISANet(isanet.ISANetConfig.tiny()).eval()
+    rng = np.random.default_rng(0)
+    samples = [{"image": rng.integers(0, 255, (41, 64, 3), dtype=np.uint8),
+                "label": np.where(np.arange(64)[None, :] < 32, 1, 2).repeat(41, axis=0)} for _ in range(2)]
+    # keep-ratio resize into a (256, 64) box: 41 x 64 -> 64 x 100, an 8 x 13 feature map
+    transform = transforms.TestTransform((256, 64), (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+    result = same_class_over_images(model, samples, transform, queries=None)
+    assert result.feature_size == (8, 13) and result.num_queries == 2 * 8 * 13
+    # half the columns of each class at the feature size (6 of the 13 columns read class 1, 7 class 2): the dense map's
+    # uniform baseline is the class share, (7/13 * 7/13 + 6/13 * 6/13) averaged over the queries
+    assert result.maps["dense"].share == pytest.approx((7 * 7 + 6 * 6) / 13 ** 2)
