@@ -14,10 +14,11 @@ turns the impression into a number. For a query pixel ``p`` of class ``c`` and o
   class just because neighbours tend to share a class, whatever it learnt;
 * ``share``   = class ``c``'s share of the labelled map (the uniform baseline of a map over the whole map).
 
-Each is averaged over query pixels (every labelled pixel, or a seeded random subset). ``mass > uniform``
-means the *weights* prefer the query's class beyond where the map can look; ``mass == uniform`` means they do
-not. The query itself is one of the keys (as in the model). Labels are read at each feature pixel's centre,
-with the resize the model uses (:func:`isanet.analysis.probe.feature_to_image`).
+Each is averaged over query pixels (every labelled pixel, or a seeded random subset), and also per query class
+(:meth:`SameClassAttention.balanced`: every class counts once, so a large background does not decide alone).
+``mass > uniform`` means the *weights* prefer the query's class beyond where the map can look; ``mass ==
+uniform`` means they do not. The query itself is one of the keys (as in the model). Labels are read at each
+feature pixel's centre, with the resize the model uses (:func:`isanet.analysis.probe.feature_to_image`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 
 from isanet.analysis.probe import (
     AttentionCapture,
+    DenseSource,
     capture,
     composed_map,
     feature_to_image,
@@ -57,16 +59,43 @@ class ClassMass:
 
 @dataclass(frozen=True)
 class SameClassAttention:
-    """The same-class measurement of one capture: ``maps[name]`` for each map the capture has."""
+    """The same-class measurement: per query class, the sums of (mass, uniform, share) over its query pixels
+    for each map (``sums[class][map]``) and the number of those pixels (``counts[class]``).
 
-    maps: dict[str, ClassMass]
-    num_queries: int
+    :attr:`maps` averages over all query pixels (a frequent class, such as background, weighs most);
+    :meth:`balanced` averages each class first and then the classes, so every class counts once.
+    """
+
+    sums: dict[int, dict[str, tuple[float, float, float]]]
+    counts: dict[int, int]
     feature_size: tuple[int, int]
 
-    def table(self) -> str:
-        """The numbers as a small fixed-width table, one row per map."""
+    @property
+    def num_queries(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def maps(self) -> dict[str, ClassMass]:
+        """Each map's averages over all query pixels."""
+        names = [name for name in MAPS if any(name in by_map for by_map in self.sums.values())]
+        return {name: ClassMass(*(sum(self.sums[c][name][i] for c in self.sums) / self.num_queries
+                                  for i in range(3))) for name in names}
+
+    def by_class(self) -> dict[int, dict[str, ClassMass]]:
+        """Each query class's own averages."""
+        return {c: {name: ClassMass(*(v / self.counts[c] for v in triple)) for name, triple in by_map.items()}
+                for c, by_map in sorted(self.sums.items())}
+
+    def balanced(self) -> dict[str, ClassMass]:
+        """Each map's averages over the query classes, each class's average counting once."""
+        per_class = list(self.by_class().values())
+        return {name: ClassMass(*(sum(getattr(c[name], field) for c in per_class) / len(per_class)
+                                  for field in ("mass", "uniform", "share"))) for name in self.maps}
+
+    def table(self, balanced: bool = False) -> str:
+        """The numbers as a small fixed-width table, one row per map (``balanced``: class-balanced)."""
         lines = [f"{'map':>12}  {'on own class':>12}  {'uniform over keys':>17}  {'lift':>5}  {'class share':>11}"]
-        for name, value in self.maps.items():
+        for name, value in (self.balanced() if balanced else self.maps).items():
             lines.append(f"{name:>12}  {value.mass:12.3f}  {value.uniform:17.3f}  {value.lift:5.2f}  "
                          f"{value.share:11.3f}")
         return "\n".join(lines)
@@ -142,51 +171,55 @@ def same_class_attention(capture: AttentionCapture, label: np.ndarray, queries: 
     if queries is not None and queries < len(candidates):
         chosen = np.random.default_rng(seed).choice(len(candidates), size=queries, replace=False)
         candidates = candidates[np.sort(chosen)]
-    sums: dict[str, np.ndarray] = {}
+    sums: dict[int, dict[str, np.ndarray]] = {}
+    counts: dict[int, int] = {}
     for row, col in candidates:
-        own = (feature_label == feature_label[row, col]) & labelled
+        query_class = int(feature_label[row, col])
+        own = (feature_label == query_class) & labelled
+        counts[query_class] = counts.get(query_class, 0) + 1
+        by_map = sums.setdefault(query_class, {})
         for name, values in _maps_of(capture, int(row), int(col)).items():
             support = _support(name, capture, int(row), int(col), values.shape) & labelled
             total = values[labelled].sum()
             triple = np.array([values[own].sum() / total if total > 0 else 0.0,
                                (support & own).sum() / support.sum(),
                                own.sum() / labelled.sum()])
-            sums[name] = sums.get(name, 0.0) + triple
-    n = len(candidates)
-    maps = {name: ClassMass(*(float(v) for v in sums[name] / n)) for name in MAPS if name in sums}
-    return SameClassAttention(maps, n, tuple(capture.feature_size))
-
+            by_map[name] = by_map.get(name, 0.0) + triple
+    return SameClassAttention({c: {name: tuple(float(v) for v in triple) for name, triple in by_map.items()}
+                               for c, by_map in sums.items()}, counts, tuple(capture.feature_size))
 
 
 def combine(results: Iterable[SameClassAttention]) -> SameClassAttention:
-    """Several measurements (e.g. one per image) as one: each map's averages weighted by the number of queries,
-    so the result is the average over all their query pixels."""
+    """Several measurements (e.g. one per image) as one, as if their query pixels had been measured together."""
     results = list(results)
     if not results:
         raise ValueError("combine() needs at least one SameClassAttention")
-    total = sum(result.num_queries for result in results)
-    maps = {}
-    for name in results[0].maps:
-        parts = [(result.num_queries, result.maps[name]) for result in results]
-        maps[name] = ClassMass(*(sum(n * getattr(value, field) for n, value in parts) / total
-                                 for field in ("mass", "uniform", "share")))
+    sums: dict[int, dict[str, tuple[float, float, float]]] = {}
+    counts: dict[int, int] = {}
+    for result in results:
+        for c, by_map in result.sums.items():
+            counts[c] = counts.get(c, 0) + result.counts[c]
+            into = sums.setdefault(c, {})
+            for name, triple in by_map.items():
+                into[name] = tuple(a + b for a, b in zip(into.get(name, (0.0, 0.0, 0.0)), triple))
     sizes = {result.feature_size for result in results}
-    return SameClassAttention(maps, total, results[0].feature_size if len(sizes) == 1 else (0, 0))
+    return SameClassAttention(sums, counts, results[0].feature_size if len(sizes) == 1 else (0, 0))
 
 
 def same_class_over_images(model: torch.nn.Module, samples: Iterable[dict],
                            transform: Callable[[np.ndarray], torch.Tensor], queries: int | None = 256,
-                           seed: int = 0) -> SameClassAttention:
+                           seed: int = 0, dense_block: DenseSource = "auto") -> SameClassAttention:
     """:func:`same_class_attention` of ``model`` over labelled ``samples`` (``{"image", "label"}`` dicts, as
     the data set readers give them), combined over all their query pixels. ``transform`` turns an ``H x W x 3``
     uint8 image into the normalised ``3 x h x w`` tensor the model sees (e.g.
     :class:`isanet.data.transforms.TestTransform`); the labels are read at the feature pixels' centres of the
-    original label map, so a resize by the transform does not matter. ``feature_size`` is ``(0, 0)`` when the
-    images gave different map sizes."""
+    original label map, so a resize by the transform does not matter. ``dense_block`` picks the dense map as
+    :func:`isanet.analysis.probe.capture` does. ``feature_size`` is ``(0, 0)`` when the images gave different
+    map sizes."""
     device = next(model.parameters()).device
     results = []
     for index, sample in enumerate(samples):
-        captured = capture(model, transform(sample["image"])[None].to(device))
+        captured = capture(model, transform(sample["image"])[None].to(device), dense_block)
         label = labels_at_features(sample["label"], captured.feature_size, captured.align_corners)
         results.append(same_class_attention(captured, label, queries=queries, seed=seed + index))
     return combine(results)

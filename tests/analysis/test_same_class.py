@@ -76,6 +76,11 @@ def test_dense_uniform_weights_with_ignored_pixels_give_the_class_share():
     dense = result.maps["dense"]
     assert dense.mass == pytest.approx(5 / 9) and dense.uniform == pytest.approx(5 / 9)
     assert dense.share == pytest.approx(5 / 9)
+    # per class: class 0 queries see 4/12, class 1 queries 8/12; balanced = their plain mean (1/3 + 2/3) / 2
+    by_class = result.by_class()
+    assert result.counts == {0: 4, 1: 8}
+    assert by_class[0]["dense"].mass == pytest.approx(1 / 3) and by_class[1]["dense"].mass == pytest.approx(2 / 3)
+    assert result.balanced()["dense"].mass == pytest.approx(0.5) and result.balanced()["dense"].lift == pytest.approx(1)
 
 
 def test_dense_keys_that_match_the_class_put_all_weight_on_it():
@@ -127,6 +132,7 @@ def test_combine_weights_each_measurement_by_its_queries():
     peaked = same_class_attention(hand_capture(query=tokens, key=tokens), HALVES, queries=4)  # 4 queries, 1.0
     both = combine([uniform, peaked])
     assert both.num_queries == 20 and both.feature_size == (4, 4)
+    assert both.counts == {0: uniform.counts[0] + peaked.counts[0], 1: uniform.counts[1] + peaked.counts[1]}
     assert both.maps["dense"].mass == pytest.approx((16 * 0.5 + 4 * 1.0) / 20)
     assert both.maps["dense"].uniform == pytest.approx(0.5)
     with pytest.raises(ValueError, match="at least one"):
