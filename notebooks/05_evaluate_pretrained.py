@@ -18,6 +18,18 @@
 # mmsegmentation's `tools/test.py` does, and put the measured mIoU next to the published one — with a
 # per-class IoU chart and predictions drawn in each data set's palette.
 #
+# **You will learn**
+#
+# 1. the three numbers every segmentation paper reports — mIoU, mAcc, aAcc — as formulas over a confusion
+#    matrix, and how `isanet.evaluation.metrics.SegMetrics` computes them (mmseg's `IoUMetric`, to the rounding);
+# 2. which classes enter a mean (a class absent from both labels and predictions has no IoU);
+# 3. mmseg's test path: keep-ratio resize into the test scale, whole or sliding-window inference, logits
+#    resized back to the label's size;
+# 4. when a measured number may be put next to a published one, and when it must be labelled *not comparable*.
+#
+# **Prerequisites:** what a semantic label map is (one class id per pixel, 255 = ignore); notebook 04's
+# prediction path helps but is not required.
+#
 # **What you need for real numbers** (both are large, so they are not part of the kit):
 #
 # * weights: `isanet download isanet_r50-d8_4xb2-40k_cityscapes-512x1024 --dir data/checkpoints` and
@@ -28,7 +40,8 @@
 #   set the roots below.
 #
 # Without them the notebook still runs end to end: on small **synthetic** samples in the real layouts and with
-# **random-weights** checkpoints in the real format. It labels every such number as *not comparable*.
+# **random-weights** checkpoints in the real format. Such numbers measure nothing about ISANet (a random model
+# predicts a few classes everywhere); the notebook labels every one of them *not comparable*.
 
 # %% tags=["parameters"]
 # Parameters. Relative paths are taken from the repository root.
@@ -53,11 +66,12 @@ THREADS = None                # torch CPU threads; None: 1 when QUICK (steady on
 import time
 from dataclasses import replace
 
+import numpy as np
 from IPython.display import display
 
 from isanet.data.datasets import build_dataset
 from isanet.evaluation.evaluate import EvalSettings, evaluate
-from isanet.evaluation.metrics import format_table
+from isanet.evaluation.metrics import SegMetrics, format_table
 from isanet.io.checkpoint import load_model
 from isanet.models.zoo import get_entry, short_dataset_name
 from isanet.notebook.plots import plot_per_class_iou, plot_predictions
@@ -76,6 +90,57 @@ quick = quick_mode(QUICK)
 device = configure_torch(DEVICE, THREADS, quick)
 downloaded = find_zoo_checkpoints(resolve_path(CHECKPOINT_DIR, ROOT))
 print(f"device {device}; published checkpoints found in {CHECKPOINT_DIR}: {sorted(downloaded) or 'none'}")
+
+# %% [markdown]
+# ## The metrics as formulas
+#
+# Over the whole validation set (not per image), count the labelled pixels ($y \neq 255$) in a $K \times K$
+# confusion matrix $C$: $C_{ij}$ = pixels of label class $i$ predicted as class $j$. Then, per class $k$,
+#
+# $$\mathrm{IoU}_k = \frac{C_{kk}}{\sum_j C_{kj} + \sum_i C_{ik} - C_{kk}}
+# = \frac{|\text{pred}_k \cap \text{label}_k|}{|\text{pred}_k \cup \text{label}_k|}, \qquad
+# \mathrm{Acc}_k = \frac{C_{kk}}{\sum_j C_{kj}},$$
+#
+# and the summaries
+#
+# $$\mathrm{mIoU} = \frac{1}{|K_U|} \sum_{k \in K_U} \mathrm{IoU}_k, \qquad
+# \mathrm{mAcc} = \frac{1}{|K_L|} \sum_{k \in K_L} \mathrm{Acc}_k, \qquad
+# \mathrm{aAcc} = \frac{\sum_k C_{kk}}{\sum_{i,j} C_{ij}},$$
+#
+# where $K_U$ are the classes with a non-empty union (in the labels *or* the predictions) and $K_L$ those present
+# in the labels: a class nobody drew and nobody predicted has no IoU (NaN) and is left out, one that is predicted
+# but never labelled has IoU 0 and counts. In the code, `SegMetrics.update(pred, label)` adds to `confusion`
+# (rows = label, columns = prediction) and to `areas` = (intersect $C_{kk}$, union, pred area $\sum_i C_{ik}$, label
+# area $\sum_j C_{kj}$); `compute()` takes the NaN-mean and rounds to two decimals in percent, as mmseg's
+# `IoUMetric` does. A worked example with three classes, by hand and by `SegMetrics`:
+
+# %%
+toy_label = np.array([[0, 0, 1, 1],
+                  [0, 0, 1, 1],
+                  [255, 255, 1, 1]])          # class 2 is never labelled; 255 = ignore
+toy_pred = np.array([[0, 1, 1, 1],
+                 [0, 0, 2, 1],
+                 [2, 2, 1, 1]])
+metrics = SegMetrics(num_classes=3)
+metrics.update(toy_pred, toy_label)
+confusion = metrics.confusion
+intersect, label_area, pred_area = np.diag(confusion), confusion.sum(1), confusion.sum(0)
+with np.errstate(invalid="ignore"):
+    iou, acc = intersect / (label_area + pred_area - intersect), intersect / label_area
+by_hand = {"mIoU": np.nanmean(iou) * 100, "mAcc": np.nanmean(acc) * 100,
+           "aAcc": intersect.sum() / confusion.sum() * 100}
+computed = metrics.compute()
+print(f"confusion (rows label 0..2, columns prediction 0..2):\n{confusion}")
+print(f"IoU per class {np.round(iou * 100, 2)}, Acc per class {np.round(acc * 100, 2)} (nan: not in the labels)")
+for key, value in by_hand.items():
+    print(f"{key}: by hand {value:.2f}, SegMetrics {computed[key]:.2f}")
+    assert round(value, 2) == computed[key]
+
+# %% [markdown]
+# Class 2 is predicted on one labelled pixel but never labelled: its IoU is $0/1 = 0$ and it pulls the mIoU
+# down, while its Acc is undefined and mAcc ignores it. The two ignored pixels (255) count nowhere, although
+# they were predicted as class 2 too: they are dropped before counting, whatever is predicted
+# there. A random-weights model, which predicts a few classes all over the picture, is punished the same way.
 
 # %% [markdown]
 # ## One evaluation, step by step
@@ -212,3 +277,81 @@ for run in (cityscapes, ade20k):
     label = "comparable" if run["comparable"] else f"NOT COMPARABLE: {', '.join(run['reasons'])}"
     print(f"{run['entry']['dataset']:>10}  measured {run['result']['mIoU']:6.2f}  published {run['published']:6.2f}"
           f"  ({label})")
+
+# %% [markdown]
+# With published weights and full validation sets the two columns agree to the rounding; with the synthetic
+# sample or random weights the measured numbers only show that the evaluation path runs.
+#
+# ## Summary
+#
+# * mIoU, mAcc and aAcc are read off one confusion matrix accumulated over the whole validation set:
+#   $\mathrm{IoU}_k = C_{kk} / (\text{label}_k + \text{pred}_k - C_{kk})$, averaged over the classes that occur.
+# * `SegMetrics` is mmseg's `IoUMetric` (its rounding included); `evaluate` adds mmseg's test path
+#   (`EvalSettings`: scale, mode, normalisation, ms+flip).
+# * A measured mIoU is comparable with a published one only with the published weights, the full validation
+#   set and the same test settings; every other number here is labelled *not comparable*.
+#
+# ## Exercises
+#
+# 1. **(easy)** In the worked example, relabel the two ignored pixels as class 0: which numbers change, and why?
+# 2. **(easy)** A model predicts the most frequent class everywhere. Write its mIoU and aAcc for a map that is
+#    75 % class 0 and 25 % class 1, by hand, and check with `SegMetrics`.
+# 3. **(medium)** Why can the mIoU over a subset of images (`LIMIT`) not be averaged image by image to give the
+#    data set's mIoU? Show it with two small images.
+# 4. **(hard)** Recompute the Cityscapes run's mIoU from its per-class IoU values, leaving out the NaN classes,
+#    and say which classes the random or sample run never saw.
+#
+# Solutions follow (collapsed: click the bar on the left of a cell to open it).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 1: the ignored pixels become labelled class 0 (both were predicted as class 2)
+relabelled = np.where(toy_label == 255, 0, toy_label)
+again = SegMetrics(num_classes=3)
+again.update(toy_pred, relabelled)
+print(f"before: {({k: computed[k] for k in ('mIoU', 'mAcc', 'aAcc')})}")
+print(f"after:  {({k: again.compute()[k] for k in ('mIoU', 'mAcc', 'aAcc')})}")
+print("two more labelled pixels, both wrong: class 0 grows in label area (its IoU and Acc fall) and aAcc falls")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 2: predict the majority class everywhere
+truth = np.zeros((4, 4), dtype=np.int64)
+truth[:1] = 1                                   # 4 of 16 pixels are class 1
+majority = SegMetrics(num_classes=2)
+majority.update(np.zeros_like(truth), truth)
+# by hand: IoU_0 = 12 / 16, IoU_1 = 0 / 4 -> mIoU = 37.5; aAcc = 12 / 16 = 75
+print(majority.compute()["mIoU"], majority.compute()["aAcc"])
+assert (majority.compute()["mIoU"], majority.compute()["aAcc"]) == (37.5, 75.0)
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 3: mIoU pools the counts; a mean of per-image mIoUs weighs a small image like a large one
+big, small = np.zeros((10, 10), dtype=np.int64), np.ones((1, 2), dtype=np.int64)
+big_pred, small_pred = big.copy(), np.array([[1, 0]])
+per_image = []
+pooled = SegMetrics(num_classes=2)
+for truth_map, guess in ((big, big_pred), (small, small_pred)):
+    one = SegMetrics(num_classes=2)
+    one.update(guess, truth_map)
+    per_image.append(one.compute()["mIoU"])
+    pooled.update(guess, truth_map)
+print(f"per image {per_image} -> mean {np.mean(per_image):.2f}; pooled over both {pooled.compute()['mIoU']:.2f}")
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 4: the mean of the per-class IoUs with the NaN classes left out
+values = np.array(list(cityscapes["result"]["IoU"].values()), dtype=float)
+print(f"mean of {int(np.isfinite(values).sum())} finite IoUs = {np.nanmean(values):.2f}, "
+      f"reported mIoU {cityscapes['result']['mIoU']:.2f}")
+print("never seen (IoU NaN):", [name for name, v in cityscapes["result"]["IoU"].items() if not np.isfinite(v)])
+assert abs(np.nanmean(values) - cityscapes["result"]["mIoU"]) < 0.01  # mean of rounded values vs rounded mean
+
+# %% [markdown]
+# ## Further reading
+#
+# * Huang et al., *Interlaced Sparse Self-Attention for Semantic Segmentation*,
+#   [arXiv:1907.12273](https://arxiv.org/abs/1907.12273): the experiments section (Cityscapes, ADE20K, and the
+#   single-scale / multi-scale + flip protocol behind the published numbers).
+# * mmsegmentation `mmseg/evaluation/metrics/iou_metric.py` (`IoUMetric`) and `configs/isanet/` (the checkpoints
+#   and their test settings); mmseg `mmseg/models/decode_heads/isa_head.py` and openseg.pytorch
+#   `lib/models/modules/isa_block.py` for the head being evaluated.
+# * Everingham et al., *The PASCAL Visual Object Classes Challenge* (IJCV 2010): where the IoU measure comes from;
+#   Cordts et al., *The Cityscapes Dataset*, [arXiv:1604.01685](https://arxiv.org/abs/1604.01685); Zhou et al.,
+#   *Scene Parsing through ADE20K Dataset* (CVPR 2017).

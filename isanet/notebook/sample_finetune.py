@@ -95,13 +95,15 @@ def training_step_peak_bytes(model: torch.nn.Module, batch_size: int, crop_size:
                              num_classes: int, device: str = "cpu") -> int:
     """Peak bytes of one forward + backward of ``model`` in train mode on a random batch of the given size
     (:func:`isanet.analysis.memory.peak_memory`: exact live tensor bytes on CPU, the allocator's peak on CUDA).
-    The weights' gradients are cleared afterwards; the model's mode is restored."""
+    Gradients are cleared before (so their storage counts, as in a training step that zeroes with
+    ``set_to_none``, the trainer's way) and after; the model's mode is restored."""
     from isanet.analysis.memory import peak_memory
 
     images = torch.randn(batch_size, 3, *crop_size, device=device)
     labels = torch.randint(0, num_classes, (batch_size, *crop_size), device=device)
     was_training = model.training
     model.train()
+    model.zero_grad(set_to_none=True)
 
     def step() -> None:
         outputs = model(images)
