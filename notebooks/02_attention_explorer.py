@@ -69,7 +69,7 @@ THREADS = None           # CPU threads; None: 1 under a test runner (steady on b
 #
 # $$\text{composed}[p, r] \;=\; \sum_{q} A_S[p, q]\, A_L[q, r] \;=\; (A_S A_L)[p, r]$$
 #
-# (`isanet.analysis.probe.composed_map`; all rows at once: `affinity_matrices` then `A_S @ A_L`). For a given
+# (`isanet.analysis.probe.composed_map`; all rows at once: `attention_matrices` then `A_S @ A_L`). For a given
 # $r$ only one $q$ is both in $p$'s block and in $r$'s group (the member of $p$'s block with $r$'s offset), so the
 # sum has one term, and it is never zero: every pixel reaches every other in two hops.
 #
@@ -91,13 +91,13 @@ import numpy as np
 import torch
 
 from isanet import ISANet
-from isanet.analysis.probe import affinity_matrices, composed_map
+from isanet.analysis.probe import composed_map
 from isanet.analysis.same_class import same_class_over_images
 from isanet.data.datasets import build_dataset
 from isanet.data.transforms import TestTransform, rescale_size, resize_image
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS
 from isanet.io.checkpoint import load_model
-from isanet.models.interlaced import Partition
+from isanet.models.interlaced import Partition, attention_matrices
 from isanet.notebook.attention_explorer import AttentionExplorer, model_choices
 from isanet.notebook.plots import IMAGENET_MEAN, IMAGENET_STD
 from isanet.notebook.sample_finetune import FULL_ITERS, QUICK_ITERS, sample_trained_checkpoint
@@ -186,14 +186,14 @@ for name in ("long_range", "short_range", "composed", "dense"):
 #
 # ## The matrix view: two sparse factors, a full product
 #
-# `affinity_matrices` lays the captured weights out as the paper's $A_L$ and $A_S$, $N \times N$ over the padded
+# `attention_matrices` lays the captured weights out as the paper's $A_L$ and $A_S$, $N \times N$ over the padded
 # map, so we can count their non-zeros and multiply them. The random-weights R-50 runs at the explorer's size;
 # its feature map is small enough for $N \times N$ matrices.
 
 # %%
 capture_now = explorer.capture
 p = capture_now.isa.partition
-long_range, short_range = affinity_matrices(capture_now.isa)
+long_range, short_range = attention_matrices(capture_now.isa)
 product = short_range @ long_range
 n = p.padded_h * p.padded_w
 print(f"padded map {p.padded_h}x{p.padded_w} = {n} pixels; P = down_factor = ({p.loc_h}, {p.loc_w}), "

@@ -5,8 +5,7 @@ from a real forward pass (random weights, trained ones or a zoo checkpoint) and 
 
 * ``long_range``: the pixel's weights over its long-range group (one pixel per block, stride ``loc``);
 * ``short_range``: its weights over its own ``loc_h x loc_w`` block;
-* ``composed``: the two-hop map over the whole padded map (row ``p`` of ``A_S @ A_L``, the product of the
-  two sparse affinity matrices of :func:`affinity_matrices`). The pixel ``p`` (a query of the second stage)
+* ``composed``: the two-hop map over the whole padded map. The pixel ``p`` (a query of the second stage)
   reads each member ``q`` of its block, and ``q`` had read its long-range group in the first stage, so
   ``composed[r] = sum_q short[p, q] * long[q, r]``. Every ``r`` lies in the long-range group of exactly one
   ``q`` of the block (the member with ``r``'s in-block offset), so the sum has one term and the map is
@@ -136,28 +135,6 @@ def composed_map(attention: ISAAttention, row: int, col: int, image_index: int =
     short_row = attention.short_range[image_index, block, offset]    # over the block's members (offsets)
     long_rows = attention.long_range[image_index, :, block]           # member `offset` of each group -> blocks
     return _place(short_row[:, None] * long_rows, p)
-
-
-def affinity_matrices(attention: ISAAttention, image_index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's two sparse affinity matrices ``(A_L, A_S)``, each ``N x N`` over the padded map's ``N``
-    pixels in row-major order: ``A_L[q, r]`` is pixel ``q``'s first-stage (long-range) weight on ``r``, zero
-    unless they share an in-block offset; ``A_S[p, q]`` its second-stage (short-range) weight, zero unless they
-    share a block. ISA mixes values as ``A_S (A_L V)``, so ``A_S @ A_L`` is the composed map of every pixel at
-    once (its row ``p`` is :func:`composed_map`). Dense ``N x N``: for small maps and teaching only."""
-    p = attention.partition
-    groups, blocks = p.num_long_range_groups, p.num_short_range_groups
-    ids = _place(torch.arange(groups * blocks).reshape(groups, blocks), p).flatten()  # padded pixel -> id
-    position = torch.empty_like(ids)
-    position[ids] = torch.arange(ids.numel())                  # id = offset * blocks + block -> padded pixel
-    where = position.reshape(groups, blocks)                    # [offset, block] -> padded pixel
-    n = p.padded_h * p.padded_w
-    long_range = attention.long_range[image_index].new_zeros(n, n)
-    short_range = attention.short_range[image_index].new_zeros(n, n)
-    # long range: group = offset o, members = blocks; short range: group = block b, members = offsets
-    long_range[where[:, :, None], where[:, None, :]] = attention.long_range[image_index]            # o x B x B
-    rows, cols = where.t()[:, :, None], where.t()[:, None, :]                                      # b x G x G
-    short_range[rows, cols] = attention.short_range[image_index]
-    return long_range, short_range
 
 
 def recompute_isa_context(x: torch.Tensor, attention: ISAAttention, global_relation: SelfAttentionBlock,

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 import isanet
 from isanet.analysis.probe import (
     AttentionCapture,
-    affinity_matrices,
     capture,
     composed_map,
     feature_to_image,
@@ -215,23 +214,3 @@ def test_plot_partition_draws_both_groupings(captured):
     figure = plot_partition(p, pixel=(3, 5))
     assert [axis.get_title() for axis in figure.axes] == [
         f"long-range groups ({p.num_long_range_groups})", f"short-range blocks ({p.num_short_range_groups})"]
-
-
-def test_affinity_matrices_are_the_sparse_factors_of_the_composed_map(captured):
-    attention = captured.isa
-    p = attention.partition
-    long_range, short_range = affinity_matrices(attention)
-    n = p.padded_h * p.padded_w
-    assert long_range.shape == short_range.shape == (n, n)
-    torch.testing.assert_close(long_range.sum(1), torch.ones(n))  # every row is one softmax
-    torch.testing.assert_close(short_range.sum(1), torch.ones(n))
-    # the sparsity patterns by geometry: same in-block offset (long range), same block (short range)
-    ys, xs = torch.arange(n) // p.padded_w, torch.arange(n) % p.padded_w
-    same_offset = ((ys[:, None] % p.loc_h == ys[None] % p.loc_h) & (xs[:, None] % p.loc_w == xs[None] % p.loc_w))
-    same_block = ((ys[:, None] // p.loc_h == ys[None] // p.loc_h) & (xs[:, None] // p.loc_w == xs[None] // p.loc_w))
-    assert torch.equal(long_range > 0, same_offset) and torch.equal(short_range > 0, same_block)
-    product = short_range @ long_range
-    assert bool((product > 0).all())  # two sparse factors, a product with no zero
-    for row, col in ((0, 0), (3, 5), (10, 12)):
-        pixel = (row + p.pad_top) * p.padded_w + col + p.pad_left
-        torch.testing.assert_close(product[pixel].reshape(p.padded_h, p.padded_w), composed_map(attention, row, col))
