@@ -316,20 +316,16 @@ if quick:
 #   approximates influence (rollout); projections and conv-BN-ReLU in between are left out.
 # * The dense panel is a what-if with the ISA model's own step-1 projections, not a dense-trained model.
 # * "Attends to its own class" is a measurable claim: mass on the class against the uniform share of the keys.
-#
+
+# %% [markdown]
 # ## Exercises
 #
+# Four exercises, easy to hard. Each is followed by its worked solution, collapsed: click the bar on the
+# left of the cell (or the three dots) to open it.
+
+# %% [markdown]
 # 1. **(easy)** For the explorer's feature map, compute by hand the padding, $Q$ and the number of keys a pixel
 #    reads in each step and in dense attention; check with `Partition`.
-# 2. **(easy)** For the pixel shown, find the one $q$ that carries $\text{composed}[p, r]$ for $r$ = the top-left
-#    pixel, and check $A_S[p, q]\,A_L[q, r]$ equals the composed weight.
-# 3. **(medium)** Which map of the sample-trained model prefers its class most *relative to its baseline*
-#    (class-balanced), and which puts the most raw mass on it? Why can those differ?
-# 4. **(hard)** Measure the same-class mass of a different "dense what-if": the model's step-2 projections
-#    (`local_relation`) applied to all pixels (`dense_block=` argument). Does it prefer the class more or less
-#    than the step-1 what-if?
-#
-# Solutions follow (collapsed: click the bar on the left of a cell to open it).
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 1: padding, Q and key counts of the explorer's feature map
@@ -341,6 +337,10 @@ by_hand = Partition(h, w, loc_h, loc_w)
 assert (by_hand.glb_h, by_hand.glb_w, by_hand.padded_h - h, by_hand.padded_w - w) == (glb_h, glb_w, pad_h, pad_w)
 print(f"{h}x{w} map, P = ({loc_h}, {loc_w}): pad {pad_h} rows and {pad_w} columns, Q = ({glb_h}, {glb_w}); "
       f"keys: step 1 {glb_h * glb_w}, step 2 {loc_h * loc_w}, dense {h * w}")
+
+# %% [markdown]
+# 2. **(easy)** For the pixel shown, find the one $q$ that carries $\text{composed}[p, r]$ for $r$ = the top-left
+#    pixel, and check $A_S[p, q]\,A_L[q, r]$ equals the composed weight.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 2: the one q of p's block that shares r's in-block offset
@@ -354,6 +354,10 @@ print(f"q = ({q_y}, {q_x}); A_S[p, q] A_L[q, r] = {float(term):.3e}, composed[p,
       f"{float(product[p_id, r_id]):.3e}")
 assert torch.isclose(term, product[p_id, r_id])
 
+# %% [markdown]
+# 3. **(medium)** Which map of the sample-trained model prefers its class most *relative to its baseline*
+#    (class-balanced), and which puts the most raw mass on it? Why can those differ?
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 3: largest lift vs largest raw mass
 measured = same_class[f"sample-trained ({sample_iters} it)"].balanced()
@@ -363,6 +367,11 @@ print(f"largest lift: {by_lift} (x{measured[by_lift].lift:.2f}); largest raw mas
       f"({measured[by_mass].mass:.2f})")
 print("they can differ because the raw mass also counts where a map is allowed to look: a block is mostly one "
       "class, so the short-range map scores high raw mass even with uniform weights")
+
+# %% [markdown]
+# 4. **(hard)** Measure the same-class mass of a different "dense what-if": the model's step-2 projections
+#    (`local_relation`) applied to all pixels (`dense_block=` argument). Does it prefer the class more or less
+#    than the step-1 what-if?
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 4: the step-2 projections as the dense what-if

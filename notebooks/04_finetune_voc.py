@@ -290,19 +290,15 @@ else:
 #   nothing.
 # * At small feature maps the attention is not what costs memory; the $(HW)^2$ of dense attention shows from
 #   a few thousand pixels of feature map on.
-#
+
+# %% [markdown]
 # ## Exercises
 #
+# Four exercises, easy to hard. Each is followed by its worked solution, collapsed: click the bar on the
+# left of the cell (or the three dots) to open it.
+
+# %% [markdown]
 # 1. **(easy)** Compute $\eta(150)$ for $T = 300$, $\eta_0 = 0.05$ by hand and check it with `poly_lr`.
-# 2. **(easy)** How many parameters does each context module add over the no-context head? Explain the
-#    numbers from the blocks each head has.
-# 3. **(medium)** From the formula, how many bytes is one float32 dense affinity at a 64-px, 256-px and 512-px
-#    crop (feature maps at 1/8)? Measure the training-step peak of the ISA and the dense head at 64 px and
-#    128 px and see whether the difference follows.
-# 4. **(hard)** Run the comparison for a second seed (quick settings keep it short here; use 300 iterations on
-#    your own) and compute each head's spread. What would you need to claim that one head is better?
-#
-# Solutions follow (collapsed: click the bar on the left of a cell to open it).
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 1: the poly learning rate half-way
@@ -310,6 +306,10 @@ eta0, eta_min, total, step = 0.05, 1e-4, 300, 150
 by_hand = (eta0 - eta_min) * (1 - step / total) ** 0.9 + eta_min
 print(f"by hand {by_hand:.6f}, poly_lr {poly_lr(step, total, eta0):.6f}")
 assert abs(by_hand - poly_lr(step, total, eta0)) < 1e-12
+
+# %% [markdown]
+# 2. **(easy)** How many parameters does each context module add over the no-context head? Explain the
+#    numbers from the blocks each head has.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 2: parameters of the context modules
@@ -321,6 +321,11 @@ channels = ISANetConfig.tiny().channels
 assert counts["dense"] - counts["none"] - block == channels ** 2  # the out_conv's 1x1 weight: 2C x C, not C x C
 print(f"dense adds {counts['dense'] - counts['none']} = one block {block} + C^2 = {channels ** 2} (out_conv reads "
       "[context, x], 2C channels, where the no-context out_conv reads C)")
+
+# %% [markdown]
+# 3. **(medium)** From the formula, how many bytes is one float32 dense affinity at a 64-px, 256-px and 512-px
+#    crop (feature maps at 1/8)? Measure the training-step peak of the ISA and the dense head at 64 px and
+#    128 px and see whether the difference follows.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 3: dense affinity bytes from the formula, and a measurement at two crops
@@ -335,6 +340,10 @@ for crop in (64, 128):
     print(f"crop {crop}: step peak ISA {peaks[crop, 'isa'] / 2**20:.1f} MiB, dense {peaks[crop, 'dense'] / 2**20:.1f}"
           f" MiB (dense - ISA {(peaks[crop, 'dense'] - peaks[crop, 'isa']) / 2**20:+.2f} MiB)")
 print("below a few MiB of affinity the backbone sets the peak, so the difference does not follow the formula yet")
+
+# %% [markdown]
+# 4. **(hard)** Run the comparison for a second seed (quick settings keep it short here; use 300 iterations on
+#    your own) and compute each head's spread. What would you need to claim that one head is better?
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 4: a second seed and the spread per head

@@ -290,18 +290,15 @@ for run in (cityscapes, ade20k):
 #   (`EvalSettings`: scale, mode, normalisation, ms+flip).
 # * A measured mIoU is comparable with a published one only with the published weights, the full validation
 #   set and the same test settings; every other number here is labelled *not comparable*.
-#
+
+# %% [markdown]
 # ## Exercises
 #
+# Four exercises, easy to hard. Each is followed by its worked solution, collapsed: click the bar on the
+# left of the cell (or the three dots) to open it.
+
+# %% [markdown]
 # 1. **(easy)** In the worked example, relabel the two ignored pixels as class 0: which numbers change, and why?
-# 2. **(easy)** A model predicts the most frequent class everywhere. Write its mIoU and aAcc for a map that is
-#    75 % class 0 and 25 % class 1, by hand, and check with `SegMetrics`.
-# 3. **(medium)** Why can the mIoU over a subset of images (`LIMIT`) not be averaged image by image to give the
-#    data set's mIoU? Show it with two small images.
-# 4. **(hard)** Recompute the Cityscapes run's mIoU from its per-class IoU values, leaving out the NaN classes,
-#    and say which classes the random or sample run never saw.
-#
-# Solutions follow (collapsed: click the bar on the left of a cell to open it).
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 1: the ignored pixels become labelled class 0 (both were predicted as class 2)
@@ -312,6 +309,10 @@ print(f"before: {({k: computed[k] for k in ('mIoU', 'mAcc', 'aAcc')})}")
 print(f"after:  {({k: again.compute()[k] for k in ('mIoU', 'mAcc', 'aAcc')})}")
 print("two more labelled pixels, both wrong: class 0 grows in label area (its IoU and Acc fall) and aAcc falls")
 
+# %% [markdown]
+# 2. **(easy)** A model predicts the most frequent class everywhere. Write its mIoU and aAcc for a map that is
+#    75 % class 0 and 25 % class 1, by hand, and check with `SegMetrics`.
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 2: predict the majority class everywhere
 truth = np.zeros((4, 4), dtype=np.int64)
@@ -321,6 +322,10 @@ majority.update(np.zeros_like(truth), truth)
 # by hand: IoU_0 = 12 / 16, IoU_1 = 0 / 4 -> mIoU = 37.5; aAcc = 12 / 16 = 75
 print(majority.compute()["mIoU"], majority.compute()["aAcc"])
 assert (majority.compute()["mIoU"], majority.compute()["aAcc"]) == (37.5, 75.0)
+
+# %% [markdown]
+# 3. **(medium)** Why can the mIoU over a subset of images (`LIMIT`) not be averaged image by image to give the
+#    data set's mIoU? Show it with two small images.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 3: mIoU pools the counts; a mean of per-image mIoUs weighs a small image like a large one
@@ -334,6 +339,10 @@ for truth_map, guess in ((big, big_pred), (small, small_pred)):
     per_image.append(one.compute()["mIoU"])
     pooled.update(guess, truth_map)
 print(f"per image {per_image} -> mean {np.mean(per_image):.2f}; pooled over both {pooled.compute()['mIoU']:.2f}")
+
+# %% [markdown]
+# 4. **(hard)** Recompute the Cityscapes run's mIoU from its per-class IoU values, leaving out the NaN classes,
+#    and say which classes the random or sample run never saw.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 4: the mean of the per-class IoUs with the NaN classes left out

@@ -24,7 +24,8 @@ EXPECTED = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_d
 PAIRS = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
 #: Notebooks that must teach with the full structure: a "You will learn" list, Summary, Exercises with hidden,
 #: executed solution cells, Further reading. Any other notebook with an "## Exercises" section is checked too.
-WITH_EXERCISES = ("01_interlaced_partitions", "03_memory_vs_dense")
+WITH_EXERCISES = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "04_finetune_voc",
+                  "05_evaluate_pretrained")
 EXERCISE_ITEM = re.compile(r"^\d+\. ", re.MULTILINE)
 
 
