@@ -6,6 +6,9 @@ says what these heads do on this toy task, nothing about ISANet on Pascal VOC. R
 the spread over seeds of one head before reading a difference between heads.
 
     .venv/bin/python benchmarks/compare_heads_sample.py --seeds 0 1 2 --threads 1
+
+Measured (shared 2-core CPU, one thread, 300 iterations, 2424 s): mIoU ISA 95.95 / 47.68 / 78.65, dense
+97.65 / 76.65 / 91.62, none 97.69 / 73.68 / 89.56 for seeds 0 / 1 / 2 (table in benchmarks/README.md).
 """
 
 from __future__ import annotations
