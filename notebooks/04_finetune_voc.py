@@ -261,8 +261,8 @@ print(f"ISA is cheaper from a {break_even_side(head_config.channels, head_config
 # %% [markdown]
 # At the experiment's 8 x 8 maps one 8 x 8 block covers the whole map: the short-range step already is dense
 # attention, and the long-range step (groups of one pixel) adds a second set of projections, so ISA costs more
-# than dense here (the ratio printed). The factorisation pays only from the printed side on. The comparison below is therefore about what
-# the heads *learn*, not about ISA's savings.
+# than dense here (the ratio printed). The factorisation pays only from the printed side on. The comparison
+# below is therefore about what the heads *learn*, not about ISA's savings.
 #
 # `compare_heads` runs the sample fine-tune once per head (and seed) with **equal** data, iterations and
 # settings, and reports the validation mIoU, the median step time (compute only) and the peak memory of one
