@@ -46,6 +46,7 @@ SAME_CLASS_QUERIES = 256  # query pixels per image (a seeded random subset; None
 QUICK = None             # None: tiny settings when run by a test runner (pytest --nbmake, CI)
 DEVICE = "auto"          # "cpu", "cuda" or "auto"
 THREADS = None           # CPU threads; None: 1 under a test runner (steady on busy shared CPUs), else the default
+EXPLORER_PAGE = "data/pages/attention_explorer.html"  # where the standalone page (no kernel needed) is saved
 
 # %% [markdown]
 # ## The formulas, and their names in the code
@@ -248,6 +249,31 @@ explorer.model_menu.value = first  # the explorer above shows the first model ag
 # weights means their maps are close to uniform at this pixel: each panel's own colour scale stretches tiny
 # differences, so do not read the random panels' bright spots as preferences. The explorer above is back on its
 # first model; choose the sample-trained one in its menu and click around to see its maps.
+
+# %% [markdown]
+# ## Take it with you: a standalone page
+#
+# `explorer.save_html(path)` writes what the explorer shows for the current model into **one HTML file** that
+# opens from disk in any browser — no kernel, no network — and answers clicks and arrow keys by itself. It can
+# do that because ISA's attention is small: the file carries *all* of it, the `HW·(glb_h·glb_w + loc_h·loc_w)`
+# weights of the two steps (each softmax row stored as `uint8` steps of its maximum), and computes the composed
+# map in the page. Dense attention's `(HW)²` affinity would not fit, so the page stores its queries and keys
+# (`float16`) and forms the clicked row with one softmax. (`isanet attention IMAGE --model NAME --out page.html`
+# does the same for any picture from the command line.)
+
+# %%
+page = resolve_path(EXPLORER_PAGE, ROOT)
+sizes = explorer.save_html(page)
+print(f"wrote {page} ({sizes.file_bytes / 1e6:.2f} MB) for {explorer.model_label}")
+print(f"ISA's affinities: {sizes.isa_numbers:,} numbers = {4 * sizes.isa_numbers / 1e3:,.0f} kB as float32 "
+      f"({sizes.isa_stored_bytes / 1e3:,.0f} kB in the page)")
+print(f"dense affinity:   {sizes.dense_numbers:,} numbers = {4 * sizes.dense_numbers / 1e3:,.0f} kB as float32 "
+      f"({sizes.dense_numbers / sizes.isa_numbers:.0f}x ISA's)")
+
+# %% [markdown]
+# The two lines above are the lesson in numbers: ISA's whole attention for this picture is a small fraction of
+# one dense affinity, small enough to ship in a web page. Open the file in a browser and click around; it says
+# on the page which weights it was made with.
 
 # %% [markdown]
 # ## Does a trained model attend to its own class? A measurement

@@ -80,6 +80,7 @@ COMPARE_ITERS = None      # None: 4 when QUICK, else the same iterations as the 
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -101,7 +102,7 @@ from isanet.notebook.sample_finetune import (
     sample_trained_path,
     training_step_peak_bytes,
 )
-from isanet.notebook.session import configure_torch, quick_mode, repo_root, resolve_path
+from isanet.notebook.session import configure_torch, quick_mode, repo_root, resolve_path, sample_dataset
 
 ROOT = repo_root()
 quick = quick_mode(QUICK)
@@ -310,6 +311,64 @@ else:
 #   the load at that moment; compare times from notebook 03 or `isanet bench`, which interleave.
 
 # %% [markdown]
+# ## Your own data
+#
+# The same trainer fine-tunes on your own images once they are in the **folder layout** (details and checks in
+# `isanet.data.folder`):
+#
+# ```
+# ROOT/classes.txt                  one class name per line, in id order (line 1 is id 0)
+# ROOT/palette.txt                  optional: one "r g b" line per class
+# ROOT/images/{train,val}/NAME.jpg  (or .jpeg / .png)
+# ROOT/masks/{train,val}/NAME.png   single-channel 8-bit class ids, 255 = ignore
+# ```
+#
+# Every image/mask pair is checked before training starts: a missing mask, a size mismatch, a colour mask or an
+# id beyond `classes.txt` stops with one line naming the file (`skip_bad=True`, CLI `--skip-bad`, leaves such
+# pairs out instead). Without `OWN_DATA_ROOT` the cell writes a small **synthetic** folder data set (what
+# `isanet sample-data folder --out DIR` writes): shapes of four colour classes on a background.
+
+# %%
+OWN_DATA_ROOT = None  # your folder data set (holding classes.txt, images/, masks/); None: a synthetic one
+own_root = resolve_path(OWN_DATA_ROOT, ROOT)
+own_synthetic = own_root is None
+if own_synthetic:
+    own_root = sample_dataset("folder", ROOT, num_train=16, num_val=8, size=96 if quick else 128, seed=SEED)
+own_val = build_dataset("folder", own_root, split="val")
+print(f"{len(own_val)} val images, classes from classes.txt: {', '.join(own_val.CLASSES)}")
+display(plot_predictions([{"image": s["image"], "maps": [s["label"]]} for s in list(own_val)[:3]],
+                         own_val.PALETTE, titles=["mask"]))
+
+# %% [markdown]
+# Above: three validation images and their masks in the data set's palette. Now the fine-tune: `init` is the
+# VOC model saved above (21 classes), `dataset="folder"` reads the folder, and the model gets as many classes as
+# `classes.txt` lists. The trainer keeps every weight of `init` except the classifier (`conv_seg`), which it
+# re-initialises for the new classes; its first message says so. From a shell it is
+# `isanet train MODEL --dataset folder --data-root ROOT --init CHECKPOINT --work-dir DIR`.
+
+# %%
+own_work = work_dir.parent / "own" if quick else resolve_path(WORK_DIR, ROOT) / time.strftime("own-%Y%m%d-%H%M%S")
+own_trainer = Trainer(replace(config, data_root=own_root, work_dir=own_work, dataset="folder", init=saved))
+own_records = list(own_trainer.run())  # its messages (the classifier re-initialisation first) go to stderr
+own_trainer.close()
+own_figure = Figure(figsize=(7, 3.5), layout="constrained")
+plot_training_curves(own_records, ax=own_figure.subplots())
+display(own_figure)
+own_scores = [r for r in own_records if "mIoU" in r]
+print(f"val mIoU on {'SYNTHETIC ' if own_synthetic else ''}folder data: {own_scores[0]['mIoU']:.2f} with the "
+      f"re-initialised classifier -> {own_scores[-1]['mIoU']:.2f} after {own_scores[-1]['iter']} iterations")
+if quick:
+    print("QUICK run: 20 iterations barely move a fresh classifier; run with QUICK = False for the 300-iteration "
+          "fine-tune.")
+    shutil.rmtree(own_work.parent, ignore_errors=True)
+
+# %% [markdown]
+# The curve is the same kind as before, on your classes: the first mIoU point is the model with VOC features and
+# a fresh classifier, the last one after fine-tuning. `isanet eval MODEL --checkpoint DIR/latest.pth --data-root
+# ROOT --confusion cm.png` then measures it and draws where each class's pixels went (notebook 05 shows the
+# confusion matrix).
+
+# %% [markdown]
 # ## Summary
 #
 # * The recipe is the loss $\mathcal{L}$ (decode CE + 0.4 aux CE over all pixels) with SGD and the poly
@@ -318,6 +377,8 @@ else:
 # * ISA, dense and no-context heads differ only in the context module; compared at equal settings, a
 #   difference counts only when it is larger than the spread of one head over seeds. Quick-mode numbers say
 #   nothing.
+# * Your own images train the same way once they are in the folder layout (`dataset="folder"`, `init` = the
+#   saved model: every weight but the classifier is kept).
 # * At small feature maps the attention is not what costs memory; the $(HW)^2$ of dense attention shows from
 #   a few thousand pixels of feature map on.
 
@@ -403,62 +464,3 @@ print("to claim one head is better you need the gap between heads to exceed the 
 # **Going further.** The same run from a shell: `isanet train --data-root ... --work-dir ...` (add `--resume`
 # to continue after an interruption, `torchrun --nproc_per_node N -m isanet.cli train ...` for several GPUs).
 # Notebook 05 evaluates the published checkpoints.
-
-# %% [markdown]
-# ## Your own data
-#
-# The same trainer fine-tunes on your own images once they are in the **folder layout** (details and checks in
-# `isanet.data.folder`):
-#
-# ```
-# ROOT/classes.txt                  one class name per line, in id order (line 1 is id 0)
-# ROOT/palette.txt                  optional: one "r g b" line per class
-# ROOT/images/{train,val}/NAME.jpg  (or .jpeg / .png)
-# ROOT/masks/{train,val}/NAME.png   single-channel 8-bit class ids, 255 = ignore
-# ```
-#
-# Every image/mask pair is checked before training starts: a missing mask, a size mismatch, a colour mask or an
-# id beyond `classes.txt` stops with one line naming the file (`skip_bad=True`, CLI `--skip-bad`, leaves such
-# pairs out instead). Without `OWN_DATA_ROOT` the cell writes a small **synthetic** folder data set (what
-# `isanet sample-data folder --out DIR` writes): shapes of four colour classes on a background.
-
-# %%
-OWN_DATA_ROOT = None  # your folder data set (holding classes.txt, images/, masks/); None: a synthetic one
-own_root = resolve_path(OWN_DATA_ROOT, ROOT)
-own_synthetic = own_root is None
-if own_synthetic:
-    own_root = sample_dataset("folder", ROOT, num_train=16, num_val=8, size=96 if quick else 128, seed=SEED)
-own_val = build_dataset("folder", own_root, split="val")
-print(f"{len(own_val)} val images, classes from classes.txt: {', '.join(own_val.CLASSES)}")
-display(plot_predictions([{"image": s["image"], "maps": [s["label"]]} for s in list(own_val)[:3]],
-                         own_val.PALETTE, titles=["mask"]))
-
-# %% [markdown]
-# Above: three validation images and their masks in the data set's palette. Now the fine-tune: `init` is the
-# VOC model saved above (21 classes), `dataset="folder"` reads the folder, and the model gets as many classes as
-# `classes.txt` lists. The trainer keeps every weight of `init` except the classifier (`conv_seg`), which it
-# re-initialises for the new classes; its first message says so. From a shell it is
-# `isanet train MODEL --dataset folder --data-root ROOT --init CHECKPOINT --work-dir DIR`.
-
-# %%
-own_work = work_dir.parent / "own" if quick else resolve_path(WORK_DIR, ROOT) / time.strftime("own-%Y%m%d-%H%M%S")
-own_trainer = Trainer(TrainConfig(data_root=own_root, work_dir=own_work, dataset="folder", init=saved,
-                                  device=device, seed=SEED, progress=False, **settings))
-own_records = list(own_trainer.run())  # its messages (the classifier re-initialisation first) go to stderr
-own_trainer.close()
-own_figure = Figure(figsize=(7, 3.5), layout="constrained")
-plot_training_curves(own_records, ax=own_figure.subplots())
-display(own_figure)
-own_scores = [r for r in own_records if "mIoU" in r]
-print(f"val mIoU on {'SYNTHETIC ' if own_synthetic else ''}folder data: {own_scores[0]['mIoU']:.2f} with the "
-      f"re-initialised classifier -> {own_scores[-1]['mIoU']:.2f} after {own_scores[-1]['iter']} iterations")
-if quick:
-    print("QUICK run: 20 iterations barely move a fresh classifier; run with QUICK = False for the 300-iteration "
-          "fine-tune.")
-    shutil.rmtree(own_work.parent, ignore_errors=True)
-
-# %% [markdown]
-# The curve is the same kind as before, on your classes: the first mIoU point is the model with VOC features and
-# a fresh classifier, the last one after fine-tuning. `isanet eval MODEL --checkpoint DIR/latest.pth --data-root
-# ROOT --confusion cm.png` then measures it and draws where each class's pixels went (notebook 05 shows the
-# confusion matrix).
