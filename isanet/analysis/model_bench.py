@@ -1,5 +1,6 @@
 """The whole-model bench: parameters, FLOPs, peak memory, latency, images/s and achieved GFLOP/s of one zoo
-model, for several ways of running it (precision, BatchNorm folding, channels-last, ONNX Runtime) side by side.
+model, for several ways of running it (precision, BatchNorm folding, :func:`optimize_for_inference`,
+channels-last, ONNX Runtime) side by side.
 
 * **FLOPs** are counted by ``torch.utils.flop_counter.FlopCounterMode`` on a meta copy (shapes only) of the
   exact call that is timed (whole image, or every sliding window). They include the attention matmuls
@@ -36,6 +37,7 @@ from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
 from isanet.analysis.memory import peak_memory
 from isanet.evaluation.inference import predict, slide_predict
 from isanet.models.fold import fold_batchnorm
+from isanet.models.optimize import optimize_for_inference
 from isanet.runtime import resolve_precision
 
 aten = torch.ops.aten
@@ -46,12 +48,17 @@ ATTENTION_OPS = (aten.bmm, aten._scaled_dot_product_flash_attention_for_cpu,
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+#: How a variant's model is prepared: as it is, BatchNorm folded, or :func:`optimize_for_inference`.
+PREPARATIONS = ("plain", "folded-bn", "optimized")
+
+
 @dataclass
 class Variant:
-    """One way of running the model: ``precision``, BatchNorm folded, channels-last memory, or ONNX Runtime."""
+    """One way of running the model: ``precision``, a preparation (:data:`PREPARATIONS`), channels-last memory,
+    or ONNX Runtime."""
 
     precision: str = "fp32"
-    fold_bn: bool = False
+    preparation: str = "plain"
     channels_last: bool = False
     onnx: bool = False
 
@@ -59,8 +66,13 @@ class Variant:
     def label(self) -> str:
         if self.onnx:
             return "onnxruntime fp32"
-        return " ".join([f"pytorch {self.precision}"] + ["folded-bn"] * self.fold_bn
+        return " ".join([f"pytorch {self.precision}"] + [self.preparation] * (self.preparation != "plain")
                         + ["channels-last"] * self.channels_last)
+
+    def prepare(self, model: nn.Module, precision: str, device: str) -> nn.Module:
+        if self.preparation == "optimized":
+            return optimize_for_inference(model, precision, device)
+        return fold_batchnorm(model) if self.preparation == "folded-bn" else model
 
 
 @dataclass
@@ -163,7 +175,7 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
                 precision = "fp32"
             else:
                 precision = resolve_precision(variant.precision, device, "--precision")
-                variant_model = fold_batchnorm(model) if variant.fold_bn else model
+                variant_model = variant.prepare(model, precision, device)
                 variant_x = x
                 if variant.channels_last:
                     variant_model = copy.deepcopy(variant_model).to(memory_format=torch.channels_last)
