@@ -22,7 +22,6 @@ import warnings
 
 import torch
 from torch import nn
-from torch.utils import mkldnn
 
 from isanet.models.fold import fold_batchnorm
 
@@ -35,6 +34,8 @@ class BlockedBackbone(nn.Module):
         super().__init__()
         with warnings.catch_warnings():  # torch.utils.mkldnn is built on TorchScript, deprecated but still shipped
             warnings.simplefilter("ignore", DeprecationWarning)
+            from torch.utils import mkldnn
+
             self.inner = mkldnn.to_mkldnn(backbone)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
