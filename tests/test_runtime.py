@@ -2,6 +2,7 @@
 the one-line warning when a precision cannot run."""
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
