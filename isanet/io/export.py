@@ -15,6 +15,9 @@ assumes at least two. The batch is fixed at 1 (one picture at a time, the way th
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -47,7 +50,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example_size: tuple[i
     height = torch.export.Dim("height", min=MIN_SIZE, max=MAX_SIZE)
     width = torch.export.Dim("width", min=MIN_SIZE, max=MAX_SIZE)
     example = torch.randn(1, 3, *example_size)
-    with atomic_path(path, suffix=".onnx") as temporary, warnings.catch_warnings():
+    quiet = contextlib.redirect_stdout(io.StringIO())  # the exporter's step-by-step progress lines
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # "no torchvision"
+    with atomic_path(path, suffix=".onnx") as temporary, warnings.catch_warnings(), quiet:
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter; failures still raise
         program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                     dynamic_shapes={"x": {2: height, 3: width}}, dynamo=True, verbose=False)
