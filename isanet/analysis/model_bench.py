@@ -7,7 +7,8 @@ channels-last, ONNX Runtime) side by side.
   (``Q Kᵀ`` and ``A V``, ``aten.bmm``, or the fused kernel): counters that hook modules instead of ops (mmcv's
   ``get_model_complexity_info``, fvcore's defaults) see convolutions and linear layers only, so they report
   ISANet without its attention. The bench prints both totals; the difference is the attention's share.
-* **Peak memory** is :func:`isanet.analysis.memory.peak_memory` (live tensor bytes over weights and input).
+* **Peak memory** is :func:`isanet.analysis.memory.peak_memory` (live tensor bytes over weights and input);
+  not shown for ONNX Runtime and for the blocked (oneDNN) backbone, whose tensors have no PyTorch storage.
 * **Time** is the median of ``repeats`` calls after ``warmup``, the variants **interleaved** (a, b, c, a, b, c,
   ...) so load from other processes falls on all alike and their ratios stay fair.
 * **Achieved GFLOP/s** is FLOPs / latency, printed beside the machine's measured peak for the same precision
@@ -37,7 +38,7 @@ from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
 from isanet.analysis.memory import peak_memory
 from isanet.evaluation.inference import predict, slide_predict
 from isanet.models.fold import fold_batchnorm
-from isanet.models.optimize import optimize_for_inference
+from isanet.models.optimize import BlockedBackbone, optimize_for_inference
 from isanet.runtime import resolve_precision
 
 aten = torch.ops.aten
@@ -164,6 +165,7 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
     flops, attention = count_model_flops(lambda m, t: predict(m, t, **windows), model, x)
     calls: dict[str, Callable[[], torch.Tensor]] = {}
     precisions: dict[str, str] = {}
+    uncounted: set[str] = set()  # memory the tracker cannot see: ONNX Runtime's, oneDNN's blocked tensors
     with contextlib.ExitStack() as stack:
         for variant in variants:
             progress(f"preparing {variant.label}")
@@ -184,13 +186,14 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
                         predict(m, t, precision=p, **windows))
             calls[variant.label] = call
             precisions[variant.label] = precision
+            if variant.onnx or any(isinstance(module, BlockedBackbone) for module in variant_model.modules()):
+                uncounted.add(variant.label)
         outputs = {label: call().float().cpu() for label, call in calls.items()}
         progress(f"timing {len(calls)} variants interleaved, {repeats} rounds after {warmup} warm-up")
         started = time.perf_counter()
         milliseconds = time_calls(calls, repeats=repeats, warmup=warmup, device=device, clock=timer)
         progress(f"timed in {time.perf_counter() - started:.0f} s; measuring peak memory")
-        memory = {label: (None if label.startswith("onnxruntime") else peak_memory(call, device))
-                  for label, call in calls.items()}
+        memory = {label: None if label in uncounted else peak_memory(call, device) for label, call in calls.items()}
     peaks = {precision: matmul_peak_gflops(precision, device, clock=timer) for precision in set(precisions.values())}
     reference = next(iter(outputs.values()))
     result = ModelBench(name, tuple(size), mode, getattr(getattr(model, "config", None), "head", "isa"), device,

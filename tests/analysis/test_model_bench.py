@@ -57,7 +57,10 @@ def test_cli_bench_model_prints_the_table_and_writes_json(tiny_zoo, tmp_path, ca
     for row in record["rows"]:
         assert row["latency_ms"] > 0 and row["images_per_s"] == pytest.approx(1e3 / row["latency_ms"])
         assert row["gflops_per_s"] == pytest.approx(record["flops"] / (row["latency_ms"] * 1e-3) / 1e9)
-        assert row["peak_gflops_per_s"] > 0 and row["peak_memory_bytes"] > 0
+        assert row["peak_gflops_per_s"] > 0
+    # oneDNN's blocked tensors have no PyTorch storage: the tracker cannot count them, so no figure is shown
+    assert rows["pytorch fp32 optimized"]["peak_memory_bytes"] is None
+    assert all(rows[label]["peak_memory_bytes"] > 0 for label in labels if label != "pytorch fp32 optimized")
     assert record["size"] == [96, 128] and record["mode"] == "whole" and record["attention_flops"] > 0
     assert "a counter that skips them reports" in text and all(label in text for label in labels)
 
