@@ -79,7 +79,8 @@ def add_model_parser(commands) -> None:
 
     model = commands.add_parser(
         "model", help="one zoo model: FLOPs, memory, latency, images/s, GFLOP/s vs the machine's peak",
-        description="One zoo model on one input, every requested variant timed interleaved (median). FLOPs come "
+        description="One zoo model on one input, every requested variant timed interleaved (median), achieved GFLOP/s "
+                    "beside a measured peak (best of a matmul and a 3x3 conv). FLOPs come "
                     "from FlopCounterMode and include the attention matmuls; the header says how many of them a "
                     "counter that skips attention would miss. Random seeded weights unless --checkpoint.")
     model.add_argument("name", help="zoo name (1.x or legacy 0.x)")
