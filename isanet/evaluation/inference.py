@@ -36,6 +36,11 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+def full_precision(logits: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 logits (an autocast forward) as fp32; fp32 and fp64 ones as they are (the fp64 parity check)."""
+    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
+
+
 def slide_windows(height: int, width: int, crop_size: tuple[int, int],
                   stride: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     """mmseg's window grid: ``(y1, y2, x1, x2)`` of every crop, row by row."""
@@ -60,9 +65,9 @@ def slide_predict(model: nn.Module, x: torch.Tensor, crop_size: tuple[int, int],
     """Average of the model's logits over the sliding windows (each pixel divided by its window count)."""
     logits = count = None
     for y1, y2, x1, x2 in slide_windows(x.shape[2], x.shape[3], crop_size, stride):
-        crop_logits = model(x[:, :, y1:y2, x1:x2]).float()  # the sum is fp32 whatever the model ran in
+        crop_logits = full_precision(model(x[:, :, y1:y2, x1:x2]))  # the sum is fp32 whatever the model ran in
         if logits is None:
-            logits = x.new_zeros((x.shape[0], crop_logits.shape[1], *x.shape[2:]), dtype=torch.float32)
+            logits = crop_logits.new_zeros((x.shape[0], crop_logits.shape[1], *x.shape[2:]))
             count = x.new_zeros((1, 1, *x.shape[2:]))
         logits[:, :, y1:y2, x1:x2] += crop_logits
         count[:, :, y1:y2, x1:x2] += 1
@@ -111,7 +116,7 @@ def predict(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size: t
     precision = resolve_precision(precision, x.device)
     with evaluating(model), autocast(precision, x.device):
         if mode == "whole":
-            return model(x).float()
+            return full_precision(model(x))
         return slide_predict(model, x, tuple(crop_size), tuple(stride))
 
 
