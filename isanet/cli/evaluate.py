@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from isanet.io.atomic import check_writable, write_json_atomic
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
-    from isanet.runtime import resolve_device
+    from isanet.runtime import resolve_device, resolve_precision
 
     try:
         if args.out:  # before the evaluation, which may take hours
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = {"scale": tuple(args.scale)} if args.scale else {}
         results = evaluate(model, dataset, EvalSettings.from_entry(entry, **overrides), mode=args.mode,
                            ms_flip=args.ms_flip, limit=args.limit, device=device,
-                           precision=args.precision, optimize=args.optimize)
+                           precision=resolve_precision(args.precision, device, "--precision"), optimize=args.optimize)
     except (KeyError, ValueError, OSError) as error:  # DatasetError and CheckpointError are ValueErrors
         from isanet.cli import error_message
 
