@@ -22,7 +22,8 @@ def resolve_device(name: str | None = "auto", argument: str = "device") -> str:
 
 #: The ``precision`` choices of every command, notebook and function that runs a model.
 PRECISIONS = ("fp32", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: The torch dtype of each precision name.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -63,4 +64,4 @@ def autocast(precision: str, device: str | torch.device = "cpu") -> contextlib.A
     stay in fp32 (PyTorch's autocast op lists)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision])
+    return torch.autocast(torch.device(device).type, dtype=DTYPES[precision])

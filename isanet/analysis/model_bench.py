@@ -40,14 +40,13 @@ from isanet.analysis.memory import peak_memory
 from isanet.evaluation.inference import predict, slide_predict
 from isanet.models.fold import fold_batchnorm
 from isanet.models.optimize import BlockedBackbone, optimize_for_inference
-from isanet.runtime import resolve_precision
+from isanet.runtime import DTYPES, resolve_precision
 
 aten = torch.ops.aten
 #: The ops that are attention matmuls in ISANet: every batched matmul is ``Q Kᵀ`` or ``A V`` (the projections
 #: and the classifier are convolutions), plus the fused kernels.
 ATTENTION_OPS = (aten.bmm, aten._scaled_dot_product_flash_attention_for_cpu,
                  aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_flash_attention)
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 #: How a variant's model is prepared: as it is, BatchNorm folded, or :func:`optimize_for_inference`.
@@ -131,7 +130,7 @@ def peak_gflops(precision: str = "fp32", device: str = "cpu", repeats: int = 5,
     this project's AMD EPYC, MKL's fp32 matmul reaches ~100 GFLOP/s per core and oneDNN's convolution ~220, so a
     matmul alone would put the model "above the peak"."""
     generator = torch.Generator().manual_seed(0)
-    dtype = _DTYPES[precision]
+    dtype = DTYPES[precision]
     a, b = (torch.randn(1024, 1024, generator=generator).to(device, dtype) for _ in range(2))
     x = torch.randn(1, 512, 32, 32, generator=generator).to(device, dtype)
     weight = torch.randn(512, 512, 3, 3, generator=generator).to(device, dtype)

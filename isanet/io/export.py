@@ -16,6 +16,7 @@ assumes at least two. The batch is fixed at 1 (one picture at a time, the way th
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -46,7 +47,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example_size: tuple[i
     _require("onnxscript")
     if min(example_size) < MIN_SIZE:
         raise ValueError(f"example_size {example_size}: both sides must be at least {MIN_SIZE}")
-    model = model.eval().cpu().float()
+    model = copy.deepcopy(model).eval().cpu().float()  # the caller's model stays where and as it was
     height = torch.export.Dim("height", min=MIN_SIZE, max=MAX_SIZE)
     width = torch.export.Dim("width", min=MIN_SIZE, max=MAX_SIZE)
     example = torch.randn(1, 3, *example_size)
@@ -85,7 +86,7 @@ def check_onnx(model: nn.Module, path: str | os.PathLike,
     run = onnx_runner(onnx_session(path))
     generator = torch.Generator().manual_seed(seed)
     rows = []
-    model = model.eval().cpu().float()
+    model = copy.deepcopy(model).eval().cpu().float()
     for height, width in sizes:
         x = torch.randn(1, 3, height, width, generator=generator)
         with torch.no_grad():
