@@ -13,7 +13,8 @@ from isanet.models import (
            list_models,
            model_config,
 )
+from isanet.models.optimize import optimize_for_inference
 
 __all__ = ["CheckpointError", "ISANet", "ISANetConfig", "build_model", "get_entry", "list_models",
-           "load_checkpoint", "model_config", "predict", "save_checkpoint"]
+           "load_checkpoint", "model_config", "optimize_for_inference", "predict", "save_checkpoint"]
 __version__ = "0.1.0"

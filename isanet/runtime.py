@@ -1,6 +1,9 @@
-"""Where the kit runs: one resolver for the ``device`` argument of every command, notebook and function."""
+"""Where and how the kit runs: one resolver for the ``device`` argument and one for the ``precision`` argument
+of every command, notebook and function."""
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -15,3 +18,50 @@ def resolve_device(name: str | None = "auto", argument: str = "device") -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{argument} cuda: no CUDA device is available to this PyTorch; use cpu")
     return name
+
+
+#: The ``precision`` choices of every command, notebook and function that runs a model.
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: The torch dtype of each precision name.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without it oneDNN emulates bf16 through
+    fp32 conversions and autocast is slower than fp32, not faster."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in ("AVX512", "AVX512_BF16", "AMX"):  # AVX2 and below have no bf16 dot products
+        return False
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_precision(precision: str | None, device: str | torch.device = "cpu",
+                      argument: str = "precision") -> str:
+    """The precision that will really run on ``device``: ``precision`` itself, or ``"fp32"`` with a one-line
+    warning that says why (fp16 on CPU, bf16 on a CPU or GPU without it). Unknown names are a clear error."""
+    import warnings
+
+    precision = precision or "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"{argument} {precision!r}: use one of {', '.join(PRECISIONS)}")
+    device_type = torch.device(device).type
+    reason = None
+    if precision == "fp16" and device_type != "cuda":
+        reason = "fp16 autocast is for CUDA; on CPU use bf16"
+    elif precision == "bf16" and device_type == "cpu" and not cpu_has_fast_bf16():
+        reason = "this CPU has no native bf16 (AVX-512 BF16 or AMX), where bf16 would be slower than fp32"
+    elif precision == "bf16" and device_type == "cuda" and not torch.cuda.is_bf16_supported():
+        reason = "this GPU has no bf16; try fp16"
+    if reason:
+        warnings.warn(f"{argument} {precision} on {device_type}: {reason}; running in fp32", stacklevel=2)
+        return "fp32"
+    return precision
+
+
+def autocast(precision: str, device: str | torch.device = "cpu") -> contextlib.AbstractContextManager:
+    """The autocast context of an already resolved ``precision`` (see :func:`resolve_precision`); fp32 is a
+    null context. Convolutions and matmuls then run in bf16/fp16; softmax, losses and BatchNorm statistics
+    stay in fp32 (PyTorch's autocast op lists)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=DTYPES[precision])

@@ -45,6 +45,7 @@ INIT = None               # start from: an mmseg resnet*_v1c ImageNet file, or a
 ITERS = None              # None: 20 when QUICK, else NOTEBOOK_SETTINGS' 300 (the published recipe: 20000 on 4 GPUs)
 QUICK = None              # None: tiny settings when run by a test runner (pytest --nbmake, CI), full otherwise
 DEVICE = "auto"           # "cpu", "cuda" or "auto"
+PRECISION = "fp32"        # "bf16": autocast on CPUs with AVX-512 BF16 (speed-ups in benchmarks/README.md); "fp16" on GPUs
 THREADS = None            # torch CPU threads; None: 1 when QUICK (steady on a busy shared CPU), else torch's default
 WORK_DIR = "work_dirs/notebook_04"   # checkpoints and log.jsonl go here (a fresh run folder each time)
 SAVE_AS = None            # final weights; None: the file notebook 02 uses (sample), else data/checkpoints/
@@ -126,6 +127,7 @@ else:
     settings.update(name=MODEL, iters=iters, save_every=max(iters // 3, 1), keep_checkpoints=1,
                     eval_at_start=True, progress=False)
     config = TrainConfig(data_root=data_root, work_dir=work_dir, device=device, seed=SEED, init=INIT, **settings)
+config = replace(config, precision=PRECISION)
 print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: iters {config.iters}, crop "
       f"{config.crop_size}, batch {config.batch_size}, lr {config.lr}, model {config.model_overrides or MODEL}")
 print(f"device {device}" + (f", {torch.get_num_threads()} CPU thread(s)" if device == "cpu" else ""))

@@ -57,10 +57,13 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 def time_calls(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2,
-               device: str | torch.device = "cpu", statistic: Literal["median", "mean"] = "median") -> dict[str, float]:
+               device: str | torch.device = "cpu", statistic: Literal["median", "mean"] = "median",
+               clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Milliseconds per call of each function: ``warmup`` untimed rounds, then the median (or mean) of
     ``repeats`` rounds. The calls are interleaved (a, b, a, b, ...) so that load from other processes on a
-    shared machine falls on every contender alike, and a ratio of two of them stays fair."""
+    shared machine falls on every contender alike, and a ratio of two of them stays fair. ``clock`` may be
+    ``time.process_time`` (CPU time of the process): with one thread it ignores the time other processes
+    hold the core, far steadier on a busy machine."""
     device = torch.device(device)
     for _ in range(warmup):
         for fn in fns.values():
@@ -69,10 +72,10 @@ def time_calls(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int
     for _ in range(max(1, repeats)):
         for name, fn in fns.items():
             synchronize(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             synchronize(device)
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append((clock() - start) * 1e3)
     average = statistics.median if statistic == "median" else statistics.fmean
     return {name: average(values) for name, values in times.items()}
 

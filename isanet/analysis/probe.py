@@ -48,6 +48,7 @@ from isanet.models.interlaced import (
 )
 from isanet.models.layers import from_tokens, to_tokens
 from isanet.models.self_attention import SelfAttentionBlock
+from isanet.runtime import autocast, resolve_precision
 
 Coords = Literal["feature", "image"]
 
@@ -288,7 +289,8 @@ def capture_head(head: ContextHead, features: list[torch.Tensor], image_size: tu
     return AttentionCapture(tuple(image_size), tuple(x.shape[2:]), align_corners, logits, x, attention, query, key)
 
 
-def capture(model: nn.Module, image: torch.Tensor, dense_block: DenseSource = "auto") -> AttentionCapture:
+def capture(model: nn.Module, image: torch.Tensor, dense_block: DenseSource = "auto",
+            precision: str = "fp32") -> AttentionCapture:
     """One forward pass of an ``ISANet`` on a normalised ``1 x 3 x H x W`` image, keeping the attention.
 
     The model runs in eval mode without gradients (its mode is restored). The logits are those of
@@ -297,11 +299,14 @@ def capture(model: nn.Module, image: torch.Tensor, dense_block: DenseSource = "a
     ``dense_block``: ``"auto"`` (the
     model's ``global_relation`` over the whole map, or a dense head's own relation), another
     ``SelfAttentionBlock`` or ``DenseHead`` (its relation, applied to the same map), or ``None``.
+    ``precision`` (:func:`isanet.runtime.resolve_precision`) is that of the backbone, nearly all the FLOPs; the
+    head and its attention always run in fp32 on the backbone's features, so the weights shown are fp32.
     """
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
         raise ValueError(f"expected one normalised 1 x 3 x H x W image, got shape {tuple(image.shape)}")
-    with evaluating(model):
-        features = model.backbone(image)
+    precision = resolve_precision(precision, image.device)
+    with evaluating(model), autocast(precision, image.device):
+        features = [stage.float() for stage in model.backbone(image)]
     return capture_head(model.decode_head, features, tuple(image.shape[2:]), model.align_corners, dense_block)
 
 

@@ -11,13 +11,13 @@ import argparse
 import os
 import sys
 
-from isanet.cli import attention, bench, data, download, evaluate, predict, train, zoo
+from isanet.cli import attention, bench, data, download, evaluate, export, predict, train, zoo
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isanet", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (zoo, download, evaluate, predict, train, bench, data, attention):
+    for module in (zoo, download, evaluate, predict, train, bench, data, attention, export):
         module.add_parser(subparsers)
     return parser
 

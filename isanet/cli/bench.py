@@ -1,4 +1,6 @@
 """``isanet bench attention``: peak memory, FLOPs and time of dense vs ISA attention, and their ratios.
+``isanet bench model NAME``: the whole model (parameters, FLOPs, memory, latency, images/s, GFLOP/s) in fp32,
+bf16, with BatchNorm folded, channels-last or in ONNX Runtime, timed side by side.
 
 Measures the attention part alone (``ISAModule``: both relations with their projections, against one
 ``SelfAttentionBlock`` with the same projections; with ``--methods`` also criss-cross ``ccnet``, ``axial``,
@@ -39,7 +41,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("bench", help="measure dense vs ISA attention (memory, FLOPs, time)")
+    parser = subparsers.add_parser("bench", help="measure attention (dense vs ISA) or a whole model")
     commands = parser.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     attention = commands.add_parser("attention", help=__doc__.splitlines()[0], description=__doc__,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,6 +71,82 @@ def add_parser(subparsers) -> None:
     attention.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     attention.add_argument("--plot", metavar="FILE", help="save a log-log plot of memory and time against size")
     attention.set_defaults(func=run_attention)
+    add_model_parser(commands)
+
+
+def add_model_parser(commands) -> None:
+    from isanet.runtime import PRECISIONS
+
+    model = commands.add_parser(
+        "model", help="one zoo model: FLOPs, memory, latency, images/s, GFLOP/s vs the machine's peak",
+        description="One zoo model on one input, every requested variant timed interleaved (median), achieved GFLOP/s "
+                    "beside a measured peak (best of a matmul and a 3x3 conv). FLOPs come "
+                    "from FlopCounterMode and include the attention matmuls; the header says how many of them a "
+                    "counter that skips attention would miss. Random seeded weights unless --checkpoint.")
+    model.add_argument("name", help="zoo name (1.x or legacy 0.x)")
+    model.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the entry's crop)")
+    model.add_argument("--mode", choices=("whole", "slide"), help="default: the entry's test mode")
+    model.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
+                       help="slide window (default: the entry's test crop, else its training crop)")
+    model.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"),
+                       help="slide stride (default: the entry's, else 2/3 of the crop)")
+    model.add_argument("--head", choices=("isa", "dense"), default="isa", help="decode head (default: %(default)s)")
+    model.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["fp32"],
+                       help="one row per precision (default: fp32); e.g. --precision fp32 bf16")
+    model.add_argument("--fold-bn", action="store_true", help="also each precision with BatchNorm folded into convs")
+    model.add_argument("--optimize", action="store_true",
+                       help="also each precision with isanet.optimize_for_inference (folded BatchNorm; in fp32 on CPU "
+                            "the backbone in oneDNN's blocked layout)")
+    model.add_argument("--channels-last", action="store_true", help="also each precision in channels-last memory")
+    model.add_argument("--onnx", action="store_true", help="also ONNX Runtime on CPU (fp32; needs isanet[export])")
+    model.add_argument("--checkpoint", help="weights to load (default: random, seed 0)")
+    model.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    model.add_argument("--repeats", type=int, default=5, help="timed rounds (default: %(default)s)")
+    model.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: %(default)s)")
+    model.add_argument("--threads", type=int, help="torch.set_num_threads (and ONNX Runtime's intra-op threads)")
+    model.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                       help="wall time, or process CPU time (steady on a busy machine; use with --threads 1)")
+    model.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
+    model.set_defaults(func=run_model)
+
+
+def run_model(args: argparse.Namespace) -> int:
+    import torch
+
+    from isanet.analysis.model_bench import Variant, bench_model, format_bench
+    from isanet.io.atomic import write_json_atomic
+    from isanet.io.checkpoint import load_checkpoint, random_state_dict
+    from isanet.models import zoo
+    from isanet.runtime import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    entry = zoo.get_entry(args.name)
+    device = resolve_device(args.device, "--device")
+    test_cfg = entry["test_cfg"]
+    mode = args.mode or test_cfg["mode"]
+    size = tuple(args.size or entry["crop_size"])
+    crop = tuple(args.crop or test_cfg.get("crop_size") or entry["crop_size"])
+    stride = tuple(args.stride or test_cfg.get("stride") or [max(1, 2 * side // 3) for side in crop])
+    model = zoo.build_model(entry["name"], head=args.head)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint)
+        weights = args.checkpoint
+    else:
+        model.load_state_dict(random_state_dict(model, seed=0))
+        weights = "random (seed 0)"
+    preparations = ["plain"] + ["folded-bn"] * args.fold_bn + ["optimized"] * args.optimize
+    variants = [Variant(precision, preparation, last) for precision in args.precision for preparation in preparations
+                for last in ((False, True) if args.channels_last else (False,))]
+    if args.onnx:
+        variants.append(Variant(onnx=True))
+    result = bench_model(model, entry["name"], size, variants, mode, crop if mode == "slide" else None,
+                         stride if mode == "slide" else None, device, args.repeats, args.warmup, weights, args.clock,
+                         progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
+    print(format_bench(result))
+    if args.json:
+        print(f"wrote {write_json_atomic(result.to_dict(), args.json)}")
+    return 0
 
 
 def run_attention(args: argparse.Namespace) -> int:

@@ -35,16 +35,20 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"),
                        help="override the test resize (quick runs on small pictures; not the zoo's setting)")
     group.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="bf16: ~2x faster on CPUs with AVX-512 BF16/AMX and on GPUs; fp16: GPUs; an unsupported "
+                            "choice falls back to fp32 with a warning (default: %(default)s)")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def options_from(args: argparse.Namespace):
     from isanet.evaluation.predict_files import PredictOptions
-    from isanet.runtime import resolve_device
+    from isanet.runtime import resolve_device, resolve_precision
 
+    device = resolve_device(args.device, "--device")
     return PredictOptions(mode=args.mode, scale=tuple(args.scale) if args.scale else None, ms_flip=args.ms_flip,
-                          opacity=args.opacity,
-                          device=resolve_device(args.device, "--device"), progress=not args.no_progress)
+                          opacity=args.opacity, device=device, progress=not args.no_progress,
+                          precision=resolve_precision(args.precision, device, "--precision"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from isanet.io.atomic import check_writable
 from isanet.io.checkpoint import extract_state_dict
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
 from isanet.models.zoo import build_model, get_entry, short_dataset_name
-from isanet.runtime import resolve_device
+from isanet.runtime import autocast, resolve_device, resolve_precision
 
 DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
 
@@ -77,6 +78,7 @@ class TrainConfig:
     device: str | None = None
     amp: bool | None = None
     amp_dtype: str | None = None
+    precision: str | None = None
     sync_bn: bool = False
     num_workers: int = 0
     aux_weight: float = 0.4
@@ -95,7 +97,7 @@ class TrainConfig:
 RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "model_overrides")
 #: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (``--keep 2``
 #: must keep pruning after a resume; an AMP run stays one).
-RESUME_RESTORED = {"keep_checkpoints": None, "amp": False, "amp_dtype": "auto"}
+RESUME_RESTORED = {"keep_checkpoints": None, "amp": False, "amp_dtype": "auto", "precision": "fp32"}
 
 
 def plain(value):
@@ -196,8 +198,13 @@ class LoopParts:
     def power(self) -> float:
         return self.entry["param_scheduler"][0]["power"]
 
+    @property
+    def precision(self) -> str:
+        """The precision the forward passes really run in (``fp32``, ``bf16`` or ``fp16``)."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "fp32")
+
     def autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+        return autocast(self.precision, self.device)
 
     def backward_and_step(self, loss: torch.Tensor) -> None:
         """Backward and SGD step, through the GradScaler when training in fp16."""
@@ -273,19 +280,29 @@ def _datasets(config: TrainConfig, entry: dict) -> tuple[object, object]:
 
 
 def _amp(config: TrainConfig, device: torch.device, messages: list[str]) -> tuple[torch.dtype | None, object]:
-    """``(autocast dtype, GradScaler)``: bf16 where the GPU has it (no scaler needed), else fp16 + scaler."""
-    if not config.amp:
+    """``(autocast dtype, GradScaler)`` of ``config.precision``: bf16 needs no scaler (CPUs with native bf16,
+    GPUs), fp16 (GPUs) trains with a GradScaler; an unsupported choice trains in fp32, with the reason among the
+    messages. ``--amp`` (CUDA only) is the older switch: bf16 where the GPU has it, else fp16."""
+    precision = config.precision
+    if config.amp and precision == "fp32":
+        if device.type != "cuda":
+            messages.append("--amp is ignored on CPU: it means CUDA mixed precision (use --precision bf16 on a CPU "
+                            "with native bf16); training in fp32")
+            return None, None
+        name = config.amp_dtype
+        if name == "auto":
+            name = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        if name not in ("bfloat16", "float16"):
+            raise TrainError(f"--amp-dtype {name}: use auto, bfloat16 or float16")
+        precision = {"bfloat16": "bf16", "float16": "fp16"}[name]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        precision = resolve_precision(precision, device, "--precision")
+    messages.extend(str(warning.message) for warning in caught)
+    if precision == "fp32":
         return None, None
-    if device.type != "cuda":
-        messages.append("--amp is ignored on CPU: mixed precision is used on CUDA only (training in fp32)")
-        return None, None
-    name = config.amp_dtype
-    if name == "auto":
-        name = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if name not in ("bfloat16", "float16"):
-        raise TrainError(f"--amp-dtype {name}: use auto, bfloat16 or float16")
-    dtype = getattr(torch, name)
-    return dtype, torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return dtype, torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
 
 def _model(config: TrainConfig, num_classes: int, previous: dict | None, messages: list[str]) -> tuple[nn.Module, str]:
@@ -403,4 +420,4 @@ def _header(parts: LoopParts, num_images: int) -> str:
     config, world = parts.config, parts.dist.world_size
     return (f"isanet train {config.name}: {num_images} training images, {config.iters} iterations of "
             f"{world} x {config.batch_size} crops {config.crop_size[0]}x{config.crop_size[1]} on {parts.device} "
-            f"(amp {parts.amp_name}), lr {config.lr} poly -> {parts.eta_min}, work dir {parts.work_dir}")
+            f"(precision {parts.precision}), lr {config.lr} poly -> {parts.eta_min}, work dir {parts.work_dir}")

@@ -181,6 +181,8 @@ class Trainer:
         with parts.autocast():
             outputs = parts.model(images)
         logits, aux_logits = outputs if isinstance(outputs, tuple) else (outputs, None)  # auxiliary=False models
+        # the losses in fp32 whatever the forward ran in (bf16 logits would round the softmax)
+        logits, aux_logits = logits.float(), None if aux_logits is None else aux_logits.float()
         losses = seg_losses(logits, aux_logits, labels, config.aux_weight, config.avg_non_ignore)
         parts.optimizer.zero_grad(set_to_none=True)
         parts.backward_and_step(losses["loss"])
@@ -200,14 +202,15 @@ class Trainer:
         return record
 
     def _evaluate(self) -> dict:
-        """mIoU/aAcc/mAcc on the validation split (rank 0; the others wait), in fp32."""
+        """mIoU/aAcc/mAcc on the validation split (rank 0; the others wait), in the training precision."""
         result = {}
         if self.dist.is_main:
             from isanet.evaluation.evaluate import evaluate
 
             started = time.perf_counter()
             metrics = evaluate(self.parts.bare_model, self.parts.val_set, self.parts.eval_settings,
-                               limit=self.config.limit_val, device=self.parts.device, progress=False)
+                               limit=self.config.limit_val, device=self.parts.device, progress=False,
+                               precision=self.parts.precision)
             result = {key: metrics[key] for key in ("mIoU", "aAcc", "mAcc")}
             result["eval_time"] = round(time.perf_counter() - started, 3)
             self.last_eval = {"iter": self.iteration, **result}
@@ -239,7 +242,8 @@ class Trainer:
                 "max_iters": self.config.iters, "last_checkpoint": str(self.last_checkpoint or ""),
                 "last_eval": self.last_eval, "param_sha256": param_digest(self.parts.bare_model),
                 "world_size": self.dist.world_size, "rank": self.dist.rank, "device": str(self.parts.device),
-                "amp": self.parts.amp_name, "init": self.parts.init_report, "config": plain(asdict(self.config)),
+                "amp": self.parts.amp_name, "precision": self.parts.precision,
+                "init": self.parts.init_report, "config": plain(asdict(self.config)),
                 "wall_time_s": round(time.perf_counter() - self.started, 2)}
 
     def close(self) -> None:

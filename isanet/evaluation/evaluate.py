@@ -19,6 +19,8 @@ from isanet.data.transforms import pipeline_step
 from isanet.evaluation.inference import TTA_RATIOS, predict_image, predict_ms_flip, slide_windows
 from isanet.evaluation.metrics import SegMetrics
 from isanet.limits import check_side
+from isanet.models.optimize import optimize_for_inference
+from isanet.runtime import resolve_precision
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,10 @@ class EvalSettings:
             raise ValueError(f"TTA ratios must be positive, got {self.ratios}")
         return self
 
-    def scores(self, model: nn.Module, image, ms_flip: bool) -> torch.Tensor:
+    def scores(self, model: nn.Module, image, ms_flip: bool, precision: str = "fp32") -> torch.Tensor:
         """``K x H x W`` scores at the image's own size: logits, or TTA-averaged probabilities."""
-        windows = dict(mode=self.mode, crop_size=self.crop_size, stride=self.stride, align_corners=self.align_corners)
+        windows = dict(mode=self.mode, crop_size=self.crop_size, stride=self.stride, align_corners=self.align_corners,
+                       precision=precision)
         if ms_flip:
             return predict_ms_flip(model, image, self.mean, self.std, ratios=self.ratios, **windows)
         return predict_image(model, image, self.scale, self.mean, self.std, **windows)
@@ -80,14 +83,17 @@ def _check_classes(model: nn.Module, dataset: SegDataset) -> None:
 
 def evaluate(model: nn.Module, dataset: SegDataset, entry_or_settings: dict | EvalSettings, mode: str | None = None,
              ms_flip: bool = False, limit: int | None = None, device: str | torch.device = "cpu",
-             progress: bool = True) -> dict:
+             progress: bool = True, precision: str = "fp32", optimize: bool = False) -> dict:
     """mIoU, aAcc, mAcc (percent) and per-class IoU/Acc (by class name) of ``model`` on ``dataset``.
 
     ``entry_or_settings`` is a zoo entry or an :class:`EvalSettings`; ``mode`` ("whole"/"slide") overrides its
     test mode, ``ms_flip`` switches on mmseg's multi-scale + flip TTA, ``limit`` keeps the first images only.
-    The model is moved to ``device``. The result also holds ``num_images``, the ``settings`` used and the
-    ``confusion`` matrix of pixel counts (a list of rows: row = label class, column = predicted class, in
-    ``dataset.CLASSES`` order; see :func:`isanet.evaluation.metrics.most_confused`).
+    The model is moved to ``device``; ``precision`` (fp32, bf16, fp16) is the autocast of the forward passes
+    (:func:`isanet.evaluation.inference.predict`); ``optimize`` evaluates a copy made by
+    :func:`isanet.models.optimize.optimize_for_inference` (same logits within 1e-5 in fp32, faster on CPU).
+    The result also holds ``num_images``, the ``settings`` used and the ``confusion`` matrix of pixel counts (a
+    list of rows: row = label class, column = predicted class, in ``dataset.CLASSES`` order; see
+    :func:`isanet.evaluation.metrics.most_confused`).
     """
     settings = entry_or_settings if isinstance(entry_or_settings, EvalSettings) else \
         EvalSettings.from_entry(entry_or_settings)
@@ -100,15 +106,19 @@ def evaluate(model: nn.Module, dataset: SegDataset, entry_or_settings: dict | Ev
         raise ValueError(f"{type(dataset).__name__} at {getattr(dataset, 'root', '?')} has no images: nothing to "
                          "evaluate")
     model.to(device)
+    precision = resolve_precision(precision, device)  # warns once here, not once per image
+    if optimize:
+        model = optimize_for_inference(model, precision, device)
     metrics = SegMetrics(dataset.num_classes)
     bar = tqdm(range(count), desc=f"eval {type(dataset).__name__}", unit="img", disable=not progress)
     for index in bar:
         sample = dataset[index]
-        metrics.update(settings.scores(model, sample["image"], ms_flip).argmax(dim=0).cpu(), sample["label"])
+        metrics.update(settings.scores(model, sample["image"], ms_flip, precision).argmax(dim=0).cpu(), sample["label"])
         bar.set_postfix(mIoU=f"{metrics.compute()['mIoU']:.2f}")
     results = metrics.compute()
     names = dataset.CLASSES
     return {"mIoU": results["mIoU"], "aAcc": results["aAcc"], "mAcc": results["mAcc"],
             "IoU": dict(zip(names, results["IoU"])), "Acc": dict(zip(names, results["Acc"])), "num_images": count,
             "confusion": metrics.confusion.tolist(),
-            "settings": {**asdict(settings), "ms_flip": ms_flip, "limit": limit, "device": str(device)}}
+            "settings": {**asdict(settings), "ms_flip": ms_flip, "limit": limit, "device": str(device),
+                         "precision": precision, "optimize": optimize}}

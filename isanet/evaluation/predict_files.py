@@ -37,7 +37,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 class PredictOptions:
     """How to predict and draw: ``mode`` overrides the entry's whole/slide test mode, ``ms_flip`` switches on
     mmseg's multi-scale + flip TTA, ``scale`` overrides the test resize (quick runs on small pictures),
-    ``opacity`` is the colours' share in the overlay."""
+    ``opacity`` is the colours' share in the overlay, ``precision`` the forward passes' (an already resolved
+    :func:`isanet.runtime.resolve_precision` name)."""
 
     mode: str | None = None
     scale: tuple[int, int] | None = None
@@ -45,6 +46,7 @@ class PredictOptions:
     opacity: float = 0.5
     device: str = "cpu"
     progress: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.mode not in (None, "whole", "slide"):
@@ -88,7 +90,7 @@ class Predictor:
 
     def labels(self, image: np.ndarray) -> np.ndarray:
         """``H x W`` uint8 class ids of an original ``H x W x 3`` uint8 RGB image, at its own size."""
-        scores = self.settings.scores(self.model, image, self.options.ms_flip)
+        scores = self.settings.scores(self.model, image, self.options.ms_flip, self.options.precision)
         return scores.argmax(dim=0).to(torch.uint8).cpu().numpy()
 
     def overlay(self, image: np.ndarray, label: np.ndarray, legend_inside: bool = False) -> np.ndarray:

@@ -274,7 +274,10 @@ def _interlaced(x: torch.Tensor, down_factor: tuple[int, int],
     """Pad, regroup, ``long_range``, regroup, ``short_range``, ungroup and crop ``n x c x h x w``."""
     h, w = x.shape[2:]
     p = Partition(h, w, *down_factor)
-    out = F.pad(x, p.padding) if p.padding != (0, 0, 0, 0) else x  # n x c x H x W
+    # Under torch.export (ONNX) the sizes are symbols: pad always, so that the graph is right for every size
+    # (a zero pad is a copy); in eager mode skip the copy when nothing needs padding.
+    needs_pad = p.padding != (0, 0, 0, 0) or torch.compiler.is_exporting()
+    out = F.pad(x, p.padding) if needs_pad else x  # n x c x H x W
     # Rebinding ``out`` frees each map as soon as its regrouped copy exists: the peak holds one stage's tensors.
     out = long_range(group_long_range(out, p))  # (n*loc_h*loc_w) x c x glb_h x glb_w
     out = short_range(long_to_short_range(out, p))  # (n*glb_h*glb_w) x c x loc_h x loc_w

@@ -31,6 +31,7 @@ from isanet.models.interlaced import long_range_group_ids
 from isanet.notebook.partition_explorer import figure_png
 from isanet.notebook.plots import IMAGENET_MEAN, IMAGENET_STD
 from isanet.notebook.session import find_zoo_checkpoints, resolve_path
+from isanet.runtime import resolve_precision
 
 
 def array_png(image: np.ndarray) -> bytes:
@@ -175,13 +176,14 @@ class AttentionExplorer:
 
     ``image`` is an ``H x W x 3`` RGB picture (uint8, float in [0, 1], or an image file), fed to the model as is
     (normalised with ``mean``/``std``);
-    keep it small on a CPU (a 256 x 512 picture takes a few seconds through an R-50-D8).
+    keep it small on a CPU (a 256 x 512 picture takes a few seconds through an R-50-D8). ``precision="bf16"``
+    runs the backbone about twice as fast on CPUs with native bf16; the attention shown is computed in fp32.
     """
 
     def __init__(self, image: np.ndarray, choices: Sequence[ModelChoice], *, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, device: str | torch.device = "cpu",
                  pixel: tuple[int, int] | None = None, scale: int | None = None, resolution: str = "feature",
-                 dpi: int = 72):
+                 dpi: int = 72, precision: str = "fp32"):
         import ipywidgets as widgets
         from ipyevents import Event
 
@@ -190,6 +192,7 @@ class AttentionExplorer:
             raise ValueError("no models to choose from")
         self.choices = list(choices)
         self.mean, self.std, self.device, self.dpi = tuple(mean), tuple(std), torch.device(device), dpi
+        self.precision = resolve_precision(precision, self.device)  # the backbone's; warns once, here
         height, width = self.image.shape[:2]
         self.scale = scale or max(1, min(4, round(480 / max(height, width))))
         self.captures: dict[int, object] = {}
@@ -258,7 +261,7 @@ class AttentionExplorer:
             try:
                 model = choice.load().to(self.device).eval()
                 batch = normalize(self.image, self.mean, self.std)[None].to(self.device)
-                self.captures[index] = capture(model, batch)
+                self.captures[index] = capture(model, batch, precision=self.precision)
             except Exception as error:
                 self.status.value = (f"<span style='color:#b00'>could not use {html.escape(choice.label)}: "
                                      f"{html.escape(str(error))}</span>")

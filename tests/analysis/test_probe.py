@@ -214,3 +214,18 @@ def test_plot_partition_draws_both_groupings(captured):
     figure = plot_partition(p, pixel=(3, 5))
     assert [axis.get_title() for axis in figure.axes] == [
         f"long-range groups ({p.num_long_range_groups})", f"short-range blocks ({p.num_short_range_groups})"]
+
+
+def test_bf16_capture_keeps_fp32_attention_close_to_the_fp32_one(model, image, monkeypatch):
+    """The backbone runs in bf16 (as on a CPU with AVX-512 BF16), the head and its weights in fp32."""
+    from isanet import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    fp32, bf16 = capture(model, image), capture(model, image, precision="bf16")
+    assert bf16.isa.long_range.dtype == bf16.isa.short_range.dtype == bf16.logits.dtype == torch.float32
+    assert not torch.equal(bf16.logits, fp32.logits)  # the backbone did run in bf16
+    for a, b in ((bf16.isa.long_range, fp32.isa.long_range), (bf16.isa.short_range, fp32.isa.short_range)):
+        assert (a - b).abs().max().item() < 0.05  # weights are probabilities: absolute error
+    torch.testing.assert_close(bf16.isa.long_range.sum(-1), torch.ones_like(bf16.isa.long_range.sum(-1)))
+    picked = bf16.pixel(3, 4)
+    assert picked.long_range.feature.dtype == np.float32

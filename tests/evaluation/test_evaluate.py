@@ -241,3 +241,30 @@ def test_sample_checkpoint_is_a_published_layout_that_says_it_is_random(sample_s
     model = isanet.build_model(NAMES["voc"])
     assert list(saved["state_dict"]) == list(model.state_dict())
     assert saved["state_dict"]["decode_head.conv_seg.weight"].shape == (21, 512, 1, 1)
+
+
+def test_isanet_eval_precision_and_optimize(sample_setup, tmp_path, monkeypatch):
+    """bf16 (as on a CPU with AVX-512 BF16) and the optimized copy score the same picture; both are recorded."""
+    from isanet import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    data_root, checkpoint = sample_setup("voc")
+    records = {}
+    for name, extra in (("fp32", []), ("bf16", ["--precision", "bf16"]), ("optimized", ["--optimize"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["eval", NAMES["voc"], "--checkpoint", str(checkpoint), "--data-root", str(data_root),
+                     "--scale", "64", "32", "--limit", "2", "--out", str(out), *extra]) == 0
+        records[name] = json.loads(out.read_text())
+    assert [records[name]["settings"]["precision"] for name in records] == ["fp32", "bf16", "fp32"]
+    assert [records[name]["settings"]["optimize"] for name in records] == [False, False, True]
+    assert records["optimized"]["mIoU"] == pytest.approx(records["fp32"]["mIoU"], abs=0.01)
+    assert abs(records["bf16"]["mIoU"] - records["fp32"]["mIoU"]) < 5  # random weights: near-ties flip
+
+
+def test_isanet_eval_fp16_on_cpu_warns_and_runs_fp32(sample_setup, tmp_path):
+    data_root, checkpoint = sample_setup("voc")
+    out = tmp_path / "fp16.json"
+    with pytest.warns(UserWarning, match="--precision fp16 on cpu: fp16 autocast is for CUDA"):
+        assert main(["eval", NAMES["voc"], "--checkpoint", str(checkpoint), "--data-root", str(data_root),
+                     "--scale", "64", "32", "--limit", "1", "--out", str(out), "--precision", "fp16"]) == 0
+    assert json.loads(out.read_text())["settings"]["precision"] == "fp32"

@@ -164,3 +164,21 @@ def test_bad_inputs_get_one_line(tmp_path, checkpoint, capsys) -> None:
     assert main(["predict", str(tmp_path / "x.png"), *base, "--opacity", "2"]) == 1
     assert "opacity must be between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists(), "nothing written for bad arguments"
+
+
+def test_predict_bf16_is_the_bf16_prediction(tmp_path, checkpoint, monkeypatch, one_thread) -> None:
+    """--precision bf16 (as on a CPU with AVX-512 BF16) writes predict_image's bf16 labels."""
+    from isanet import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    image = _picture(30, 44)
+    _save(image, tmp_path / "mine.png")
+    assert main(["predict", str(tmp_path / "mine.png"), "--model", VOC, "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "out"), "--precision", "bf16", *QUICK]) == 0
+    label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
+    settings = EvalSettings.from_entry(get_entry(VOC))
+    model = load_model(checkpoint).eval()
+    bf16 = predict_image(model, image, (64, 64), settings.mean, settings.std, precision="bf16").argmax(0).numpy()
+    fp32 = predict_image(model, image, (64, 64), settings.mean, settings.std).argmax(0).numpy()
+    assert np.array_equal(label, bf16)
+    assert (label == fp32).mean() > 0.9  # random weights: near-ties may flip

@@ -1,0 +1,241 @@
+"""The whole-model bench: parameters, FLOPs, peak memory, latency, images/s and achieved GFLOP/s of one zoo
+model, for several ways of running it (precision, BatchNorm folding, :func:`optimize_for_inference`,
+channels-last, ONNX Runtime) side by side.
+
+* **FLOPs** are counted by ``torch.utils.flop_counter.FlopCounterMode`` on a meta copy (shapes only) of the
+  exact call that is timed (whole image, or every sliding window). They include the attention matmuls
+  (``Q Kᵀ`` and ``A V``, ``aten.bmm``, or the fused kernel): counters that hook modules instead of ops (mmcv's
+  ``get_model_complexity_info``, fvcore's defaults) see convolutions and linear layers only, so they report
+  ISANet without its attention. The bench prints both totals; the difference is the attention's share.
+* **Peak memory** is :func:`isanet.analysis.memory.peak_memory` (live tensor bytes over weights and input);
+  not shown for ONNX Runtime and for the blocked (oneDNN) backbone, whose tensors have no PyTorch storage.
+* **Time** is the median of ``repeats`` calls after ``warmup``, the variants **interleaved** (a, b, c, a, b, c,
+  ...) so load from other processes falls on all alike and their ratios stay fair.
+* **Achieved GFLOP/s** is FLOPs / latency, printed beside the machine's measured peak for the same precision
+  (the better of a square matmul and a 3x3 convolution, :func:`peak_gflops`): how much of the hardware the
+  model really uses.
+* **Agreement** is each variant's argmax against the first variant's, and its max relative logit difference.
+
+Weights are random (seeded) unless a checkpoint is given; the speed does not depend on them, the agreement
+does (random weights leave more pixels nearly tied between classes than trained ones).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils import flop_counter
+
+from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
+from isanet.analysis.memory import peak_memory
+from isanet.evaluation.inference import predict, slide_predict
+from isanet.models.fold import fold_batchnorm
+from isanet.models.optimize import BlockedBackbone, optimize_for_inference
+from isanet.runtime import DTYPES, resolve_precision
+
+aten = torch.ops.aten
+#: The ops that are attention matmuls in ISANet: every batched matmul is ``Q Kᵀ`` or ``A V`` (the projections
+#: and the classifier are convolutions), plus the fused kernels.
+ATTENTION_OPS = (aten.bmm, aten._scaled_dot_product_flash_attention_for_cpu,
+                 aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_flash_attention)
+
+
+#: How a variant's model is prepared: as it is, BatchNorm folded, or :func:`optimize_for_inference`.
+PREPARATIONS = ("plain", "folded-bn", "optimized")
+
+
+@dataclass
+class Variant:
+    """One way of running the model: ``precision``, a preparation (:data:`PREPARATIONS`), channels-last memory,
+    or ONNX Runtime."""
+
+    precision: str = "fp32"
+    preparation: str = "plain"
+    channels_last: bool = False
+    onnx: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.onnx:
+            return "onnxruntime fp32"
+        return " ".join([f"pytorch {self.precision}"] + [self.preparation] * (self.preparation != "plain")
+                        + ["channels-last"] * self.channels_last)
+
+    def prepare(self, model: nn.Module, precision: str, device: str) -> nn.Module:
+        if self.preparation == "optimized":
+            return optimize_for_inference(model, precision, device)
+        return fold_batchnorm(model) if self.preparation == "folded-bn" else model
+
+
+@dataclass
+class VariantRow:
+    label: str
+    precision: str
+    latency_ms: float
+    images_per_s: float
+    gflops_per_s: float
+    peak_gflops_per_s: float
+    peak_memory_bytes: int | None
+    pixel_agreement: float
+    max_rel_diff: float
+
+
+@dataclass
+class ModelBench:
+    name: str
+    size: tuple[int, int]
+    mode: str
+    head: str
+    device: str
+    threads: int
+    params: int
+    flops: int
+    attention_flops: int
+    weights: str
+    rows: list[VariantRow] = field(default_factory=list)
+    repeats: int = 0
+    warmup: int = 0
+    clock: str = "wall"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bench_input(size: tuple[int, int], seed: int = 0, device: str = "cpu") -> torch.Tensor:
+    """A deterministic image-like normalised ``1 x 3 x H x W`` batch (a smooth colour field plus noise, ImageNet
+    mean/std): values where real inputs sit, so argmax agreement is measured on something like an image."""
+    generator = torch.Generator().manual_seed(seed)
+    height, width = size
+    coarse = torch.rand(1, 3, max(2, height // 8), max(2, width // 8), generator=generator)
+    smooth = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    pixels = (0.7 * smooth + 0.3 * torch.rand(1, 3, height, width, generator=generator)) * 255.0
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    return ((pixels - mean) / std).to(device)
+
+
+def peak_gflops(precision: str = "fp32", device: str = "cpu", repeats: int = 5,
+                clock: Callable[[], float] = time.perf_counter) -> float:
+    """The machine's practical peak in ``precision``: the better GFLOP/s of a 1024 x 1024 matmul and of a 3x3
+    convolution (512 -> 512 channels, 32 x 32), median of ``repeats``. Both, because the libraries differ: on
+    this project's AMD EPYC, MKL's fp32 matmul reaches ~100 GFLOP/s per core and oneDNN's convolution ~220, so a
+    matmul alone would put the model "above the peak"."""
+    generator = torch.Generator().manual_seed(0)
+    dtype = DTYPES[precision]
+    a, b = (torch.randn(1024, 1024, generator=generator).to(device, dtype) for _ in range(2))
+    x = torch.randn(1, 512, 32, 32, generator=generator).to(device, dtype)
+    weight = torch.randn(512, 512, 3, 3, generator=generator).to(device, dtype)
+    flops = {"matmul": 2 * 1024**3, "conv": 2 * 512 * 512 * 9 * 32 * 32}
+    milliseconds = time_calls({"matmul": lambda: a @ b, "conv": lambda: F.conv2d(x, weight, padding=1)},
+                              repeats=repeats, warmup=2, device=device, clock=clock)
+    return max(flops[name] / (value * 1e-3) / 1e9 for name, value in milliseconds.items())
+
+
+def count_model_flops(call: Callable[[nn.Module, torch.Tensor], torch.Tensor], model: nn.Module,
+                      x: torch.Tensor) -> tuple[int, int]:
+    """``(total, attention matmuls)`` FLOPs of ``call(model, x)``, counted on meta copies (nothing computed)."""
+    meta_model = copy.deepcopy(model).to("meta")
+    meta_x = torch.empty_like(x, device="meta")
+    with flop_counter.FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
+        call(meta_model, meta_x)
+    by_op = counter.get_flop_counts().get("Global", {})
+    attention = sum(count for op, count in by_op.items() if getattr(op, "overloadpacket", op) in ATTENTION_OPS)
+    return counter.get_total_flops(), attention
+
+
+def _onnx_callable(model: nn.Module, size: tuple[int, int], folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    from isanet.io.export import export_onnx, onnx_runner, onnx_session
+
+    path = export_onnx(model, folder / "model.onnx", example_size=tuple(max(s, 65) for s in size))
+    return onnx_runner(onnx_session(path))
+
+
+def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: list[Variant], mode: str = "whole",
+                crop_size: tuple[int, int] | None = None, stride: tuple[int, int] | None = None,
+                device: str = "cpu", repeats: int = 5, warmup: int = 1, weights: str = "random (seed 0)",
+                clock: str = "wall", progress: Callable[[str], None] = lambda message: None) -> ModelBench:
+    """Measure ``model`` (eval mode, on ``device``) on one ``size`` input for every variant, timed interleaved.
+    The first variant is the reference of the agreement columns. ``clock="cpu"`` times process CPU time (for
+    one thread on a busy machine; see :func:`isanet.analysis.measure.time_calls`)."""
+    timer = time.process_time if clock == "cpu" else time.perf_counter
+    model = model.eval().to(device)
+    x = bench_input(size, device=device)
+    windows = dict(mode=mode, crop_size=crop_size, stride=stride)
+    flops, attention = count_model_flops(lambda m, t: predict(m, t, **windows), model, x)
+    calls: dict[str, Callable[[], torch.Tensor]] = {}
+    precisions: dict[str, str] = {}
+    uncounted: set[str] = set()  # memory the tracker cannot see: ONNX Runtime's, oneDNN's blocked tensors
+    with contextlib.ExitStack() as stack:
+        for variant in variants:
+            progress(f"preparing {variant.label}")
+            if variant.onnx:
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                run = _onnx_callable(model, size, folder)
+                call = ((lambda run=run: run(x.cpu())) if mode == "whole" else
+                        (lambda run=run: slide_predict(run, x.cpu(), crop_size, stride)))
+                precision = "fp32"
+            else:
+                precision = resolve_precision(variant.precision, device, "--precision")
+                variant_model = variant.prepare(model, precision, device)
+                variant_x = x
+                if variant.channels_last:
+                    variant_model = copy.deepcopy(variant_model).to(memory_format=torch.channels_last)
+                    variant_x = x.contiguous(memory_format=torch.channels_last)
+                call = (lambda m=variant_model, t=variant_x, p=precision:
+                        predict(m, t, precision=p, **windows))
+            calls[variant.label] = call
+            precisions[variant.label] = precision
+            if variant.onnx or any(isinstance(module, BlockedBackbone) for module in variant_model.modules()):
+                uncounted.add(variant.label)
+        outputs = {label: call().float().cpu() for label, call in calls.items()}
+        progress(f"timing {len(calls)} variants interleaved, {repeats} rounds after {warmup} warm-up")
+        started = time.perf_counter()
+        milliseconds = time_calls(calls, repeats=repeats, warmup=warmup, device=device, clock=timer)
+        progress(f"timed in {time.perf_counter() - started:.0f} s; measuring peak memory")
+        memory = {label: None if label in uncounted else peak_memory(call, device) for label, call in calls.items()}
+    peaks = {precision: peak_gflops(precision, device, clock=timer) for precision in set(precisions.values())}
+    reference = next(iter(outputs.values()))
+    result = ModelBench(name, tuple(size), mode, getattr(getattr(model, "config", None), "head", "isa"), device,
+                        torch.get_num_threads(), sum(p.numel() for p in model.parameters()), flops, attention,
+                        weights, repeats=repeats, warmup=warmup, clock=clock)
+    for label, out in outputs.items():
+        latency = milliseconds[label]
+        result.rows.append(VariantRow(
+            label, precisions[label], latency, 1e3 / latency, flops / (latency * 1e-3) / 1e9,
+            peaks[precisions[label]], memory[label], (out.argmax(1) == reference.argmax(1)).float().mean().item(),
+            ((out - reference).abs().max() / reference.abs().max()).item()))
+    return result
+
+
+def format_bench(bench: ModelBench) -> str:
+    """The header (model, FLOPs with and without attention) and one aligned row per variant."""
+    head = [f"{bench.name}: {bench.mode} {bench.size[0]}x{bench.size[1]}, {bench.head} head, {bench.device}, "
+            f"{bench.threads} threads, torch {torch.__version__}, weights {bench.weights}",
+            f"parameters {bench.params / 1e6:.2f} M; FLOPs {bench.flops / 1e9:.1f} G per image (FlopCounterMode, "
+            f"multiply-add = 2), of which attention matmuls {bench.attention_flops / 1e9:.2f} G; a counter that "
+            f"skips them reports {(bench.flops - bench.attention_flops) / 1e9:.1f} G",
+            f"median of {bench.repeats} interleaved runs after {bench.warmup} warm-up ({bench.clock} clock); "
+            "agreement = argmax equal to the first row's"]
+    header = ("variant", "latency ms", "images/s", "GFLOP/s", "peak probe", "% peak", "peak MiB", "agree %",
+              "max rel diff", "speed-up")
+    first = bench.rows[0].latency_ms
+    rows = [header] + [(
+        row.label, f"{row.latency_ms:.1f}", f"{row.images_per_s:.3f}", f"{row.gflops_per_s:.1f}",
+        f"{row.peak_gflops_per_s:.1f}", f"{100 * row.gflops_per_s / row.peak_gflops_per_s:.0f}",
+        "-" if row.peak_memory_bytes is None else f"{row.peak_memory_bytes / 2**20:.1f}",
+        f"{100 * row.pixel_agreement:.2f}", f"{row.max_rel_diff:.1e}", f"{first / row.latency_ms:.2f}x")
+        for row in bench.rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in
+                       enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(head + lines)
