@@ -33,7 +33,7 @@ from isanet.cli import error_message, main
 from isanet.data.datasets import as_rgb_uint8, build_dataset
 from isanet.data.synthetic import write_sample_dataset
 from isanet.engine import trainer as trainer_module
-from isanet.engine.build import resolve_config
+from isanet.engine.config import resolve_config
 from isanet.engine.state import TrainError, WorkDirLock, write_checkpoint
 from isanet.engine.trainer import TrainConfig, train
 from isanet.evaluation.evaluate import EvalSettings, evaluate

@@ -1,17 +1,14 @@
-"""Setting a training run up: its configuration, and every part the loop of :mod:`isanet.engine.trainer` needs.
+"""Setting a training run up: every part the loop of :mod:`isanet.engine.trainer` needs.
 
-:class:`TrainConfig` leaves optional settings as ``None``; :func:`resolve_config` fills them from the zoo entry
-(a fresh run) or from the checkpoint being resumed, so ``--resume`` needs no repeated options and refuses
-ones that would make the continued run a different run. :func:`build_parts` then joins the process group,
-reads the data, builds (and initialises or restores) the model, the optimiser, AMP and DDP, in the order
-that keeps a resumed run's random numbers identical to an uninterrupted one's.
+:func:`build_parts` takes a :class:`~isanet.engine.config.TrainConfig`, resolves it against the zoo entry or the
+checkpoint being resumed, then joins the process group, reads the data, builds (and initialises or restores)
+the model, the optimiser, AMP and DDP, in the order that keeps a resumed run's random numbers identical to an
+uninterrupted one's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -21,6 +18,7 @@ import torch
 from torch import nn
 
 from isanet.data.transforms import transforms_from_entry
+from isanet.engine.config import TrainConfig, plain, resolve_config
 from isanet.engine.loader import DistContext, TrainStream
 from isanet.engine.state import (
     LOG_NAME,
@@ -36,124 +34,8 @@ from isanet.engine.state import (
 )
 from isanet.io.atomic import check_writable
 from isanet.io.checkpoint import extract_state_dict
-from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
 from isanet.models.zoo import build_model, get_entry, short_dataset_name
 from isanet.runtime import autocast, resolve_device, resolve_precision
-
-DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
-
-
-@dataclass
-class TrainConfig:
-    """What to train. ``None`` means: the zoo entry's value for a fresh run, the checkpoint's on ``resume``.
-
-    The recipe fields (``iters`` ... ``val_scale``) default to the zoo entry of ``name``; ``model_overrides``
-    go to :func:`isanet.build_model` (a tiny R-18 for notebooks and tests); ``resize_scale`` and ``val_scale``
-    are the ``RandomResize`` and test ``Resize`` boxes (shrink them with the crop for small images);
-    ``init`` is the starting weights (zoo or ImageNet-backbone checkpoint); ``stop_after`` ends this run after
-    that iteration as if it were killed there (notebooks training in chunks, the resume test);
-    ``avg_non_ignore`` switches to mmseg's optional CE averaging over labelled pixels only; ``dataset`` is the
-    reader ("voc", "cityscapes", "ade20k", "folder"; None: "folder" when ``data_root`` holds that layout, else
-    the entry's), and with a folder data set the model gets its ``classes.txt`` classes (``init`` then keeps
-    everything but the re-initialised classifier); ``skip_bad`` leaves bad folder images out instead of stopping.
-    """
-
-    data_root: str | Path
-    work_dir: str | Path
-    name: str = DEFAULT_MODEL
-    iters: int | None = None
-    crop_size: tuple[int, int] | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    seed: int | None = None
-    save_every: int | None = None
-    keep_checkpoints: int | None = None
-    eval_every: int | None = None
-    limit_val: int | None = None
-    resize_scale: tuple[int, int] | None = None
-    val_scale: tuple[int, int] | None = None
-    model_overrides: dict | None = None
-    init: str | Path | None = None
-    resume: bool = False
-    device: str | None = None
-    amp: bool | None = None
-    amp_dtype: str | None = None
-    precision: str | None = None
-    sync_bn: bool = False
-    num_workers: int = 0
-    aux_weight: float = 0.4
-    avg_non_ignore: bool = False
-    eval_at_start: bool = False
-    stop_after: int | None = None
-    progress: bool = True
-    train_split: str = "train"
-    val_split: str = "val"
-    dataset: str | None = None
-    skip_bad: bool = False
-
-
-#: Settings a resumed run must share with its checkpoint (else its losses would not continue the same run);
-#: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
-RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "model_overrides")
-#: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (``--keep 2``
-#: must keep pruning after a resume; an AMP run stays one).
-RESUME_RESTORED = {"keep_checkpoints": None, "amp": False, "amp_dtype": "auto", "precision": "fp32"}
-
-
-def plain(value):
-    """Tuples to lists, paths to strings: the JSON form that checkpoints and comparisons use."""
-    return json.loads(json.dumps(value, default=str))
-
-
-def entry_defaults(entry: dict) -> dict:
-    """The recipe's value of every optional :class:`TrainConfig` field, read from the zoo entry."""
-    def step(pipeline: str, kind: str) -> dict:
-        return next(item for item in entry[pipeline] if item["type"] == kind)
-
-    iters = entry["iterations"]
-    return dict(iters=iters, crop_size=tuple(entry["crop_size"]), batch_size=entry["batch_size_per_gpu"],
-                lr=entry["optimizer"]["lr"], seed=0, save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1),
-                limit_val=None, resize_scale=tuple(step("train_pipeline", "RandomResize")["scale"]),
-                val_scale=tuple(step("test_pipeline", "Resize")["scale"]), model_overrides={})
-
-
-def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = None) -> TrainConfig:
-    """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > recipe) and refuse a resume
-    whose explicit settings contradict the checkpoint."""
-    defaults, resolved = entry_defaults(entry), {"name": entry["name"]}
-    if previous is not None and previous.get("name") != entry["name"]:
-        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry['name']!r}")
-    for key, default in defaults.items():
-        given = getattr(config, key)
-        if previous is not None and key in RESUME_LOCKED and given is not None and \
-                plain(given) != plain(previous.get(key)):
-            raise TrainError(f"--resume: the checkpoint was trained with {key}={previous.get(key)} but this run "
-                             f"asks for {key}={given}; drop the option to continue the same run")
-        if given is None and previous is not None and key in previous:
-            given = previous[key]
-            given = tuple(given) if isinstance(given, list) else given
-        resolved[key] = default if given is None else given
-    for key, default in RESUME_RESTORED.items():
-        given = getattr(config, key)
-        if given is None and previous is not None:
-            given = previous.get(key)
-        resolved[key] = default if given is None else given
-    config = replace(config, **resolved)
-    _validate(config)
-    return config
-
-
-def _validate(config: TrainConfig) -> None:
-    checks = [(config.iters >= 1, "--iters", config.iters), (config.batch_size >= 1, "--batch-size", config.batch_size),
-              (min(config.crop_size) >= 8 and max(config.crop_size) <= MAX_IMAGE_SIDE, "--crop", config.crop_size),
-              (math.isfinite(config.lr) and 0 < config.lr <= MAX_LR, "--lr", config.lr),
-              (config.save_every >= 1, "--save-every", config.save_every),
-              (config.eval_every >= 0, "--eval-every", config.eval_every),
-              (config.keep_checkpoints is None or config.keep_checkpoints >= 1, "--keep", config.keep_checkpoints),
-              (config.num_workers >= 0, "--num-workers", config.num_workers)]
-    for ok, option, value in checks:
-        if not ok:
-            raise TrainError(f"{option} {value}: out of range (see isanet train --help)")
 
 
 @dataclass

@@ -51,14 +51,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from isanet.engine.build import (
-    DEFAULT_MODEL,
-    LoopParts,
-    TrainConfig,
-    build_parts,
-    plain,
-    resolve_config,
-)
+from isanet.engine.build import LoopParts, build_parts
+from isanet.engine.config import DEFAULT_MODEL, TrainConfig, plain, resolve_config
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
 from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint

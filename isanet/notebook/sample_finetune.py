@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from isanet.engine.build import TrainConfig
+from isanet.engine.config import TrainConfig
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, Trainer, seg_losses
 from isanet.models.config import TINY
 from isanet.notebook.session import repo_root, sample_dataset

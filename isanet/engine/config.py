@@ -1,0 +1,136 @@
+"""``TrainConfig``: what to train, and how a run's settings are resolved and checked before any work.
+
+:class:`TrainConfig` leaves optional settings as ``None``; :func:`resolve_config` fills them from the zoo entry
+(a fresh run) or from the checkpoint being resumed, so ``--resume`` needs no repeated options and refuses
+ones that would make the continued run a different run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from isanet.engine.state import TrainError
+from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
+
+DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
+
+
+@dataclass
+class TrainConfig:
+    """What to train. ``None`` means: the zoo entry's value for a fresh run, the checkpoint's on ``resume``.
+
+    The recipe fields (``iters`` ... ``val_scale``) default to the zoo entry of ``name``; ``model_overrides``
+    go to :func:`isanet.build_model` (a tiny R-18 for notebooks and tests); ``resize_scale`` and ``val_scale``
+    are the ``RandomResize`` and test ``Resize`` boxes (shrink them with the crop for small images);
+    ``init`` is the starting weights (zoo or ImageNet-backbone checkpoint); ``stop_after`` ends this run after
+    that iteration as if it were killed there (notebooks training in chunks, the resume test);
+    ``avg_non_ignore`` switches to mmseg's optional CE averaging over labelled pixels only; ``dataset`` is the
+    reader ("voc", "cityscapes", "ade20k", "folder"; None: "folder" when ``data_root`` holds that layout, else
+    the entry's), and with a folder data set the model gets its ``classes.txt`` classes (``init`` then keeps
+    everything but the re-initialised classifier); ``skip_bad`` leaves bad folder images out instead of stopping.
+    """
+
+    data_root: str | Path  # the data set's folder (a VOC/Cityscapes/ADE20K tree, or your own folder data set)
+    work_dir: str | Path  # where log.jsonl, iter_N.pth and latest.pth go (locked while a run owns it)
+    name: str = DEFAULT_MODEL  # zoo entry whose architecture and recipe are used
+    iters: int | None = None  # iterations to train to (recipe: the entry's schedule)
+    crop_size: tuple[int, int] | None = None  # RandomCrop (height, width)
+    batch_size: int | None = None  # images per process and iteration
+    lr: float | None = None  # SGD base learning rate, decayed by the poly schedule
+    seed: int | None = None  # seeds data order, augmentation and initialisation
+    save_every: int | None = None  # checkpoint interval in iterations
+    keep_checkpoints: int | None = None  # keep only the newest N iter_*.pth (None: all)
+    eval_every: int | None = None  # validation interval in iterations (0: never)
+    limit_val: int | None = None  # evaluate on the first N validation images only
+    resize_scale: tuple[int, int] | None = None  # RandomResize box (long, short) before cropping
+    val_scale: tuple[int, int] | None = None  # test Resize box (long, short) for validation
+    model_overrides: dict | None = None  # ISANetConfig fields changed from the entry's (e.g. the tiny R-18)
+    # starting weights: a zoo checkpoint (classifier re-initialised if classes differ) or an ImageNet backbone
+    init: str | Path | None = None
+    resume: bool = False  # continue the run in work_dir from its latest checkpoint
+    device: str | None = None  # cpu or cuda (None: cuda when there is one)
+    amp: bool | None = None  # CUDA mixed precision (legacy switch; precision supersedes it)
+    amp_dtype: str | None = None  # the AMP dtype: auto, bfloat16 or float16
+    precision: str | None = None  # fp32, bf16 (CPU autocast where supported; CUDA) or fp16 (CUDA); losses stay fp32
+    sync_bn: bool = False  # SyncBatchNorm across DDP processes
+    num_workers: int = 0  # data-loading worker processes (0: in the training process)
+    aux_weight: float = 0.4  # weight of the FCN auxiliary loss (0.4 in every published config)
+    avg_non_ignore: bool = False  # mmseg's optional CE averaging over labelled pixels only
+    eval_at_start: bool = False  # evaluate once before training (the curve's starting point)
+    # end this run after that iteration as if killed there (chunked notebooks, resume tests)
+    stop_after: int | None = None
+    progress: bool = True  # tqdm progress bar
+    train_split: str = "train"  # split to train on
+    val_split: str = "val"  # split to validate on
+    # reader: voc, cityscapes, ade20k or folder (None: folder when data_root has that layout, else the entry's)
+    dataset: str | None = None
+    skip_bad: bool = False  # folder data sets: leave bad image/mask pairs out with a warning instead of stopping
+
+
+#: Settings a resumed run must share with its checkpoint (else its losses would not continue the same run);
+#: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
+RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "model_overrides")
+#: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (``--keep 2``
+#: must keep pruning after a resume; an AMP run stays one).
+RESUME_RESTORED = {"keep_checkpoints": None, "amp": False, "amp_dtype": "auto", "precision": "fp32"}
+
+
+def plain(value):
+    """Tuples to lists, paths to strings: the JSON form that checkpoints and comparisons use."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def entry_defaults(entry: dict) -> dict:
+    """The recipe's value of every optional :class:`TrainConfig` field, read from the zoo entry."""
+    def step(pipeline: str, kind: str) -> dict:
+        return next(item for item in entry[pipeline] if item["type"] == kind)
+
+    iters = entry["iterations"]
+    return dict(iters=iters, crop_size=tuple(entry["crop_size"]), batch_size=entry["batch_size_per_gpu"],
+                lr=entry["optimizer"]["lr"], seed=0, save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1),
+                limit_val=None, resize_scale=tuple(step("train_pipeline", "RandomResize")["scale"]),
+                val_scale=tuple(step("test_pipeline", "Resize")["scale"]), model_overrides={})
+
+
+def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = None) -> TrainConfig:
+    """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > recipe) and refuse a resume
+    whose explicit settings contradict the checkpoint."""
+    defaults, resolved = entry_defaults(entry), {"name": entry["name"]}
+    if previous is not None and previous.get("name") != entry["name"]:
+        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry['name']!r}")
+    for key, default in defaults.items():
+        given = getattr(config, key)
+        if previous is not None and key in RESUME_LOCKED and given is not None and \
+                plain(given) != plain(previous.get(key)):
+            raise TrainError(f"--resume: the checkpoint was trained with {key}={previous.get(key)} but this run "
+                             f"asks for {key}={given}; drop the option to continue the same run")
+        if given is None and previous is not None and key in previous:
+            given = previous[key]
+            given = tuple(given) if isinstance(given, list) else given
+        resolved[key] = default if given is None else given
+    for key, default in RESUME_RESTORED.items():
+        given = getattr(config, key)
+        if given is None and previous is not None:
+            given = previous.get(key)
+        resolved[key] = default if given is None else given
+    config = replace(config, **resolved)
+    _validate(config)
+    return config
+
+
+def _validate(config: TrainConfig) -> None:
+    checks = [(config.iters >= 1, "--iters", config.iters), (config.batch_size >= 1, "--batch-size", config.batch_size),
+              (min(config.crop_size) >= 8 and max(config.crop_size) <= MAX_IMAGE_SIDE, "--crop", config.crop_size),
+              (math.isfinite(config.lr) and 0 < config.lr <= MAX_LR, "--lr", config.lr),
+              (config.save_every >= 1, "--save-every", config.save_every),
+              (config.eval_every >= 0, "--eval-every", config.eval_every),
+              (config.keep_checkpoints is None or config.keep_checkpoints >= 1, "--keep", config.keep_checkpoints),
+              (config.num_workers >= 0, "--num-workers", config.num_workers)]
+    for ok, option, value in checks:
+        if not ok:
+            raise TrainError(f"{option} {value}: out of range (see isanet train --help)")
+
+
