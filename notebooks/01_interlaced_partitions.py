@@ -292,11 +292,11 @@ plot_two_hop(p, SOURCE, TARGET, ax=figure.subplots())
 display(figure)
 
 # %% [markdown]
-# The rule and the matrix product name the same single position. One subtlety: `via` may be a **padding**
-# position (the last line says which; with the default map try `TARGET = (11, 16)`). That still works, because padded positions are real members of the
-# groups: the map is padded with zeros *before* attention, so a padded position takes part in step 1 like any
-# pixel (it reads its long-range group) and passes the result on in step 2. The matrices count how many paths
-# between real pixels go through the padding: the sum of $S[p, q]\,L[q, r]$ over padding positions $q$.
+# The rule and the matrix product name the same single position. One subtlety: `via` may be a **padding** position
+# (the last line says which; with the default map try `TARGET = (11, 16)`). That still works, because padded positions
+# are real members of the groups: the map is padded with zeros *before* attention, so a padded position takes part in
+# step 1 like any pixel (it reads its long-range group) and passes the result on in step 2. The matrices count how
+# many paths between real pixels go through the padding: the sum of $S[p, q]\,L[q, r]$ over padding positions $q$.
 
 # %%
 real = torch.zeros(p.padded_h, p.padded_w, dtype=torch.bool)
@@ -377,11 +377,12 @@ display(figure)
 #
 # ## 6. Over a picture
 #
-# In ISANet the map is the backbone's output, 1/8 of the image in each direction, and the published `down_factor`
-# is 8: a block is 8 x 8 feature pixels = 64 x 64 image pixels (the cell prints it for `IMAGE_DOWN_FACTOR`). Below, the white lines are the blocks, orange is the
-# chosen pixel's block (what it sees in step 2) and blue its long-range group (what it sees in step 1). With
-# neither `IMAGE_FILE` nor `DATA_ROOT` set, the picture is a **synthetic sample** (flat shapes drawn by
-# `isanet.data.synthetic`, not a photograph), and its title says so; set `IMAGE_FILE` to any picture of yours.
+# In ISANet the map is the backbone's output, 1/8 of the image in each direction, and the published `down_factor` is
+# 8: a block is 8 x 8 feature pixels = 64 x 64 image pixels (the cell prints it for `IMAGE_DOWN_FACTOR`). Below, the
+# white lines are the blocks, orange is the chosen pixel's block (what it sees in step 2) and blue its long-range
+# group (what it sees in step 1). With neither `IMAGE_FILE` nor `DATA_ROOT` set, the picture is a **synthetic sample**
+# (flat shapes drawn by `isanet.data.synthetic`, not a photograph), and its title says so; set `IMAGE_FILE` to any
+# picture of yours.
 
 # %%
 image_file, data_root = resolve_path(IMAGE_FILE, ROOT), resolve_path(DATA_ROOT, ROOT)

@@ -146,7 +146,8 @@ for c, d, label in ((channels, isa_channels, "this run"), (PAPER_CHANNELS, PAPER
 # ISA), the dense pair work grows like $n^4$ and soon dwarfs everything else, while ISA's pair work stays a small
 # fraction of its projections. Where the last column is below 1x, ISA pays more than it saves: the sides below the
 # break-even side printed under the table. The break-even side is larger than the inequality's solution because of
-# padding: a side just above a multiple of 8 is padded up to the next one, and ISA pays for the padded pixels too.
+# padding: a side just above a multiple of the block side is padded up to the next one, and ISA pays for the
+# padded pixels too.
 
 # %% [markdown]
 # ## 2. Measure
@@ -239,12 +240,12 @@ if fused_ratios:
     print(f"\nsdpa memory dense/ISA over all sizes: {min(fused_ratios):.2f}x to {max(fused_ratios):.2f}x")
 
 # %% [markdown]
-# Read the last two columns together. With `matmul` the dense/ISA memory ratio grows with the map, because the
-# dense peak holds affinity-sized tensors (the "affinities" column says how many of them the fused kernel did
-# without: the scores and their softmax can be alive at once; on the smallest maps the number can be negative,
-# when the fused path's own buffers outweigh a tiny affinity). With `sdpa` read the range printed last: where it is
-# close to 1x, neither method stores an affinity any more and both peaks are made of $N \times C$ projections. So the memory argument for ISA is an
-# argument against *materialised* attention; a fused dense kernel wins most of it back.
+# Read the last two columns together. With `matmul` the dense/ISA memory ratio grows with the map, because the dense
+# peak holds affinity-sized tensors (the "affinities" column says how many of them the fused kernel did without: the
+# scores and their softmax can be alive at once; on the smallest maps the number can be negative, when the fused
+# path's own buffers outweigh a tiny affinity). With `sdpa` read the range printed last: where it is close to 1x,
+# neither method stores an affinity any more and both peaks are made of $N \times C$ projections. So the memory
+# argument for ISA is an argument against *materialised* attention; a fused dense kernel wins most of it back.
 #
 # ## 5. Time: the FLOPs stay
 #
@@ -316,10 +317,11 @@ print(f"dense/ISA: attention alone {parts['dense'] / parts['isa']:.1f}x, conv + 
 # %% [markdown]
 # The 3x3 input convolution reads 2048 channels over a 3x3 window for each of the 512 outputs:
 # $2 \cdot 9 \cdot 2048 \cdot 512 \approx 18.9$ MFLOPs per pixel, several times what the ISA block does per pixel
-# (two blocks of $C = 512$ projections plus $256 + 64 = 320$ pairs: 256 in the long-range step, 64 in its block). So in the ISA head the convolution takes most of
-# the FLOPs (the share printed above), and the dense/ISA ratio of the whole setting is far smaller than that of
-# the attention alone: the saving on attention is diluted by a cost both methods pay. A dense block at this size,
-# on the other hand, costs more than the convolution: its $N^2$ pairs (16,384² of them) dominate everything.
+# (two blocks of $C = 512$ projections plus $256 + 64 = 320$ pairs: 256 in the long-range step, 64 in its block).
+# So in the ISA head the convolution takes most of the FLOPs (the share printed above), and the dense/ISA ratio of
+# the whole setting is far smaller than that of the attention alone: the saving on attention is diluted by a cost
+# both methods pay. A dense block at this size, on the other hand, costs more than the convolution: its $N^2$ pairs
+# (16,384² of them) dominate everything.
 #
 # ## 7. On a GPU: the authors' measurement
 #
