@@ -132,10 +132,15 @@ print(f"blocks: glb_h = ceil({p.height}/{p.loc_h}) = {p.glb_h}, glb_w = ceil({p.
 print(f"padded to {p.padded_h}x{p.padded_w}; padding (left, right, top, bottom) = {p.padding}")
 print(f"{p.num_long_range_groups} long-range groups of {p.glb_h * p.glb_w} pixels, "
       f"{p.num_short_range_groups} short-range blocks of {p.loc_h * p.loc_w} pixels")
+left, right, top, bottom = p.padding
+print(f"in words: the {p.height} rows need {p.glb_h} blocks of {p.loc_h} ({p.padded_h} rows), so "
+      f"{top + bottom} rows of padding, {top} on top and {bottom} at the bottom; the {p.width} columns need "
+      f"{p.glb_w} blocks ({p.padded_w} columns), so {left + right} columns of padding, {left} on the left and "
+      f"{right} on the right")
 
 # %% [markdown]
-# With the default 13 x 18 map: the 13 rows need 4 blocks of 4 (16 rows), so 3 rows of padding, 1 on top and 2 at the
-# bottom; the 18 columns need 5 blocks (20 columns), 1 on each side. Every position of the padded map has a
+# The last line spells out the padding of this map: each side gets half of it, and an odd row or column goes to
+# the bottom or right. Every position of the padded map has a
 # **long-range group id** (its offset inside its block) and a **short-range group id** (its block). Printed for the
 # padded grid, the long-range ids repeat with period `loc` and the short-range ids are constant on blocks. (Each id is
 # also the position's index *inside* the other grouping — that is what makes the permutations between the steps
@@ -154,14 +159,29 @@ print(short_range_group_ids(p).numpy())
 # %%
 display(plot_partition(p, SOURCE))
 long_members, short_members = pixel_groups(p, *SOURCE)
-print(f"SOURCE {SOURCE} attends to {len(long_members)} pixels in step 1 and {len(short_members)} in step 2 "
-      f"(instead of {p.height * p.width} with dense attention); padded coordinates of its long-range group:")
-print(long_members.tolist())
+
+
+def real_count(members: torch.Tensor) -> int:
+    """How many padded (row, col) coordinates of ``members`` lie on the real (unpadded) map."""
+    rows, cols = members[:, 0] - p.pad_top, members[:, 1] - p.pad_left
+    return int(((rows >= 0) & (rows < p.height) & (cols >= 0) & (cols < p.width)).sum())
+
+
+both = torch.cat([long_members, short_members]).unique(dim=0)  # SOURCE is in both groups: count it once
+print(f"SOURCE {SOURCE} reads {len(long_members)} positions of the padded map in step 1 "
+      f"({real_count(long_members)} real pixels, {len(long_members) - real_count(long_members)} padding) and "
+      f"{len(short_members)} in step 2 ({real_count(short_members)} real, "
+      f"{len(short_members) - real_count(short_members)} padding)")
+print(f"together {len(both)} distinct positions (SOURCE itself is in both), {real_count(both)} of them real "
+      f"pixels, where dense attention reads all {p.height * p.width} real pixels")
+print("padded coordinates of its long-range group:", long_members.tolist())
 
 # %% [markdown]
-# The source's long-range group is a lattice with stride `loc` in both directions, one pixel per block (with
-# the defaults: 20 blocks, 20 pixels); its block holds `loc_h·loc_w` neighbours (16). Together 36 positions, where
-# dense attention would read all 234.
+# The source's long-range group is a lattice with stride `loc` in both directions, one position per block
+# ($Q_hQ_w$ positions); its block holds $P_hP_w$ = `loc_h·loc_w` neighbours. These are positions of the *padded*
+# map: near the border some of them are padding, which is why the cell counts real pixels and padding
+# separately, and the source belongs to both groups, so the union counts it once. Even together, they are a small
+# fraction of what dense attention reads (the last printed line).
 #
 # ## 2. One forward pass, shape by shape
 #
@@ -195,12 +215,15 @@ names = {"input": "n x c x h x w", "pad": "n x c x H x W",
 for index, (step, shape) in enumerate(isa_shape_steps(p, batch=1, channels=512)):
     arrow = "   " if index == 0 else "-> "
     print(f"{arrow}{step:<22} {' x '.join(map(str, shape)):<18} {names[step]}")
+print(f"\nthe batch column: 1 image becomes {p.num_long_range_groups} 'images' of {p.glb_h} x {p.glb_w} pixels "
+      f"(one per long-range group: P_hP_w = {p.num_long_range_groups} groups of Q_hQ_w = "
+      f"{p.num_short_range_groups} positions), then {p.num_short_range_groups} 'images' of {p.loc_h} x {p.loc_w} "
+      "(one per block), then 1 image again")
 
 # %% [markdown]
-# Read the batch column (default parameters): 1 image becomes 16 "images" of 4 x 5 pixels (one per long-range
-# group: $P_hP_w = 16$ groups of $Q_hQ_w = 20$ pixels), then 20 "images" of 4 x 4 (one per block), then 1 image
-# again. Attention
-# never sees a pixel outside its "image", which is why each step is sparse.
+# Read the batch column, as the last line does: the image becomes $P_hP_w$ "images" of $Q_h \times Q_w$ positions
+# (one per long-range group), then $Q_hQ_w$ "images" of $P_h \times P_w$ (one per block), then one image again.
+# Attention never sees a position outside its "image", which is why each step is sparse.
 #
 # ## 3. The matrix view: two sparse relations and their product
 #
@@ -262,16 +285,18 @@ through = (short_m[flat(target)] & long_m[:, flat(source)]).nonzero().flatten().
 print(f"padded coordinates: source {source} -> via {via} (step 1, long range) -> target {target} (step 2)")
 print(f"from the matrices: the positions q with S[target, q] L[q, source] = 1 are {through}; "
       f"via is position {flat(via)}")
+via_is_real = (0 <= via[0] - p.pad_top < p.height) and (0 <= via[1] - p.pad_left < p.width)
+print(f"via {via} is {'a real pixel' if via_is_real else 'a PADDING position'} of this map")
 figure = Figure(figsize=(5, 5.2), layout="constrained")
 plot_two_hop(p, SOURCE, TARGET, ax=figure.subplots())
 display(figure)
 
 # %% [markdown]
-# The rule and the matrix product name the same single position. One subtlety: `via` may be a **padding**
-# position (try `TARGET = (11, 16)`). That still works, because padded positions are real members of the
-# groups: the map is padded with zeros *before* attention, so a padded position takes part in step 1 like any
-# pixel (it reads its long-range group) and passes the result on in step 2. The matrices count how many paths
-# between real pixels go through the padding: the sum of $S[p, q]\,L[q, r]$ over padding positions $q$.
+# The rule and the matrix product name the same single position. One subtlety: `via` may be a **padding** position
+# (the last line says which; with the default map try `TARGET = (11, 16)`). That still works, because padded positions
+# are real members of the groups: the map is padded with zeros *before* attention, so a padded position takes part in
+# step 1 like any pixel (it reads its long-range group) and passes the result on in step 2. The matrices count how
+# many paths between real pixels go through the padding: the sum of $S[p, q]\,L[q, r]$ over padding positions $q$.
 
 # %%
 real = torch.zeros(p.padded_h, p.padded_w, dtype=torch.bool)
@@ -352,11 +377,12 @@ display(figure)
 #
 # ## 6. Over a picture
 #
-# In ISANet the map is the backbone's output, 1/8 of the image in each direction, and `down_factor` is 8: a
-# block is 8 x 8 feature pixels = 64 x 64 image pixels. Below, the white lines are the blocks, orange is the
-# chosen pixel's block (what it sees in step 2) and blue its long-range group (what it sees in step 1). With
-# neither `IMAGE_FILE` nor `DATA_ROOT` set, the picture is a **synthetic sample** (flat shapes drawn by
-# `isanet.data.synthetic`, not a photograph), and its title says so; set `IMAGE_FILE` to any picture of yours.
+# In ISANet the map is the backbone's output, 1/8 of the image in each direction, and the published `down_factor` is
+# 8: a block is 8 x 8 feature pixels = 64 x 64 image pixels (the cell prints it for `IMAGE_DOWN_FACTOR`). Below, the
+# white lines are the blocks, orange is the chosen pixel's block (what it sees in step 2) and blue its long-range
+# group (what it sees in step 1). With neither `IMAGE_FILE` nor `DATA_ROOT` set, the picture is a **synthetic sample**
+# (flat shapes drawn by `isanet.data.synthetic`, not a photograph), and its title says so; set `IMAGE_FILE` to any
+# picture of yours.
 
 # %%
 image_file, data_root = resolve_path(IMAGE_FILE, ROOT), resolve_path(DATA_ROOT, ROOT)
@@ -373,12 +399,15 @@ image_partition = Partition(*feature_size, IMAGE_DOWN_FACTOR, IMAGE_DOWN_FACTOR)
 query = (feature_size[0] // 3, feature_size[1] // 3)
 print(f"{label}: image {image.shape[0]}x{image.shape[1]} -> feature map {feature_size[0]}x{feature_size[1]}, "
       f"{image_partition.glb_h}x{image_partition.glb_w} blocks; query feature pixel {query}")
+print(f"a block: {IMAGE_DOWN_FACTOR} x {IMAGE_DOWN_FACTOR} feature pixels = {IMAGE_DOWN_FACTOR * 8} x "
+      f"{IMAGE_DOWN_FACTOR * 8} image pixels; the query's long-range group: "
+      f"{image_partition.num_short_range_groups} positions, one per block")
 display(plot_partition_over_image(image, image_partition, query, stride=8, source=label))
 
 # %% [markdown]
 # The blue squares are spread evenly over the whole picture, one per block: in step 1 the query pixel gathers
-# context from every region of the image at once, and in step 2 it mixes that with its own 64 x 64-pixel
-# neighbourhood (orange).
+# context from every region of the image at once, and in step 2 it mixes that with its own block-sized
+# neighbourhood (orange; its size in image pixels is printed above).
 #
 # ## 7. What it saves: the formulas, filled in
 #
@@ -387,7 +416,7 @@ display(plot_partition_over_image(image, image_partition, query, stride=8, sourc
 # $HW \cdot P_hP_w$ in step 2:
 #
 # $$\underbrace{(hw)^2}_{\text{dense}} \quad\text{against}\quad \underbrace{HW\,(Q_hQ_w + P_hP_w)}_{\text{ISA}}
-#   \qquad (\text{code: } HW \cdot (\texttt{glb\_h} \cdot \texttt{glb\_w} + \texttt{loc\_h} \cdot \texttt{loc\_w})).$$
+#   \qquad (\text{code: } HW \cdot (\mathtt{glb\_h} \cdot \mathtt{glb\_w} + \mathtt{loc\_h} \cdot \mathtt{loc\_w})).$$
 #
 # Each entry costs $d$ multiply-adds to form and $C$ to apply, which gives the paper's $O(N^2C)$ against
 # $O(N(P_hP_w + Q_hQ_w)C)$; notebook 03 adds the projections and measures it.
@@ -427,22 +456,26 @@ ax_factor.set_title("128 x 128 map: ISA cost vs down_factor")
 ax_factor.grid(True, which="both", alpha=0.3)
 ax_factor.legend()
 display(figure)
-best = int(factors[int(np.argmin(by_factor))])
+cheapest = [int(f) for f, entries in zip(factors, by_factor) if entries == min(by_factor)]  # every minimiser
 dense128, isa128 = Partition(128, 128).affinity_entries()
 print(f"128x128: dense {dense128 * 4 / 2**20:,.0f} MiB vs ISA {isa128 * 4 / 2**20:,.1f} MiB of affinities "
-      f"({dense128 / isa128:.0f}x less); cheapest down_factor {best}; the unpadded optimum 128**0.5 = {128**0.5:.2f}")
-for f in range(8, 13):
+      f"({dense128 / isa128:.0f}x less at down_factor 8); the unpadded optimum 128**0.5 = {128**0.5:.2f}")
+print(f"cheapest down_factor: {' and '.join(map(str, cheapest))}"
+      f"{' (a tie: the same number of entries)' if len(cheapest) > 1 else ''}, {min(by_factor):,} entries; "
+      f"the published 8 costs {isa128 / min(by_factor) - 1:.0%} more")
+for f in range(8, 14):
     q = Partition(128, 128, f, f)
-    print(f"  down_factor {f:>2}: glb {q.glb_h:>2}, padded {q.padded_h}x{q.padded_w}, "
-          f"{q.padded_h * q.padded_w:,} positions x ({q.glb_h * q.glb_w} + {f * f}) = "
-          f"{q.affinity_entries()[1]:,} entries")
+    print(f"  down_factor {f:>2}: glb {q.glb_h:>2}, padded {q.padded_h}x{q.padded_w} "
+          f"(+{q.padded_h * q.padded_w / 128**2 - 1:.0%} positions), {q.padded_h * q.padded_w:,} positions x "
+          f"({q.glb_h * q.glb_w} + {f * f}) = {q.affinity_entries()[1]:,} entries")
 
 # %% [markdown]
 # The table under the plot explains the integer answer. At 11 (closest to 11.3) the group sizes are
-# balanced (144 + 121), but $\lceil 128/11 \rceil = 12$ blocks pad the map to 132 x 132, 6% more positions
-# than 128 x 128; at 10, 13 blocks pad it only to 130 x 130, and $169 + 100 = 269$ is nearly as balanced, so 10 is
-# the cheapest. The published 8 pads nothing and costs about 15% more than 10 — a small price next to the
-# 51x saving over dense attention.
+# balanced (144 + 121), but $\lceil 128/11 \rceil = 12$ blocks pad the map to 132 x 132 (the "+%" column); at 10,
+# 13 blocks pad it only to 130 x 130, and $169 + 100 = 269$ is nearly as balanced. At 13 the roles swap: 10 blocks
+# of 13 pad to the same 130 x 130 and the group sizes are $100 + 169$, the same sum — so 10 and 13 **tie**, as the
+# "cheapest" line says. The published 8 pads nothing and costs the printed percentage more than the cheapest — a
+# small price next to its saving over dense attention (the first printed line).
 #
 # ## 8. Try it: sliders
 #
@@ -466,7 +499,8 @@ explorer.widget
 # - It is not dense attention: $\mathrm{composed} = A_S A_L$, and the pixels of one block share their
 #   long-range rows, which they can only rescale.
 # - Affinity entries drop from $(hw)^2$ to $HW(Q_hQ_w + P_hP_w)$; ignoring padding the best block side is
-#   $N^{1/4}$, with padding the best `down_factor` for 128 x 128 is 10, and the published 8 is close.
+#   $N^{1/4}$; with padding, 10 and 13 tie as the best `down_factor` for 128 x 128 (section 7 prints every
+#   minimiser), and the published 8 is close.
 #
 # ## Exercises
 #
@@ -501,17 +535,18 @@ print(f"via {predicted}, position {joined[0]} in the matrices")
 
 # %% [markdown]
 # 3. *(medium)* Derive that the block side minimising ISA's affinity entries on an unpadded $n \times n$ map is
-#    $P \approx (hw)^{1/4}$. Then find the cheapest integer `down_factor` for a 97 x 97 and a 256 x 256 map and
-#    compare with the formula.
+#    $P \approx \sqrt{n} = (n^2)^{1/4}$. Then find the cheapest integer `down_factor` for a 97 x 97 and a
+#    256 x 256 map (all of them, if several tie) and compare with the formula.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
-# Entries per position: Q_h Q_w + P_h P_w = N / P^2 + P^2 for square blocks of side P. With u = P^2:
-# d/du (N/u + u) = -N/u^2 + 1 = 0  ->  u = sqrt(N)  ->  P = N^(1/4) = (hw)^(1/4).
+# Entries per position: Q_h Q_w + P_h P_w = N / P^2 + P^2 for square blocks of side P, with N = n^2 positions.
+# With u = P^2: d/du (N/u + u) = -N/u^2 + 1 = 0  ->  u = sqrt(N)  ->  P = N^(1/4) = (n^2)^(1/4) = sqrt(n).
 for side in (97, 256):
     costs = {f: Partition(side, side, f, f).affinity_entries()[1] for f in range(1, 65)}
-    cheapest = min(costs, key=costs.get)
-    print(f"{side}x{side}: (hw)^(1/4) = {(side * side) ** 0.25:.2f}, cheapest integer down_factor {cheapest} "
-          f"(padded to {Partition(side, side, cheapest, cheapest).padded_h})")
+    minimisers = [f for f in costs if costs[f] == min(costs.values())]  # min() alone would hide a tie
+    padded = ", ".join(f"{f} pads to {Partition(side, side, f, f).padded_h}" for f in minimisers)
+    print(f"{side}x{side}: sqrt(n) = {side ** 0.5:.2f}; cheapest integer down_factor(s) {minimisers} "
+          f"({padded}; {min(costs.values()):,} entries)")
 
 # %% [markdown]
 # 4. *(medium)* Swap the order: short range first, then long range. Does every pixel still reach every other?
@@ -522,8 +557,18 @@ for side in (97, 256):
 for part in (small, grid):
     swapped = long_range_mask(part).long() @ short_range_mask(part).long()
     assert torch.equal(swapped, torch.ones_like(swapped))
-print("L S has every entry 1 too: still exactly one path per pair. via is now the position of the SOURCE's block "
-      "with the TARGET's offset (the paper's ablation compares the two orders)")
+print("L S has every entry 1 too: still exactly one path per pair")
+# via is the q with L[target, q] S[q, source] = 1: read it off the matrices, then compare with the rule
+# "SOURCE's block, TARGET's offset" (the paper's ablation compares the two orders).
+(s_y, s_x), (t_y, t_x) = (1, 1), (13, 18)  # exercise 2's pair, in padded coordinates
+s_at, t_at = s_y * grid.padded_w + s_x, t_y * grid.padded_w + t_x
+swapped_via = (long_range_mask(grid)[t_at] & short_range_mask(grid)[:, s_at]).nonzero().flatten().tolist()
+origin_y, origin_x = grid.block_origin(s_y, s_x)
+offset_y, offset_x = grid.offset(t_y, t_x)
+rule = (origin_y + offset_y) * grid.padded_w + origin_x + offset_x
+assert swapped_via == [rule], (swapped_via, rule)
+print(f"swapped order, source {(s_y, s_x)} -> target {(t_y, t_x)}: via is position {swapped_via[0]} = "
+      f"{divmod(swapped_via[0], grid.padded_w)}, the source's block with the target's offset")
 
 # %% [markdown]
 # 5. *(hard)* Show for **every** block and **every** pair of its pixels, not just one pair, that their composed

@@ -56,7 +56,8 @@
 #
 # The paper's complexities are the pair terms, $O(N^2C)$ against $O(N(P_hP_w + Q_hQ_w)C)$. The projection
 # terms are what it leaves out: ISA pays $\pi$ twice per pixel, so on a small map it costs *more* than dense
-# attention. When $P_hP_w$ divides the map ($N' = N$, $Q_hQ_w = N / P_hP_w$) ISA is cheaper exactly when
+# attention. When the blocks tile the map without padding ($P_h \mid h$ and $P_w \mid w$, so $N' = N$ and
+# $Q_hQ_w = N / P_hP_w$) ISA is cheaper exactly when
 #
 # $$N\left(1 - \frac{1}{P_hP_w}\right) 2(d+C) \;>\; \pi + P_hP_w\, 2(d+C).$$
 #
@@ -103,6 +104,7 @@ from isanet.analysis.cost import (
     projection_flops_per_pixel,
 )
 from isanet.analysis.measure import count_module_flops
+from isanet.models.interlaced import Partition
 from isanet.models.layers import ConvBNReLU
 from isanet.notebook.plots import plot_bench
 from isanet.notebook.session import configure_torch
@@ -144,7 +146,8 @@ for c, d, label in ((channels, isa_channels, "this run"), (PAPER_CHANNELS, PAPER
 # ISA), the dense pair work grows like $n^4$ and soon dwarfs everything else, while ISA's pair work stays a small
 # fraction of its projections. Where the last column is below 1x, ISA pays more than it saves: the sides below the
 # break-even side printed under the table. The break-even side is larger than the inequality's solution because of
-# padding: a side just above a multiple of 8 is padded up to the next one, and ISA pays for the padded pixels too.
+# padding: a side just above a multiple of the block side is padded up to the next one, and ISA pays for the
+# padded pixels too.
 
 # %% [markdown]
 # ## 2. Measure
@@ -181,7 +184,7 @@ by_key = {(row.method, row.kernel, row.height): row for row in rows}
 for kernel in KERNELS:
     for n in sizes:
         dense, isa = by_key.get(("dense", kernel, n)), by_key.get(("isa", kernel, n))
-        if dense is None or isa is None:
+        if dense is None or isa is None or dense.flops is None or isa.flops is None:  # not run (e.g. "oom")
             continue
         formula = [attention_cost(m, n, n, channels, isa_channels, factor).total for m in ("dense", "isa")]
         same = "= formula" if [dense.flops, isa.flops] == formula else (
@@ -191,17 +194,23 @@ for kernel in KERNELS:
               f"({same}); ratio {dense.flops / isa.flops:.2f}x; formula side: {side}")
 estimate = break_even_estimate(channels, isa_channels, factor)
 counted = {n: by_key["dense", "matmul", n].flops / by_key["isa", "matmul", n].flops for n in sizes
-           if ("dense", "matmul", n) in by_key and ("isa", "matmul", n) in by_key}
+           if all(by_key.get((m, "matmul", n)) and by_key[m, "matmul", n].flops for m in ("dense", "isa"))}
 below = [n for n in counted if counted[n] < 1]
 above = [n for n in counted if counted[n] > 1]
-print(f"\nformula: on sides that {DOWN_FACTOR} divides, ISA is cheaper from n = {estimate:.1f}; counted (matmul): "
-      f"dense/ISA < 1 at {below}, > 1 at {above}")
+predicted = [n for n in counted if attention_cost("isa", n, n, channels, isa_channels, factor).total
+             < attention_cost("dense", n, n, channels, isa_channels, factor).total]
+print(f"\nformula: on sides that {DOWN_FACTOR} divides, ISA is cheaper from n = {estimate:.1f}; with padding, on "
+      f"every side from n = {break_even_side(channels, isa_channels, factor)}")
+print(f"formula, sides measured here where ISA is cheaper: {predicted}; counted (matmul): dense/ISA < 1 at {below}, "
+      f"> 1 at {above}")
+assert above == predicted, "the counted FLOPs put the crossing elsewhere than the formula"
+print("-> the counted crossing is where the formula puts it")
 
 # %% [markdown]
 # The `matmul` lines say `= formula`: the counter and the closed form agree to the FLOP, so the formula of the first
-# section is the whole story of the arithmetic. The last line sets the predicted crossing next to the measured one:
-# the sizes where the counted ratio is below 1 and those where it is above 1 lie on either side of the predicted side
-# (with the default CPU sizes: 16 and 24 below, 32 and 48 above, 25.9 predicted). Where the `sdpa` lines differ from
+# section is the whole story of the arithmetic. The last lines set the predicted crossing next to the counted one:
+# the sides where the formula makes ISA cheaper are exactly those where the counted ratio is above 1 (the cell
+# asserts it), and the printed break-even sides say where that begins for any size. Where the `sdpa` lines differ from
 # the formula on a CPU, the difference is the extra $QK^\top$ of the value heads; on a GPU the fused kernel takes wide
 # values as they are and counts the same as `matmul`.
 #
@@ -231,13 +240,12 @@ if fused_ratios:
     print(f"\nsdpa memory dense/ISA over all sizes: {min(fused_ratios):.2f}x to {max(fused_ratios):.2f}x")
 
 # %% [markdown]
-# Read the last two columns together. With `matmul` the dense/ISA memory ratio grows with the map, because the
-# dense peak holds affinity-sized tensors (the "affinities" column says how many of them the fused kernel did
-# without: the scores and their softmax can be alive at once; on the smallest maps the number can be negative,
-# when the fused path's own buffers outweigh a tiny affinity). With `sdpa` the ratio stays within the range
-# printed last — on a CPU run of this notebook, about 1x at every size — because neither method stores an
-# affinity any more and both peaks are made of $N \times C$ projections. So the memory argument for ISA is an
-# argument against *materialised* attention; a fused dense kernel wins most of it back.
+# Read the last two columns together. With `matmul` the dense/ISA memory ratio grows with the map, because the dense
+# peak holds affinity-sized tensors (the "affinities" column says how many of them the fused kernel did without: the
+# scores and their softmax can be alive at once; on the smallest maps the number can be negative, when the fused
+# path's own buffers outweigh a tiny affinity). With `sdpa` read the range printed last: where it is close to 1x,
+# neither method stores an affinity any more and both peaks are made of $N \times C$ projections. So the memory
+# argument for ISA is an argument against *materialised* attention; a fused dense kernel wins most of it back.
 #
 # ## 5. Time: the FLOPs stay
 #
@@ -262,8 +270,9 @@ if all(row and row.time_ms and row.peak_memory_bytes for row in fused.values()):
           f"{'faster' if time_ratio > 1 else 'NOT faster'} with the fused kernel on this run")
 
 # %% [markdown]
-# The last line reads the largest map: where it says ISA is faster with the fused kernel while the memory ratio is
+# The last line reads the largest map. Where it says ISA is faster with the fused kernel while the memory ratio is
 # about 1x, the fused kernel saved memory, not arithmetic — the FLOP ratio, and with it the time, still favours ISA.
+# Where it says ISA is NOT faster, the overheads below outweighed ISA's FLOP saving at that size on this device.
 # Time ratios need not equal FLOP ratios: small matrices run below the machine's peak speed, ISA launches more,
 # smaller kernels and copies the map twice to regroup it, and on a shared CPU a single run is noisy (the bench
 # interleaves the two methods so that the noise falls on both). The smallest maps are where these overheads weigh
@@ -308,10 +317,11 @@ print(f"dense/ISA: attention alone {parts['dense'] / parts['isa']:.1f}x, conv + 
 # %% [markdown]
 # The 3x3 input convolution reads 2048 channels over a 3x3 window for each of the 512 outputs:
 # $2 \cdot 9 \cdot 2048 \cdot 512 \approx 18.9$ MFLOPs per pixel, several times what the ISA block does per pixel
-# (two blocks of $C = 512$ projections plus $320$ pairs each). So in the ISA head the convolution takes most of
-# the FLOPs (the share printed above), and the dense/ISA ratio of the whole setting is far smaller than that of
-# the attention alone: the saving on attention is diluted by a cost both methods pay. A dense block at this size,
-# on the other hand, costs more than the convolution: its $N^2$ pairs (16,384² of them) dominate everything.
+# (two blocks of $C = 512$ projections plus $256 + 64 = 320$ pairs: 256 in the long-range step, 64 in its block).
+# So in the ISA head the convolution takes most of the FLOPs (the share printed above), and the dense/ISA ratio of
+# the whole setting is far smaller than that of the attention alone: the saving on attention is diluted by a cost
+# both methods pay. A dense block at this size, on the other hand, costs more than the convolution: its $N^2$ pairs
+# (16,384² of them) dominate everything.
 #
 # ## 7. On a GPU: the authors' measurement
 #
@@ -352,9 +362,10 @@ else:
 #
 # - Dense attention costs $N\pi + 2N^2(d+C)$ FLOPs, ISA $2N'\pi + 2N'(Q_hQ_w + P_hP_w)(d+C)$: ISA pays its
 #   projections twice, so it is more expensive on small maps and cheaper from a side the formula gives
-#   (`break_even_side`); the counter agrees with the formula to the FLOP.
+#   (`break_even_side`, printed in section 1); the counter agrees with the formula to the FLOP.
 # - With an explicit affinity (`matmul`) dense memory grows like $N^2$; a fused kernel (`sdpa`) never stores the
-#   affinity and brings the dense/ISA memory ratio to about 1x — but not the FLOP ratio, and so not the time.
+#   affinity and brings the dense/ISA memory ratio close to 1x (the range section 4 printed) — but not the FLOP
+#   ratio; whether time follows is what section 5 printed.
 # - The authors' numbers come from a script (openseg `isa_block.py`): 2048 x 128 x 128 input, 3x3 conv, eval,
 #   mean of 100 GPU calls, `max_memory_allocated` minus the input. In that setting the 3x3 convolution takes
 #   most of the ISA head's FLOPs, which is why the whole-setting ratio is far below the attention-only one.
@@ -392,15 +403,24 @@ print(f"pi / 2(d+C) = {projection_flops_per_pixel(512, 256) / (2 * (256 + 512)):
 
 # %% [markdown]
 # 3. *(medium)* Which `down_factor` (square) gives the fewest FLOPs on a 128 x 128 map with C = 512, d = 256?
-#    Notebook 01 found the fewest *affinity entries* at 10. Is the FLOP optimum the same, and why (or why not)?
+#    Notebook 01 found the fewest *affinity entries* at 10 (tied with 13). Is the FLOP optimum the same, and why
+#    (or why not)? List every factor that reaches the minimum.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 flops = {loc: attention_cost("isa", 128, 128, 512, 256, (loc, loc)).total for loc in range(2, 33)}
-best = min(flops, key=flops.get)
-print(f"fewest FLOPs at down_factor {best}: {flops[best] / 1e9:.1f} GFLOPs; at 10 (fewest affinity entries): "
-      f"{flops[10] / 1e9:.1f}")
-# The pair term is affinity entries x 2(d + C), so it is smallest where the entries are; the projections
-# 2 N' pi grow with the padding N', so factors that pad less are favoured; 8 divides 128 and pads nothing.
+fewest = [loc for loc in flops if flops[loc] == min(flops.values())]  # min() alone would hide a tie
+entries = {loc: Partition(128, 128, loc, loc).affinity_entries()[1] for loc in flops}
+fewest_entries = [loc for loc in entries if entries[loc] == min(entries.values())]
+print(f"fewest FLOPs at down_factor {fewest}: {min(flops.values()) / 1e9:.2f} GFLOPs; fewest affinity entries at "
+      f"{fewest_entries}: {flops[fewest_entries[0]] / 1e9:.2f} GFLOPs")
+for loc in fewest:
+    part = Partition(128, 128, loc, loc)
+    print(f"  {loc:>2}x{loc:<2} blocks: padded {part.padded_h}x{part.padded_w}, Q_hQ_w + P_hP_w = "
+          f"{part.glb_h * part.glb_w} + {loc * loc} = {part.glb_h * part.glb_w + loc * loc} partners per pixel")
+# The pair term is affinity entries x 2(d + C), so it is smallest where the entries are; but the projections
+# 2 N' pi are far larger per pixel and grow with the padding N', so factors that pad nothing win. Among those
+# (the divisors of 128) the pair term is smallest where Q_hQ_w + P_hP_w is: 8 and 16 tie, because swapping the
+# block side P and the block count Q = 128 / P swaps the two terms of the sum (256 + 64 = 64 + 256).
 
 # %% [markdown]
 # 4. *(medium)* Measure, on this device, the peak memory of dense attention with both kernels on a 40 x 40 map
