@@ -29,7 +29,7 @@
 #   time on your machine.
 #
 # **Prerequisites:** notebook 01 (ISA's long-range groups and short-range blocks, the two-hop path);
-# scaled dot-product attention, `softmax(Q Kᵀ / sqrt(d)) V`. No data, weights or GPU needed.
+# scaled dot-product attention, $\mathrm{softmax}(QK^\top/\sqrt{d})\,V$. No data, weights or GPU needed.
 
 # %% tags=["parameters"]
 # Parameters — change them and re-run.
@@ -78,11 +78,11 @@ print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map 
 # $$\mathrm{out}_i = \sum_{j=1}^{N} A_{ij}\, v_j, \qquad A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}}\right),$$
 #
 # an $N \times N$ affinity: $(hw)^2$ entries. Every method in this notebook computes the same thing with most
-# entries left out. Which ones it keeps is its **pattern** $P \in \{0, 1\}^{N \times N}$ (row = query, column =
-# key): it is dense attention with $-\infty$ added where $P_{ij} = 0$,
+# entries left out. Which ones it keeps is its **pattern** $\mathcal{P} \in \{0, 1\}^{N \times N}$ (row = query,
+# column = key): it is dense attention with $-\infty$ added where $\mathcal{P}_{ij} = 0$,
 #
 # $$A = \mathrm{softmax}\!\left(\frac{Q K^\top}{\sqrt{d}} + M\right), \qquad
-#   M_{ij} = \begin{cases} 0 & P_{ij} = 1\\ -\infty & P_{ij} = 0.\end{cases}$$
+#   M_{ij} = \begin{cases} 0 & \mathcal{P}_{ij} = 1\\ -\infty & \mathcal{P}_{ij} = 0.\end{cases}$$
 #
 # For a query at $(y, x)$ and a key at $(y', x')$, with $k$ = `size` (window side, stride, ISA's `down_factor`):
 #
@@ -93,7 +93,11 @@ print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map 
 # | axial | `AxialAttention` | hop 1: $y' = y$ (row); hop 2: $x' = x$ (column) | 2 |
 # | window (Swin) | `WindowAttention` | $\lfloor (y+s)/k \rfloor = \lfloor (y'+s)/k \rfloor$, same for $x$; shift $s = 0$ or $k/2$ | 1 |
 # | strided (Sparse Tr., 2-D) | `StridedAttention` | same $k \times k$ block, or $y' \equiv y$, $x' \equiv x$ mod $k$ | 1 |
-# | ISA | `ISAModule` | padded map; hop 1: $y' \equiv y$, $x' \equiv x \pmod{P}$; hop 2: same $P \times P$ block | 2 |
+# | ISA | `ISAModule` | padded map; hop 1: $y' \equiv y$, $x' \equiv x \pmod{k}$; hop 2: same $k \times k$ block | 2 |
+#
+# Notation: $k$ is what notebooks 01–03 call $P_h = P_w$ (ISA's `down_factor`, the block side); $Q_h, Q_w$
+# below count the blocks along each axis (`glb_h`, `glb_w`) and are not the query matrix $Q$. As in 01–03, $h \times w$
+# is the map and $H \times W$ the map padded to whole blocks.
 #
 # In the code, $Q$, $K$, $V$ are `SelfAttentionBlock.tokens(x)`; every module owns the *same* projections as the
 # dense block (one `SelfAttentionBlock` per hop), so the methods differ **only** in their pattern.
@@ -128,8 +132,8 @@ print(f"ISA pads {HEIGHT}x{WIDTH} by (left, right, top, bottom) = {isa.padding(H
 # Stacking layers multiplies patterns: information from key $j$ reaches query $i$ after two layers when some
 # pixel $m$ read $j$ in layer 1 and $i$ read $m$ in layer 2,
 #
-# $$R^{(2)} = P^{(2)} \cdot P^{(1)} \quad\text{(boolean product: }
-#   R^{(2)}_{ij} = \textstyle\bigvee_m P^{(2)}_{im} \wedge P^{(1)}_{mj}\text{)}.$$
+# $$R^{(2)} = \mathcal{P}^{(2)} \cdot \mathcal{P}^{(1)} \quad\text{(boolean product: }
+#   R^{(2)}_{ij} = \textstyle\bigvee_m \mathcal{P}^{(2)}_{im} \wedge \mathcal{P}^{(1)}_{mj}\text{)}.$$
 #
 # `isanet.analysis.reach` computes exactly that from the modules' own patterns (`compose`). The second window
 # layer uses shifted windows, as Swin alternates them; every other method repeats its layer. Blue = what the
@@ -147,8 +151,10 @@ display(plot_reach(HEIGHT, WIDTH, PIXEL, SIZE))
 # - **window**: one layer never leaves its window; the shifted second layer reaches the neighbouring windows,
 #   not more. Information spreads by about `SIZE / 2` pixels per layer, so full reach needs depth (and Swin adds
 #   it through a hierarchy of down-sampling stages).
-# - **strided**: one layer reads the query's block *and* its lattice at once, in one softmax; the second layer
-#   reaches everything — the same two groups as ISA, used side by side instead of one after the other.
+# - **strided**: one layer reads the query's block *and* its lattice at once, in one softmax — the same two
+#   groups as ISA, used side by side instead of one after the other. The second layer reaches most of the map;
+#   whether it reaches all of it for every query (blocks cut by the map's edge have fewer offsets) is what the
+#   reach table of section 4 prints.
 #
 # ## 3. Try it: move the query
 #
@@ -170,7 +176,7 @@ explorer.widget
 # | method | affinity entries per layer |
 # | --- | --- |
 # | dense | $(hw)^2$ |
-# | ISA | $HW\,(Q_h Q_w + P_h P_w)$ over the padded $H \times W$ map ($Q$ blocks of $P$ pixels) |
+# | ISA | $HW\,(Q_h Q_w + k^2)$ over the padded $H \times W$ map ($Q_h Q_w = HW/k^2$ blocks of $k^2$ pixels) |
 # | criss-cross | $hw\,(h + w)$ (the query's duplicate in its column is computed, then masked) |
 # | axial | $hw\,w + hw\,h$ |
 # | window | $H W k^2$ over the map padded to whole windows |
@@ -181,13 +187,27 @@ rows = reach_table(HEIGHT, WIDTH, SIZE)
 display(HTML(reach_html(rows)))
 table_8 = reach_table(32, 32, 8)
 display(HTML(reach_html(table_8)))
+for name, table in ((f"{HEIGHT}x{WIDTH}, size {SIZE}", rows), ("32x32, size 8", table_8)):
+    # the worst-placed pixel's reach (the "min") is 1 when every pixel reaches the whole map
+    one = [row.method for row in table if row.reach_1_min == 1]
+    two = [row.method for row in table if row.reach_2_min == 1 and row.reach_1_min < 1]
+    never = [row.method for row in table if row.reach_2_min < 1]
+    print(f"{name}: every pixel reaches the whole map after 1 layer: {', '.join(one)}; after 2 layers: "
+          f"{', '.join(two) or 'no other'}; not after 2: {', '.join(never) or 'none'}")
+    window = next(row for row in table if row.method == "window")
+    gain = "adds nothing" if window.reach_2_min == window.reach_1_min else "adds some"
+    print(f"  windows, worst-placed pixel: {window.reach_1_min:.1%} of the map after 1 layer, "
+          f"{window.reach_2_min:.1%} after 2 (the shifted layer {gain})")
+    print("  affinity entries per layer, share of dense: "
+          + ", ".join(f"{row.method} {row.affinity_vs_dense:.1%}" for row in table if row.method != "dense"))
 
 # %% [markdown]
-# The first table is the picture's map (`SIZE`); the second a 32 x 32 map with the published size 8. Dense,
-# ISA and axial reach 100 % in one layer (one hop, two hops, two hops); criss-cross and strided reach 100 % in
-# two; windows stay local, and a corner pixel (the "min") gains nothing from the shifted layer. On the cost
-# side, ISA, criss-cross, axial and strided all compute well under a tenth of dense's entries, close to one
-# another. The differences are in how they grow:
+# The first table is the picture's map (`SIZE`); the second a 32 x 32 map with the published size 8. The lines
+# under them read the tables for you: which methods let *every* pixel (the "min" column) reach the whole map
+# after one layer and after two, how far the worst-placed window query gets with and without the shifted layer,
+# and each method's affinity entries as a share of dense's. Dense, ISA and axial reach everything in one layer
+# (one hop, two hops, two hops); criss-cross needs two; windows stay near their window. The shares of dense
+# depend on the map and `size`; how they grow with the map is the next picture:
 
 # %%
 display(plot_affinity_growth(list(range(8, 257, 8)), size=8))
@@ -198,8 +218,8 @@ for side in (64, 128):
 
 # %% [markdown]
 # On an `n x n` map, dense grows as $n^4$; criss-cross and axial as $2n^3$; a fixed window as $n^2 k^2$; ISA
-# as $n^2 (n^2/P^2 + P^2)$ — which, for a fixed `down_factor` $P$, also turns into $n^4$ eventually (the
-# long-range groups grow with the map), unless $P$ grows with the map (the best is $P \approx \sqrt{n}$, see
+# as $n^2 (n^2/k^2 + k^2)$ — which, for a fixed `down_factor` $k$, also turns into $n^4$ eventually (the
+# long-range groups grow with the map), unless $k$ grows with the map (the best is $k \approx \sqrt{n}$, see
 # notebook 01). The strided pattern has the same count as ISA: same two groups, one softmax.
 #
 # ## 5. Measured: memory, FLOPs and time
@@ -219,17 +239,22 @@ print(f"{channels} channels, key width {key_channels}, size {COST_SIZE}, on {dev
 print(format_rows(measured))
 for side in cost_sides:
     flops = {row.method: row.flops for row in measured if row.height == side and row.kernel == "matmul"}
-    print(f"{side}x{side}: more FLOPs than dense: {[m for m in METHODS if flops[m] > flops['dense']] or 'none'}")
+    dense_peaks = {row.kernel: row.peak_memory_bytes for row in measured
+                   if row.height == side and row.method == "dense" and row.peak_memory_bytes is not None}
+    print(f"{side}x{side}: more FLOPs than dense: {[m for m in METHODS if flops[m] > flops['dense']] or 'none'}; "
+          "dense peak " + ", ".join(f"{kernel} {peak / 2**20:.1f} MiB" for kernel, peak in dense_peaks.items()))
 
 # %% [markdown]
 # What it shows (the numbers above are this run's; times on a shared CPU are noisy, memory and FLOPs are not):
 #
 # - **FLOPs** follow the affinity counts of section 4 plus the projections (`tests/analysis/` checks that to
-#   the FLOP). The two-hop methods (ISA, axial) pay the projections twice: on the smaller map that outweighs
-#   what they save in affinities, and they count *more* FLOPs than dense; on the larger map they count fewer.
-# - **Peak memory** of the explicit (`matmul`) rows tracks the affinity entries. Compare dense's `sdpa` row:
-#   a fused kernel never stores the affinity, so dense's memory drops towards the others' while its FLOPs do
-#   not — with fused kernels, the case for sparse patterns rests on FLOPs and time more than on memory.
+#   the FLOP). The two-hop methods (ISA, axial) pay the projections twice: on a small map that can outweigh
+#   what they save in affinities, so that they count *more* FLOPs than dense; as the map grows the affinities
+#   dominate and they count fewer. The last lines print, for each measured side, which methods count more.
+# - **Peak memory** of the explicit (`matmul`) rows grows with the affinity entries once those dominate the
+#   activations. Compare dense's two peaks in the last lines: a fused kernel never stores the affinity, so
+#   where it is fused, dense's memory drops towards the others' while its FLOPs do not — with fused kernels,
+#   the case for sparse patterns rests on FLOPs and time more than on memory.
 # - **Time** depends on how a pattern maps onto kernels: ISA, axial and windows are batches of dense
 #   attentions, criss-cross and strided need masks and regroupings of their affinities. On a shared CPU the
 #   times are noisy; rerun the cell before trusting a difference of less than about 2x.
@@ -243,8 +268,9 @@ for side in cost_sides:
 #   position (the `via` of notebook 01, sometimes a padding position); two criss-cross layers connect two pixels
 #   in different rows and columns through two (the other corners of their rectangle) — exercise 2 counts them.
 #   Dense connects every pair directly.
-# - **Cost growth.** Criss-cross and axial grow as $n^3$; ISA with a fixed `down_factor` as $n^4/P^2$; a
-#   window as $n^2$. For the map sizes of segmentation heads (64–128) they are all a few percent of dense.
+# - **Cost growth.** Criss-cross and axial grow as $n^3$; ISA with a fixed `down_factor` as $n^4/k^2$; a
+#   window as $n^2$. For the map sizes of segmentation heads (64–128) they are all a few percent of dense (the
+#   shares printed under the growth plot).
 # - **Kernels.** ISA, axial and windows reshape the map into batches of dense attentions, so every fast
 #   attention kernel applies (notebook 03). Criss-cross and strided need custom kernels to be fast (CCNet ships
 #   a CUDA one); here they are plain PyTorch and explicit.
@@ -253,17 +279,18 @@ for side in cost_sides:
 #
 # - Every efficient attention here is dense attention with a boolean pattern before the softmax; the package's
 #   modules are proved equal to that masked formula (`tests/models/test_efficient_attention.py`).
-# - Stacking layers multiplies patterns: $R^{(2)} = P^{(2)} P^{(1)}$.
+# - Stacking layers multiplies patterns: $R^{(2)} = \mathcal{P}^{(2)} \mathcal{P}^{(1)}$.
 # - ISA's layer is two hops (long range, then short range) and reaches the whole map; criss-cross needs two
 #   layers for the same; axial is two hops too; windows stay local and need shifts and depth.
-# - Costs: dense $(hw)^2$; criss-cross / axial $\approx hw(h+w)$; ISA $HW(Q_hQ_w + P_hP_w)$; windows $HWk^2$ —
+# - Costs: dense $(hw)^2$; criss-cross / axial $\approx hw(h+w)$; ISA $HW(Q_hQ_w + k^2)$; windows $HWk^2$ —
 #   measured above on this machine, with the kernel each method can use.
 #
 # ## Exercises
 #
-# Each has a worked solution in the collapsed cell below it (click to expand in JupyterLab).
+# Four exercises, easy to hard. Each solution is a hidden code cell below its exercise (click the bar on the
+# left of the cell, or the three dots, to show it); try first.
 #
-# 1. Without shifts, how far do windows get? Stack three *plain* window layers (no shift) and compute the
+# 1. *(easy)* Without shifts, how far do windows get? Stack three *plain* window layers (no shift) and compute the
 #    reach of `PIXEL`. Then alternate plain and shifted windows and find how many layers a corner pixel needs to
 #    reach the whole `HEIGHT x WIDTH` map.
 
@@ -277,12 +304,13 @@ reached, layers = plain, 1
 while not reached[0].all() and layers < 100:  # row 0 of the reach matrix: the corner pixel (0, 0)
     reached = compose([reached, shifted if layers % 2 else plain])
     layers += 1
+assert reached[0].all(), f"the corner has not reached the whole map after {layers} layers"
 print(f"alternating plain/shifted windows of {SIZE}: the corner reaches all {HEIGHT}x{WIDTH} pixels after "
       f"{layers} layers")
 
 # %% [markdown]
-# 2. Count the paths. The product of two patterns as numbers counts the intermediate pixels:
-#    $(P^{(2)} P^{(1)})_{ij}$ is the number of two-hop paths from $j$ to $i$. Count them for criss-cross (two
+# 2. *(medium)* Count the paths. The product of two patterns as numbers counts the intermediate pixels:
+#    $(\mathcal{P}^{(2)} \mathcal{P}^{(1)})_{ij}$ is the number of two-hop paths from $j$ to $i$. Count them for criss-cross (two
 #    layers) and ISA (its two hops) between the corners $(0, 0)$ and $(h-1, w-1)$ of a 16 x 16 map with
 #    `down_factor` 4.
 
@@ -297,7 +325,7 @@ print(f"ISA, long then short range: {int((short_hop @ long_hop)[last, first])} p
       f"no padding)")
 
 # %% [markdown]
-# 3. When is criss-cross cheaper than ISA? Compare `affinity_entries` of one criss-cross layer and one ISA
+# 3. *(medium)* When is criss-cross cheaper than ISA? Compare `affinity_entries` of one criss-cross layer and one ISA
 #    layer (`down_factor` 8) on `n x n` maps for `n` from 16 to 256. Is there a side where criss-cross costs
 #    more, and why? (Hint: write both for `n` divisible by 8.)
 
@@ -307,22 +335,31 @@ for n in (16, 32, 48, 64, 80, 128, 256):
     a, b = cc.affinity_entries(n, n), isa_8.affinity_entries(n, n)
     cheaper = "ISA cheaper" if b < a else "criss-cross cheaper" if a < b else "equal"
     print(f"n={n:3d}: criss-cross {a:>12,}  ISA {b:>12,}  {cheaper}")
+    assert b - a == n * n * (n - 64) ** 2 // 64  # the formula below, for n divisible by 8
 print("criss-cross: n²·2n; ISA: n²·(n²/64 + 64); ISA - criss-cross = n²·(n - 64)²/64 >= 0, equal only at 64")
 
 # %% [markdown]
-# 4. Make ISA's one layer one hop. Treat ISA's two hops as two separate "layers" and compute the reach of
+# 4. *(hard)* Make ISA's one layer one hop. Treat ISA's two hops as two separate "layers" and compute the reach of
 #    `PIXEL` after the first hop alone; compare it with one criss-cross layer and one strided layer on the same
 #    map. Which single hop reads the most pixels?
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 isa_hops = build_attention("isa", 2, 1, size=SIZE)
-first_hop = isa_hops.hops(HEIGHT, WIDTH)[0]
+first_hop = isa_hops.hops(HEIGHT, WIDTH)[0]  # over the padded map
 left, right, top, bottom = isa_hops.padding(HEIGHT, WIDTH)
-index = (PIXEL[0] + top) * (left + WIDTH + right) + PIXEL[1] + left
-print(f"ISA hop 1 (long range): {int(first_hop[index].sum())} pixels of the padded map")
+padded_w = left + WIDTH + right
+real = [(row + top) * padded_w + col + left for row in range(HEIGHT) for col in range(WIDTH)]  # padded index
+read = first_hop[real[PIXEL[0] * WIDTH + PIXEL[1]]]  # PIXEL's row of hop 1, over the padded map
+counts = {"ISA hop 1 (long range)": int(read[real].sum())}  # real pixels only, as the others count
+print(f"ISA hop 1 reads {int(read.sum())} positions of the padded map, {counts['ISA hop 1 (long range)']} of them "
+      "real pixels")
 for method in ("ccnet", "strided"):
     one = reach(method, HEIGHT, WIDTH, SIZE, layers=1)
-    print(f"{method}, one layer: {int(one[PIXEL[0] * WIDTH + PIXEL[1]].sum())} pixels")
+    counts[f"{method}, one layer"] = int(one[PIXEL[0] * WIDTH + PIXEL[1]].sum())
+print(", ".join(f"{name}: {count} pixels" for name, count in counts.items()))
+most = max(counts.values())
+print(f"the single hop that reads the most real pixels of PIXEL's {HEIGHT}x{WIDTH} map: "
+      f"{' and '.join(name for name, count in counts.items() if count == most)} ({most})")
 
 # %% [markdown]
 # ## Further reading
