@@ -53,6 +53,7 @@ SEED = 0
 COMPARE_HEADS = ("isa", "dense", "none")  # the ISA experiment: decode heads trained with equal settings
 COMPARE_SEEDS = (0,)      # one run per head and seed (each about 2 min on one CPU thread at 300 iterations)
 COMPARE_ITERS = None      # None: 4 when QUICK, else the same iterations as the fine-tune above
+OWN_DATA_ROOT = None      # your folder data set (classes.txt, images/, masks/) for the last section; None: synthetic
 
 # %% [markdown]
 # ## The recipe as formulas
@@ -93,6 +94,8 @@ from isanet.analysis.cost import attention_cost, break_even_side
 from isanet.data.datasets import build_dataset
 from isanet.engine.trainer import NOTEBOOK_SETTINGS, TrainConfig, Trainer, poly_lr
 from isanet.io.checkpoint import save_checkpoint
+from isanet.models.interlaced import Partition
+from isanet.models.zoo import get_entry
 from isanet.notebook.plots import plot_predictions, plot_training_curves
 from isanet.notebook.sample_finetune import (
     FULL_ITERS,
@@ -154,13 +157,45 @@ def predictions() -> list:
             for sample in shown]
 
 
-before = predictions()
-print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters; "
-      f"{len(val_set)} validation images; first learning rates "
-      f"{[round(poly_lr(i, trainer.config.iters, trainer.config.lr), 4) for i in (0, 1, trainer.config.iters - 1)]}")
+def head_input_sizes(run) -> list[tuple[int, int]]:
+    """The feature-map sizes (h, w) the decode head receives while ``run()`` executes."""
+    sizes = []
+    hook = model.decode_head.register_forward_pre_hook(
+        lambda head, inputs: sizes.append(tuple(inputs[0][head.in_index].shape[-2:])))
+    try:
+        run()
+    finally:
+        hook.remove()
+    return sizes
+
+
+def training_crop_forward() -> None:
+    """One forward pass at the training crop size (eval mode, no gradients: the batch-norm statistics stay
+    untouched), to see the features the head trains on. The trainer relies on the model's mode: restore it."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, *trainer.config.crop_size, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+
+
+before = []
+eval_features = head_input_sizes(lambda: before.extend(predictions()))
+train_features = head_input_sizes(training_crop_forward)[0]
+total = trainer.config.iters
+rates = ", ".join(f"eta({i}) = {poly_lr(i, total, trainer.config.lr):.4f}" for i in (0, 1, total - 1))
+print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters; {len(val_set)} validation "
+      f"images; learning rates {rates} (T = {total})")
+print(f"the decode head sees {train_features[0]}x{train_features[1]} features at the "
+      f"{trainer.config.crop_size[0]}x{trainer.config.crop_size[1]} training crop and "
+      f"{', '.join(f'{h}x{w}' for h, w in sorted(set(eval_features)))} at validation (test-scale resize, whole image)")
 
 # %% [markdown]
-# The learning rates printed are $\eta(0)$, $\eta(1)$ and $\eta(T-1)$ of the poly formula above.
+# The learning rates printed are $\eta(0)$, $\eta(1)$ and $\eta(T-1)$ of the poly formula above. The second
+# line gives the size of the feature map the decode head (and so the attention) works on: the backbone
+# reduces the image 8 times, and validation images, resized to the test scale and predicted whole, are larger
+# than the training crops.
 #
 # ## Train, with live curves
 #
@@ -203,12 +238,13 @@ after = predictions()
 display(plot_predictions([{"image": s["image"], "maps": [s["label"], b, a]} for s, b, a in zip(shown, before, after)],
                          val_set.PALETTE, titles=["label", "before training", "after training"]))
 first, last = records[0], [r for r in records if "mIoU" in r][-1]
+published = get_entry(MODEL)["mIoU"]
 print(f"val mIoU {first['mIoU']:.2f} before -> {last['mIoU']:.2f} after {last['iter']} iterations"
-      + (" (SYNTHETIC data: not comparable with the published 76.78)" if synthetic else ""))
+      + (f" (SYNTHETIC data: not comparable with the published {published:.2f} of {MODEL})" if synthetic else
+         f" (the published {MODEL}: {published:.2f} after its full recipe)"))
 if quick:
-    print("QUICK run: 20 iterations learn little beyond the background; run the notebook yourself (QUICK = "
-          "False: 300 iterations, about two minutes on one CPU thread) to see the background and the sample's "
-          "five object classes being learnt.")
+    print(f"QUICK run: {last['iter']} iterations learn little beyond the background; run the notebook yourself "
+          f"(QUICK = False: {ITERS or FULL_ITERS} iterations) to see the classes being learnt.")
 
 # %% [markdown]
 # ## Keep the weights
@@ -249,23 +285,31 @@ if quick:
 # $$\text{dense: } O\big(HW C^2 + (HW)^2 C\big) \qquad \text{vs} \qquad
 # \text{ISA: } O\big(2\,HW C^2 + HW\,(P_hP_w + Q_hQ_w)\,C\big)$$
 #
-# (`isanet.analysis.cost` counts them exactly; notebook 03 measures them). For the tiny model's widths
-# ($C$ = 64 channels, 32 for queries and keys) the counts at this experiment's 8 x 8 maps and at a 64 x 64 map:
+# (`isanet.analysis.cost` counts them exactly; notebook 03 measures them). With the tiny model's widths (the
+# head comparison below trains the tiny model), the counts at the feature maps of this run — the training crop's
+# and the validation images' (printed when the trainer was built) — and at a 64 x 64 map:
 #
 # %%
 head_config = ISANetConfig.tiny()
-for side in (8, 64):
-    costs = {method: attention_cost(method, side, side, head_config.channels, head_config.isa_channels,
-                                    head_config.down_factor) for method in ("dense", "isa")}
-    print(f"{side}x{side} map: dense {costs['dense'].total / 1e6:8.2f} MFLOP, "
-          f"ISA {costs['isa'].total / 1e6:8.2f} MFLOP (ISA / dense {costs['isa'].total / costs['dense'].total:.2f})")
-print(f"ISA is cheaper from a {break_even_side(head_config.channels, head_config.isa_channels)}-pixel side on")
+channels, isa_channels, down_factor = head_config.channels, head_config.isa_channels, head_config.down_factor
+print(f"tiny model: C = {channels} channels, {isa_channels} for queries and keys, down_factor {down_factor}")
+maps = [("training crop", train_features), *(("validation image", size) for size in sorted(set(eval_features))),
+        ("a larger map", (64, 64))]
+for name, (h, w) in maps:
+    costs = {method: attention_cost(method, h, w, channels, isa_channels, down_factor) for method in ("dense", "isa")}
+    blocks = Partition(h, w, *down_factor)
+    covered = "; one block covers the whole map" if blocks.glb_h * blocks.glb_w == 1 else ""
+    print(f"{name}, {h}x{w} features: dense {costs['dense'].total / 1e6:8.2f} MFLOP, ISA "
+          f"{costs['isa'].total / 1e6:8.2f} MFLOP (ISA / dense {costs['isa'].total / costs['dense'].total:.2f}); "
+          f"{blocks.glb_h}x{blocks.glb_w} blocks{covered}")
+print(f"ISA is cheaper from a {break_even_side(channels, isa_channels, down_factor)}-pixel side on")
 
 # %% [markdown]
-# At the experiment's 8 x 8 maps one 8 x 8 block covers the whole map: the short-range step already is dense
-# attention, and the long-range step (groups of one pixel) adds a second set of projections, so ISA costs more
-# than dense here (the ratio printed). The factorisation pays only from the printed side on. The comparison
-# below is therefore about what the heads *learn*, not about ISA's savings.
+# Where one `down_factor` block covers the whole map (the cell says where), the short-range step already is
+# dense attention, and the long-range step (groups of one pixel) adds a second set of projections: ISA costs
+# more than dense there. The factorisation pays only from the printed side on; compare it with the feature
+# maps the heads train and are validated on. On small maps the comparison below is therefore about what the
+# heads *learn*, not about ISA's savings.
 #
 # `compare_heads` runs the sample fine-tune once per head (and seed) with **equal** data, iterations and
 # settings, and reports the validation mIoU, the median step time (compute only) and the peak memory of one
@@ -278,6 +322,14 @@ if synthetic and TINY_MODEL:
                          device=device, on_row=lambda row: print(f"done: {row['head']}, seed {row['seed']}",
                                                                  flush=True))
     print(format_head_table(rows))
+    affinity = (train_features[0] * train_features[1]) ** 2 * 4  # one float32 (hw)^2 affinity, bytes
+    peaks = [row["peak_mb"] for row in rows]
+    print(f"one dense affinity at the {train_features[0]}x{train_features[1]} training features: "
+          f"{affinity / 2**10:.0f} KiB per image; the heads' step peaks span {min(peaks):.1f}-{max(peaks):.1f} MiB")
+    if len(COMPARE_SEEDS) > 1:
+        for head in COMPARE_HEADS:
+            values = [row["mIoU"] for row in rows if row["head"] == head]
+            print(f"{head:>6}: mIoU spread over seeds {max(values) - min(values):.2f}")
     if quick:
         print(f"QUICK run: {compare_iters} iterations per head — these numbers say NOTHING about the heads; "
               "they only show the experiment runs.")
@@ -288,8 +340,14 @@ else:
 # %% [markdown]
 # **How to read the table.**
 #
-# * **mIoU.** Before comparing heads, look at one head over seeds. Measured on a shared 2-core CPU (one thread,
-#   300 iterations, `benchmarks/compare_heads_sample.py --seeds 0 1 2`), the validation mIoU was
+# * **mIoU.** Before comparing heads, look at one head over seeds: a gap between heads counts only when it is
+#   larger than the spread within each head, over enough seeds. With one seed per head (this notebook's
+#   default, `COMPARE_SEEDS`) the table cannot rank the heads at all; give `COMPARE_SEEDS` several seeds and the
+#   cell prints each head's spread.
+#
+#   *Reference run, not computed by this notebook:* `benchmarks/compare_heads_sample.py --seeds 0 1 2
+#   --threads 1` (300 iterations per run, one CPU thread of a shared 2-core AMD EPYC machine; its figures are
+#   kept in `benchmarks/README.md`, section "The ISA experiment of notebook 04"). There the validation mIoU was
 #
 #   | head | seed 0 | seed 1 | seed 2 | mean |
 #   | --- | --- | --- | --- | --- |
@@ -297,18 +355,16 @@ else:
 #   | dense | 97.65 | 76.65 | 91.62 | 88.64 |
 #   | none | 97.69 | 73.68 | 89.56 | 86.98 |
 #
-#   One head moves by 21 to 48 points between seeds (the seed also draws the sample data), more than the
-#   heads' means differ (15 points, most of it ISA's seed 1). So three seeds cannot rank the heads, and one
-#   seed per head — this notebook's default — certainly cannot: a gap counts only when it is larger than the
-#   spread within each head, over enough seeds. What the table does show: on this toy task (five object classes,
-#   8 x 8 feature maps) the head *without* any context module learns the sample as well as the others, so it
-#   cannot show what long-range context adds on real scenes.
-# * **Peak memory** is the same for the three heads up to their small difference in weights (their gradients
-#   count): at a 64-px crop the feature map is 8 x 8, a dense affinity is only $64 \times 64$ floats (16 KiB)
-#   per image, and the backbone's activations set the peak. The dense head's
-#   $(HW)^2$ appears with larger maps: at a 384-px crop (48 x 48) one affinity is 20 MiB per image and the dense
-#   step needs 41 MiB more than the ISA step (`tests/notebook/test_sample_finetune.py` checks > 20 MiB);
-#   notebook 03 measures the attention alone at real sizes.
+#   In that run one head moved by 21 to 48 points between seeds (the seed also draws the sample data), more
+#   than the heads' means differed, so even three seeds did not rank the heads; and on that toy task (five
+#   object classes, 8 x 8 features in training, larger at validation) the head *without* any context module
+#   learnt the sample as well as the others: it cannot show what long-range context adds on real scenes.
+# * **Peak memory**: the cell prints the size of one dense affinity at the training features next to the
+#   range of the heads' step peaks. While that affinity is small against the backbone's activations, the
+#   backbone sets the peak and the heads differ only by their weights (and the weights' gradients). The dense
+#   head's $(HW)^2$ shows with larger maps: exercise 3 measures from which crop it does, and
+#   `tests/notebook/test_sample_finetune.py` checks that at a 384-px crop (48 x 48 features) the dense step
+#   needs more than 20 MiB more than the ISA step; notebook 03 measures the attention alone at real sizes.
 # * **Step time** is measured one run after the other, not interleaved, so on a shared machine it also measures
 #   the load at that moment; compare times from notebook 03 or `isanet bench`, which interleave.
 
@@ -331,7 +387,6 @@ else:
 # `isanet sample-data folder --out DIR` writes): shapes of four colour classes on a background.
 
 # %%
-OWN_DATA_ROOT = None  # your folder data set (holding classes.txt, images/, masks/); None: a synthetic one
 own_root = resolve_path(OWN_DATA_ROOT, ROOT)
 own_synthetic = own_root is None
 if own_synthetic:
@@ -360,8 +415,8 @@ own_scores = [r for r in own_records if "mIoU" in r]
 print(f"val mIoU on {'SYNTHETIC ' if own_synthetic else ''}folder data: {own_scores[0]['mIoU']:.2f} with the "
       f"re-initialised classifier -> {own_scores[-1]['mIoU']:.2f} after {own_scores[-1]['iter']} iterations")
 if quick:
-    print("QUICK run: 20 iterations barely move a fresh classifier; run with QUICK = False for the 300-iteration "
-          "fine-tune.")
+    print(f"QUICK run: {own_scores[-1]['iter']} iterations barely move a fresh classifier; run with QUICK = False "
+          f"for the {ITERS or FULL_ITERS}-iteration fine-tune.")
     shutil.rmtree(own_work.parent, ignore_errors=True)
 
 # %% [markdown]
@@ -381,8 +436,10 @@ if quick:
 #   nothing.
 # * Your own images train the same way once they are in the folder layout (`dataset="folder"`, `init` = the
 #   saved model: every weight but the classifier is kept).
-# * At small feature maps the attention is not what costs memory; the $(HW)^2$ of dense attention shows from
-#   a few thousand pixels of feature map on.
+# * What a head's attention costs depends on the size of its feature map (the crop or the resized image,
+#   reduced 8 times by the backbone): the counts show ISA's factorisation paying only from the printed
+#   break-even side on, the comparison printed one dense affinity next to the heads' step peaks, and exercise 3
+#   measures from which crop the dense $(HW)^2$ shows in a training step's peak memory.
 
 # %% [markdown]
 # ## Exercises
@@ -416,23 +473,29 @@ print(f"dense adds {counts['dense'] - counts['none']} = one block {block} + C^2 
       "[context, x], 2C channels, where the no-context out_conv reads C)")
 
 # %% [markdown]
-# 3. **(medium)** From the formula, how many bytes is one float32 dense affinity at a 64-px, 256-px and 512-px
-#    crop (feature maps at 1/8)? Measure the training-step peak of the ISA and the dense head at 64 px and
-#    128 px and see whether the difference follows.
+# 3. **(medium)** From the formula, how many bytes is one float32 dense affinity at a 64-, 128-, 256- and
+#    384-px crop (feature maps at 1/8)? Measure the training-step peak of the tiny ISA and dense heads at the
+#    same crops (`training_step_peak_bytes`, batch 1) and find from which crop the difference follows the
+#    affinity.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
-# Solution 3: dense affinity bytes from the formula, and a measurement at two crops
-for crop in (64, 256, 512):
-    pixels = (crop // 8) ** 2
-    print(f"crop {crop}: {crop // 8}x{crop // 8} features, one affinity {pixels ** 2 * 4 / 2**20:8.3f} MiB")
-peaks = {}
-for crop in (64, 128):
+# Solution 3: dense affinity bytes from the formula, next to the measured difference at the same crops
+follows = []  # the crops where the difference reaches one affinity
+for crop in (64, 128, 256, 384):
+    affinity = ((crop // 8) ** 2) ** 2 * 4 / 2**20  # (hw)^2 float32 entries, MiB
+    peaks = {}
     for head in ("isa", "dense"):
         torch.manual_seed(0)
-        peaks[crop, head] = training_step_peak_bytes(ISANet(ISANetConfig.tiny(head=head)), 1, (crop, crop), 5)
-    print(f"crop {crop}: step peak ISA {peaks[crop, 'isa'] / 2**20:.1f} MiB, dense {peaks[crop, 'dense'] / 2**20:.1f}"
-          f" MiB (dense - ISA {(peaks[crop, 'dense'] - peaks[crop, 'isa']) / 2**20:+.2f} MiB)")
-print("below a few MiB of affinity the backbone sets the peak, so the difference does not follow the formula yet")
+        peaks[head] = training_step_peak_bytes(ISANet(ISANetConfig.tiny(head=head)), 1, (crop, crop), 5) / 2**20
+    difference = peaks["dense"] - peaks["isa"]
+    if difference >= affinity:
+        follows.append(crop)
+    print(f"crop {crop}: {crop // 8}x{crop // 8} features, one affinity {affinity:7.3f} MiB; step peak ISA "
+          f"{peaks['isa']:.1f} MiB, dense {peaks['dense']:.1f} MiB, dense - ISA {difference:+.2f} MiB "
+          f"({difference / affinity:+.1f} affinities)")
+below = [crop for crop in (64, 128, 256, 384) if crop not in follows]
+print(f"dense - ISA is at least one affinity at crops {follows or 'none'}; less than one at {below or 'none'}, "
+      "where the backbone's activations, not the affinity, set the peak")
 
 # %% [markdown]
 # 4. **(hard)** Run the comparison for a second seed (quick settings keep it short here; use 300 iterations on
@@ -440,8 +503,8 @@ print("below a few MiB of affinity the backbone sets the peak, so the difference
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 4: a second seed and the spread per head
-more = rows + compare_heads(ROOT, tuple(COMPARE_HEADS), (SEED + 1,), iters=compare_iters, quick=quick,
-                            device=device) if rows else []
+more = rows + compare_heads(ROOT, tuple(COMPARE_HEADS), (max(COMPARE_SEEDS) + 1,), iters=compare_iters,
+                            quick=quick, device=device) if rows else []
 for head in COMPARE_HEADS:
     values = [row["mIoU"] for row in more if row["head"] == head]
     if values:
