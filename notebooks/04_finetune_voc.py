@@ -51,7 +51,7 @@ WORK_DIR = "work_dirs/notebook_04"   # checkpoints and log.jsonl go here (a fres
 SAVE_AS = None            # final weights; None: the file notebook 02 uses (sample), else data/checkpoints/
 SEED = 0
 COMPARE_HEADS = ("isa", "dense", "none")  # the ISA experiment: decode heads trained with equal settings
-COMPARE_SEEDS = (0,)      # one run per head and seed (each about 2 min on one CPU thread at 300 iterations)
+COMPARE_SEEDS = (0,)      # one run per head and seed, each as long as the fine-tune above at COMPARE_ITERS
 COMPARE_ITERS = None      # None: 4 when QUICK, else the same iterations as the fine-tune above
 OWN_DATA_ROOT = None      # your folder data set (classes.txt, images/, masks/) for the last section; None: synthetic
 
@@ -498,8 +498,8 @@ print(f"dense - ISA is at least one affinity at crops {follows or 'none'}; less 
       "where the backbone's activations, not the affinity, set the peak")
 
 # %% [markdown]
-# 4. **(hard)** Run the comparison for a second seed (quick settings keep it short here; use 300 iterations on
-#    your own) and compute each head's spread. What would you need to claim that one head is better?
+# 4. **(hard)** Run the comparison for one more seed (quick settings keep it short here; use the full
+#    iterations, `QUICK = False`, on your own) and compute each head's spread. What would you need to claim that one head is better?
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 4: a second seed and the spread per head

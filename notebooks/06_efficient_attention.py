@@ -96,8 +96,8 @@ print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map 
 # | ISA | `ISAModule` | padded map; hop 1: $y' \equiv y$, $x' \equiv x \pmod{k}$; hop 2: same $k \times k$ block | 2 |
 #
 # Notation: $k$ is what notebooks 01–03 call $P_h = P_w$ (ISA's `down_factor`, the block side); $Q_h, Q_w$
-# below count the blocks along each axis (`glb_h`, `glb_w`) and are not the query matrix $Q$. As in 01–03, $h \times w$
-# is the map and $H \times W$ the map padded to whole blocks.
+# below count the blocks along each axis (`glb_h`, `glb_w`) and are not the query matrix $Q$. As in 01–03,
+# $h \times w$ is the map and $H \times W$ the map padded to whole blocks.
 #
 # In the code, $Q$, $K$, $V$ are `SelfAttentionBlock.tokens(x)`; every module owns the *same* projections as the
 # dense block (one `SelfAttentionBlock` per hop), so the methods differ **only** in their pattern.
@@ -310,9 +310,9 @@ print(f"alternating plain/shifted windows of {SIZE}: the corner reaches all {HEI
 
 # %% [markdown]
 # 2. *(medium)* Count the paths. The product of two patterns as numbers counts the intermediate pixels:
-#    $(\mathcal{P}^{(2)} \mathcal{P}^{(1)})_{ij}$ is the number of two-hop paths from $j$ to $i$. Count them for criss-cross (two
-#    layers) and ISA (its two hops) between the corners $(0, 0)$ and $(h-1, w-1)$ of a 16 x 16 map with
-#    `down_factor` 4.
+#    $(\mathcal{P}^{(2)} \mathcal{P}^{(1)})_{ij}$ is the number of two-hop paths from $j$ to $i$. Count them for
+#    criss-cross (two layers) and ISA (its two hops) between the corners $(0, 0)$ and $(h-1, w-1)$ of a 16 x 16
+#    map with `down_factor` 4.
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 side = 16
