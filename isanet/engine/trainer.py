@@ -21,9 +21,9 @@ alone writes). ``amp`` (CUDA only) runs bf16 where the GPU has it, else fp16 wit
 A notebook-sized fine-tune: :data:`NOTEBOOK_SETTINGS` (tiny R-18, 64x64 crops, 4 per batch, lr 0.05, 300
 iterations, evaluation every 50) on ``write_sample_dataset("voc", out, **NOTEBOOK_SAMPLE_DATA)`` (16 train / 8
 val synthetic 128-px images whose objects belong to the first 5 VOC object classes), CPU, one thread: about two
-minutes. Measured by ``benchmarks/finetune_voc_sample.py``: val mIoU 0.00 -> 67.23 with seed 0 (background IoU
-100, the five object classes 31-91), 0.67 -> 86.22 with seed 1, 0.00 -> 53.05 with seed 2 (one class still at
-0). Five classes, because from random weights this model learns twenty far more slowly: the same run on a
+minutes. Measured by ``benchmarks/finetune_voc_sample.py`` (torch 2.13, this kit's 2-core CPU): val mIoU
+0.00 -> 95.95 with seed 0, 0.67 -> 47.68 with seed 1, 0.00 -> 78.65 with seed 2; the spread over seeds is wide,
+so one run says little (notebook 04 shows it). Five classes, because from random weights this model learns twenty far more slowly: the same run on a
 sample of all 20 (``object_classes=None``, seed 1) reaches an mIoU of about 7 after 150 iterations, 15 after 600::
 
     from isanet.data.synthetic import write_sample_dataset
