@@ -23,8 +23,9 @@ iterations, evaluation every 50) on ``write_sample_dataset("voc", out, **NOTEBOO
 val synthetic 128-px images whose objects belong to the first 5 VOC object classes), CPU, one thread: about two
 minutes. Measured by ``benchmarks/finetune_voc_sample.py`` (torch 2.13, this kit's 2-core CPU): val mIoU
 0.00 -> 95.95 with seed 0, 0.67 -> 47.68 with seed 1, 0.00 -> 78.65 with seed 2; the spread over seeds is wide,
-so one run says little (notebook 04 shows it). Five classes, because from random weights this model learns twenty far more slowly: the same run on a
-sample of all 20 (``object_classes=None``, seed 1) reaches an mIoU of about 7 after 150 iterations, 15 after 600::
+so one run says little (notebook 04 shows it). Five classes, because from random weights this model learns
+twenty far more slowly: the same run on a sample of all 20 (``object_classes=None``, seed 1) reaches an mIoU of
+about 7 after 150 iterations, 15 after 600::
 
     from isanet.data.synthetic import write_sample_dataset
     from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, TrainConfig, train
