@@ -375,8 +375,8 @@ if quick:
 # For the sample-trained model, read the verdict line together with the scatter line below it:
 #
 # * a map whose class-balanced lift is clearly above 1 **and** whose per-class lifts stay above 1 prefers the
-#   query's own class; a lift just above the 1.1 line while the per-class lifts straddle 1, over a few dozen
-#   queries per class, is within the noise of this small sample;
+#   query's own class; a lift just above the 1.1 line while the per-class lifts straddle 1, over the few
+#   queries per class the line prints, is within the noise of this small sample;
 # * lifts at or below 1 say the attention does **not** prefer the own class. If the printed mIoU is high at
 #   the same time, the model segments the sample well without it: on this toy task the convolutions and the
 #   classifier do the work, and a bright same-class region in one picture would be a coincidence, not a rule.
