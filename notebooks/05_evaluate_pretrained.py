@@ -112,8 +112,8 @@ print(f"device {device}; published checkpoints found in {CHECKPOINT_DIR}: {sorte
 # \mathrm{aAcc} = \frac{\sum_k C_{kk}}{\sum_{i,j} C_{ij}},$$
 #
 # where $\mathcal{U}$ are the classes with a non-empty union (in the labels *or* the predictions) and
-# $\mathcal{L}$ those present in the labels ($K$ stays the number of classes): a class nobody drew and nobody predicted has no IoU (NaN) and is left out, one that is predicted
-# but never labelled has IoU 0 and counts. In the code, `SegMetrics.update(pred, label)` adds to `confusion`
+# $\mathcal{L}$ those present in the labels ($K$ stays the number of classes): a class nobody drew and nobody
+# predicted has no IoU (NaN) and is left out, one that is predicted but never labelled has IoU 0 and counts. In the code, `SegMetrics.update(pred, label)` adds to `confusion`
 # (rows = label, columns = prediction) and to `areas` = (intersect $C_{kk}$, union, pred area $\sum_i C_{ik}$, label
 # area $\sum_j C_{kj}$); `compute()` takes the NaN-mean and rounds to two decimals in percent, as mmseg's
 # `IoUMetric` does. A worked example with three classes, by hand and by `SegMetrics`:
@@ -236,8 +236,7 @@ print(format_table({"IoU": list(cityscapes["result"]["IoU"].values()),
 
 # %%
 for s in cityscapes["samples"]:
-    print(f"{Path(s['path']).name}: "
-          f"{(s['label'] == 255).mean() * 100:.1f} % of the label is ignored (255)")
+    print(f"{Path(s['path']).name}: {(s['label'] == 255).mean() * 100:.1f} % of the label is ignored (255)")
 display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["prediction"]]} for s in cityscapes["samples"]],
                          cityscapes["dataset"].PALETTE, titles=["label", "prediction" + tag]))
 
