@@ -113,10 +113,10 @@ print(f"device {device}; published checkpoints found in {CHECKPOINT_DIR}: {sorte
 #
 # where $\mathcal{U}$ are the classes with a non-empty union (in the labels *or* the predictions) and
 # $\mathcal{L}$ those present in the labels ($K$ stays the number of classes): a class nobody drew and nobody
-# predicted has no IoU (NaN) and is left out, one that is predicted but never labelled has IoU 0 and counts. In the code, `SegMetrics.update(pred, label)` adds to `confusion`
-# (rows = label, columns = prediction) and to `areas` = (intersect $C_{kk}$, union, pred area $\sum_i C_{ik}$, label
-# area $\sum_j C_{kj}$); `compute()` takes the NaN-mean and rounds to two decimals in percent, as mmseg's
-# `IoUMetric` does. A worked example with three classes, by hand and by `SegMetrics`:
+# predicted has no IoU (NaN) and is left out, one that is predicted but never labelled has IoU 0 and counts.
+# In the code, `SegMetrics.update(pred, label)` adds to `confusion` (rows = label, columns = prediction) and to
+# `areas` = (intersect $C_{kk}$, union, pred area $\sum_i C_{ik}$, label area $\sum_j C_{kj}$); `compute()`
+# takes the NaN-mean and rounds to two decimals in percent, as mmseg's `IoUMetric` does. A worked example with three classes, by hand and by `SegMetrics`:
 
 # %%
 toy_label = np.array([[0, 0, 1, 1],
