@@ -265,10 +265,11 @@ explorer.model_menu.value = first  # the explorer above shows the first model ag
 
 # %% [markdown]
 # Two different models on two different tasks (the menu's first model, with the `MODEL` architecture, and a tiny
-# R-18 fine-tuned on the toy sample), so only the size of the numbers is meaningful: the closer to 1, the flatter the map. A ratio near 1 for the random
-# weights means their maps are close to uniform at this pixel: each panel's own colour scale stretches tiny
-# differences, so do not read the random panels' bright spots as preferences. The explorer above is back on its
-# first model; choose the sample-trained one in its menu and click around to see its maps.
+# R-18 fine-tuned on the toy sample), so only the size of the numbers is meaningful: the closer to 1, the flatter
+# the map. A ratio near 1 for the random weights means their maps are close to uniform at this pixel: each panel's
+# own colour scale stretches tiny differences, so do not read the random panels' bright spots as preferences. The
+# explorer above is back on its first model; choose the sample-trained one in its menu and click around to see its
+# maps.
 
 # %% [markdown]
 # ## Take it with you: a standalone page

@@ -111,12 +111,13 @@ print(f"device {device}; published checkpoints found in {CHECKPOINT_DIR}: {sorte
 # \mathrm{mAcc} = \frac{1}{|\mathcal{L}|} \sum_{k \in \mathcal{L}} \mathrm{Acc}_k, \qquad
 # \mathrm{aAcc} = \frac{\sum_k C_{kk}}{\sum_{i,j} C_{ij}},$$
 #
-# where $\mathcal{U}$ are the classes with a non-empty union (in the labels *or* the predictions) and
-# $\mathcal{L}$ those present in the labels ($K$ stays the number of classes): a class nobody drew and nobody
-# predicted has no IoU (NaN) and is left out, one that is predicted but never labelled has IoU 0 and counts.
-# In the code, `SegMetrics.update(pred, label)` adds to `confusion` (rows = label, columns = prediction) and to
-# `areas` = (intersect $C_{kk}$, union, pred area $\sum_i C_{ik}$, label area $\sum_j C_{kj}$); `compute()`
-# takes the NaN-mean and rounds to two decimals in percent, as mmseg's `IoUMetric` does. A worked example with three classes, by hand and by `SegMetrics`:
+# where $\mathcal{U}$ are the classes with a non-empty union (in the labels *or* the predictions) and $\mathcal{L}$
+# those present in the labels ($K$ stays the number of classes): a class nobody drew and nobody predicted has no
+# IoU (NaN) and is left out, one that is predicted but never labelled has IoU 0 and counts. In the code,
+# `SegMetrics.update(pred, label)` adds to `confusion` (rows = label, columns = prediction) and to `areas` =
+# (intersect $C_{kk}$, union, pred area $\sum_i C_{ik}$, label area $\sum_j C_{kj}$); `compute()` takes the
+# NaN-mean and rounds to two decimals in percent, as mmseg's `IoUMetric` does. A worked example with three classes,
+# by hand and by `SegMetrics`:
 
 # %%
 toy_label = np.array([[0, 0, 1, 1],
@@ -365,7 +366,8 @@ print(f"per image {per_image} -> mean {np.mean(per_image):.2f}; pooled over both
 values = np.array(list(cityscapes["result"]["IoU"].values()), dtype=float)
 print(f"mean of {int(np.isfinite(values).sum())} finite IoUs = {np.nanmean(values):.2f}, "
       f"reported mIoU {cityscapes['result']['mIoU']:.2f}")
-print("neither labelled nor predicted (IoU NaN):", [name for name, v in cityscapes["result"]["IoU"].items() if not np.isfinite(v)])
+print("neither labelled nor predicted (IoU NaN):",
+      [name for name, v in cityscapes["result"]["IoU"].items() if not np.isfinite(v)])
 assert abs(np.nanmean(values) - cityscapes["result"]["mIoU"]) < 0.01  # mean of rounded values vs rounded mean
 
 # %% [markdown]
