@@ -32,9 +32,10 @@
 
 # %% tags=["parameters"]
 # Parameters — change these to use your own data and weights. Relative paths are taken from the repository root.
+IMAGE_FILE = None        # any picture file (e.g. "my_photo.jpg") to explore; None: an image of DATA_ROOT
 DATA_ROOT = None         # a Cityscapes / ADE20K / VOC root (e.g. "data/cityscapes"); None: synthetic sample data
 DATASET = "cityscapes"   # how to read DATA_ROOT: "cityscapes", "ade20k" or "voc"
-IMAGE_INDEX = 0          # which validation image to show
+IMAGE_INDEX = 0          # which validation image to show (when IMAGE_FILE is None)
 IMAGE_WIDTH = 512        # the picture is resized to this width before the model sees it (small = fast on a CPU)
 MODEL = "isanet_r50-d8_4xb2-40k_cityscapes-512x1024"  # zoo architecture of the "random weights" model
 CHECKPOINT = None        # an extra checkpoint file for the menu; zoo files in data/checkpoints/ are found anyway
@@ -52,14 +53,16 @@ EXPLORER_PAGE = "data/pages/attention_explorer.html"  # where the standalone pag
 # %% [markdown]
 # ## The formulas, and their names in the code
 #
-# Write the feature map as $N = H W$ tokens $X \in \mathbb{R}^{N \times C}$ (`h x w` at 1/8 of the image).
+# Write the feature map (`h x w`, at 1/8 of the image) as $N = hw$ tokens $X \in \mathbb{R}^{N \times C}$.
 # **Dense self-attention** gives every pixel one softmax over all $N$ pixels:
 #
 # $$A = \mathrm{softmax}\!\left(\frac{(X W_q)(X W_k)^\top}{\sqrt{d}}\right) \in \mathbb{R}^{N \times N},
 # \qquad Y = A\,(X W_v).$$
 #
 # **ISA** pads the map to multiples of the block size $P = (P_h, P_w)$ — `down_factor = (loc_h, loc_w)` — so
-# there are $Q = (Q_h, Q_w)$ blocks per axis — `(glb_h, glb_w)`, with $H' = P_h Q_h$, $W' = P_w Q_w$ after padding.
+# there are $Q = (Q_h, Q_w)$ blocks per axis — `(glb_h, glb_w)`: the padded map is $H \times W$ with
+# $H = P_h Q_h$, $W = P_w Q_w$, and $N' = HW \geq N$ positions (notebooks 01 and 03 use the same letters).
+# (The paper's $Q_h, Q_w$ are block counts, not the queries $X W_q$ above; the clash of letters is the paper's.)
 #
 # * **Step 1, long range** (`global_relation`): the $P_h P_w$ pixels that share an in-block offset form a group
 #   of $Q_h Q_w$ pixels, one per block; a softmax inside each group gives the sparse matrix $A_L$
@@ -84,9 +87,10 @@ EXPLORER_PAGE = "data/pages/attention_explorer.html"  # where the standalone pag
 # ## Set-up
 #
 # The notebook finds the repository root from wherever it runs (JupyterLab and `nbmake` start it in
-# `notebooks/`), reads one validation image, and falls back to a small **synthetic** sample in the real
-# Cityscapes layout when `DATA_ROOT` is not set — it says so when it does. A plain image file works too:
-# `image = np.asarray(PIL.Image.open("my.jpg").convert("RGB"))` before the explorer cell.
+# `notebooks/`) and reads the picture to explore: your own file when `IMAGE_FILE` is set (any JPEG/PNG, read
+# by `isanet.data.datasets.read_image`), else one validation image of `DATA_ROOT`, else a small **synthetic**
+# sample in the real Cityscapes layout — it says so when it does. Either way the picture is resized to
+# `IMAGE_WIDTH` (keeping its aspect ratio) with the package's `resize_image`, as notebook 01 does.
 
 # %%
 import numpy as np
@@ -95,9 +99,11 @@ import torch
 from isanet import ISANet
 from isanet.analysis.probe import composed_map
 from isanet.analysis.same_class import same_class_over_images
-from isanet.data.datasets import build_dataset
+from isanet.data.datasets import build_dataset, read_image
 from isanet.data.transforms import TestTransform, rescale_size, resize_image
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS
+from isanet.evaluation.inference import predict_image
+from isanet.evaluation.metrics import SegMetrics
 from isanet.io.checkpoint import load_model
 from isanet.models.interlaced import Partition, attention_matrices
 from isanet.notebook.attention_explorer import AttentionExplorer, model_choices
@@ -114,14 +120,18 @@ from isanet.notebook.session import (
 ROOT = repo_root()
 quick = quick_mode(QUICK)
 device = configure_torch(DEVICE, THREADS, quick)
-data_root = resolve_path(DATA_ROOT, ROOT)
-if data_root is None:
-    data_root = sample_dataset(DATASET, ROOT, num_train=1, num_val=2, size=IMAGE_WIDTH)
-dataset = build_dataset(DATASET, data_root, split="val")
-sample = dataset[IMAGE_INDEX]
-height, width = sample["image"].shape[:2]
-image = resize_image(sample["image"], rescale_size(height, width, (IMAGE_WIDTH, IMAGE_WIDTH)))
-print(f"image {sample['path']} ({height}x{width}) shown at {image.shape[0]}x{image.shape[1]}, device {device}")
+image_file = resolve_path(IMAGE_FILE, ROOT)
+if image_file is not None:
+    picture, source = read_image(image_file), f"your image {image_file}"
+else:
+    data_root = resolve_path(DATA_ROOT, ROOT)
+    if data_root is None:
+        data_root = sample_dataset(DATASET, ROOT, num_train=1, num_val=2, size=IMAGE_WIDTH)
+    sample = build_dataset(DATASET, data_root, split="val")[IMAGE_INDEX]
+    picture, source = sample["image"], f"image {sample['path']}"
+height, width = picture.shape[:2]
+image = resize_image(picture, rescale_size(height, width, (IMAGE_WIDTH, IMAGE_WIDTH)))
+print(f"{source} ({height}x{width}) shown at {image.shape[0]}x{image.shape[1]}, device {device}")
 
 # %% [markdown]
 # ## The models in the menu
@@ -130,18 +140,19 @@ print(f"image {sample['path']} ({height}x{width}) shown at {image.shape[0]}x{ima
 # **random weights** (they show the *pattern*, which pixels a pixel may read, not what a network learnt) and a
 # **sample-trained** model: a tiny R-18 ISANet fine-tuned on the synthetic VOC sample by the same package call
 # notebook 04 uses (`sample_trained_checkpoint`: trained on first use, then read from `data/samples/`). It has
-# learnt a toy task, nothing about real scenes; with `QUICK` it has had only 20 iterations.
+# learnt a toy task, nothing about real scenes; the cell prints how many iterations it had (few in quick mode).
 
 # %%
 sample_iters = SAMPLE_ITERS or (QUICK_ITERS if quick else FULL_ITERS)
 sample_path = resolve_path(SAMPLE_CHECKPOINT, ROOT) or sample_trained_checkpoint(ROOT, iters=sample_iters)
+print(f"sample-trained model: {sample_iters} iterations" + (" (QUICK mode)" if quick else ""))
 choices = model_choices(MODEL, checkpoint=CHECKPOINT, checkpoint_dir=resolve_path(CHECKPOINT_DIR, ROOT),
                         sample_checkpoint=sample_path)
 for choice in choices:
     print(f"{choice.kind:>6}: {choice.label}")
 if not any(choice.kind == "zoo" for choice in choices):
     print("no published checkpoint found: random and SAMPLE-TRAINED weights only (download one with "
-          "`isanet download isanet_r50-d8_512x1024_40k_cityscapes --dir data/checkpoints`).")
+          f"`isanet download {MODEL} --dir {CHECKPOINT_DIR}`).")
 
 # %% [markdown]
 # ## Explore
@@ -176,40 +187,48 @@ result = explorer.result
 print(explorer.pixel_text())
 print("selected_pixel:", explorer.selected_pixel, " feature_pixel:", explorer.feature_pixel)
 
+grid = explorer.capture.isa.partition
+keys = {"long_range": grid.glb_h * grid.glb_w, "short_range": grid.loc_h * grid.loc_w,
+        "composed": grid.padded_h * grid.padded_w, "dense": grid.height * grid.width}
+print(f"keys each map can read: Q_hQ_w = {keys['long_range']}, P_hP_w = {keys['short_range']}, "
+      f"N' = {keys['composed']} (padded), N = {keys['dense']} (dense: no padding)")
 for name in ("long_range", "short_range", "composed", "dense"):
     attention_map = getattr(result, name)
-    print(f"{name:>11}: {np.count_nonzero(attention_map.feature):5d} keys, weights sum to "
+    print(f"{name:>11}: {np.count_nonzero(attention_map.feature):5d} real keys of {keys[name]:5d}, weights sum to "
           f"{attention_map.feature.sum() + attention_map.padding_mass:.4f} (incl. {attention_map.padding_mass:.4f} "
           "on padding)")
 
 # %% [markdown]
-# Every row of weights sums to one (a softmax). The pixel itself read only $Q_hQ_w + P_hP_w$ keys, yet the
-# **composed** map has a weight on **every** pixel: the two-hop argument, measured on this forward pass.
+# Every row of weights sums to one (a softmax). The first line gives the keys each map can read, padding
+# included for the ISA maps; the counts below it are the *real* (unpadded) pixels with a non-zero weight, and
+# the weight that went to padding is shown separately. The pixel itself read only $Q_hQ_w + P_hP_w$ keys, yet
+# the **composed** map has a weight on **every** real pixel: the two-hop argument, measured on this forward pass.
 #
 # ## The matrix view: two sparse factors, a full product
 #
-# `attention_matrices` lays the captured weights out as the paper's $A_L$ and $A_S$, $N \times N$ over the padded
-# map, so we can count their non-zeros and multiply them. The random-weights R-50 runs at the explorer's size;
-# its feature map is small enough for $N \times N$ matrices.
+# `attention_matrices` lays the captured weights out as the paper's $A_L$ and $A_S$, $N' \times N'$ over the
+# padded map, so we can count their non-zeros and multiply them. The explorer's current model runs at the
+# explorer's size; its feature map is small enough for $N' \times N'$ matrices.
 
 # %%
 capture_now = explorer.capture
 p = capture_now.isa.partition
 long_range, short_range = attention_matrices(capture_now.isa)
 product = short_range @ long_range
-n = p.padded_h * p.padded_w
-print(f"padded map {p.padded_h}x{p.padded_w} = {n} pixels; P = down_factor = ({p.loc_h}, {p.loc_w}), "
-      f"Q = (glb_h, glb_w) = ({p.glb_h}, {p.glb_w})")
+n_padded = p.padded_h * p.padded_w
+print(f"map {p.height}x{p.width} (N = {p.height * p.width}) padded to {p.padded_h}x{p.padded_w} "
+      f"(N' = {n_padded}); P = down_factor = ({p.loc_h}, {p.loc_w}), Q = (glb_h, glb_w) = ({p.glb_h}, {p.glb_w})")
 print(f"non-zeros per row: A_L {int((long_range > 0).sum(1).max())} (= Q_h Q_w), "
-      f"A_S {int((short_range > 0).sum(1).max())} (= P_h P_w), A_S A_L {int((product > 0).sum(1).min())} (= N)")
+      f"A_S {int((short_range > 0).sum(1).max())} (= P_h P_w), A_S A_L {int((product > 0).sum(1).min())} (= N')")
 row, col = explorer.feature_pixel
 pixel = (row + p.pad_top) * p.padded_w + col + p.pad_left
 gap = (product[pixel].reshape(p.padded_h, p.padded_w) - composed_map(capture_now.isa, row, col)).abs().max()
 print(f"row {pixel} of A_S @ A_L vs composed_map{(row, col)}: largest difference {float(gap):.1e}")
 
 # %% [markdown]
-# The factors hold $Q_hQ_w$ and $P_hP_w$ non-zeros per row, the product $N$: the factorisation stores
-# $N(Q_hQ_w + P_hP_w)$ weights instead of $N^2$, and the product of two sparse matrices is full. The last line
+# The factors hold $Q_hQ_w$ and $P_hP_w$ non-zeros per row, the product $N'$: the factorisation stores
+# $N'(Q_hQ_w + P_hP_w)$ weights instead of dense attention's $N^2$, and the product of two sparse matrices is
+# full. The last line
 # checks the explorer's composed map against the matrix product (equal to float rounding).
 #
 # How close is the composed map to the dense what-if? One number is the correlation of the two maps:
@@ -245,20 +264,21 @@ for index in (first, trained[0]):
 explorer.model_menu.value = first  # the explorer above shows the first model again: pick another in its menu
 
 # %% [markdown]
-# Two different models on two different tasks (a random R-50, a tiny R-18 fine-tuned on the toy sample), so only
-# the size of the numbers is meaningful: the closer to 1, the flatter the map. A ratio near 1 for the random
-# weights means their maps are close to uniform at this pixel: each panel's own colour scale stretches tiny
-# differences, so do not read the random panels' bright spots as preferences. The explorer above is back on its
-# first model; choose the sample-trained one in its menu and click around to see its maps.
+# Two different models on two different tasks (the menu's first model, with the `MODEL` architecture, and a tiny
+# R-18 fine-tuned on the toy sample), so only the size of the numbers is meaningful: the closer to 1, the flatter
+# the map. A ratio near 1 for the random weights means their maps are close to uniform at this pixel: each panel's
+# own colour scale stretches tiny differences, so do not read the random panels' bright spots as preferences. The
+# explorer above is back on its first model; choose the sample-trained one in its menu and click around to see its
+# maps.
 
 # %% [markdown]
 # ## Take it with you: a standalone page
 #
 # `explorer.save_html(path)` writes what the explorer shows for the current model into **one HTML file** that
 # opens from disk in any browser — no kernel, no network — and answers clicks and arrow keys by itself. It can
-# do that because ISA's attention is small: the file carries *all* of it, the `HW·(glb_h·glb_w + loc_h·loc_w)`
+# do that because ISA's attention is small: the file carries *all* of it, the $N'(Q_hQ_w + P_hP_w)$
 # weights of the two steps (each softmax row stored as `uint8` steps of its maximum), and computes the composed
-# map in the page. Dense attention's `(HW)²` affinity would not fit, so the page stores its queries and keys
+# map in the page. Dense attention's $N^2$ affinity would not fit, so the page stores its queries and keys
 # (`float16`) and forms the clicked row with one softmax. (`isanet attention IMAGE --model NAME --out page.html`
 # does the same for any picture from the command line.)
 
@@ -310,29 +330,68 @@ for name, model in (("random weights", random_model), (f"sample-trained ({sample
     print(f"averaged over all queries:\n{measured.table()}\nclass-balanced (each class counts once):\n"
           f"{measured.table(balanced=True)}\n")
 
+# %% [markdown]
+# The tables are long; the next cell boils them down. For each model it prints the class-balanced lifts, how far
+# the per-class lifts scatter and over how few queries per class, and a verdict computed from both (a map
+# "prefers the own class" when its balanced lift is above 1.1 and every class's lift is above 1); then, for the
+# sample-trained model, how well it segments these same images (mIoU by `SegMetrics`, from `predict_image` at the
+# test scale used above). For the random weights it checks the claim that fresh weights have no preference:
+# every lift within 10 % of 1.
+
+# %%
+def verdict(lifts: dict, scatter: dict) -> str:
+    """The rule the prose reads: a map prefers the own class when its class-balanced lift is above 1.1 *and*
+    every class's own lift is above 1; above 1.1 with some class at or below 1 is no consistent preference."""
+    above = [name for name, lift in lifts.items() if lift > 1.1]
+    consistent = [name for name in above if min(scatter[name]) > 1]
+    mixed = [name for name in above if name not in consistent]
+    parts = [f"prefers the own class (lift > 1.1, every class > 1) in: {', '.join(consistent)}"] if consistent else []
+    if mixed:
+        parts.append(f"lift > 1.1 but some class at or below 1, so no consistent preference, in: {', '.join(mixed)}")
+    return "; ".join(parts) or "no map prefers the own class by more than 10 %"
+
+
 for name, measured in same_class.items():
     lifts = {map_name: value.lift for map_name, value in measured.balanced().items()}
-    preferring = [map_name for map_name, lift in lifts.items() if lift > 1.1]
-    print(f"{name}: class-balanced lift " + ", ".join(f"{k} x{v:.2f}" for k, v in lifts.items()) + " -> "
-          + (f"prefers the own class by more than 10 % in: {', '.join(preferring)}" if preferring
-             else "no map prefers the own class by more than 10 %"))
+    per_class = measured.by_class()
+    scatter = {map_name: [by_map[map_name].lift for by_map in per_class.values()] for map_name in lifts}
+    print(f"{name}: class-balanced lift " + ", ".join(f"{k} x{v:.2f}" for k, v in lifts.items()))
+    print("  per-class lifts range " + ", ".join(f"{k} {min(v):.2f}-{max(v):.2f}" for k, v in scatter.items())
+          + f"; {min(measured.counts.values())} to {max(measured.counts.values())} queries per class")
+    print(f"  -> {verdict(lifts, scatter)}")
+
+deviation = max(abs(value.lift - 1) for value in same_class["random weights"].maps.values())
+print(f"random weights: largest |lift - 1| over the maps (all queries) = {deviation:.3f}")
+assert deviation < 0.1, "freshly initialised weights should not prefer any class (lift within 10 % of 1)"
+
+segmentation = SegMetrics(voc_val.num_classes)
+for voc_sample in voc_samples:
+    scores = predict_image(trained_model, voc_sample["image"], transform.scale, IMAGENET_MEAN, IMAGENET_STD)
+    segmentation.update(scores.argmax(dim=0).cpu(), voc_sample["label"])
+print(f"sample-trained ({sample_iters} it): mIoU {segmentation.compute()['mIoU']:.2f} on the same "
+      f"{len(voc_samples)} SYNTHETIC images")
 if quick:
-    print("QUICK run: a 20-iteration model on 2 images — these numbers say nothing; run with QUICK = False.")
+    print(f"QUICK run: a {sample_iters}-iteration model on {len(voc_samples)} images, {SAME_CLASS_QUERIES or 'all'} "
+          "queries per image — these numbers say nothing; run with QUICK = False.")
 
 # %% [markdown]
-# **Reading it.** With freshly initialised weights every map's mass equals its baseline (lift 1.00): the
-# softmax weights are close to uniform and know nothing of classes, and the "on own class" column is only
-# where the map can look (the short-range map scores high because a block mostly holds one class).
+# **Reading it.** The random-weights lines are the control: fresh softmax weights are close to uniform and know
+# nothing of classes, so every lift is close to 1 (the cell checks it), and the "on own class" column only says
+# where a map can look (the short-range map scores high because a block mostly holds one class).
 #
-# Measured with the 300-iteration sample-trained model (QUICK = False, all 8 validation images x 256 queries,
-# CPU), the lifts were 1.00 (long range), 0.98 (short range), 0.96 (composed) and 0.98 (dense what-if)
-# averaged over all queries, and 1.11, 0.96, 0.96 and 0.92 class-balanced; per class they scatter from
-# 0.5 to 2.4 over only 38–71 queries per object class. **So this model's attention does not prefer the query's
-# own class**, although it segments the sample well (validation mIoU 95.95 on the same 8 images): on this
-# toy task the convolutions and the classifier do the work, and a bright same-class region in one picture would
-# be a coincidence, not a rule. Whether a published model's attention does prefer its class is the same
-# measurement on real data: point `CHECKPOINT` at one and give `same_class_over_images` real labelled
-# `{"image", "label"}` samples.
+# For the sample-trained model, the "->" line is the conclusion, computed from the two lines above it:
+#
+# * a map whose class-balanced lift is above 1.1 **and** whose per-class lifts all stay above 1 prefers the
+#   query's own class; a balanced lift above 1.1 while the per-class lifts straddle 1, over the few queries per
+#   class the range line prints, is no consistent preference: one or two classes pull the average up;
+# * lifts at or below 1 say the attention does **not** prefer the own class. If the printed mIoU is high at
+#   the same time, the model segments the sample well without it: on this toy task the convolutions and the
+#   classifier do the work, and a bright same-class region in one picture would be a coincidence, not a rule.
+#
+# In quick mode the model has had only a few iterations, so the lines show the measurement runs, nothing more;
+# run with `QUICK = False` (more iterations, all validation images) before drawing a conclusion. Whether a
+# published model's attention prefers its class is the same measurement on real data: point `CHECKPOINT` at one
+# and give `same_class_over_images` real labelled `{"image", "label"}` samples.
 
 # %% [markdown]
 # ## Summary
@@ -367,11 +426,11 @@ print(f"{h}x{w} map, P = ({loc_h}, {loc_w}): pad {pad_h} rows and {pad_w} column
 
 # %% [markdown]
 # 2. **(easy)** For the pixel shown, find the one $q$ that carries $\text{composed}[p, r]$ for $r$ = the top-left
-#    pixel, and check $A_S[p, q]\,A_L[q, r]$ equals the composed weight.
+#    real pixel (not padding), and check $A_S[p, q]\,A_L[q, r]$ equals the composed weight.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 2: the one q of p's block that shares r's in-block offset
-r_y, r_x = 0, 0                                              # top-left of the padded map
+r_y, r_x = p.pad_top, p.pad_left                             # top-left real pixel, in padded coordinates
 p_y, p_x = row + p.pad_top, col + p.pad_left
 q_y = (p_y // p.loc_h) * p.loc_h + r_y % p.loc_h             # p's block, r's offset
 q_x = (p_x // p.loc_w) * p.loc_w + r_x % p.loc_w

@@ -66,15 +66,18 @@ THREADS = None                # torch CPU threads; None: 1 when QUICK (steady on
 # %matplotlib inline
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from IPython.display import display
 
 from isanet.data.datasets import build_dataset
 from isanet.evaluation.evaluate import EvalSettings, evaluate
-from isanet.evaluation.metrics import SegMetrics, format_table
+from isanet.evaluation.metrics import SegMetrics, format_confused, format_table, most_confused
 from isanet.io.checkpoint import load_model
+from isanet.io.download import file_sha256
 from isanet.models.zoo import get_entry, short_dataset_name
+from isanet.notebook.confusion_plot import plot_confusion
 from isanet.notebook.plots import plot_per_class_iou, plot_predictions
 from isanet.notebook.session import (
     configure_torch,
@@ -104,16 +107,17 @@ print(f"device {device}; published checkpoints found in {CHECKPOINT_DIR}: {sorte
 #
 # and the summaries
 #
-# $$\mathrm{mIoU} = \frac{1}{|K_U|} \sum_{k \in K_U} \mathrm{IoU}_k, \qquad
-# \mathrm{mAcc} = \frac{1}{|K_L|} \sum_{k \in K_L} \mathrm{Acc}_k, \qquad
+# $$\mathrm{mIoU} = \frac{1}{|\mathcal{U}|} \sum_{k \in \mathcal{U}} \mathrm{IoU}_k, \qquad
+# \mathrm{mAcc} = \frac{1}{|\mathcal{L}|} \sum_{k \in \mathcal{L}} \mathrm{Acc}_k, \qquad
 # \mathrm{aAcc} = \frac{\sum_k C_{kk}}{\sum_{i,j} C_{ij}},$$
 #
-# where $K_U$ are the classes with a non-empty union (in the labels *or* the predictions) and $K_L$ those present
-# in the labels: a class nobody drew and nobody predicted has no IoU (NaN) and is left out, one that is predicted
-# but never labelled has IoU 0 and counts. In the code, `SegMetrics.update(pred, label)` adds to `confusion`
-# (rows = label, columns = prediction) and to `areas` = (intersect $C_{kk}$, union, pred area $\sum_i C_{ik}$, label
-# area $\sum_j C_{kj}$); `compute()` takes the NaN-mean and rounds to two decimals in percent, as mmseg's
-# `IoUMetric` does. A worked example with three classes, by hand and by `SegMetrics`:
+# where $\mathcal{U}$ are the classes with a non-empty union (in the labels *or* the predictions) and $\mathcal{L}$
+# those present in the labels ($K$ stays the number of classes): a class nobody drew and nobody predicted has no
+# IoU (NaN) and is left out, one that is predicted but never labelled has IoU 0 and counts. In the code,
+# `SegMetrics.update(pred, label)` adds to `confusion` (rows = label, columns = prediction) and to `areas` =
+# (intersect $C_{kk}$, union, pred area $\sum_i C_{ik}$, label area $\sum_j C_{kj}$); `compute()` takes the
+# NaN-mean and rounds to two decimals in percent, as mmseg's `IoUMetric` does. A worked example with three classes,
+# by hand and by `SegMetrics`:
 
 # %%
 toy_label = np.array([[0, 0, 1, 1],
@@ -149,6 +153,9 @@ for key, value in by_hand.items():
 # For each data set: find the data (or write the synthetic sample), find the checkpoint (or write a
 # random-weights one), build the model from the zoo entry and load the weights **by their own key names**, take
 # the entry's test settings (mode, test scale, normalisation), evaluate, and keep a few predictions to look at.
+# A checkpoint counts as the published weights only when its sha256 starts with the zoo entry's published hash
+# prefix (the one in the downloaded file's name); any other file, a fine-tune of yours for instance, is
+# evaluated the same way but labelled *not comparable*.
 #
 # On the synthetic sample the images are small, so the test scale is shrunk to the sample's size — another
 # reason those numbers are not comparable. Everything that decided a number is kept in `result["settings"]`.
@@ -165,6 +172,7 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
     random_weights = path is None
     if random_weights:
         path = sample_checkpoint(entry["name"], ROOT)
+    published_weights = not random_weights and file_sha256(path).startswith(entry["sha256_prefix"])
     dataset = build_dataset(kind, root, split="val")
     settings = EvalSettings.from_entry(entry)
     if synthetic_data:  # the sample is 256 px wide: test near that size, not at the 2048-px scale of real data
@@ -181,10 +189,12 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
     for sample in samples:
         sample["prediction"] = settings.scores(model, sample["image"], MS_FLIP).argmax(dim=0).cpu().numpy()
     published = entry["mIoU_ms_flip"] if MS_FLIP else entry["mIoU"]
-    comparable = not (synthetic_data or random_weights) and result["num_images"] == len(dataset)
-    reasons = [why for why, flag in (("synthetic sample data", synthetic_data), ("random weights", random_weights),
-                                     (f"only {result['num_images']} of {len(dataset)} images",
-                                      result["num_images"] < len(dataset))) if flag]
+    reasons = [why for why, flag in (
+        ("synthetic sample data", synthetic_data), ("random weights", random_weights),
+        (f"not the published weights (sha256 of {path.name} does not start with {entry['sha256_prefix']})",
+         not (random_weights or published_weights)),
+        (f"only {result['num_images']} of {len(dataset)} images", result["num_images"] < len(dataset))) if flag]
+    comparable = not reasons
     print(f"  evaluated {result['num_images']} images in {time.perf_counter() - started:.0f} s")
     return dict(entry=entry, kind=kind, dataset=dataset, result=result, samples=samples, published=published,
                 comparable=comparable, reasons=reasons)
@@ -221,9 +231,13 @@ print(format_table({"IoU": list(cityscapes["result"]["IoU"].values()),
                     "Acc": list(cityscapes["result"]["Acc"].values())}, names))
 
 # %% [markdown]
-# Predictions next to the labels (white: ignored pixels, such as the ego vehicle):
+# Predictions next to the labels. White marks ignored pixels (label 255, counted nowhere); the cell prints their
+# share in each label shown. In real Cityscapes labels they include the ego vehicle and the image border; the
+# synthetic sample has only what its generator drew.
 
 # %%
+for s in cityscapes["samples"]:
+    print(f"{Path(s['path']).name}: {(s['label'] == 255).mean() * 100:.1f} % of the label is ignored (255)")
 display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["prediction"]]} for s in cityscapes["samples"]],
                          cityscapes["dataset"].PALETTE, titles=["label", "prediction" + tag]))
 
@@ -251,9 +265,6 @@ display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["predicti
 # into the results JSON.
 
 # %%
-from isanet.evaluation.metrics import format_confused, most_confused
-from isanet.notebook.confusion_plot import plot_confusion
-
 run = cityscapes  # the Cityscapes evaluation above
 tag = "" if run["comparable"] else " — NOT COMPARABLE"
 display(plot_confusion(run["result"]["confusion"], run["dataset"].CLASSES, title=f"{run['entry']['name']}{tag}"))
@@ -270,18 +281,22 @@ print(format_confused(most_confused(run["result"]["confusion"], run["dataset"].C
 # ## Measured vs published
 #
 # A measured mIoU matches the published one only with the published weights, the full validation set and the
-# same test settings (what `isanet eval` uses by default). The kit's logits match mmsegmentation 1.2.2's to 1e-5
-# (`tests/test_parity.py`), so a difference beyond rounding points at the data (e.g. Cityscapes `labelTrainIds`
-# made with another script) or the settings.
+# same test settings (what `isanet eval` uses by default). The kit's logits match mmsegmentation 1.2.2's to within
+# 1e-5 of the largest logit (a relative tolerance, checked by `tests/evaluation/test_parity.py`), so when a run is
+# comparable a difference beyond rounding points at the data (e.g. Cityscapes `labelTrainIds` made with another
+# script) or the settings.
 
 # %%
 for run in (cityscapes, ade20k):
     label = "comparable" if run["comparable"] else f"NOT COMPARABLE: {', '.join(run['reasons'])}"
+    difference = run["result"]["mIoU"] - run["published"]
     print(f"{run['entry']['dataset']:>10}  measured {run['result']['mIoU']:6.2f}  published {run['published']:6.2f}"
-          f"  ({label})")
+          f"  measured - published {difference:+7.2f}  ({label})")
 
 # %% [markdown]
-# With published weights and full validation sets the two columns agree to the rounding; with the synthetic
+# The last column is the measured difference. For a run labelled *comparable* (published weights, full
+# validation set, the entry's test settings) it should be within rounding of zero, and anything larger is worth
+# chasing in the data or the settings; for a run labelled *not comparable* it means nothing: with the synthetic
 # sample or random weights the measured numbers only show that the evaluation path runs.
 #
 # ## Summary
@@ -326,8 +341,8 @@ print(majority.compute()["mIoU"], majority.compute()["aAcc"])
 assert (majority.compute()["mIoU"], majority.compute()["aAcc"]) == (37.5, 75.0)
 
 # %% [markdown]
-# 3. **(medium)** Why can the mIoU over a subset of images (`LIMIT`) not be averaged image by image to give the
-#    data set's mIoU? Show it with two small images.
+# 3. **(medium)** Why is the data set's mIoU not the mean of the per-image mIoUs? Show it with two small
+#    images.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 3: mIoU pools the counts; a mean of per-image mIoUs weighs a small image like a large one
@@ -344,14 +359,15 @@ print(f"per image {per_image} -> mean {np.mean(per_image):.2f}; pooled over both
 
 # %% [markdown]
 # 4. **(hard)** Recompute the Cityscapes run's mIoU from its per-class IoU values, leaving out the NaN classes,
-#    and say which classes the random or sample run never saw.
+#    and list the classes that were neither labelled nor predicted in the evaluated images.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 4: the mean of the per-class IoUs with the NaN classes left out
 values = np.array(list(cityscapes["result"]["IoU"].values()), dtype=float)
 print(f"mean of {int(np.isfinite(values).sum())} finite IoUs = {np.nanmean(values):.2f}, "
       f"reported mIoU {cityscapes['result']['mIoU']:.2f}")
-print("never seen (IoU NaN):", [name for name, v in cityscapes["result"]["IoU"].items() if not np.isfinite(v)])
+print("neither labelled nor predicted (IoU NaN):",
+      [name for name, v in cityscapes["result"]["IoU"].items() if not np.isfinite(v)])
 assert abs(np.nanmean(values) - cityscapes["result"]["mIoU"]) < 0.01  # mean of rounded values vs rounded mean
 
 # %% [markdown]
