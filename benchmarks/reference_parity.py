@@ -179,16 +179,11 @@ def our_logits(model, x: torch.Tensor, mode: str, crop_size=None, stride=None) -
 # ------------------------------------------------------------------------------------------------ comparing
 
 def make_input(size: tuple[int, int], seed: int) -> torch.Tensor:
-    """A deterministic, image-like normalised batch: a smooth colour field plus noise, mean/std-normalised
-    with the Cityscapes/ADE ImageNet statistics, so values sit where real inputs sit (about -2..2.6)."""
-    g = torch.Generator().manual_seed(seed)
-    h, w = size
-    coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=g)
-    smooth = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-    pixels = (0.7 * smooth + 0.3 * torch.rand(1, 3, h, w, generator=g)) * 255.0
-    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
-    return ((pixels - mean) / std).contiguous()
+    """The deterministic image-like input of ``isanet bench model`` (a smooth colour field plus noise,
+    normalised), so that both benches and the stored parity fixtures measure the same batch."""
+    from isanet.analysis.model_bench import bench_input
+
+    return bench_input(size, seed)
 
 
 def diff(ours: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
