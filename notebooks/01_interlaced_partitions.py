@@ -21,8 +21,8 @@
 # **You will learn**
 # - how a `down_factor = (loc_h, loc_w)` cuts a map into blocks and long-range groups, and how odd sizes are
 #   padded;
-# - the tensor shapes of one ISA forward pass: pad → group → attend → regroup → attend → ungroup → crop, line by
-#   line next to mmsegmentation's code;
+# - the tensor shapes of one ISA forward pass: pad → group → attend → regroup → attend → ungroup → crop, step by
+#   step next to mmsegmentation's operations;
 # - the **matrix view**: the two steps as sparse $HW \times HW$ relations that become block diagonal when the
 #   positions are reordered, and whose product has no zero;
 # - why two hops reach everything yet are *not* equivalent to dense attention: the pixels of one block share

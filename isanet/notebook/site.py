@@ -17,11 +17,12 @@ import argparse
 import html
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from isanet.io.atomic import write_text_atomic
+from isanet.io.atomic import atomic_path, write_text_atomic
 from isanet.notebook.session import repo_root
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -29,6 +30,8 @@ HIDDEN_TAG = "site-hidden"
 EXPLORER_NOTEBOOK = "02_attention_explorer"
 EXPLORER_PAGE = "02_attention_explorer_page.html"
 EXPLORER_CELL_MARK = "explorer.save_html("
+MATHJAX_DIR = "mathjax"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the configuration MathJax 2's local bundle ships
 WIDGET_NOTE = ("<p><i>(An interactive widget: it needs a running kernel. Open the notebook in JupyterLab "
                "(<code>python3 kit.py lab</code>) to use it.)</i></p>")
 
@@ -78,7 +81,22 @@ def execute(nb, folder: Path, timeout: int) -> None:
                    resources={"metadata": {"path": str(folder)}}).execute()
 
 
-def to_html(nb, title: str) -> str:
+def install_mathjax(out: Path) -> str | None:
+    """Copy MathJax 2 (the ``jupyter-server-mathjax`` package's bundle) into the site, so that the formulas are
+    typeset with no network; returns the pages' MathJax URL, or None (then nbconvert's CDN URL) without it."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    target = out / MATHJAX_DIR
+    if not (target / "MathJax.js").is_file():
+        shutil.rmtree(target, ignore_errors=True)  # a copy an interrupted build left half-written
+        with atomic_path(target) as staging:
+            shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", staging)
+    return f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+
+
+def to_html(nb, title: str, mathjax_url: str | None = None) -> str:
     """The lab-style HTML page of an executed notebook, hidden cells' inputs removed, with a link home."""
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
@@ -87,6 +105,8 @@ def to_html(nb, title: str) -> str:
     config = Config()
     config.TagRemovePreprocessor.remove_input_tags = {HIDDEN_TAG}
     exporter = HTMLExporter(config=config, template_name="lab")
+    if mathjax_url is not None:
+        exporter.mathjax_url = mathjax_url
     exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     home = ('<nav style="padding: 8px 16px; font-family: sans-serif"><a href="index.html">&larr; all notebooks'
@@ -115,8 +135,8 @@ Segmentation</i>, arXiv:1907.12273), executed and saved with their outputs, to r
 <p><small>Built with <code>python3 kit.py site</code> in quick mode (the notebooks' tiny CI settings) in
 {seconds:.0f} s. Unless real data sets and published checkpoints were present, the notebooks ran on small
 <b>synthetic</b> samples with <b>random or sample-trained weights</b>: their numbers say nothing about ISANet.
-Interactive widgets need a kernel (<code>python3 kit.py lab</code>); formulas are typeset by MathJax when the
-browser can reach its CDN.</small></p>
+Interactive widgets need a kernel (<code>python3 kit.py lab</code>); formulas are typeset by the copy of
+MathJax in <code>{MATHJAX_DIR}/</code>, with no network.</small></p>
 </body></html>
 """
 
@@ -140,6 +160,10 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
             raise FileNotFoundError(f"no notebook {', '.join(sorted(unknown))} in {folder}")
         paths = [path for path in paths if path.stem in wanted]
     start, failures, pages = time.monotonic(), 0, []
+    mathjax_url = install_mathjax(out)
+    if mathjax_url is None:
+        print("site: warning: jupyter-server-mathjax is not installed; the pages load MathJax from its CDN",
+              file=sys.stderr)
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         title = notebook_title(nb, path.stem)
@@ -155,7 +179,7 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
             print(f"site: error: {path.name}: {str(error).strip().splitlines()[-1]}", file=sys.stderr)
         replace_widget_outputs(nb)
         page = f"{path.stem}.html"
-        write_text_atomic(to_html(nb, title), out / page)
+        write_text_atomic(to_html(nb, title, mathjax_url), out / page)
         pages.append((page, title, status))
         print(f"site: {page} ({time.monotonic() - began:.0f} s)", flush=True)
     write_text_atomic(index_html(pages, time.monotonic() - start), out / "index.html")

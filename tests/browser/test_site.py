@@ -43,6 +43,9 @@ def test_site_index_and_notebook_02_with_a_working_explorer(chromium, tmp_path: 
     assert "Attention explorer" in text and "wrote " in text, "the executed outputs are on the page"
     assert "interactive widget" in text, "the kernel-only widget is replaced by a note"
     assert "Traceback" not in text
+    # the site's own MathJax copy typesets the formulas, with no network
+    page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 0",
+                           timeout=60_000, polling=200)
 
     # the outputs' pictures above the iframe take their size when decoded: wait, or the layout shifts
     page.wait_for_function("() => Array.from(document.images).every(image => image.complete)",
