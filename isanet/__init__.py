@@ -5,14 +5,7 @@ The most used pieces are importable from here; each lives in a subpackage of its
 
 from isanet.evaluation.inference import predict
 from isanet.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from isanet.models import (
-           ISANet,
-           ISANetConfig,
-           build_model,
-           get_entry,
-           list_models,
-           model_config,
-)
+from isanet.models import ISANet, ISANetConfig, build_model, get_entry, list_models, model_config
 from isanet.models.optimize import optimize_for_inference
 
 __all__ = ["CheckpointError", "ISANet", "ISANetConfig", "build_model", "get_entry", "list_models",

@@ -87,7 +87,6 @@ import torch
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
-from isanet.analysis.attention_bench import DenseAttention
 from isanet.data.datasets import build_dataset, read_image
 from isanet.data.transforms import rescale_size, resize_image
 from isanet.io.checkpoint import random_state_dict
@@ -101,6 +100,7 @@ from isanet.models.interlaced import (
     short_range_group_ids,
     short_range_mask,
 )
+from isanet.models.patterns import DenseAttention
 from isanet.notebook.partition_explorer import PartitionExplorer
 from isanet.notebook.partition_plots import (
     complexity_html,
