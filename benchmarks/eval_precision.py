@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from isanet.data.datasets import build_dataset
+from isanet.data.build import build_dataset
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS
 from isanet.evaluation.evaluate import EvalSettings, evaluate
 from isanet.io.checkpoint import load_model

@@ -87,7 +87,8 @@ import torch
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
-from isanet.data.datasets import build_dataset, read_image
+from isanet.data.build import build_dataset
+from isanet.data.datasets import read_image
 from isanet.data.transforms import rescale_size, resize_image
 from isanet.io.checkpoint import random_state_dict
 from isanet.models.interlaced import (

@@ -99,7 +99,8 @@ import torch
 from isanet import ISANet
 from isanet.analysis.probe import composed_map
 from isanet.analysis.same_class import same_class_over_images
-from isanet.data.datasets import build_dataset, read_image
+from isanet.data.build import build_dataset
+from isanet.data.datasets import read_image
 from isanet.data.transforms import TestTransform, rescale_size, resize_image
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS
 from isanet.evaluation.inference import predict_image

@@ -91,7 +91,7 @@ from matplotlib.figure import Figure
 
 from isanet import ISANet, ISANetConfig
 from isanet.analysis.cost import attention_cost, break_even_side
-from isanet.data.datasets import build_dataset
+from isanet.data.build import build_dataset
 from isanet.engine.trainer import NOTEBOOK_SETTINGS, TrainConfig, Trainer, poly_lr
 from isanet.io.checkpoint import save_checkpoint
 from isanet.models.interlaced import Partition

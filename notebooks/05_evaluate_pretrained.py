@@ -71,7 +71,7 @@ from pathlib import Path
 import numpy as np
 from IPython.display import display
 
-from isanet.data.datasets import build_dataset
+from isanet.data.build import build_dataset
 from isanet.evaluation.evaluate import EvalSettings, evaluate
 from isanet.evaluation.metrics import SegMetrics, format_confused, format_table, most_confused
 from isanet.io.checkpoint import load_model

@@ -71,7 +71,7 @@ def summary(results: dict, entry: dict, dataset_root: Path, own_data: bool = Fal
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.data.datasets import build_dataset
+    from isanet.data.build import build_dataset
     from isanet.data.folder import dataset_kind
     from isanet.evaluation.evaluate import EvalSettings, evaluate
     from isanet.evaluation.metrics import format_confused, format_table, most_confused

@@ -347,27 +347,3 @@ class ADE20KDataset(SegDataset):
         reduced = label.astype(np.int16) - 1
         reduced[(label == 0) | (label == IGNORE_INDEX)] = IGNORE_INDEX
         return reduced.astype(np.uint8)
-
-
-DATASETS: dict[str, type[SegDataset]] = {"voc": VOCDataset, "cityscapes": CityscapesDataset,
-                                         "ade20k": ADE20KDataset}
-
-
-def dataset_class(dataset: str) -> type[SegDataset]:
-    """The reader for a zoo data set string ("Cityscapes", "Pascal VOC 2012 + Aug", ...), a short name, or
-    "folder" (your own data, :mod:`isanet.data.folder`)."""
-    from isanet.data.folder import FolderDataset  # its own module, which builds on this one
-    from isanet.models.zoo import DATASET_SHORT_NAMES
-
-    readers = {**DATASETS, "folder": FolderDataset}
-    short = DATASET_SHORT_NAMES.get(dataset, dataset).lower()
-    if short not in readers:
-        known = sorted(readers) + sorted(DATASET_SHORT_NAMES)
-        raise DatasetError(f"unknown data set {dataset!r}: expected one of {', '.join(map(repr, known))}")
-    return readers[short]
-
-
-def build_dataset(dataset: str, root: str | os.PathLike, split: str = "val", **options) -> SegDataset:
-    """The reader of ``dataset`` over the data under ``root`` (its own top folder or the folder above it);
-    ``options`` go to the reader (the folder reader's ``skip_bad`` and ``progress``)."""
-    return dataset_class(dataset)(root, split, **options)

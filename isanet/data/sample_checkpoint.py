@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from isanet.data.datasets import dataset_class
+from isanet.data.build import dataset_class
 from isanet.io.checkpoint import CheckpointError, random_state_dict, read_checkpoint, save_checkpoint
 from isanet.models.zoo import build_model, get_entry
 

@@ -139,7 +139,8 @@ def _previous(config: TrainConfig, work_dir: Path, dist: DistContext,
 
 def _datasets(config: TrainConfig, entry: dict) -> tuple[object, object]:
     """The training split (required) and the validation split (when evaluating), with errors naming the root."""
-    from isanet.data.datasets import DatasetError, build_dataset
+    from isanet.data.build import build_dataset
+    from isanet.data.datasets import DatasetError
     from isanet.data.folder import dataset_kind
 
     root = config.data_root

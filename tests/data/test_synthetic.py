@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from isanet.data.datasets import CityscapesDataset, build_dataset
+from isanet.data.build import build_dataset
+from isanet.data.datasets import CityscapesDataset
 from isanet.data.synthetic import (
     class_texture,
     deal_classes,
