@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import torch
 
-from isanet.models.patterns import PatternAttention, grid, project_context
-from isanet.models.self_attention import Kernel, SelfAttentionBlock
+from isanet.models.patterns import OneRelationAttention, grid, project_context
 
 
-class CrissCrossAttention(PatternAttention):
+class CrissCrossAttention(OneRelationAttention):
     """One criss-cross layer over ``N x C x H x W``; output has the input's shape."""
 
     uses_sdpa = False
-
-    def __init__(self, channels: int = 512, key_channels: int = 256, kernel: Kernel = "matmul"):
-        super().__init__(kernel)
-        self.relation = SelfAttentionBlock(channels, key_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
@@ -42,9 +37,6 @@ class CrissCrossAttention(PatternAttention):
                    + torch.einsum("nhwg,ngwc->nhwc", weights[..., width:], value))  # N x H x W x C
         context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
         return project_context(self.relation, context, height, width)
-
-    def relations(self) -> list[SelfAttentionBlock]:
-        return [self.relation]
 
     def hops(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = (t.flatten() for t in grid(height, width))

@@ -106,19 +106,24 @@ class PatternAttention(nn.Module):
         raise NotImplementedError
 
 
-class DenseAttention(PatternAttention):
-    """The non-local block: one :class:`SelfAttentionBlock` over the whole map, every pixel reads every pixel.
-    The same projections as every other module here, so they are measured and compared alike."""
+class OneRelationAttention(PatternAttention):
+    """A pattern computed in one hop with one :class:`SelfAttentionBlock` (``relation``): dense, criss-cross,
+    window and strided attention; they differ only in which keys each query reads."""
 
     def __init__(self, channels: int = 512, key_channels: int = 256, kernel: Kernel = "matmul"):
         super().__init__(kernel)
         self.relation = SelfAttentionBlock(channels, key_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relation(x, self.kernel)
-
     def relations(self) -> list[SelfAttentionBlock]:
         return [self.relation]
+
+
+class DenseAttention(OneRelationAttention):
+    """The non-local block: one :class:`SelfAttentionBlock` over the whole map, every pixel reads every pixel.
+    The same projections as every other module here, so they are measured and compared alike."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relation(x, self.kernel)
 
     def hops(self, height: int, width: int) -> list[torch.Tensor]:
         return [torch.ones(height * width, height * width, dtype=torch.bool)]

@@ -21,8 +21,8 @@ import math
 
 import torch
 
-from isanet.models.patterns import PatternAttention, grid, project_context
-from isanet.models.self_attention import Kernel, SelfAttentionBlock
+from isanet.models.patterns import OneRelationAttention, grid, project_context
+from isanet.models.self_attention import Kernel
 from isanet.models.window import from_blocks, pad_tokens, to_blocks
 
 
@@ -43,17 +43,16 @@ def lattice_to_blocks(t: torch.Tensor, n: int, blocks_h: int, blocks_w: int, str
     return t.reshape(n * blocks_h * blocks_w, stride * stride, c)  # -> (N*gh*gw) x s² x C
 
 
-class StridedAttention(PatternAttention):
+class StridedAttention(OneRelationAttention):
     """One layer of 2-D strided sparse attention (block + lattice, one softmax) over ``N x C x H x W``."""
 
     uses_sdpa = False
 
     def __init__(self, channels: int = 512, key_channels: int = 256, stride: int = 8, kernel: Kernel = "matmul"):
-        super().__init__(kernel)
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
+        super().__init__(channels, key_channels, kernel)
         self.stride = stride
-        self.relation = SelfAttentionBlock(channels, key_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
@@ -81,9 +80,6 @@ class StridedAttention(PatternAttention):
         context = from_blocks(context, n, hp, wp, s)[:, :height, :width]  # N x H x W x C
         context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
         return project_context(self.relation, context, height, width)
-
-    def relations(self) -> list[SelfAttentionBlock]:
-        return [self.relation]
 
     def hops(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = (t.flatten() for t in grid(height, width))

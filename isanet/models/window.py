@@ -20,8 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from isanet.models.patterns import PatternAttention, grid, masked_attend, project_context, same_group
-from isanet.models.self_attention import Kernel, SelfAttentionBlock, attend
+from isanet.models.patterns import OneRelationAttention, grid, masked_attend, project_context, same_group
+from isanet.models.self_attention import Kernel, attend
 
 
 def to_blocks(t: torch.Tensor, size: int) -> torch.Tensor:
@@ -47,17 +47,16 @@ def pad_tokens(tokens: torch.Tensor, height: int, width: int, top: int, bottom: 
     return F.pad(tokens.reshape(n, height, width, -1), (0, 0, left, right, top, bottom))  # N x Hp x Wp x C
 
 
-class WindowAttention(PatternAttention):
+class WindowAttention(OneRelationAttention):
     """Attention inside non-overlapping ``window x window`` windows, the grid moved by ``shift`` pixels
     (0: plain; ``window // 2``: Swin's shifted windows)."""
 
     def __init__(self, channels: int = 512, key_channels: int = 256, window: int = 8, shift: int = 0,
                  kernel: Kernel = "matmul"):
-        super().__init__(kernel)
         if window < 1 or not 0 <= shift < window:
             raise ValueError(f"window must be >= 1 and 0 <= shift < window, got window={window}, shift={shift}")
+        super().__init__(channels, key_channels, kernel)
         self.window, self.shift = window, shift
-        self.relation = SelfAttentionBlock(channels, key_channels)
 
     def _padding(self, height: int, width: int) -> tuple[int, int, int, int]:
         """``(top, bottom, left, right)`` of whole windows around the map, the grid moved by ``shift``."""
@@ -79,9 +78,6 @@ class WindowAttention(PatternAttention):
         context = from_blocks(context, n, hp, wp, self.window)[:, top:top + height, left:left + width]
         context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
         return project_context(self.relation, context, height, width)
-
-    def relations(self) -> list[SelfAttentionBlock]:
-        return [self.relation]
 
     def hops(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = grid(height, width)
