@@ -15,15 +15,16 @@ from isanet.limits import MAX_IMAGE_SIDE, MAX_SAMPLE_IMAGES, bounded_int, non_ne
 
 def add_parser(subparsers) -> None:
     data = subparsers.add_parser("sample-data", help="write a small synthetic data set in a real layout")
-    data.add_argument("kind", choices=("voc", "cityscapes", "ade20k", "folder"),
-                      help="a published layout, or folder: the layout for your own data (see README)")
+    data.add_argument("kind", choices=("voc", "cityscapes", "ade20k", "folder", "context"),
+                      help="a published layout; folder: the layout for your own data (see README); context: the "
+                           "teaching task, in the folder layout, whose labels need long-range context")
     data.add_argument("--out", required=True,
                       help="folder to write into (folder: the data set's root, which must be new or empty)")
     count = bounded_int(1, MAX_SAMPLE_IMAGES)
-    data.add_argument("--num-train", type=count, default=8, help="training images (default: %(default)s)")
-    data.add_argument("--num-val", type=count, default=4, help="validation images (default: %(default)s)")
-    data.add_argument("--size", type=bounded_int(16, MAX_IMAGE_SIDE), default=128,
-                      help=f"image width in pixels, 16 to {MAX_IMAGE_SIDE} (default: %(default)s)")
+    data.add_argument("--num-train", type=count, help="training images (default: 8; context: 96)")
+    data.add_argument("--num-val", type=count, help="validation images (default: 4; context: 24)")
+    data.add_argument("--size", type=bounded_int(16, MAX_IMAGE_SIDE),
+                      help=f"image width in pixels, 16 to {MAX_IMAGE_SIDE} (default: 128; context: 160, at least 64)")
     data.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     data.add_argument("--label-ids-only", action="store_true",
                       help="Cityscapes: write only *_gtFine_labelIds.png (readers convert them on the fly)")
@@ -39,19 +40,30 @@ def add_parser(subparsers) -> None:
     checkpoint.set_defaults(func=run_sample_checkpoint)
 
 
+SAMPLE_DEFAULTS = dict(num_train=8, num_val=4, size=128)
+
+
 def run_sample_data(args: argparse.Namespace) -> int:
+    from isanet.data.context import CONTEXT_DEFAULTS, write_context_dataset
     from isanet.data.synthetic import write_sample_dataset
     from isanet.io.atomic import check_writable
 
+    defaults = CONTEXT_DEFAULTS if args.kind == "context" else SAMPLE_DEFAULTS
+    sizes = {key: defaults[key] if getattr(args, key) is None else getattr(args, key) for key in defaults}
     try:
         check_writable(args.out, "--out", folder=True)
-        top = write_sample_dataset(args.kind, args.out, num_train=args.num_train, num_val=args.num_val,
-                                   size=args.size, seed=args.seed, label_ids_only=args.label_ids_only,
-                                   object_classes=args.object_classes)
+        if args.kind == "context":
+            if args.label_ids_only or args.object_classes is not None:
+                raise ValueError("--label-ids-only and --object-classes do not apply to the context task")
+            top = write_context_dataset(args.out, seed=args.seed, **sizes)
+        else:
+            top = write_sample_dataset(args.kind, args.out, seed=args.seed, label_ids_only=args.label_ids_only,
+                                       object_classes=args.object_classes, **sizes)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote SYNTHETIC sample data ({args.kind}, {args.num_train} train / {args.num_val} val images) to {top}")
+    print(f"wrote SYNTHETIC sample data ({args.kind}, {sizes['num_train']} train / {sizes['num_val']} val images) "
+          f"to {top}")
     print("it is not the real data set: use it to try the commands, not to judge a model")
     return 0
 

@@ -7,7 +7,9 @@ Options left out take the zoo entry's value (a fresh run) or the resumed checkpo
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
+from isanet.engine.recipes import RECIPES
 from isanet.limits import (
     MAX_IMAGE_SIDE,
     MAX_LR,
@@ -17,6 +19,7 @@ from isanet.limits import (
     non_negative_int,
     positive_int,
 )
+from isanet.models.config import HeadKind
 
 
 def add_parser(subparsers) -> None:
@@ -46,6 +49,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
                                        "classes differ, e.g. for your own classes.txt) or an ImageNet ResNet "
                                        "backbone checkpoint")
+    parser.add_argument("--recipe", choices=sorted(RECIPES),
+                        help="a named recipe over the entry's: teaching = the context task's teaching model "
+                             "(ResNet-V1c-10, whole 160-px pictures, down_factor 4x4; see isanet.engine.recipes)")
+    parser.add_argument("--head", choices=get_args(HeadKind),
+                        help="decode head: isa (default), dense, none (no context module) or another attention "
+                             "method as the context module")
     parser.add_argument("--tiny", action="store_true",
                         help="a tiny R-18 version of the architecture (ISANetConfig.tiny): smoke runs on a CPU")
     parser.add_argument("--resume", action="store_true",
@@ -77,7 +86,9 @@ def config_from_args(args: argparse.Namespace):
     from isanet.engine.trainer import TrainConfig
     from isanet.models.config import TINY
 
-    return TrainConfig(name=args.name, data_root=args.data_root, work_dir=args.work_dir, iters=args.iters,
+    overrides = {**(TINY if args.tiny else {}), **({"head": args.head} if args.head else {})}
+    return TrainConfig(name=args.name, recipe=args.recipe, data_root=args.data_root, work_dir=args.work_dir,
+                       iters=args.iters,
                        crop_size=tuple(args.crop) if args.crop else None,
                        resize_scale=tuple(args.scale) if args.scale else None,
                        val_scale=tuple(args.scale) if args.scale else None, batch_size=args.batch_size, lr=args.lr,
@@ -85,7 +96,7 @@ def config_from_args(args: argparse.Namespace):
                        eval_every=args.eval_every, limit_val=args.limit_val, init=args.init, resume=args.resume,
                        device=args.device, amp=args.amp, amp_dtype=args.amp_dtype, precision=args.precision,
                        sync_bn=args.sync_bn, num_workers=args.num_workers, progress=not args.no_progress,
-                       dataset=args.dataset, skip_bad=args.skip_bad, model_overrides=dict(TINY) if args.tiny else None)
+                       dataset=args.dataset, skip_bad=args.skip_bad, model_overrides=overrides or None)
 
 
 def run(args: argparse.Namespace) -> int:

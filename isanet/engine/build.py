@@ -104,7 +104,8 @@ class LoopParts:
         position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
         reader = self.stream.dataset
         meta = {"iter": iteration, "epoch": self.stream.order.epoch(position), "seed": config.seed,
-                "config": plain(asdict(config)), "zoo_name": self.entry["name"], "world_size": self.dist.world_size,
+                "config": plain(asdict(config)), "recipe": config.recipe, "zoo_name": self.entry["name"],
+                "world_size": self.dist.world_size,
                 "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]},
                 "time": time.strftime("%Y%m%d_%H%M%S"), "isanet_version": _version()}
         extra = {"optimizer": self.optimizer.state_dict(), "rng": capture_rng(),
@@ -268,7 +269,8 @@ def _build_parts(config: TrainConfig, entry: dict, dist: DistContext, device_nam
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=settings["momentum"],
                                 weight_decay=settings["weight_decay"])
     train_transform, _ = transforms_from_entry(entry)
-    train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale))
+    train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale),
+                              ratio_range=tuple(config.resize_ratio))
     parts = LoopParts(config, entry, dist, device, work_dir, TrainStream(train_set, train_transform, config.seed),
                       val_set, _eval_settings(entry, config), wrapped, model, optimizer, amp_dtype, scaler,
                       resumed_from=resumed_from, init_report=report, messages=messages)

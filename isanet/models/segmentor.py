@@ -41,7 +41,8 @@ class ISANet(nn.Module):
         super().__init__()
         self.config = config = config or ISANetConfig()
         self.align_corners = config.align_corners
-        self.backbone = ResNetV1c(config.depth)
+        self.backbone = ResNetV1c(config.depth, stem_channels=config.backbone_width,
+                                  base_channels=config.backbone_width)
         stage_channels = self.backbone.stage_channels
         common = dict(in_channels=stage_channels[3], channels=config.channels, isa_channels=config.isa_channels,
                       num_classes=config.num_classes, kernel=config.kernel)
