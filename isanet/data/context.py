@@ -35,6 +35,8 @@ from isanet.io.atomic import atomic_path
 from isanet.limits import MAX_SAMPLE_IMAGES, check_side
 
 CONTEXT_CLASSES = ("background", "beacon", "red team", "green team", "blue team")
+BEACON = 1  # the class value of the beacon
+TEAM_CLASSES = (2, 3, 4)  # the class values of the teams (red, green, blue), whose pixels need the beacon
 #: The beacon's colour for each team (RGB); the team classes are 2, 3, 4 in this order.
 TEAM_COLOURS = ((210, 40, 40), (40, 180, 60), (40, 80, 220))
 #: The mask palette: the team classes are drawn in their beacon's colour, so an overlay reads at a glance.
@@ -86,11 +88,11 @@ def context_scene(rng: np.random.Generator, side: int, team: int) -> tuple[np.nd
     for _ in range(50 * wanted):
         shape = _object(rng, side)
         if shape.any() and distance[shape].min() >= MIN_CUE_DISTANCE * side:
-            label[shape] = 2 + team
+            label[shape] = TEAM_CLASSES[team]
             placed += 1
             if placed == wanted:
                 break
-    label[y:y + size, x:x + size] = 1
+    label[y:y + size, x:x + size] = BEACON
     return _render(label, team, rng), label
 
 
