@@ -172,7 +172,7 @@ def test_resume_refuses_a_different_seed_and_fills_the_rest(voc_root, uninterrup
                                   progress=False))
     try:
         assert trainer.config.crop_size == (64, 64) and trainer.config.model_overrides == TINY
-        assert trainer.parts.start_iter == 6 and trainer.config.iters == 8
+        assert trainer.state.start_iter == 6 and trainer.config.iters == 8
     finally:
         trainer.close()
 
@@ -229,9 +229,9 @@ def test_init_from_a_cityscapes_checkpoint_reinitialises_the_classifier(voc_root
     state = tiny_checkpoint(tmp_path / "cityscapes.pth", num_classes=19)
     trainer = Trainer(tiny_config(voc_root, tmp_path / "run", init=tmp_path / "cityscapes.pth"))
     try:
-        assert "classifier re-initialised for 21 classes" in trainer.parts.init_report
-        assert "decode_head.conv_seg.weight" in trainer.parts.init_report
-        model = trainer.parts.bare_model
+        assert "classifier re-initialised for 21 classes" in trainer.state.init_report
+        assert "decode_head.conv_seg.weight" in trainer.state.init_report
+        model = trainer.state.bare_model
         assert model.decode_head.conv_seg.weight.shape[0] == 21
         assert _parameters_equal(model.backbone, state, "backbone.")
         assert torch.equal(model.decode_head.in_conv.conv.weight, state["decode_head.in_conv.conv.weight"])
@@ -247,8 +247,8 @@ def test_init_from_an_imagenet_backbone_loads_the_backbone_only(voc_root, tmp_pa
     torch.save({"state_dict": state} if prefix else state, tmp_path / "resnet.pth")
     trainer = Trainer(tiny_config(voc_root, tmp_path / "run", init=tmp_path / "resnet.pth"))
     try:
-        assert "backbone only" in trainer.parts.init_report and "fc.weight" in trainer.parts.init_report
-        assert _parameters_equal(trainer.parts.bare_model.backbone, state, prefix)
+        assert "backbone only" in trainer.state.init_report and "fc.weight" in trainer.state.init_report
+        assert _parameters_equal(trainer.state.bare_model.backbone, state, prefix)
     finally:
         trainer.close()
 
