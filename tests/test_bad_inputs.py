@@ -401,7 +401,8 @@ def test_pictures_that_are_not_pictures_are_refused(tmp_path):
 
 
 def test_the_explorer_takes_float_pictures_and_refuses_pixels_outside(tmp_path):
-    from isanet.notebook.attention_explorer import AttentionExplorer, ModelChoice
+    from isanet.notebook.attention_explorer import AttentionExplorer
+    from isanet.notebook.model_menu import ModelChoice
 
     torch.manual_seed(0)
     model = isanet.ISANet(isanet.ISANetConfig.tiny(channels=32, isa_channels=16, aux_channels=16)).eval()
