@@ -6,6 +6,7 @@ time, on one CPU thread, so the whole file stays well under a couple of minutes 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -293,6 +294,18 @@ def test_amp_is_ignored_on_cpu_and_the_cli_trains(voc_root, tmp_path, capsys, mo
     assert "--amp is ignored on CPU" in captured.err and "trained to iteration 2/2" in captured.out
     assert sorted(p.name for p in (tmp_path / "run").glob("*.pth")) == ["iter_2.pth", "latest.pth"]
     assert math.isfinite(read_log(tmp_path / "run" / "log.jsonl")[-1]["loss"])
+
+
+def test_the_deprecated_amp_option_is_a_precision(monkeypatch, capsys):
+    from isanet.cli.train import amp_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU without bf16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert amp_precision(argparse.Namespace(amp=True, precision=None, device=None)) == "fp16"
+    assert capsys.readouterr().err.strip() == "note: --amp is deprecated: training with --precision fp16"
+    assert amp_precision(argparse.Namespace(amp=True, precision="bf16", device=None)) == "bf16"  # --precision wins
+    assert amp_precision(argparse.Namespace(amp=False, precision=None, device=None)) is None
+    assert capsys.readouterr().err == ""
 
 
 def test_bf16_training_on_cpu_follows_the_fp32_losses(voc_root, tmp_path, uninterrupted, monkeypatch):
