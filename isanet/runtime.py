@@ -4,6 +4,7 @@ of every command, notebook and function."""
 from __future__ import annotations
 
 import contextlib
+from typing import Literal, get_args
 
 import torch
 
@@ -20,8 +21,10 @@ def resolve_device(name: str | None = "auto", argument: str = "device") -> str:
     return name
 
 
+#: A precision name: what a model's forward passes run in.
+Precision = Literal["fp32", "bf16", "fp16"]
 #: The ``precision`` choices of every command, notebook and function that runs a model.
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 #: The torch dtype of each precision name.
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -36,7 +39,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str | None, device: str | torch.device = "cpu",
-                      argument: str = "precision") -> str:
+                      argument: str = "precision") -> Precision:
     """The precision that will really run on ``device``: ``precision`` itself, or ``"fp32"`` with a one-line
     warning that says why (fp16 on CPU, bf16 on a CPU or GPU without it). Unknown names are a clear error."""
     import warnings

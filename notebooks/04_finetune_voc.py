@@ -146,7 +146,7 @@ if synthetic:
 
 # %%
 trainer = Trainer(config)
-model, settings_eval = trainer.parts.bare_model, trainer.parts.eval_settings
+model, settings_eval = trainer.state.bare_model, trainer.state.eval_settings
 val_set = build_dataset("voc", config.data_root, split="val")
 shown = [val_set[i] for i in range(min(3, len(val_set)))]
 
@@ -260,7 +260,7 @@ elif synthetic:
     save_as = sample_trained_path(ROOT, iters=summary["iter"], seed=SEED)
 else:
     save_as = resolve_path("data/checkpoints/isanet_finetuned_voc.pth", ROOT)
-meta, _ = trainer.parts.checkpoint_content(summary["iter"])
+meta, _ = trainer.checkpoint_content(summary["iter"])
 saved = save_checkpoint(model, save_as, meta={**meta, "note": "fine-tuned by notebook 04" + (
     " on SYNTHETIC sample data" if synthetic else "")})
 print(f"saved {saved}")

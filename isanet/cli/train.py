@@ -7,6 +7,7 @@ Options left out take the zoo entry's value (a fresh run) or the resumed checkpo
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import get_args
 
 from isanet.engine.recipes import RECIPES
@@ -24,7 +25,7 @@ from isanet.models.config import HeadKind
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="fine-tune with the published recipe (resumable, AMP, DDP)",
+        "train", help="fine-tune with the published recipe (resumable, bf16/fp16, DDP)",
         description="Fine-tune a zoo architecture with its published recipe. Options left out take the zoo entry's "
                     "value, or with --resume the checkpoint's. Launch under torchrun --nproc_per_node N for DDP.")
     parser.add_argument("name", help="zoo name (1.x or legacy 0.x), e.g. isanet_r50-d8_4xb4-20k_voc12aug-512x512")
@@ -69,10 +70,8 @@ def add_parser(subparsers) -> None:
                         help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX (1.35x on the tiny "
                              "R-18, 2.2x on R-50 per step) and GPUs, fp16 + GradScaler on GPUs; unsupported choices "
                              "train in fp32 with a warning; default fp32, or the resumed run's")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction,
-                        help="mixed precision on CUDA (bf16, or fp16 + GradScaler); default off, or the resumed run's")
-    parser.add_argument("--amp-dtype", choices=("auto", "bfloat16", "float16"),
-                        help="default auto, or the resumed run's")
+    parser.add_argument("--amp", action="store_true",
+                        help="deprecated: --precision bf16 on a GPU that has it, else fp16; ignored on CPU")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (GPUs)")
     parser.add_argument("--num-workers", type=bounded_int(0, 256), default=0,
@@ -94,9 +93,26 @@ def config_from_args(args: argparse.Namespace):
                        val_scale=tuple(args.scale) if args.scale else None, batch_size=args.batch_size, lr=args.lr,
                        seed=args.seed, save_every=args.save_every, keep_checkpoints=args.keep,
                        eval_every=args.eval_every, limit_val=args.limit_val, init=args.init, resume=args.resume,
-                       device=args.device, amp=args.amp, amp_dtype=args.amp_dtype, precision=args.precision,
+                       device=args.device, precision=amp_precision(args),
                        sync_bn=args.sync_bn, num_workers=args.num_workers, progress=not args.no_progress,
                        dataset=args.dataset, skip_bad=args.skip_bad, model_overrides=overrides or None)
+
+
+def amp_precision(args: argparse.Namespace) -> str | None:
+    """``--precision``, or what the deprecated ``--amp`` meant (CUDA mixed precision) when it is given alone."""
+    import torch
+
+    from isanet.runtime import resolve_device
+
+    if not args.amp or args.precision is not None:
+        return args.precision
+    if resolve_device(args.device, "--device") != "cuda":
+        print("note: --amp is ignored on CPU: it means CUDA mixed precision (use --precision bf16 on a CPU with "
+              "native bf16); training in fp32", file=sys.stderr)
+        return None
+    precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    print(f"note: --amp is deprecated: training with --precision {precision}", file=sys.stderr)
+    return precision
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from isanet.engine.recipes import get_recipe
 from isanet.engine.state import TrainError
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
+from isanet.runtime import Precision
 
 DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
 
@@ -55,9 +58,7 @@ class TrainConfig:
     init: str | Path | None = None
     resume: bool = False  # continue the run in work_dir from its latest checkpoint
     device: str | None = None  # cpu or cuda (None: cuda when there is one)
-    amp: bool | None = None  # CUDA mixed precision (legacy switch; precision supersedes it)
-    amp_dtype: str | None = None  # the AMP dtype: auto, bfloat16 or float16
-    precision: str | None = None  # fp32, bf16 (CPU autocast where supported; CUDA) or fp16 (CUDA); losses stay fp32
+    precision: Precision | None = None  # fp32, bf16 (CPU autocast where supported; CUDA) or fp16 (CUDA); losses fp32
     sync_bn: bool = False  # SyncBatchNorm across DDP processes
     num_workers: int = 0  # data-loading worker processes (0: in the training process)
     aux_weight: float = 0.4  # weight of the FCN auxiliary loss (0.4 in every published config)
@@ -77,8 +78,10 @@ class TrainConfig:
 #: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
 RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "resize_ratio", "model_overrides")
 #: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (``--keep 2``
-#: must keep pruning after a resume; an AMP run stays one).
-RESUME_RESTORED = {"keep_checkpoints": None, "amp": False, "amp_dtype": "auto", "precision": "fp32"}
+#: must keep pruning after a resume; a bf16 run stays one).
+RESUME_RESTORED = {"keep_checkpoints": None, "precision": "fp32"}
+#: The autocast dtype names of the ``amp_dtype`` field that checkpoints of earlier versions hold.
+LEGACY_AMP_DTYPES: dict[str, Precision] = {"bfloat16": "bf16", "float16": "fp16"}
 
 
 def plain(value):
@@ -99,6 +102,23 @@ def entry_defaults(entry: dict) -> dict:
                 val_scale=tuple(step("test_pipeline", "Resize")["scale"]), model_overrides={})
 
 
+def saved_precision(previous: dict, device_type: str) -> Precision | None:
+    """The precision a checkpoint's config trained in. Earlier versions had two more switches, ``amp``
+    (CUDA mixed precision, ignored elsewhere) and ``amp_dtype`` (``auto``: bf16 where the GPU has it, else
+    fp16), which applied when ``precision`` was fp32; they are read here so that such a run resumes as it ran."""
+    precision = previous.get("precision")
+    if not previous.get("amp") or precision not in (None, "fp32"):
+        return precision
+    if device_type != "cuda":
+        return "fp32"
+    name = previous.get("amp_dtype") or "auto"
+    if name == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if name not in LEGACY_AMP_DTYPES:
+        raise TrainError(f"--resume: the checkpoint's amp_dtype {name!r} is none of auto, bfloat16, float16")
+    return LEGACY_AMP_DTYPES[name]
+
+
 def recipe_defaults(config: TrainConfig, entry: dict) -> tuple[dict, TrainConfig]:
     """The value of every optional field before explicit options: the entry's, then the named recipe's (whose
     model overrides sit under the explicit ``model_overrides``, e.g. ``--head``)."""
@@ -111,9 +131,13 @@ def recipe_defaults(config: TrainConfig, entry: dict) -> tuple[dict, TrainConfig
     return defaults, config
 
 
-def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = None) -> TrainConfig:
+def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = None,
+                   device_type: str = "cpu") -> TrainConfig:
     """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > named recipe > zoo entry) and
-    refuse a resume whose explicit settings contradict the checkpoint."""
+    refuse a resume whose explicit settings contradict the checkpoint. ``device_type`` is where the run trains
+    (an older checkpoint's precision depends on it, see :func:`saved_precision`)."""
+    if previous is not None:
+        previous = {**previous, "precision": saved_precision(previous, device_type)}
     if previous is not None and previous.get("name") != entry["name"]:
         raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry['name']!r}")
     if previous is not None and config.recipe is None:

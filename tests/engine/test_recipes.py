@@ -32,7 +32,7 @@ def one_step_gradients(config: TrainConfig) -> tuple[Trainer, dict[str, float]]:
     trainer = Trainer(config)
     for _ in trainer.run():
         pass
-    head = trainer.parts.bare_model.decode_head
+    head = trainer.state.bare_model.decode_head
     sums = {name: sum(float(p.grad.abs().sum()) for p in head.get_submodule(name).parameters())
             for name in PROJECTIONS}
     trainer.close()
@@ -44,7 +44,7 @@ def test_both_isa_steps_get_query_and_key_gradients_under_the_teaching_recipe(co
                          eval_every=0, progress=False, device="cpu")
     trainer, sums = one_step_gradients(config)
     assert trainer.config.crop_size == TEACHING.settings["crop_size"]
-    assert trainer.parts.bare_model.config.down_factor == (4, 4)
+    assert trainer.state.bare_model.config.down_factor == (4, 4)
     assert all(value > 0 for value in sums.values()), sums
 
 

@@ -90,7 +90,8 @@ def test_attention_command_rejects_bad_input_in_one_line(tmp_path, capsys) -> No
 def test_notebook_explorer_saves_what_it_shows(tmp_path, one_thread) -> None:
     pytest.importorskip("ipywidgets")
     pytest.importorskip("ipyevents")
-    from isanet.notebook.attention_explorer import AttentionExplorer, ModelChoice
+    from isanet.notebook.attention_explorer import AttentionExplorer
+    from isanet.notebook.model_menu import ModelChoice
 
     torch.manual_seed(0)
     model = ISANet(ISANetConfig.tiny(channels=32, isa_channels=16, aux_channels=16)).eval()
