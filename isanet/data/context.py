@@ -47,14 +47,16 @@ OBJECT_GREY = (125, 125, 125)
 #: sample kinds, which only exercise code paths).
 CONTEXT_DEFAULTS = dict(num_train=96, num_val=24, size=160)
 MIN_CUE_DISTANCE = 0.3  # of the image side: the least gap between the beacon and any object pixel
-BEACON_SIDE = 0.1  # of the image side
+BEACON_SIDE = 0.2  # of the image side: at stride 8 and down_factor 4 it covers every long-range group
 OBJECTS_PER_IMAGE = (2, 4)  # inclusive
 
 
 def _beacon(rng: np.random.Generator, side: int) -> tuple[int, int, int]:
-    """Top-left corner and side of the beacon square, anywhere inside the picture."""
+    """Top-left corner and side of the beacon square, near one of the picture's four corners (within a quarter
+    of the side of it), which leaves room for objects far from it."""
     size = max(int(round(BEACON_SIDE * side)), 4)
-    y, x = (int(value) for value in rng.integers(0, side - size + 1, 2))
+    zone = side // 4
+    y, x = (int(value) if rng.integers(2) else side - size - int(value) for value in rng.integers(0, zone + 1, 2))
     return y, x, size
 
 

@@ -31,6 +31,7 @@ from isanet.engine.trainer import train
 from isanet.notebook.session import repo_root
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+REPO_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"  # the scripts that make the assets
 SHIPPED_CHECKPOINT = ASSETS / "teaching_isa.pth"
 REFERENCE_RESULTS = ASSETS / "context_experiment.json"
 #: The context task the teaching model is trained and measured on (``isanet sample-data context`` defaults).
