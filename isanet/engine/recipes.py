@@ -42,8 +42,8 @@ TEACHING_MODEL = dict(depth=10, backbone_width=16, channels=64, isa_channels=32,
 TEACHING = Recipe(
     name="teaching",
     description="the context task's teaching model: ResNet-V1c-10 x16, whole 160-px pictures, down_factor 4x4",
-    settings=dict(iters=600, crop_size=(160, 160), batch_size=8, lr=0.05, resize_scale=(160, 160),
-                  resize_ratio=(0.75, 1.0), val_scale=(160, 160), save_every=600, eval_every=100),
+    settings=dict(iters=500, crop_size=(160, 160), batch_size=8, lr=0.05, resize_scale=(160, 160),
+                  resize_ratio=(0.75, 1.0), val_scale=(160, 160), save_every=500, eval_every=100),
     model_overrides=TEACHING_MODEL,
 )
 
