@@ -77,15 +77,12 @@ def test_commands_with_precision_and_device_have_them():
 
 
 def test_usage_checks_turn_refusals_into_usage_errors_and_let_failures_through():
-    with pytest.raises(UsageError, match=r"^--out x: is a folder$"):
-        with usage_checks():
-            raise ValueError("--out x: is a folder\n(more detail)")
-    with pytest.raises(UsageError, match="missing.pth: no such file or directory"):
-        with usage_checks():
-            raise FileNotFoundError(2, "No such file or directory", "missing.pth")
-    with pytest.raises(OSError, match="disk full"):  # a step's write failure is not a usage error
-        with usage_checks(errors=(ValueError,)):
-            raise OSError("disk full")
+    with pytest.raises(UsageError, match=r"^--out x: is a folder$"), usage_checks():
+        raise ValueError("--out x: is a folder\n(more detail)")
+    with pytest.raises(UsageError, match="missing.pth: no such file or directory"), usage_checks():
+        raise FileNotFoundError(2, "No such file or directory", "missing.pth")
+    with pytest.raises(OSError, match="disk full"), usage_checks(errors=(ValueError,)):  # a failed write
+        raise OSError("disk full")
 
 
 def test_usage_errors_exit_2_and_work_failures_exit_1(tmp_path, capsys):

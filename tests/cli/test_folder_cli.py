@@ -100,8 +100,8 @@ def test_bad_pair_stops_eval_in_one_line_or_is_skipped(tmp_path, capsys, voc_tin
     command = ["eval", VOC, "--checkpoint", str(checkpoint), "--data-root", str(root), "--scale", "64", "48"]
     assert main(command) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"isanet eval: error: mask {root / 'masks/val/leaf_4.png'} has class ids [2] but {root / 'classes.txt'} "
-                   "lists 2 classes (ids 0..1, 255 = ignore)")
+    assert err == (f"isanet eval: error: mask {root / 'masks/val/leaf_4.png'} has class ids [2] but "
+                   f"{root / 'classes.txt'} lists 2 classes (ids 0..1, 255 = ignore)")
     assert main([*command, "--skip-bad", "--out", str(tmp_path / "r.json")]) == 0
     err = capsys.readouterr().err
     assert f"warning: skipping mask {root / 'masks/val/leaf_4.png'}" in err and "skipped 1 of 2 val images" in err
