@@ -231,7 +231,7 @@ def ungroup_short_range(x: torch.Tensor, p: Partition) -> torch.Tensor:
 
 
 @dataclass
-class ISAAttention:
+class ISAWeights:
     """Attention weights captured from one ISA forward pass.
 
     ``long_range``: ``n x (loc_h*loc_w) x G x G`` with ``G = glb_h*glb_w``, indexed [image, group, query
@@ -248,10 +248,10 @@ class ISAOutput(NamedTuple):
     """What the ``forward_with_attention`` of ISA returns."""
 
     context: torch.Tensor  # n x c x h x w, the ISA output (same shape as its input)
-    attention: ISAAttention  # both stages' weights
+    attention: ISAWeights  # both stages' weights
 
 
-def attention_matrices(attention: ISAAttention, image_index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def attention_matrices(attention: ISAWeights, image_index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The captured weights of both steps as ``HW x HW`` matrices over the padded map (row = query, column =
     key, row-major positions; zero outside the masks): ``(A_L, A_S)``. The composed two-hop map is
     ``A_S @ A_L``: ``composed[p, r] = sum_q A_S[p, q] A_L[q, r]``."""
@@ -308,7 +308,7 @@ def interlaced_attention_with_weights(x: torch.Tensor, global_relation: SelfAtte
 
     context, p = _interlaced(x, down_factor, keep_weights(global_relation), keep_weights(local_relation))
     n, groups_long, groups_short = x.shape[0], p.num_long_range_groups, p.num_short_range_groups
-    return ISAOutput(context, ISAAttention(
+    return ISAOutput(context, ISAWeights(
         p, weights[0].reshape(n, groups_long, groups_short, groups_short),  # n x (loc_h*loc_w) x G x G
         weights[1].reshape(n, groups_short, groups_long, groups_long)))  # n x (glb_h*glb_w) x B x B
 

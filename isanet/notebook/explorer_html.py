@@ -4,7 +4,7 @@ ISA's point is that a pixel's attention is two short rows instead of one row ove
 can carry *all* of ISA's attention for an image: ``HW * (glb_h*glb_w + loc_h*loc_w)`` numbers, where the dense
 affinity would be ``HW * HW``. The page stores
 
-* ``long_range`` / ``short_range`` (the captured :class:`isanet.models.interlaced.ISAAttention`), each softmax
+* ``long_range`` / ``short_range`` (the captured :class:`isanet.models.interlaced.ISAWeights`), each softmax
   row as ``uint8`` relative to the row's own maximum (a float32 scale per row): a stored weight is within
   ``max / 510`` of the model's; the composed two-hop map is computed in the page from these two, as
   :func:`isanet.analysis.probe.composed_map` computes it;
@@ -109,7 +109,7 @@ def build_payload(capture, image: np.ndarray, model_label: str, note: str = "",
         payload["partition"] = dict(loc_h=p.loc_h, loc_w=p.loc_w, glb_h=p.glb_h, glb_w=p.glb_w, pad_top=p.pad_top,
                                     pad_left=p.pad_left, padded_h=p.padded_h, padded_w=p.padded_w)
         for name in ("long_range", "short_range"):
-            weights = getattr(capture.isa, name)[0]  # groups x members x members (see ISAAttention)
+            weights = getattr(capture.isa, name)[0]  # groups x members x members (see ISAWeights)
             codes, scale = quantise_rows(weights)
             payload[name] = dict(shape=list(weights.shape), codes=_b64(codes), scale=_b64(scale))
             isa_numbers += codes.size
