@@ -194,7 +194,7 @@ class AttentionCapture:
 
     ``logits`` are the model's (``1 x K x H x W``, resized like ``model(image)``); ``features`` is the map the
     attention ran on (the head's in_conv output); ``isa`` the captured ISA weights (``None`` for a dense head);
-    ``dense_query``/``dense_key`` the ``HW x C`` tokens of the dense block, from which a row is one softmax.
+    ``dense_query``/``dense_key`` the ``hw x C`` tokens of the dense block, from which a row is one softmax.
     """
 
     image_size: tuple[int, int]
@@ -276,7 +276,7 @@ def capture_head(head: ContextHead, features: list[torch.Tensor], image_size: tu
     is_isa = isinstance(head, ISAHead)  # forward_with_attention always forms the weights (matmul kernel)
     try:
         with evaluating(head):
-            # a dense head's weights are HW x HW (1 GiB at 128 x 128): its rows are rebuilt on demand instead
+            # a dense head's weights are hw x hw (1 GiB at 128 x 128): its rows are rebuilt on demand instead
             logits, attention = head.forward_with_attention(features) if is_isa else (head(features), None)
             block = _dense_block(head, dense_block)
             x = kept["x"]
