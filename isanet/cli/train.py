@@ -9,15 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from isanet.limits import (
-    MAX_IMAGE_SIDE,
-    MAX_LR,
-    bounded_float,
-    bounded_int,
-    image_side,
-    non_negative_int,
-    positive_int,
-)
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_device, add_output, add_precision, add_scale
+from isanet.limits import MAX_IMAGE_SIDE, MAX_LR, bounded_float, bounded_int, non_negative_int, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -33,13 +27,12 @@ def add_parser(subparsers) -> None:
                              "masks/, else the entry's data set); a folder data set sets the number of classes")
     parser.add_argument("--skip-bad", action="store_true",
                         help="folder data set: leave bad image/mask pairs out, a warning each, instead of stopping")
-    parser.add_argument("--work-dir", required=True, help="folder for log.jsonl and iter_N.pth / latest.pth")
+    add_output(parser, "--work-dir", kind="dir", required=True, help="folder for log.jsonl and iter_N.pth / latest.pth")
     parser.add_argument("--iters", type=positive_int, help="iterations (default: the entry's schedule)")
     parser.add_argument("--crop", type=bounded_int(8, MAX_IMAGE_SIDE), nargs=2, metavar=("H", "W"),
                         help="crop size (default: the entry's)")
-    parser.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"),
-                        help="training RandomResize box and test scale (default: the entry's; shrink it for small "
-                             "images)")
+    add_scale(parser, help="training RandomResize box and test scale (default: the entry's; shrink it for small "
+                           "images)")
     parser.add_argument("--batch-size", type=bounded_int(1, 4096),
                         help="images per process (default: the entry's per-GPU batch)")
     parser.add_argument("--lr", type=bounded_float(0, MAX_LR, low_open=True),
@@ -57,13 +50,13 @@ def add_parser(subparsers) -> None:
                         help="evaluation interval (default: iters/10; 0 = never)")
     parser.add_argument("--limit-val", type=positive_int, help="evaluate on the first N validation images only")
     parser.add_argument("--seed", type=non_negative_int, help="random seed (default: 0)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                        help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX (1.35x on the tiny "
+    add_precision(parser, default=None,
+                  help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX (1.35x on the tiny "
                              "R-18, 2.2x on R-50 per step) and GPUs, fp16 + GradScaler on GPUs; unsupported choices "
                              "train in fp32 with a warning; default fp32, or the resumed run's")
     parser.add_argument("--amp", action="store_true",
                         help="deprecated: --precision bf16 on a GPU that has it, else fp16; ignored on CPU")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    add_device(parser, default=None, auto=False, help="default: cuda when available")
     parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (GPUs)")
     parser.add_argument("--num-workers", type=bounded_int(0, 256), default=0,
                         help="data loading processes (default: 0)")
@@ -105,9 +98,11 @@ def amp_precision(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.engine.trainer import train
+    from isanet.engine.trainer import Trainer, run_to_end
 
-    summary = train(config_from_args(args))
+    with usage_checks():  # the options, data, work folder and --init weights, all checked before the first step
+        trainer = Trainer(config_from_args(args))
+    summary = run_to_end(trainer)
     if summary["rank"] == 0:
         evaluation = summary["last_eval"]
         score = f", mIoU {evaluation['mIoU']} at iteration {evaluation['iter']}" if evaluation else ""

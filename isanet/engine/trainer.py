@@ -244,7 +244,12 @@ class Trainer:
 def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:
     """Run ``config`` to the end (or ``stop_after``); ``on_log(record)`` sees every record on rank 0 (live
     curves in a notebook). Returns :meth:`Trainer.summary`. Ctrl-C stops after saying where to resume."""
-    trainer = Trainer(config)
+    return run_to_end(Trainer(config), on_log)
+
+
+def run_to_end(trainer: Trainer, on_log: Callable[[dict], None] | None = None) -> dict:
+    """:func:`train` for a :class:`Trainer` already built, so a caller can tell a refused set-up (building it)
+    from a failure during the run (``isanet train`` exits 2 for the first and 1 for the second); closes it."""
     try:
         for record in trainer.run():
             if on_log is not None and trainer.dist.is_main:
@@ -258,4 +263,4 @@ def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> 
 
 
 __all__ = ["NOTEBOOK_SAMPLE_DATA", "NOTEBOOK_SETTINGS", "TrainConfig", "TrainError", "Trainer", "cross_entropy",
-           "param_digest", "poly_lr", "resolve_config", "seg_losses", "train"]
+           "param_digest", "poly_lr", "resolve_config", "run_to_end", "seg_losses", "train"]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from isanet.models.interlaced import (
-    ISAAttention,
+    ISAWeights,
     interlaced_attention,
     interlaced_attention_with_weights,
 )
@@ -65,7 +65,7 @@ class HeadOutput(NamedTuple):
     """What :meth:`ContextHead.forward_with_attention` returns."""
 
     logits: torch.Tensor  # N x K x h x w, at the feature (1/8) resolution
-    attention: ISAAttention | torch.Tensor  # ISA: both stages' weights; dense: N x hw x hw
+    attention: ISAWeights | torch.Tensor  # ISA: both stages' weights; dense: N x hw x hw
 
 
 class ContextHead(SegHead):
@@ -88,7 +88,7 @@ class ContextHead(SegHead):
     def context(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ISAAttention | torch.Tensor]:
+    def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ISAWeights | torch.Tensor]:
         raise NotImplementedError
 
     def _logits(self, context: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -122,7 +122,7 @@ class ISAHead(ContextHead):
     def context(self, x: torch.Tensor) -> torch.Tensor:
         return interlaced_attention(x, self.global_relation, self.local_relation, self.down_factor, self.kernel)
 
-    def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ISAAttention]:
+    def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ISAWeights]:
         return interlaced_attention_with_weights(x, self.global_relation, self.local_relation, self.down_factor)
 
 

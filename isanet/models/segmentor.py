@@ -19,14 +19,14 @@ from torch import nn
 
 from isanet.models.backbone import ResNetV1c
 from isanet.models.config import ISANetConfig
-from isanet.models.heads import DenseHead, FCNHead, ISAAttention, ISAHead, NoContextHead
+from isanet.models.heads import DenseHead, FCNHead, ISAHead, ISAWeights, NoContextHead
 
 
 class ModelOutput(NamedTuple):
     """What :meth:`ISANet.forward_with_attention` returns."""
 
     logits: torch.Tensor  # N x K x H x W, at the input size
-    attention: ISAAttention | torch.Tensor  # ISA: both stages' weights; dense: N x hw x hw (1/8 resolution)
+    attention: ISAWeights | torch.Tensor  # ISA: both stages' weights; dense: N x hw x hw (1/8 resolution)
 
 
 class ISANet(nn.Module):

@@ -257,7 +257,7 @@ def test_init_from_an_imagenet_backbone_loads_the_backbone_only(voc_root, tmp_pa
 # ---- bad input: one line naming what is wrong ----
 
 def cli_error(capsys, *argv: str) -> str:
-    assert main(["train", *map(str, argv)]) == 1
+    assert main(["train", *map(str, argv)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
     return err
