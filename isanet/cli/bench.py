@@ -115,8 +115,9 @@ def run_model(args: argparse.Namespace) -> int:
     import torch
 
     from isanet.analysis.model_bench import Variant, bench_model, format_bench
+    from isanet.data.sample_checkpoint import random_state_dict
     from isanet.io.atomic import write_json_atomic
-    from isanet.io.checkpoint import load_checkpoint, random_state_dict
+    from isanet.io.checkpoint import load_checkpoint
     from isanet.models import zoo
     from isanet.runtime import resolve_device
 

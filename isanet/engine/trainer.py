@@ -40,7 +40,6 @@ about 7 after 150 iterations, 15 after 600::
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 import time
@@ -58,6 +57,7 @@ from isanet.engine.config import DEFAULT_MODEL, TrainConfig, plain, resolve_conf
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
 from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint
+from isanet.io.digest import state_dict_digest
 from isanet.models.config import TINY
 
 IGNORE_INDEX = 255
@@ -96,11 +96,9 @@ def pixel_accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
 
 
 def param_digest(model: nn.Module) -> str:
-    """sha256 of every parameter's bytes: equal digests mean bit-identical weights (replicas, resumes)."""
-    digest = hashlib.sha256()
-    for tensor in model.parameters():
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of every parameter's name and bytes: equal digests mean bit-identical weights (replicas,
+    resumes)."""
+    return state_dict_digest(dict(model.named_parameters()))
 
 
 class Trainer:

@@ -15,7 +15,7 @@ from isanet.analysis.same_class import (
     same_class_over_images,
 )
 from isanet.data import transforms
-from isanet.io.checkpoint import random_state_dict
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.interlaced import ISAWeights, Partition
 
 pytestmark = pytest.mark.usefixtures("one_thread")

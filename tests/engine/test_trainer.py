@@ -20,6 +20,7 @@ import torch
 
 import isanet
 from isanet.cli import main
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.data.synthetic import write_sample_dataset
 from isanet.engine.loader import SampleOrder, StreamBatches
 from isanet.engine.log import read_log
@@ -32,7 +33,7 @@ from isanet.engine.trainer import (
     seg_losses,
     train,
 )
-from isanet.io.checkpoint import random_state_dict, save_checkpoint
+from isanet.io.checkpoint import save_checkpoint
 from isanet.models.config import TINY
 from isanet.notebook.plots import plot_training_curves
 

@@ -13,10 +13,11 @@ import pytest
 import isanet
 from isanet.cli import main
 from isanet.data.datasets import VOCDataset
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.evaluation.evaluate import EvalSettings
 from isanet.evaluation.inference import predict_image, predict_ms_flip
 from isanet.evaluation.overlay import blend, classes_present, colorize, draw_legend
-from isanet.io.checkpoint import load_model, random_state_dict
+from isanet.io.checkpoint import load_model
 from isanet.models.zoo import get_entry
 
 VOC = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"

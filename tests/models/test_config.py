@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import isanet
-from isanet.io.checkpoint import load_model, random_state_dict, read_checkpoint
+from isanet.data.sample_checkpoint import random_state_dict
+from isanet.io.checkpoint import load_model, read_checkpoint
 from isanet.models import ISANetConfig, model_config
 from isanet.models.heads import DenseHead, ISAHead
 
