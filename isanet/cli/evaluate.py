@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from isanet.data.build import DATASETS
 from isanet.limits import image_side, positive_int
 
 
@@ -23,7 +24,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--checkpoint", required=True, help="weights file (mmseg format, raw or DDP state dict)")
     parser.add_argument("--data-root", required=True, help="the data set's folder (e.g. .../VOCdevkit/VOC2012, "
                                                            ".../cityscapes, .../ADEChallengeData2016) or its parent")
-    parser.add_argument("--dataset", choices=("voc", "cityscapes", "ade20k", "folder"),
+    parser.add_argument("--dataset", choices=tuple(DATASETS),
                         help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
                              "masks/, else the entry's data set)")
     parser.add_argument("--skip-bad", action="store_true",

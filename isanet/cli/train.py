@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from isanet.data.build import DATASETS
 from isanet.limits import (
     MAX_IMAGE_SIDE,
     MAX_LR,
@@ -29,7 +30,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("name", help="zoo name (1.x or legacy 0.x), e.g. isanet_r50-d8_4xb4-20k_voc12aug-512x512")
     parser.add_argument("--data-root", required=True,
                         help="the data set's folder (e.g. data/VOCdevkit, or your own folder data set's root)")
-    parser.add_argument("--dataset", choices=("voc", "cityscapes", "ade20k", "folder"),
+    parser.add_argument("--dataset", choices=tuple(DATASETS),
                         help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
                              "masks/, else the entry's data set); a folder data set sets the number of classes")
     parser.add_argument("--skip-bad", action="store_true",
