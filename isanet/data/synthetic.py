@@ -10,7 +10,8 @@ object class, and each about equally often (a later shape may still hide an earl
 weights learns five such classes, but not twenty). VOC gets the 255 "void" borders around objects that its
 real labels have (its SBD-style aug labels do not), Cityscapes gets both ``labelIds`` and ``labelTrainIds``
 (including ids without a train id, such as the ego vehicle), ADE20K uses file value 0 for "other".
-Everything is a function of ``seed``.
+Everything is a function of ``seed``. Each writer here draws one layout into a given folder; which writer
+belongs to which data set, and where its top folder goes, is :data:`isanet.data.build.DATASETS`.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ def _sizes(rng: np.random.Generator, count: int, size: int, aspect: float, vary:
 
 def write_voc(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
                object_classes: int = len(VOCDataset.CLASSES) - 1) -> Path:
+    """The VOC layout under ``top`` (its ``VOCdevkit/VOC2012``): 3-5 objects per image from the first
+    ``object_classes`` classes, void borders, palette labels and the split lists, as the real files are."""
     names = [f"{2007 + index % 6}_{index:06d}" for index in range(num_train + num_val)]
     val, train = names[:num_val], names[num_val:]
     voc_train, aug = train[:(len(train) + 1) // 2], train[(len(train) + 1) // 2:]
@@ -177,6 +180,8 @@ def write_voc(top: Path, num_train: int, num_val: int, size: int, rng: np.random
 
 def write_cityscapes(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
                       label_ids_only: bool = False) -> Path:
+    """The Cityscapes layout under ``top``: images in city folders with ``labelIds`` and (unless
+    ``label_ids_only``) ``labelTrainIds``, so that both of the reader's label paths are exercised."""
     palette = {CITYSCAPES_TRAIN_TO_ID[train]: colour for train, colour in enumerate(CityscapesDataset.PALETTE)}
     colours = _colours(palette)
     for split, count, cities in (("train", num_train, ("aachen", "bremen")), ("val", num_val, ("frankfurt", "lindau"))):
@@ -193,6 +198,8 @@ def write_cityscapes(top: Path, num_train: int, num_val: int, size: int, rng: np
 
 
 def write_ade20k(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator) -> Path:
+    """The ADE20K layout under ``top``: ``images`` and ``annotations`` per split, file value 0 for "other"
+    (which the reader reduces away, as mmseg does)."""
     colours = _colours({i + 1: c for i, c in enumerate(ADE20KDataset.PALETTE)})
     for split, prefix, count in (("training", "ADE_train", num_train), ("validation", "ADE_val", num_val)):
         for index, (height, width) in enumerate(_sizes(rng, count, size, 0.75, vary=True)):
