@@ -21,11 +21,11 @@ from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_threads
 from isanet.io.atomic import check_writable
 from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, positive_int
+from isanet.models.efficient_attention import METHODS
+from isanet.models.head_registry import HEADS
 from isanet.models.self_attention import KERNELS
 
 DEFAULT_SIZES = ["32", "64", "128"]
-#: ``isanet.analysis.attention_bench.METHODS``, spelled out so that ``isanet --help`` does not import torch.
-METHODS = ("dense", "isa", "ccnet", "axial", "window", "strided")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -57,7 +57,7 @@ def add_parser(subparsers) -> None:
                            metavar=("LOC_H", "LOC_W"))
     add_device(attention, auto=False)
     attention.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS))
-    attention.add_argument("--methods", nargs="+", choices=METHODS, default=["dense", "isa"],
+    attention.add_argument("--methods", nargs="+", choices=tuple(METHODS), default=["dense", "isa"],
                            help="dense, isa and the other efficient attentions (default: dense isa)")
     attention.add_argument("--backward", action="store_true", help="measure forward + backward")
     attention.add_argument("--repeats", type=positive_int,
@@ -92,7 +92,7 @@ def add_model_parser(commands) -> None:
                        help="slide window (default: the entry's test crop, else its training crop)")
     model.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"),
                        help="slide stride (default: the entry's, else 2/3 of the crop)")
-    model.add_argument("--head", choices=("isa", "dense"), default="isa", help="decode head (default: %(default)s)")
+    model.add_argument("--head", choices=tuple(HEADS), default="isa", help="decode head (default: %(default)s)")
     add_precision(model, many=True, help="one row per precision (default: fp32); e.g. --precision fp32 bf16")
     model.add_argument("--fold-bn", action="store_true", help="also each precision with BatchNorm folded into convs")
     model.add_argument("--optimize", action="store_true",

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_output
+from isanet.data.build import DATASETS
 from isanet.limits import MAX_IMAGE_SIDE, MAX_SAMPLE_IMAGES, bounded_int, non_negative_int
 
 
 def add_parser(subparsers) -> None:
     data = subparsers.add_parser("sample-data", help="write a small synthetic data set in a real layout")
-    data.add_argument("kind", choices=("voc", "cityscapes", "ade20k", "folder"),
+    data.add_argument("kind", choices=tuple(DATASETS),
                       help="a published layout, or folder: the layout for your own data (see README)")
     add_output(data, "--out", kind="dir", required=True,
                help="folder to write into (folder: the data set's root, which must be new or empty)")
@@ -41,7 +42,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_sample_data(args: argparse.Namespace) -> int:
-    from isanet.data.synthetic import write_sample_dataset
+    from isanet.data.build import write_sample_dataset
     from isanet.io.atomic import check_writable
 
     with usage_checks():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_scale
+from isanet.data.build import DATASETS
 from isanet.limits import positive_int
 
 
@@ -24,7 +25,7 @@ def add_parser(subparsers) -> None:
     add_checkpoint(parser, required=True, help="weights file (mmseg format, raw or DDP state dict)")
     parser.add_argument("--data-root", required=True, help="the data set's folder (e.g. .../VOCdevkit/VOC2012, "
                                                            ".../cityscapes, .../ADEChallengeData2016) or its parent")
-    parser.add_argument("--dataset", choices=("voc", "cityscapes", "ade20k", "folder"),
+    parser.add_argument("--dataset", choices=tuple(DATASETS),
                         help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
                              "masks/, else the entry's data set)")
     parser.add_argument("--skip-bad", action="store_true",

@@ -11,7 +11,9 @@ import sys
 
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_device, add_output, add_precision, add_scale
+from isanet.data.build import DATASETS
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR, bounded_float, bounded_int, non_negative_int, positive_int
+from isanet.models.head_registry import HEADS
 
 
 def add_parser(subparsers) -> None:
@@ -22,7 +24,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("name", help="zoo name (1.x or legacy 0.x), e.g. isanet_r50-d8_4xb4-20k_voc12aug-512x512")
     parser.add_argument("--data-root", required=True,
                         help="the data set's folder (e.g. data/VOCdevkit, or your own folder data set's root)")
-    parser.add_argument("--dataset", choices=("voc", "cityscapes", "ade20k", "folder"),
+    parser.add_argument("--dataset", choices=tuple(DATASETS),
                         help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
                              "masks/, else the entry's data set); a folder data set sets the number of classes")
     parser.add_argument("--skip-bad", action="store_true",
@@ -42,6 +44,9 @@ def add_parser(subparsers) -> None:
                                        "backbone checkpoint")
     parser.add_argument("--tiny", action="store_true",
                         help="a tiny R-18 version of the architecture (ISANetConfig.tiny): smoke runs on a CPU")
+    parser.add_argument("--head", choices=tuple(HEADS),
+                        help="decode head (default: the entry's, isa): " + "; ".join(
+                            f"{name}: {spec.description}" for name, spec in HEADS.items()))
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --work-dir from its newest checkpoint")
     parser.add_argument("--save-every", type=positive_int, help="checkpoint interval in iterations (default: iters/10)")
@@ -69,6 +74,7 @@ def config_from_args(args: argparse.Namespace):
     from isanet.engine.trainer import TrainConfig
     from isanet.models.config import TINY
 
+    overrides = {**(TINY if args.tiny else {}), **({"head": args.head} if args.head else {})}
     return TrainConfig(name=args.name, data_root=args.data_root, work_dir=args.work_dir, iters=args.iters,
                        crop_size=tuple(args.crop) if args.crop else None,
                        resize_scale=tuple(args.scale) if args.scale else None,
@@ -77,7 +83,7 @@ def config_from_args(args: argparse.Namespace):
                        eval_every=args.eval_every, limit_val=args.limit_val, init=args.init, resume=args.resume,
                        device=args.device, precision=amp_precision(args),
                        sync_bn=args.sync_bn, num_workers=args.num_workers, progress=not args.no_progress,
-                       dataset=args.dataset, skip_bad=args.skip_bad, model_overrides=dict(TINY) if args.tiny else None)
+                       dataset=args.dataset, skip_bad=args.skip_bad, model_overrides=overrides or None)
 
 
 def amp_precision(args: argparse.Namespace) -> str | None:

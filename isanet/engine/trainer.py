@@ -28,7 +28,7 @@ so one run says little (notebook 04 shows it). Five classes, because from random
 twenty far more slowly: the same run on a sample of all 20 (``object_classes=None``, seed 1) reaches an mIoU of
 about 7 after 150 iterations, 15 after 600::
 
-    from isanet.data.synthetic import write_sample_dataset
+    from isanet.data.build import write_sample_dataset
     from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, TrainConfig, train
     from isanet.notebook.plots import plot_training_curves
     top = write_sample_dataset("voc", "data/sample", **NOTEBOOK_SAMPLE_DATA)

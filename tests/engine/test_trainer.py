@@ -20,8 +20,8 @@ import torch
 
 import isanet
 from isanet.cli import main
+from isanet.data.build import write_sample_dataset
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.data.synthetic import write_sample_dataset
 from isanet.engine.loader import SampleOrder, StreamBatches
 from isanet.engine.log import read_log
 from isanet.engine.state import find_resume_checkpoint
