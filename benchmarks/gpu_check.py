@@ -276,7 +276,7 @@ PARITY_RTOL = 1e-4
 AGREEMENT_PERCENT = 99.0
 
 
-@check("parity", budget_s=60, quick_budget_s=60)
+@check("parity", budget_s=60, quick_budget_s=90)
 def parity(ctx: Context, parts: Parts) -> None:
     """Forward on the device in fp32 (TF32 off) for both kernels against the same weights in float64 on the CPU,
     by the parity tests' measure and bound; TF32's error (PyTorch's default for convolutions) as a figure; the
@@ -331,12 +331,12 @@ def parity(ctx: Context, parts: Parts) -> None:
 SAME_RUN_RTOL = {"cpu": 1e-6, "cuda": 1e-2}
 
 
-def train_args(ctx: Context, work_dir: Path, iters: int, precision: str) -> list:
-    """``isanet train`` on the shared sample: the tiny R-18 on 64x64 crops, ``iters`` iterations, a checkpoint
-    half way, no evaluation; lr 0.05 so that a few steps from random weights visibly lower the loss."""
+def train_args(ctx: Context, work_dir: Path, iters: int, precision: str, save_every: int) -> list:
+    """``isanet train`` on the shared sample: the tiny R-18 on 64x64 crops, ``iters`` iterations, no
+    evaluation; lr 0.05 so that a few steps from random weights visibly lower the loss."""
     return [*("train", R50, "--data-root", ctx.samples(), "--work-dir", work_dir, "--tiny"),
             *("--iters", iters, "--crop", 64, 64, "--scale", 256, 64, "--batch-size", 2, "--lr", 0.05),
-            *("--save-every", iters // 2, "--eval-every", 0, "--precision", precision, "--device", ctx.device),
+            *("--save-every", save_every, "--eval-every", 0, "--precision", precision, "--device", ctx.device),
             "--no-progress"]
 
 
@@ -350,7 +350,7 @@ def train_iters(ctx: Context) -> int:
     return 6 if ctx.quick else 12
 
 
-@check("amp", budget_s=80, quick_budget_s=70)
+@check("amp", budget_s=80, quick_budget_s=150)
 def amp(ctx: Context, parts: Parts) -> None:
     """A few training steps in fp16 (+ GradScaler) and in bf16: every loss finite, the last third's mean below
     the first third's, then the run resumed from its half-way checkpoint (as after a kill) equal to the
@@ -363,7 +363,7 @@ def amp(ctx: Context, parts: Parts) -> None:
                 raise PartSkipped(f"{precision} does not run on this {ctx.device} (it would train in fp32)")
             whole, resumed = ctx.work / f"train_{precision}", ctx.work / f"resume_{precision}"
             started = time.perf_counter()
-            ctx.isanet(*train_args(ctx, whole, iters, precision))
+            ctx.isanet(*train_args(ctx, whole, iters, precision, iters // 2))
             figures["seconds_per_run"] = round(time.perf_counter() - started, 2)
             values = losses(whole)
             third = max(1, iters // 3)
@@ -376,7 +376,7 @@ def amp(ctx: Context, parts: Parts) -> None:
             resumed.mkdir()  # the state a kill right after the half-way checkpoint leaves behind
             shutil.copy(whole / f"iter_{iters // 2}.pth", resumed)
             shutil.copy(whole / "log.jsonl", resumed)
-            ctx.isanet(*train_args(ctx, resumed, iters, precision), "--resume")
+            ctx.isanet(*train_args(ctx, resumed, iters, precision, iters // 2), "--resume")
             again = losses(resumed)
             figures["resume_max_rel_diff"] = relative_difference(again, values)
             bound = SAME_RUN_RTOL[ctx.device]
@@ -388,7 +388,7 @@ def amp(ctx: Context, parts: Parts) -> None:
     parts.run("bf16", precision_part("bf16"))
 
 
-@check("ddp", budget_s=60, quick_budget_s=60)
+@check("ddp", budget_s=60, quick_budget_s=120)
 def ddp(ctx: Context, parts: Parts) -> None:
     """``torchrun --nproc_per_node 1`` (NCCL on CUDA, gloo on a CPU) for a few fp32 steps, equal to the same
     steps in a plain process."""
@@ -396,7 +396,7 @@ def ddp(ctx: Context, parts: Parts) -> None:
     single = {}
 
     def single_body(figures: dict) -> None:
-        ctx.isanet(*train_args(ctx, ctx.work / "single", iters, "fp32"))
+        ctx.isanet(*train_args(ctx, ctx.work / "single", iters, "fp32", iters))
         single["losses"] = losses(ctx.work / "single")
         figures["losses"] = [round(value, 4) for value in single["losses"]]
 
@@ -404,7 +404,7 @@ def ddp(ctx: Context, parts: Parts) -> None:
         if "losses" not in single:
             raise PartFailed("no single-process run to compare with")
         launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1")
-        ctx.isanet(*train_args(ctx, ctx.work / "ddp", iters, "fp32"), launcher=launcher)
+        ctx.isanet(*train_args(ctx, ctx.work / "ddp", iters, "fp32", iters), launcher=launcher)
         values = losses(ctx.work / "ddp")
         bound = SAME_RUN_RTOL[ctx.device]
         figures.update(backend="nccl" if ctx.cuda else "gloo", losses=[round(value, 4) for value in values],
@@ -436,7 +436,7 @@ def _giga(value: float | None) -> float | None:
     return None if value is None else round(value / 1e9, 3)
 
 
-@check("attention", budget_s=75, quick_budget_s=75)
+@check("attention", budget_s=75, quick_budget_s=120)
 def attention(ctx: Context, parts: Parts) -> None:
     """``isanet bench attention`` on the device: dense vs ISA, both kernels, at 64² and 128² (16² and 32² in
     quick mode, on 64 channels), forward and forward + backward, and the authors' setting (on a GPU their
@@ -476,7 +476,7 @@ def model_rows(data: dict) -> dict[str, dict]:
                                    agreement_percent=100.0 * row["pixel_agreement"]) for row in data["rows"]}
 
 
-@check("model", budget_s=90, quick_budget_s=75)
+@check("model", budget_s=90, quick_budget_s=120)
 def model(ctx: Context, parts: Parts) -> None:
     """``isanet bench model`` for R-50 and R-101 at 512 x 512 (32 x 32 in quick mode) in fp32, bf16 and fp16,
     timed interleaved: latency, images/s, GFLOP/s, peak memory, argmax agreement with fp32."""
@@ -502,7 +502,7 @@ def model(ctx: Context, parts: Parts) -> None:
 CAPTURE_ATOL = 1e-4
 
 
-@check("explorer", budget_s=40, quick_budget_s=40)
+@check("explorer", budget_s=40, quick_budget_s=90)
 def explorer(ctx: Context, parts: Parts) -> None:
     """The attention capture on the device: ``isanet attention`` writes its page from a capture there, and the
     centre pixel's captured maps and the logits equal the CPU's."""
