@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from isanet.data.synthetic import write_sample_dataset
+from isanet.data.build import write_sample_dataset
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, TrainConfig, Trainer
 
 PRECISIONS = ("fp32", "bf16")

@@ -74,8 +74,7 @@ from IPython.display import display
 from isanet.data.build import build_dataset
 from isanet.evaluation.evaluate import EvalSettings, evaluate
 from isanet.evaluation.metrics import SegMetrics, format_confused, format_table, most_confused
-from isanet.io.checkpoint import load_model
-from isanet.io.download import file_sha256
+from isanet.io.checkpoint import Checkpoint, load_model
 from isanet.models.zoo import get_entry, short_dataset_name
 from isanet.notebook.confusion_plot import plot_confusion
 from isanet.notebook.plots import plot_per_class_iou, plot_predictions
@@ -172,7 +171,8 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
     random_weights = path is None
     if random_weights:
         path = sample_checkpoint(entry["name"], ROOT)
-    published_weights = not random_weights and file_sha256(path).startswith(entry["sha256_prefix"])
+    weights = Checkpoint.read(path)  # read once: its sha256 says which file it is, and its weights load
+    published_weights = not random_weights and weights.sha256.startswith(entry["sha256_prefix"])
     dataset = build_dataset(kind, root, split="val")
     settings = EvalSettings.from_entry(entry)
     if synthetic_data:  # the sample is 256 px wide: test near that size, not at the 2048-px scale of real data
@@ -181,7 +181,7 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
         limit = 5
         print(f"CPU with real data: evaluating the first {limit} images only (set LIMIT to change this)")
     print(f"{entry['name']}: {path.name} on {len(dataset)} {kind} val images at {root}")
-    model = load_model(path, entry["name"]).to(device)
+    model = load_model(weights, entry["name"]).to(device)
     started = time.perf_counter()
     result = evaluate(model, dataset, settings, ms_flip=MS_FLIP, limit=limit, device=device, progress=False,
                       precision=PRECISION)

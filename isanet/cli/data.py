@@ -7,19 +7,21 @@ for a zoo architecture in mmseg's checkpoint format. Both say loudly that they a
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_output
+from isanet.data.build import DATASETS
 from isanet.limits import MAX_IMAGE_SIDE, MAX_SAMPLE_IMAGES, bounded_int, non_negative_int
 
 
 def add_parser(subparsers) -> None:
     data = subparsers.add_parser("sample-data", help="write a small synthetic data set in a real layout")
-    data.add_argument("kind", choices=("voc", "cityscapes", "ade20k", "folder", "context"),
+    data.add_argument("kind", choices=tuple(DATASETS),
                       help="a published layout; folder: the layout for your own data (see README); context: the "
                            "teaching task, in the folder layout, whose labels need long-range context")
-    data.add_argument("--out", required=True,
-                      help="folder to write into (folder: the data set's root, which must be new or empty)")
+    add_output(data, "--out", kind="dir", required=True,
+               help="folder to write into (folder, context: the data set's root, which must be new or empty)")
     count = bounded_int(1, MAX_SAMPLE_IMAGES)
     data.add_argument("--num-train", type=count, help="training images (default: 8; context: 96)")
     data.add_argument("--num-val", type=count, help="validation images (default: 4; context: 24)")
@@ -35,33 +37,22 @@ def add_parser(subparsers) -> None:
 
     checkpoint = subparsers.add_parser("sample-checkpoint", help="write random weights for a zoo model")
     checkpoint.add_argument("name", help="zoo name (1.x or legacy 0.x)")
-    checkpoint.add_argument("--out", required=True, help="checkpoint file to write")
+    add_output(checkpoint, "--out", kind="file", suffixes=(".pth",), required=True, help="checkpoint file to write")
     checkpoint.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     checkpoint.set_defaults(func=run_sample_checkpoint)
 
 
-SAMPLE_DEFAULTS = dict(num_train=8, num_val=4, size=128)
-
-
 def run_sample_data(args: argparse.Namespace) -> int:
-    from isanet.data.context import CONTEXT_DEFAULTS, write_context_dataset
-    from isanet.data.synthetic import write_sample_dataset
+    from isanet.data.build import write_sample_dataset
     from isanet.io.atomic import check_writable
 
-    defaults = CONTEXT_DEFAULTS if args.kind == "context" else SAMPLE_DEFAULTS
-    sizes = {key: defaults[key] if getattr(args, key) is None else getattr(args, key) for key in defaults}
-    try:
+    with usage_checks():
         check_writable(args.out, "--out", folder=True)
-        if args.kind == "context":
-            if args.label_ids_only or args.object_classes is not None:
-                raise ValueError("--label-ids-only and --object-classes do not apply to the context task")
-            top = write_context_dataset(args.out, seed=args.seed, **sizes)
-        else:
-            top = write_sample_dataset(args.kind, args.out, seed=args.seed, label_ids_only=args.label_ids_only,
-                                       object_classes=args.object_classes, **sizes)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    sizes = {key: getattr(args, key) for key in ("num_train", "num_val", "size") if getattr(args, key) is not None}
+    with usage_checks(errors=(ValueError,)):  # its refusals (not a sample, not empty); a failed write is OSError
+        top = write_sample_dataset(args.kind, args.out, seed=args.seed, label_ids_only=args.label_ids_only,
+                                   object_classes=args.object_classes, **sizes)
+    sizes = {**DATASETS[args.kind].defaults, **sizes}
     print(f"wrote SYNTHETIC sample data ({args.kind}, {sizes['num_train']} train / {sizes['num_val']} val images) "
           f"to {top}")
     print("it is not the real data set: use it to try the commands, not to judge a model")
@@ -73,15 +64,12 @@ def run_sample_checkpoint(args: argparse.Namespace) -> int:
     from isanet.io.atomic import check_writable
     from isanet.models.zoo import get_entry
 
-    try:
+    with usage_checks():
         name = get_entry(args.name)["name"]
         check_writable(args.out, "--out")
         if Path(args.out).exists() and not is_random_checkpoint(args.out):
             raise ValueError(f"--out {args.out}: already exists and is not a random-weights sample checkpoint; "
                              "refusing to write over it (choose another file name)")
-    except (KeyError, ValueError) as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
     path = save_random_checkpoint(name, args.out, args.seed, written_by="`isanet sample-checkpoint`")
     print(f"wrote random-weights checkpoint {path} ({name}, seed {args.seed}); it predicts nothing useful")
     return 0

@@ -16,23 +16,21 @@ A head with long-range attention can read the beacon's colour from anywhere in t
 step spreads it within each block), dense attention in one. Window attention whose window is smaller than the
 beacon distance cannot, whatever it learns. Background and beacon are decidable locally.
 
-The data set is written in the folder layout of :mod:`isanet.data.folder` (``classes.txt``, ``palette.txt``,
-``images/{train,val}``, ``masks/{train,val}``, ``SAMPLE_DATA.txt``), so train, eval, predict, the explorer and
-the notebooks read it as they read a user's folder. Everything is a function of ``seed``; it is SYNTHETIC and
+The data set is written (``write_sample_dataset("context", out)``, ``isanet sample-data context``) in the folder
+layout of :mod:`isanet.data.folder` (``classes.txt``, ``palette.txt``, ``images/{train,val}``,
+``masks/{train,val}``, ``SAMPLE_DATA.txt``), so train, eval, predict, the explorer and the notebooks read it as
+they read a user's folder (``--dataset folder``). Everything is a function of ``seed``; it is SYNTHETIC and
 measures what attention can carry across a picture, nothing about real scenes.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from isanet.data.synthetic import NOTICE, class_texture, write_image, write_label
-from isanet.io.atomic import atomic_path
-from isanet.limits import MAX_SAMPLE_IMAGES, check_side
+from isanet.data.synthetic import class_texture, write_image, write_label
 
 CONTEXT_CLASSES = ("background", "beacon", "red team", "green team", "blue team")
 BEACON = 1  # the class value of the beacon
@@ -46,6 +44,7 @@ OBJECT_GREY = (125, 125, 125)
 #: The defaults of ``isanet sample-data context``: the teaching set (more and larger images than the other
 #: sample kinds, which only exercise code paths).
 CONTEXT_DEFAULTS = dict(num_train=96, num_val=24, size=160)
+CONTEXT_MIN_SIZE = 64  # pixels: below it the beacon and the objects no longer fit apart
 MIN_CUE_DISTANCE = 0.3  # of the image side: the least gap between the beacon and any object pixel
 BEACON_SIDE = 0.2  # of the image side: at stride 8 and down_factor 4 it covers every long-range group
 OBJECTS_PER_IMAGE = (2, 4)  # inclusive
@@ -111,32 +110,16 @@ def _render(label: np.ndarray, team: int, rng: np.random.Generator) -> np.ndarra
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_context_dataset(out_dir: str | os.PathLike, num_train: int = CONTEXT_DEFAULTS["num_train"],
-                          num_val: int = CONTEXT_DEFAULTS["num_val"], size: int = CONTEXT_DEFAULTS["size"],
-                          seed: int = 0) -> Path:
-    """Write the context task in the folder layout into ``out_dir`` (new or empty), atomically; returns it.
-
-    Teams are dealt in shuffled rounds per split, so each split holds every team about equally often.
-    """
-    if min(num_train, num_val) < 1 or max(num_train, num_val) > MAX_SAMPLE_IMAGES:
-        raise ValueError(f"need at least one train and one val image, at most {MAX_SAMPLE_IMAGES} of each, got "
-                         f"{num_train}/{num_val}")
-    check_side(size, "size", low=64)
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} exists and is not an empty folder: the context data set is written as that "
-                         "folder and never over existing files; choose a new or empty folder")
-    rng = np.random.default_rng(seed)
-    notice = NOTICE.format(kind="context", seed=seed, num_train=num_train, num_val=num_val)
-    with atomic_path(out) as staging:
-        for split, count in (("train", num_train), ("val", num_val)):
-            rounds = [rng.permutation(len(TEAM_COLOURS)) for _ in range(-(-count // len(TEAM_COLOURS)))]
-            for index, team in enumerate(np.concatenate(rounds)[:count]):
-                image, label = context_scene(rng, size, int(team))
-                write_image(staging / "images" / split / f"scene_{index:04d}.png", image)
-                write_label(staging / "masks" / split / f"scene_{index:04d}.png", label)
-        (staging / "classes.txt").write_text("".join(f"{name}\n" for name in CONTEXT_CLASSES))
-        (staging / "palette.txt").write_text("".join(f"{r} {g} {b}\n" for r, g, b in CONTEXT_PALETTE))
-        (staging / "SAMPLE_DATA.txt").write_text(notice + "The context task: an object's class is the team of the "
-                                                 "beacon far from it (isanet.data.context).\n")
-    return out
+def write_context(root: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator) -> Path:
+    """The context task's writer (:data:`isanet.data.build.DATASETS` ``"context"``): ``size``-px square pictures
+    in the folder layout into ``root``. Teams are dealt in shuffled rounds per split, so each split holds every
+    team about equally often."""
+    for split, count in (("train", num_train), ("val", num_val)):
+        rounds = [rng.permutation(len(TEAM_COLOURS)) for _ in range(-(-count // len(TEAM_COLOURS)))]
+        for index, team in enumerate(np.concatenate(rounds)[:count]):
+            image, label = context_scene(rng, size, int(team))
+            write_image(root / "images" / split / f"scene_{index:04d}.png", image)
+            write_label(root / "masks" / split / f"scene_{index:04d}.png", label)
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in CONTEXT_CLASSES))
+    (root / "palette.txt").write_text("".join(f"{r} {g} {b}\n" for r, g, b in CONTEXT_PALETTE))
+    return root

@@ -28,7 +28,7 @@ so one run says little (notebook 04 shows it). Five classes, because from random
 twenty far more slowly: the same run on a sample of all 20 (``object_classes=None``, seed 1) reaches an mIoU of
 about 7 after 150 iterations, 15 after 600::
 
-    from isanet.data.synthetic import write_sample_dataset
+    from isanet.data.build import write_sample_dataset
     from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, TrainConfig, train
     from isanet.notebook.plots import plot_training_curves
     top = write_sample_dataset("voc", "data/sample", **NOTEBOOK_SAMPLE_DATA)
@@ -40,7 +40,6 @@ about 7 after 150 iterations, 15 after 600::
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 import time
@@ -58,6 +57,7 @@ from isanet.engine.config import DEFAULT_MODEL, TrainConfig, plain, resolve_conf
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
 from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint
+from isanet.io.digest import state_dict_digest
 from isanet.models.config import TINY
 
 IGNORE_INDEX = 255
@@ -96,11 +96,9 @@ def pixel_accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
 
 
 def param_digest(model: nn.Module) -> str:
-    """sha256 of every parameter's bytes: equal digests mean bit-identical weights (replicas, resumes)."""
-    digest = hashlib.sha256()
-    for tensor in model.parameters():
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of every parameter's name and bytes: equal digests mean bit-identical weights (replicas,
+    resumes)."""
+    return state_dict_digest(dict(model.named_parameters()))
 
 
 class Trainer:
@@ -244,7 +242,12 @@ class Trainer:
 def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:
     """Run ``config`` to the end (or ``stop_after``); ``on_log(record)`` sees every record on rank 0 (live
     curves in a notebook). Returns :meth:`Trainer.summary`. Ctrl-C stops after saying where to resume."""
-    trainer = Trainer(config)
+    return run_to_end(Trainer(config), on_log)
+
+
+def run_to_end(trainer: Trainer, on_log: Callable[[dict], None] | None = None) -> dict:
+    """:func:`train` for a :class:`Trainer` already built, so a caller can tell a refused set-up (building it)
+    from a failure during the run (``isanet train`` exits 2 for the first and 1 for the second); closes it."""
     try:
         for record in trainer.run():
             if on_log is not None and trainer.dist.is_main:
@@ -258,4 +261,4 @@ def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> 
 
 
 __all__ = ["NOTEBOOK_SAMPLE_DATA", "NOTEBOOK_SETTINGS", "TrainConfig", "TrainError", "Trainer", "cross_entropy",
-           "param_digest", "poly_lr", "resolve_config", "seg_losses", "train"]
+           "param_digest", "poly_lr", "resolve_config", "run_to_end", "seg_losses", "train"]

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from isanet.data.context import CONTEXT_DEFAULTS, write_context_dataset
+from isanet.data.build import write_sample_dataset
+from isanet.data.context import CONTEXT_DEFAULTS
 from isanet.engine.config import DEFAULT_MODEL, TrainConfig
 from isanet.engine.recipes import TEACHING
 from isanet.engine.trainer import train
@@ -45,7 +46,7 @@ def teaching_data(root: str | os.PathLike | None = None, quiet: bool = False) ->
     """The context task's folder (``data/samples/context_seed0``), written on first use."""
     folder = Path(root or repo_root()) / "data" / "samples" / f"context_seed{TEACHING_DATA['seed']}"
     if not (folder / "SAMPLE_DATA.txt").is_file():
-        write_context_dataset(folder, **TEACHING_DATA)
+        write_sample_dataset("context", folder, **TEACHING_DATA)
         if not quiet:
             print(f"wrote the SYNTHETIC context task to {folder}")
     return folder

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from isanet.cli import main
-from isanet.data.build import build_dataset
+from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.context import (
     BEACON,
     CONTEXT_CLASSES,
@@ -18,13 +18,13 @@ from isanet.data.context import (
     TEAM_CLASSES,
     TEAM_COLOURS,
     context_scene,
-    write_context_dataset,
 )
 
 
 @pytest.fixture(scope="module")
 def context_set(tmp_path_factory):
-    return write_context_dataset(tmp_path_factory.mktemp("ctx") / "set", num_train=9, num_val=6, size=96, seed=3)
+    return write_sample_dataset("context", tmp_path_factory.mktemp("ctx") / "set", num_train=9, num_val=6, size=96,
+                                seed=3)
 
 
 def test_it_is_a_folder_data_set_the_reader_takes_with_its_classes_and_palette(context_set):
@@ -68,14 +68,14 @@ def test_objects_look_the_same_for_every_team_and_only_the_beacon_has_the_team_c
 
 
 def test_same_seed_same_data_and_bad_arguments_are_refused(tmp_path):
-    first = write_context_dataset(tmp_path / "a", num_train=2, num_val=1, size=64, seed=5)
-    second = write_context_dataset(tmp_path / "b", num_train=2, num_val=1, size=64, seed=5)
+    first = write_sample_dataset("context", tmp_path / "a", num_train=2, num_val=1, size=64, seed=5)
+    second = write_sample_dataset("context", tmp_path / "b", num_train=2, num_val=1, size=64, seed=5)
     for path in first.rglob("*.png"):
         assert path.read_bytes() == (second / path.relative_to(first)).read_bytes()
     with pytest.raises(ValueError, match="not an empty folder"):
-        write_context_dataset(first, num_train=1, num_val=1)
+        write_sample_dataset("context", first, num_train=1, num_val=1)
     with pytest.raises(ValueError, match="size"):
-        write_context_dataset(tmp_path / "c", size=32)
+        write_sample_dataset("context", tmp_path / "c", size=32)
 
 
 def test_the_cli_writes_it_with_its_own_defaults(tmp_path, capsys):
@@ -84,4 +84,4 @@ def test_the_cli_writes_it_with_its_own_defaults(tmp_path, capsys):
     assert len(list((tmp_path / "ctx" / "images" / "train").iterdir())) == 96  # the teaching set's default
     assert len(list((tmp_path / "ctx" / "images" / "val").iterdir())) == 2
     assert main(["sample-data", "context", "--out", str(tmp_path / "x"), "--object-classes", "2"]) == 2
-    assert "do not apply to the context task" in capsys.readouterr().err
+    assert "object_classes applies to" in capsys.readouterr().err

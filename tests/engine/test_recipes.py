@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from isanet.data.context import write_context_dataset
+from isanet.data.build import write_sample_dataset
 from isanet.engine.config import TrainConfig
 from isanet.engine.recipes import TEACHING, get_recipe
 from isanet.engine.trainer import Trainer
@@ -24,7 +24,7 @@ PROJECTIONS = ("global_relation.query_project", "global_relation.key_project",
 
 @pytest.fixture(scope="module")
 def context_root(tmp_path_factory) -> Path:
-    return write_context_dataset(tmp_path_factory.mktemp("context") / "set", num_train=4, num_val=2, seed=1)
+    return write_sample_dataset("context", tmp_path_factory.mktemp("context") / "set", num_train=4, num_val=2, seed=1)
 
 
 def one_step_gradients(config: TrainConfig) -> tuple[Trainer, dict[str, float]]:

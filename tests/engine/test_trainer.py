@@ -20,7 +20,8 @@ import torch
 
 import isanet
 from isanet.cli import main
-from isanet.data.synthetic import write_sample_dataset
+from isanet.data.build import write_sample_dataset
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.engine.loader import SampleOrder, StreamBatches
 from isanet.engine.log import read_log
 from isanet.engine.state import find_resume_checkpoint
@@ -32,7 +33,7 @@ from isanet.engine.trainer import (
     seg_losses,
     train,
 )
-from isanet.io.checkpoint import random_state_dict, save_checkpoint
+from isanet.io.checkpoint import save_checkpoint
 from isanet.models.config import TINY
 from isanet.notebook.plots import plot_training_curves
 
@@ -257,7 +258,7 @@ def test_init_from_an_imagenet_backbone_loads_the_backbone_only(voc_root, tmp_pa
 # ---- bad input: one line naming what is wrong ----
 
 def cli_error(capsys, *argv: str) -> str:
-    assert main(["train", *map(str, argv)]) == 1
+    assert main(["train", *map(str, argv)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
     return err
