@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -63,8 +64,9 @@ def cue_lifts(checkpoint: Path) -> dict:
 
 
 def attention_costs(heads: tuple[str, ...]) -> dict[str, dict]:
-    """FLOPs and peak memory of each head's context module (forward) at the teaching size."""
-    from isanet.analysis.measure import count_module_flops, measure_footprint
+    """FLOPs and peak memory of each head's context module at the teaching size: forward (inference) and the
+    peak of forward + backward (what training holds)."""
+    from isanet.analysis.measure import measure_footprint
     from isanet.engine.recipes import TEACHING_MODEL
     from isanet.models import build_model
 
@@ -74,12 +76,12 @@ def attention_costs(heads: tuple[str, ...]) -> dict[str, dict]:
         model = build_model("isanet_r50-d8_4xb4-20k_voc12aug-512x512", num_classes=5, head=head,
                             **TEACHING_MODEL).eval()
         if head == "none":
-            costs[head] = {"mflops": 0.0, "peak_kib": 0.0}
+            costs[head] = {"mflops": 0.0, "peak_kib": 0.0, "train_peak_kib": 0.0}
             continue
         context = ContextModule(model.decode_head)
-        footprint = measure_footprint(context, x)
-        costs[head] = {"mflops": round(count_module_flops(context, x) / 1e6, 2),
-                       "peak_kib": round(footprint.peak_bytes / 1024, 1)}
+        forward, training = measure_footprint(context, x), measure_footprint(context, x, backward=True)
+        costs[head] = {"mflops": round(forward.flops / 1e6, 2), "peak_kib": round(forward.peak_memory_bytes / 1024, 1),
+                       "train_peak_kib": round(training.peak_memory_bytes / 1024, 1)}
     return costs
 
 
@@ -94,9 +96,15 @@ class ContextModule(torch.nn.Module):
         return self.head.context(x)
 
 
-def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s) per run, "
-            f"torch {torch.__version__}, Python {platform.python_version()}")
+def machine(jobs: int) -> str:
+    """The CPU model and core count, how the runs shared it, and the software."""
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        cpu = next((line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    return (f"{cpu}, {os.cpu_count()} cores, {jobs} run(s) at once, one torch thread each, torch "
+            f"{torch.__version__}, Python {platform.python_version()}")
 
 
 def save(path: Path, result: dict) -> None:
@@ -140,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     if result["rows"] and result.get("iters") != args.iters:
         parser.error(f"--json {args.json}: holds runs of iters={result.get('iters')}, not {args.iters}; "
                      "choose another file")
-    result.update(iters=args.iters, machine=machine(), data="SYNTHETIC context task (isanet sample-data context)")
+    result.update(iters=args.iters, machine=machine(args.jobs),
+                  data="SYNTHETIC context task (isanet sample-data context)")
     done = {(row["head"], row["seed"]) for row in result["rows"]}
     todo = [(head, seed) for seed in args.seeds for head in args.heads if (head, seed) not in done]
     from isanet.notebook.teaching import teaching_data

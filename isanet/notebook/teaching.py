@@ -116,7 +116,7 @@ def random_copy(model, seed: int = 0):
     "did it learn?" measurement."""
     import copy
 
-    from isanet.io.checkpoint import random_state_dict
+    from isanet.data.sample_checkpoint import random_state_dict
 
     twin = copy.deepcopy(model)
     twin.load_state_dict(random_state_dict(twin, seed=seed))
@@ -142,15 +142,15 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
 
 def format_summary(summary: dict[str, dict], costs: dict[str, dict] | None = None) -> str:
     """The per-head table in Markdown (mean, spread, every seed; attention cost columns when given)."""
-    cost_head = " attention MFLOPs | attention peak KiB |" if costs else ""
+    cost_head = " attention MFLOPs | peak KiB (inference) | peak KiB (training) |" if costs else ""
     lines = [f"| head | mean mIoU | spread (max - min) | per seed | CPU min / run |{cost_head}",
-             "| --- | ---: | ---: | --- | ---: |" + (" ---: | ---: |" if costs else "")]
+             "| --- | ---: | ---: | --- | ---: |" + (" ---: | ---: | ---: |" if costs else "")]
     for head, values in summary.items():
         seeds = ", ".join(f"{v:.2f}" for v in values["mIoU"])
         cost = ""
         if costs:
             row = costs.get(head, {})
-            cost = f" {row.get('mflops', '-')} | {row.get('peak_kib', '-')} |"
+            cost = f" {row.get('mflops', '-')} | {row.get('peak_kib', '-')} | {row.get('train_peak_kib', '-')} |"
         lines.append(f"| {head} | {values['mean']:.2f} | {values['spread']:.2f} | {seeds} | "
                      f"{values['cpu_min']:.2f} |{cost}")
     return "\n".join(lines)
