@@ -93,6 +93,7 @@ from isanet import ISANet, ISANetConfig
 from isanet.analysis.cost import attention_cost, break_even_side
 from isanet.data.build import build_dataset
 from isanet.engine.trainer import NOTEBOOK_SETTINGS, TrainConfig, Trainer, poly_lr
+from isanet.evaluation.inference import Predictor
 from isanet.io.checkpoint import save_checkpoint
 from isanet.models.interlaced import Partition
 from isanet.models.zoo import get_entry
@@ -146,15 +147,15 @@ if synthetic:
 
 # %%
 trainer = Trainer(config)
-model, settings_eval = trainer.parts.bare_model, trainer.parts.eval_settings
+model = trainer.parts.bare_model
+predictor = Predictor(model, trainer.parts.eval_settings, device=trainer.parts.device)  # predicts as validation does
 val_set = build_dataset("voc", config.data_root, split="val")
 shown = [val_set[i] for i in range(min(3, len(val_set)))]
 
 
 def predictions() -> list:
     """Class maps of the shown validation images, predicted the way evaluation predicts them."""
-    return [settings_eval.scores(model, sample["image"], ms_flip=False).argmax(dim=0).cpu().numpy()
-            for sample in shown]
+    return [predictor.predict(sample["image"]).numpy() for sample in shown]
 
 
 def head_input_sizes(run) -> list[tuple[int, int]]:

@@ -52,7 +52,7 @@ def options_from(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.evaluation.predict_files import Predictor, list_inputs, predict_inputs
+    from isanet.evaluation.predict_files import PredictionWriter, list_inputs, predict_inputs
     from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
@@ -61,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
     options = options_from(args)
     entry = zoo.get_entry(args.model)
     list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded
-    model, meta = load_model_for(args.checkpoint, entry["name"])
+    model, meta = load_model_for(args.checkpoint, entry.name)
     if "RANDOM" in str(meta.get("note", "")):
         print(f"note: {args.checkpoint} holds RANDOM WEIGHTS ({meta['note']}): the overlays show no real prediction")
-    predictor = Predictor.from_entry(model, entry, options, meta.get("dataset_meta"))
-    summary = predict_inputs(predictor, args.input, args.out)
+    writer = PredictionWriter.from_entry(model, entry, options, meta.get("dataset_meta"))
+    summary = predict_inputs(writer, args.input, args.out)
     for path in summary.written[:SHOW_WRITTEN]:
         print(f"wrote {path}")
     if len(summary.written) > SHOW_WRITTEN:

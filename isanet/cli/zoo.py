@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from isanet.models import zoo
 
     if args.show:
-        print(json.dumps(zoo.get_entry(args.show), indent=1))
+        print(json.dumps(zoo.get_entry(args.show).to_dict(), indent=1))
         return 0
     entries = [zoo.get_entry(name) for name in zoo.list_models()]
     if args.dataset:

@@ -34,7 +34,7 @@ from isanet.engine.state import (
 )
 from isanet.io.atomic import check_writable
 from isanet.io.checkpoint import extract_state_dict
-from isanet.models.zoo import build_model, get_entry, short_dataset_name
+from isanet.models.zoo import TestSettings, ZooEntry, build_model, get_entry, short_dataset_name
 from isanet.runtime import autocast, resolve_device, resolve_precision
 
 
@@ -43,13 +43,13 @@ class LoopParts:
     """Everything one run trains with; ``model`` may be DDP-wrapped, ``bare_model`` never is."""
 
     config: TrainConfig
-    entry: dict
+    entry: ZooEntry
     dist: DistContext
     device: torch.device
     work_dir: Path
     stream: TrainStream
     val_set: object
-    eval_settings: object
+    eval_settings: TestSettings
     model: nn.Module
     bare_model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -74,11 +74,11 @@ class LoopParts:
 
     @property
     def eta_min(self) -> float:
-        return self.entry["param_scheduler"][0]["eta_min"]
+        return self.entry.train.eta_min
 
     @property
     def power(self) -> float:
-        return self.entry["param_scheduler"][0]["power"]
+        return self.entry.train.power
 
     @property
     def precision(self) -> str:
@@ -104,7 +104,7 @@ class LoopParts:
         position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
         reader = self.stream.dataset
         meta = {"iter": iteration, "epoch": self.stream.order.epoch(position), "seed": config.seed,
-                "config": plain(asdict(config)), "zoo_name": self.entry["name"], "world_size": self.dist.world_size,
+                "config": plain(asdict(config)), "zoo_name": self.entry.name, "world_size": self.dist.world_size,
                 "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]},
                 "time": time.strftime("%Y%m%d_%H%M%S"), "isanet_version": _version()}
         extra = {"optimizer": self.optimizer.state_dict(), "rng": capture_rng(),
@@ -137,7 +137,7 @@ def _previous(config: TrainConfig, work_dir: Path, dist: DistContext,
     return None, None
 
 
-def _datasets(config: TrainConfig, entry: dict) -> tuple[object, object]:
+def _datasets(config: TrainConfig, entry: ZooEntry) -> tuple[object, object]:
     """The training split (required) and the validation split (when evaluating), with errors naming the root."""
     from isanet.data.build import build_dataset
     from isanet.data.datasets import DatasetError
@@ -148,7 +148,7 @@ def _datasets(config: TrainConfig, entry: dict) -> tuple[object, object]:
     if config.skip_bad and kind != "folder":
         raise TrainError(f"--skip-bad applies to folder data sets only, not {kind}")
     options = {"skip_bad": True} if config.skip_bad else {}
-    name = "the folder data set" if kind == "folder" else entry["dataset"]
+    name = "the folder data set" if kind == "folder" else entry.dataset
     try:
         train_set = build_dataset(kind, root, config.train_split, **options)
     except DatasetError as error:
@@ -243,7 +243,7 @@ def build_parts(config: TrainConfig) -> LoopParts:
         raise
 
 
-def _build_parts(config: TrainConfig, entry: dict, dist: DistContext, device_name: str) -> LoopParts:
+def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext, device_name: str) -> LoopParts:
     messages: list[str] = []
     device = torch.device("cuda", dist.local_rank) if device_name == "cuda" else torch.device("cpu")
     if device.type == "cuda":
@@ -264,9 +264,8 @@ def _build_parts(config: TrainConfig, entry: dict, dist: DistContext, device_nam
     model, report = _model(config, train_set.num_classes, previous, messages)
     amp_dtype, scaler = _amp(config, device, messages)
     model, wrapped = _distribute(model, config, dist, device, messages)
-    settings = entry["optimizer"]
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=settings["momentum"],
-                                weight_decay=settings["weight_decay"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=entry.train.momentum,
+                                weight_decay=entry.train.weight_decay)
     train_transform, _ = transforms_from_entry(entry)
     train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale))
     parts = LoopParts(config, entry, dist, device, work_dir, TrainStream(train_set, train_transform, config.seed),
@@ -278,10 +277,8 @@ def _build_parts(config: TrainConfig, entry: dict, dist: DistContext, device_nam
     return parts
 
 
-def _eval_settings(entry: dict, config: TrainConfig):
-    from isanet.evaluation.evaluate import EvalSettings
-
-    return EvalSettings.from_entry(entry, scale=tuple(config.val_scale))
+def _eval_settings(entry: ZooEntry, config: TrainConfig) -> TestSettings:
+    return entry.test.replace(scale=tuple(config.val_scale))
 
 
 def _restore(parts: LoopParts, previous: dict) -> None:

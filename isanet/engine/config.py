@@ -14,6 +14,7 @@ from pathlib import Path
 
 from isanet.engine.state import TrainError
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
+from isanet.models.zoo import ZooEntry
 
 DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
 
@@ -83,24 +84,21 @@ def plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def entry_defaults(entry: dict) -> dict:
+def entry_defaults(entry: ZooEntry) -> dict:
     """The recipe's value of every optional :class:`TrainConfig` field, read from the zoo entry."""
-    def step(pipeline: str, kind: str) -> dict:
-        return next(item for item in entry[pipeline] if item["type"] == kind)
-
-    iters = entry["iterations"]
-    return dict(iters=iters, crop_size=tuple(entry["crop_size"]), batch_size=entry["batch_size_per_gpu"],
-                lr=entry["optimizer"]["lr"], seed=0, save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1),
-                limit_val=None, resize_scale=tuple(step("train_pipeline", "RandomResize")["scale"]),
-                val_scale=tuple(step("test_pipeline", "Resize")["scale"]), model_overrides={})
+    recipe = entry.train
+    iters = recipe.iterations
+    return dict(iters=iters, crop_size=recipe.crop_size, batch_size=recipe.batch_size_per_gpu, lr=recipe.lr, seed=0,
+                save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1), limit_val=None,
+                resize_scale=recipe.resize_scale, val_scale=entry.test.scale, model_overrides={})
 
 
-def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = None) -> TrainConfig:
+def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None = None) -> TrainConfig:
     """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > recipe) and refuse a resume
     whose explicit settings contradict the checkpoint."""
-    defaults, resolved = entry_defaults(entry), {"name": entry["name"]}
-    if previous is not None and previous.get("name") != entry["name"]:
-        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry['name']!r}")
+    defaults, resolved = entry_defaults(entry), {"name": entry.name}
+    if previous is not None and previous.get("name") != entry.name:
+        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry.name!r}")
     for key, default in defaults.items():
         given = getattr(config, key)
         if previous is not None and key in RESUME_LOCKED and given is not None and \

@@ -200,12 +200,13 @@ class Trainer:
         """mIoU/aAcc/mAcc on the validation split (rank 0; the others wait), in the training precision."""
         result = {}
         if self.dist.is_main:
-            from isanet.evaluation.evaluate import evaluate
+            from isanet.evaluation.evaluate import evaluate_predictor
+            from isanet.evaluation.inference import Predictor
 
             started = time.perf_counter()
-            metrics = evaluate(self.parts.bare_model, self.parts.val_set, self.parts.eval_settings,
-                               limit=self.config.limit_val, device=self.parts.device, progress=False,
-                               precision=self.parts.precision)
+            predictor = Predictor(self.parts.bare_model, self.parts.eval_settings, self.parts.precision,
+                                  self.parts.device)
+            metrics = evaluate_predictor(predictor, self.parts.val_set, limit=self.config.limit_val, progress=False)
             result = {key: metrics[key] for key in ("mIoU", "aAcc", "mAcc")}
             result["eval_time"] = round(time.perf_counter() - started, 3)
             self.last_eval = {"iter": self.iteration, **result}
