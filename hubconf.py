@@ -23,18 +23,19 @@ def isanet(name: str | None = None, checkpoint: str | None = None, **overrides):
     ``weights_only=True`` and must fit exactly (one-line :class:`isanet.CheckpointError` otherwise).
     """
     from isanet import build_model
-    from isanet.io.checkpoint import classes_in_checkpoint, load_checkpoint, load_model
+    from isanet.io.checkpoint import Checkpoint, load_checkpoint, load_model
 
     if checkpoint is None:
         if name is None:
             raise ValueError("isanet hub: give name= (a zoo name, see `isanet zoo`) or checkpoint= (a weights file)")
         return build_model(name, **overrides)
+    if name is None and overrides:
+        raise ValueError(f"isanet hub: {sorted(overrides)} need name= (the checkpoint's meta decides the "
+                         "architecture when no name is given)")
+    weights = Checkpoint.read(checkpoint)  # once: the class count and the weights come from the same read
     if name is None:
-        if overrides:
-            raise ValueError(f"isanet hub: {sorted(overrides)} need name= (the checkpoint's meta decides the "
-                             "architecture when no name is given)")
-        return load_model(checkpoint).eval()
-    num_classes = overrides.pop("num_classes", None) or classes_in_checkpoint(checkpoint)
+        return load_model(weights).eval()
+    num_classes = overrides.pop("num_classes", None) or weights.num_classes
     model = build_model(name, num_classes=num_classes, **overrides)
-    load_checkpoint(model, checkpoint)
+    load_checkpoint(model, weights)
     return model.eval()

@@ -21,13 +21,14 @@ import time
 
 import torch
 
+from isanet.models.head_registry import HEADS
 from isanet.notebook.sample_finetune import FULL_ITERS, compare_heads, format_head_table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--heads", nargs="+", default=["isa", "dense", "none"], choices=["isa", "dense", "none"])
+    parser.add_argument("--heads", nargs="+", default=["isa", "dense", "none"], choices=tuple(HEADS))
     parser.add_argument("--iters", type=int, default=FULL_ITERS)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from isanet.data.synthetic import write_sample_dataset
+from isanet.data.build import write_sample_dataset
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA as SAMPLE_DATA
 from isanet.engine.trainer import NOTEBOOK_SETTINGS, TrainConfig, train
 from isanet.notebook.plots import plot_training_curves

@@ -5,7 +5,7 @@ Runs ONLY in a scratch environment that has mmsegmentation installed (see ``benc
 
 1. builds mmseg's ``EncoderDecoder`` from the config file (SyncBN -> BN, CPU, eval mode) and our model from
    ``isanet.build_model(name)``;
-2. fills ours with ``isanet.io.checkpoint.random_state_dict(model, seed)`` and loads the *same* state dict into
+2. fills ours with ``isanet.data.sample_checkpoint.random_state_dict(model, seed)`` and loads the *same* state dict into
    mmseg's model with ``strict=True`` (so the key names must agree one to one);
 3. runs both on a deterministic normalised input whose stride-8 feature map is not a multiple of the ISA
    block size, in whole mode and in slide mode (overlapping windows plus a clipped edge window), in fp32 and
@@ -147,7 +147,7 @@ def mmseg_logits(model, x: torch.Tensor, mode: str, crop_size=None, stride=None)
 
 def build_ours(name: str, seed: int):
     import isanet
-    from isanet.io.checkpoint import random_state_dict
+    from isanet.data.sample_checkpoint import random_state_dict
 
     build = getattr(isanet, "build_model", None)
     if build is None:
@@ -232,7 +232,7 @@ def run_parity(args, config_dir: Path) -> bool:
     The fixture keeps mmseg's fp64 logits (stored as fp32): fp32 results differ between CPUs (vector ISA,
     threads) by float noise that a 101-layer net amplifies to a few 1e-6, whereas an fp64 replay of the same
     weights is machine-independent to ~1e-7 (the fp32 rounding of the stored values)."""
-    from isanet.io.checkpoint import state_dict_digest
+    from isanet.io.digest import state_dict_digest
 
     ok = True
     x = make_input(tuple(args.size), args.seed)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from isanet.data.synthetic import write_sample_dataset
+from isanet.data.build import write_sample_dataset
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, TrainConfig, Trainer
 
 PRECISIONS = ("fp32", "bf16")
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     model = "R-50 (recipe)" if args.full_model else "tiny R-18"
     print(f"{model}, {args.crop}x{args.crop} crops, batch {settings['batch_size']}, {args.iters} iterations, seed "
           f"{args.seed}, synthetic VOC sample, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"precision actually run: {', '.join(trainers[p].parts.precision for p in PRECISIONS)}")
+          f"precision actually run: {', '.join(trainers[p].optimisation.precision for p in PRECISIONS)}")
     print(f"step time (median CPU time, lockstep): fp32 {fp32_step * 1e3:.1f} ms, bf16 {bf16_step * 1e3:.1f} ms: "
           f"bf16 {fp32_step / bf16_step:.2f}x faster (target >= 1.5x)")
     print(f"loss: first {losses['fp32'][0]:.4f} / {losses['bf16'][0]:.4f}, last {losses['fp32'][-1]:.4f} / "

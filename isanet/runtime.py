@@ -4,8 +4,12 @@ of every command, notebook and function."""
 from __future__ import annotations
 
 import contextlib
+from typing import Literal, get_args
 
 import torch
+
+#: The ``device`` choices of every command: ``auto`` takes CUDA when there is one.
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str | None = "auto", argument: str = "device") -> str:
@@ -13,15 +17,17 @@ def resolve_device(name: str | None = "auto", argument: str = "device") -> str:
     machine without it, or an unknown name, is a clear error naming ``argument`` (e.g. ``--device``)."""
     if name in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
+    if name not in DEVICES:
         raise ValueError(f"{argument} {name!r}: use cpu, cuda or auto")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{argument} cuda: no CUDA device is available to this PyTorch; use cpu")
     return name
 
 
+#: A precision name: what a model's forward passes run in.
+Precision = Literal["fp32", "bf16", "fp16"]
 #: The ``precision`` choices of every command, notebook and function that runs a model.
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 #: The torch dtype of each precision name.
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -36,7 +42,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str | None, device: str | torch.device = "cpu",
-                      argument: str = "precision") -> str:
+                      argument: str = "precision") -> Precision:
     """The precision that will really run on ``device``: ``precision`` itself, or ``"fp32"`` with a one-line
     warning that says why (fp16 on CPU, bf16 on a CPU or GPU without it). Unknown names are a clear error."""
     import warnings

@@ -89,8 +89,8 @@ from matplotlib.figure import Figure
 
 from isanet.data.build import build_dataset
 from isanet.data.datasets import read_image
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.data.transforms import rescale_size, resize_image
-from isanet.io.checkpoint import random_state_dict
 from isanet.models.interlaced import (
     ISAModule,
     Partition,

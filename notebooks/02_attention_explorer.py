@@ -107,7 +107,8 @@ from isanet.evaluation.inference import predict_image
 from isanet.evaluation.metrics import SegMetrics
 from isanet.io.checkpoint import load_model
 from isanet.models.interlaced import Partition, attention_matrices
-from isanet.notebook.attention_explorer import AttentionExplorer, model_choices
+from isanet.notebook.attention_explorer import AttentionExplorer
+from isanet.notebook.model_menu import model_choices
 from isanet.notebook.plots import IMAGENET_MEAN, IMAGENET_STD
 from isanet.notebook.sample_finetune import FULL_ITERS, QUICK_ITERS, sample_trained_checkpoint
 from isanet.notebook.session import (

@@ -147,8 +147,9 @@ if synthetic:
 
 # %%
 trainer = Trainer(config)
-model = trainer.parts.bare_model
-predictor = Predictor(model, trainer.parts.eval_settings, device=trainer.parts.device)  # predicts as validation does
+model = trainer.state.bare_model
+# predicts as validation does: its settings, in the training precision
+predictor = Predictor(model, trainer.state.eval_settings, trainer.optimisation.precision, trainer.state.device)
 val_set = build_dataset("voc", config.data_root, split="val")
 shown = [val_set[i] for i in range(min(3, len(val_set)))]
 
@@ -239,7 +240,7 @@ after = predictions()
 display(plot_predictions([{"image": s["image"], "maps": [s["label"], b, a]} for s, b, a in zip(shown, before, after)],
                          val_set.PALETTE, titles=["label", "before training", "after training"]))
 first, last = records[0], [r for r in records if "mIoU" in r][-1]
-published = get_entry(MODEL)["mIoU"]
+published = get_entry(MODEL).mIoU
 print(f"val mIoU {first['mIoU']:.2f} before -> {last['mIoU']:.2f} after {last['iter']} iterations"
       + (f" (SYNTHETIC data: not comparable with the published {published:.2f} of {MODEL})" if synthetic else
          f" (the published {MODEL}: {published:.2f} after its full recipe)"))
@@ -261,7 +262,7 @@ elif synthetic:
     save_as = sample_trained_path(ROOT, iters=summary["iter"], seed=SEED)
 else:
     save_as = resolve_path("data/checkpoints/isanet_finetuned_voc.pth", ROOT)
-meta, _ = trainer.parts.checkpoint_content(summary["iter"])
+meta, _ = trainer.checkpoint_content(summary["iter"])
 saved = save_checkpoint(model, save_as, meta={**meta, "note": "fine-tuned by notebook 04" + (
     " on SYNTHETIC sample data" if synthetic else "")})
 print(f"saved {saved}")

@@ -74,8 +74,7 @@ from isanet.data.build import build_dataset
 from isanet.evaluation.evaluate import evaluate_predictor
 from isanet.evaluation.inference import Predictor
 from isanet.evaluation.metrics import SegMetrics, format_confused, format_table, most_confused
-from isanet.io.checkpoint import load_model
-from isanet.io.download import file_sha256
+from isanet.io.checkpoint import Checkpoint, load_model
 from isanet.models.zoo import get_entry, short_dataset_name
 from isanet.notebook.confusion_plot import plot_confusion
 from isanet.notebook.plots import plot_per_class_iou, plot_predictions
@@ -172,7 +171,8 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
     random_weights = path is None
     if random_weights:
         path = sample_checkpoint(entry.name, ROOT)
-    published_weights = not random_weights and file_sha256(path).startswith(entry.sha256_prefix)
+    weights = Checkpoint.read(path)  # read once: its sha256 says which file it is, and its weights load
+    published_weights = not random_weights and weights.sha256.startswith(entry.sha256_prefix)
     dataset = build_dataset(kind, root, split="val")
     settings = entry.test
     if synthetic_data:  # the sample is 256 px wide: test near that size, not at the 2048-px scale of real data
@@ -181,7 +181,7 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
         limit = 5
         print(f"CPU with real data: evaluating the first {limit} images only (set LIMIT to change this)")
     print(f"{entry.name}: {path.name} on {len(dataset)} {kind} val images at {root}")
-    predictor = Predictor(load_model(path, entry.name), settings, PRECISION, device)
+    predictor = Predictor(load_model(weights, entry.name), settings, PRECISION, device)
     started = time.perf_counter()
     result = evaluate_predictor(predictor, dataset, ms_flip=MS_FLIP, limit=limit, progress=False)
     samples = [dataset[i] for i in range(min(show, result["num_images"]))]
@@ -224,7 +224,7 @@ report(cityscapes)
 # %%
 tag = "" if cityscapes["comparable"] else " — NOT COMPARABLE"
 display(plot_per_class_iou(cityscapes["result"], cityscapes["dataset"].PALETTE,
-                           title=f"{cityscapes['entry']['name']}{tag}"))
+                           title=f"{cityscapes['entry'].name}{tag}"))
 names = list(cityscapes["result"]["IoU"])
 print(format_table({"IoU": list(cityscapes["result"]["IoU"].values()),
                     "Acc": list(cityscapes["result"]["Acc"].values())}, names))
@@ -249,7 +249,7 @@ report(ade20k)
 
 # %%
 tag = "" if ade20k["comparable"] else " — NOT COMPARABLE"
-display(plot_per_class_iou(ade20k["result"], ade20k["dataset"].PALETTE, title=f"{ade20k['entry']['name']}{tag}"))
+display(plot_per_class_iou(ade20k["result"], ade20k["dataset"].PALETTE, title=f"{ade20k['entry'].name}{tag}"))
 display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["prediction"]]} for s in ade20k["samples"]],
                          ade20k["dataset"].PALETTE, titles=["label", "prediction" + tag]))
 
@@ -266,7 +266,7 @@ display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["predicti
 # %%
 run = cityscapes  # the Cityscapes evaluation above
 tag = "" if run["comparable"] else " — NOT COMPARABLE"
-display(plot_confusion(run["result"]["confusion"], run["dataset"].CLASSES, title=f"{run['entry']['name']}{tag}"))
+display(plot_confusion(run["result"]["confusion"], run["dataset"].CLASSES, title=f"{run['entry'].name}{tag}"))
 print(format_confused(most_confused(run["result"]["confusion"], run["dataset"].CLASSES)))
 
 # %% [markdown]
@@ -289,7 +289,7 @@ print(format_confused(most_confused(run["result"]["confusion"], run["dataset"].C
 for run in (cityscapes, ade20k):
     label = "comparable" if run["comparable"] else f"NOT COMPARABLE: {', '.join(run['reasons'])}"
     difference = run["result"]["mIoU"] - run["published"]
-    print(f"{run['entry']['dataset']:>10}  measured {run['result']['mIoU']:6.2f}  published {run['published']:6.2f}"
+    print(f"{run['entry'].dataset:>10}  measured {run['result']['mIoU']:6.2f}  published {run['published']:6.2f}"
           f"  measured - published {difference:+7.2f}  ({label})")
 
 # %% [markdown]

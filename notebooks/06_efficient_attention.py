@@ -68,7 +68,7 @@ device = configure_torch(DEVICE, THREADS, quick)
 cost_sides = COST_SIZES or ((16, 32) if quick else (32, 64))
 channels, key_channels = (128, 64) if quick else (CHANNELS, KEY_CHANNELS)
 print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map {HEIGHT}x{WIDTH}, size {SIZE}, "
-      f"measured sides {cost_sides} with {channels}/{key_channels} channels, methods {METHODS}")
+      f"measured sides {cost_sides} with {channels}/{key_channels} channels, methods {tuple(METHODS)}")
 
 # %% [markdown]
 # ## 1. One idea: dense attention with a mask
@@ -232,7 +232,7 @@ for side in (64, 128):
 
 # %%
 measured = bench_attention([(side, side) for side in cost_sides], channels=channels, isa_channels=key_channels,
-                           down_factor=(COST_SIZE, COST_SIZE), methods=METHODS, device=device,
+                           down_factor=(COST_SIZE, COST_SIZE), methods=tuple(METHODS), device=device,
                            repeats=2 if quick else 5, warmup=1)
 print(f"{channels} channels, key width {key_channels}, size {COST_SIZE}, on {device}"
       f"{' (QUICK: small channels and maps)' if quick else ''}")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import isanet
-from isanet.io.checkpoint import random_state_dict
+from isanet.data.sample_checkpoint import random_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 CITYSCAPES_R50 = "isanet_r50-d8_4xb2-40k_cityscapes-512x1024"

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from isanet import build_model, save_checkpoint
-from isanet.io.checkpoint import CheckpointError, random_state_dict
+from isanet.data.sample_checkpoint import random_state_dict
+from isanet.io.checkpoint import CheckpointError
 from isanet.models.config import TINY
 from tests.conftest import REPO
 

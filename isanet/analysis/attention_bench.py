@@ -23,14 +23,12 @@ from isanet.analysis.measure import (
     time_calls,
 )
 from isanet.analysis.memory import MemoryCapExceeded
-from isanet.models import efficient_attention
-from isanet.models.interlaced import ISAModule
+from isanet.models.efficient_attention import build_attention
 from isanet.models.layers import ConvBNReLU
-from isanet.models.patterns import DenseAttention, PatternAttention
+from isanet.models.patterns import PatternAttention
 from isanet.models.self_attention import Kernel
 from isanet.runtime import resolve_device
 
-METHODS: tuple[str, ...] = efficient_attention.METHODS
 #: What the bench measures unless asked for more: the pair the rest of the kit is about.
 DEFAULT_METHODS: tuple[str, ...] = ("dense", "isa")
 #: The authors' efficiency setting (openseg.pytorch ``lib/models/modules/isa_block.py``, its ``__main__``): a
@@ -41,19 +39,10 @@ PAPER_IN_CHANNELS, PAPER_CHANNELS, PAPER_ISA_CHANNELS, PAPER_SIZE = 2048, 512, 2
 
 def attention_module(method: str, kernel: Kernel, channels: int = 512, isa_channels: int = 256,
                      down_factor: tuple[int, int] = (8, 8), paper_setting: bool = False) -> nn.Module:
-    """The attention part alone (``ISAModule``, :class:`DenseAttention` or another method of
-    :mod:`isanet.models.efficient_attention`, with ``down_factor`` as its window side / stride), in eval mode;
-    with ``paper_setting`` preceded by the authors' 3x3 conv-BN-ReLU from ``PAPER_IN_CHANNELS`` channels."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "isa":
-        block = ISAModule(channels, isa_channels, down_factor, kernel)
-    elif method == "dense":
-        block = DenseAttention(channels, isa_channels, kernel)
-    else:
-        if method in ("window", "strided") and down_factor[0] != down_factor[1]:
-            raise ValueError(f"{method} takes a square down_factor (its window side / stride), got {down_factor}")
-        block = efficient_attention.build_attention(method, channels, isa_channels, kernel, down_factor[0])
+    """The attention part alone (a method of :data:`isanet.models.efficient_attention.METHODS`, with
+    ``down_factor`` as ISA's block, the window side or the stride), in eval mode; with ``paper_setting``
+    preceded by the authors' 3x3 conv-BN-ReLU from ``PAPER_IN_CHANNELS`` channels."""
+    block = build_attention(method, channels, isa_channels, kernel, tuple(down_factor))
     if paper_setting:
         block = nn.Sequential(ConvBNReLU(PAPER_IN_CHANNELS, channels, kernel_size=3, padding=1), block)
     return block.eval()

@@ -40,7 +40,7 @@ from torch import nn
 from isanet.evaluation.inference import evaluating
 from isanet.models.heads import ContextHead, DenseHead, ISAHead
 from isanet.models.interlaced import (
-    ISAAttention,
+    ISAWeights,
     Partition,
     group_long_range,
     long_to_short_range,
@@ -110,7 +110,7 @@ def _member_ids(p: Partition, row: int, col: int) -> tuple[int, int]:
     return p.long_range_group(y, x), p.short_range_group(y, x)
 
 
-def long_range_map(attention: ISAAttention, row: int, col: int, image_index: int = 0) -> torch.Tensor:
+def long_range_map(attention: ISAWeights, row: int, col: int, image_index: int = 0) -> torch.Tensor:
     """Padded map of the pixel's first-stage weights (non-zero on its long-range group only)."""
     p = attention.partition
     offset, block = _member_ids(p, row, col)
@@ -119,7 +119,7 @@ def long_range_map(attention: ISAAttention, row: int, col: int, image_index: int
     return _place(grid, p)
 
 
-def short_range_map(attention: ISAAttention, row: int, col: int, image_index: int = 0) -> torch.Tensor:
+def short_range_map(attention: ISAWeights, row: int, col: int, image_index: int = 0) -> torch.Tensor:
     """Padded map of the pixel's second-stage weights (non-zero on its block only)."""
     p = attention.partition
     offset, block = _member_ids(p, row, col)
@@ -128,7 +128,7 @@ def short_range_map(attention: ISAAttention, row: int, col: int, image_index: in
     return _place(grid, p)
 
 
-def composed_map(attention: ISAAttention, row: int, col: int, image_index: int = 0) -> torch.Tensor:
+def composed_map(attention: ISAWeights, row: int, col: int, image_index: int = 0) -> torch.Tensor:
     """Padded two-hop map ``composed[r] = short[p, q(r)] * long[q(r), r]``, ``q(r)`` the member of the pixel's
     block with ``r``'s in-block offset (see the module docstring). Sums to 1 over the padded map."""
     p = attention.partition
@@ -138,7 +138,7 @@ def composed_map(attention: ISAAttention, row: int, col: int, image_index: int =
     return _place(short_row[:, None] * long_rows, p)
 
 
-def recompute_isa_context(x: torch.Tensor, attention: ISAAttention, global_relation: SelfAttentionBlock,
+def recompute_isa_context(x: torch.Tensor, attention: ISAWeights, global_relation: SelfAttentionBlock,
                           local_relation: SelfAttentionBlock) -> torch.Tensor:
     """The ISA context of ``x`` rebuilt from captured weights and the value/output projections only.
 
@@ -194,7 +194,7 @@ class AttentionCapture:
 
     ``logits`` are the model's (``1 x K x H x W``, resized like ``model(image)``); ``features`` is the map the
     attention ran on (the head's in_conv output); ``isa`` the captured ISA weights (``None`` for a dense head);
-    ``dense_query``/``dense_key`` the ``HW x C`` tokens of the dense block, from which a row is one softmax.
+    ``dense_query``/``dense_key`` the ``hw x C`` tokens of the dense block, from which a row is one softmax.
     """
 
     image_size: tuple[int, int]
@@ -202,7 +202,7 @@ class AttentionCapture:
     align_corners: bool
     logits: torch.Tensor
     features: torch.Tensor
-    isa: ISAAttention | None
+    isa: ISAWeights | None
     dense_query: torch.Tensor | None
     dense_key: torch.Tensor | None
 
@@ -276,7 +276,7 @@ def capture_head(head: ContextHead, features: list[torch.Tensor], image_size: tu
     is_isa = isinstance(head, ISAHead)  # forward_with_attention always forms the weights (matmul kernel)
     try:
         with evaluating(head):
-            # a dense head's weights are HW x HW (1 GiB at 128 x 128): its rows are rebuilt on demand instead
+            # a dense head's weights are hw x hw (1 GiB at 128 x 128): its rows are rebuilt on demand instead
             logits, attention = head.forward_with_attention(features) if is_isa else (head(features), None)
             block = _dense_block(head, dense_block)
             x = kept["x"]

@@ -57,7 +57,8 @@ class ReachRow:
         return self.affinity_entries / self.dense_entries
 
 
-def reach_table(height: int, width: int, size: int = 8, methods: tuple[str, ...] = METHODS) -> list[ReachRow]:
+def reach_table(height: int, width: int, size: int = 8,
+                methods: tuple[str, ...] = tuple(METHODS)) -> list[ReachRow]:
     """A :class:`ReachRow` per method on an ``height x width`` map (window side / stride / ISA down factor
     ``size``)."""
     rows = []

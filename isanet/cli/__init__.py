@@ -12,6 +12,9 @@ import os
 import sys
 
 from isanet.cli import attention, bench, data, download, evaluate, export, predict, train, zoo
+from isanet.cli.errors import FAILURE, USAGE, USER_ERRORS, UsageError, error_message
+
+__all__ = ["build_parser", "error_message", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,13 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Errors that mean "bad input" (a missing file, a wrong name, a corrupt checkpoint): the user gets one line
-#: naming what is wrong instead of a traceback. Set ISANET_DEBUG=1 to see the traceback anyway.
-USER_ERRORS = (ValueError, KeyError, OSError, RuntimeError)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``isanet`` console script."""
+    """Entry point of the ``isanet`` console script; the exit status follows :mod:`isanet.cli.errors`."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -37,18 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except USER_ERRORS as error:
+    except (UsageError, *USER_ERRORS) as error:
         if os.environ.get("ISANET_DEBUG"):
             raise
         print(f"isanet {args.command}: error: {error_message(error)}", file=sys.stderr)
-        return 1
-
-
-def error_message(error: BaseException) -> str:
-    """One line for the user: an OSError's file and reason in words (its first arg is a bare errno number),
-    else the error's own message."""
-    if isinstance(error, OSError) and error.strerror:
-        names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
-        return f"{names}: {error.strerror.lower()}" if names else error.strerror.lower()
-    message = str(error.args[0]) if error.args else repr(error)
-    return message.splitlines()[0] if message.strip() else repr(error)
+        return USAGE if isinstance(error, UsageError) else FAILURE

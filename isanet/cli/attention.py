@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_checkpoint, add_device, add_output
 from isanet.limits import MAX_EXPLORER_WIDTH, bounded_int, non_negative_int
 
 
@@ -18,7 +20,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("attention", help="write a standalone HTML attention explorer for an image")
     parser.add_argument("image", help="a picture (jpg, png, ...)")
     parser.add_argument("--model", required=True, help="zoo name: the architecture (and normalisation)")
-    parser.add_argument("--checkpoint", help="weights file; without it: random weights (the page says so)")
+    add_checkpoint(parser, help="weights file; without it: random weights (the page says so)")
     parser.add_argument("--width", type=bounded_int(8, MAX_EXPLORER_WIDTH), default=512,
                         help=f"resize the picture to this width first, 8 to {MAX_EXPLORER_WIDTH} (default: "
                              "%(default)s; the page and the dense queries/keys grow with its square)")
@@ -26,8 +28,8 @@ def add_parser(subparsers) -> None:
                         help="first query (resized image)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the random weights (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="the HTML file to write")
+    add_device(parser)
+    add_output(parser, "--out", kind="file", suffixes=(".html",), required=True, help="the HTML file to write")
     parser.set_defaults(func=run)
 
 
@@ -49,15 +51,17 @@ def run(args: argparse.Namespace) -> int:
     from isanet.notebook.explorer_html import describe, save_explorer_html
     from isanet.runtime import resolve_device
 
-    check_writable(args.out, "--out", inputs=(args.image, args.checkpoint))
-    entry = zoo.get_entry(args.model)
-    device = resolve_device(args.device, "--device")
-    image = read_image(args.image)
+    with usage_checks():
+        check_writable(args.out, "--out", inputs=(args.image, args.checkpoint))
+        entry = zoo.get_entry(args.model)
+        device = resolve_device(args.device, "--device")
+        image = read_image(args.image)
     height, width = image.shape[:2]
     size = (max(1, round(height * args.width / width)), args.width)
     image = resize_image(image, size) if size != (height, width) else image
     if args.checkpoint:
-        model, meta = load_model_for(args.checkpoint, entry.name)
+        with usage_checks():
+            model, meta = load_model_for(args.checkpoint, entry.name)
         label, note = f"{entry.name} with {args.checkpoint}", checkpoint_note(meta)
     else:
         torch.manual_seed(args.seed)

@@ -17,12 +17,15 @@ import argparse
 import json
 import sys
 
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_threads
 from isanet.io.atomic import check_writable
 from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, positive_int
+from isanet.models.efficient_attention import METHODS
+from isanet.models.head_registry import HEADS
+from isanet.models.self_attention import KERNELS
 
 DEFAULT_SIZES = ["32", "64", "128"]
-#: ``isanet.analysis.attention_bench.METHODS``, spelled out so that ``isanet --help`` does not import torch.
-METHODS = ("dense", "isa", "ccnet", "axial", "window", "strided")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -52,9 +55,9 @@ def add_parser(subparsers) -> None:
     attention.add_argument("--isa-channels", type=channels, default=256, help="key/query channels (default 256)")
     attention.add_argument("--down-factor", type=bounded_int(1, MAX_IMAGE_SIDE), nargs=2, default=(8, 8),
                            metavar=("LOC_H", "LOC_W"))
-    attention.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    attention.add_argument("--kernels", nargs="+", choices=("matmul", "sdpa"), default=["matmul", "sdpa"])
-    attention.add_argument("--methods", nargs="+", choices=METHODS, default=["dense", "isa"],
+    add_device(attention, auto=False)
+    attention.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS))
+    attention.add_argument("--methods", nargs="+", choices=tuple(METHODS), default=["dense", "isa"],
                            help="dense, isa and the other efficient attentions (default: dense isa)")
     attention.add_argument("--backward", action="store_true", help="measure forward + backward")
     attention.add_argument("--repeats", type=positive_int,
@@ -67,16 +70,15 @@ def add_parser(subparsers) -> None:
     attention.add_argument("--paper-setting", action="store_true",
                            help="the authors' setting: 2048-channel input, 3x3 conv-BN-ReLU to --channels, "
                                 "then the block; mean time")
-    attention.add_argument("--threads", type=bounded_int(1, 1024), help="torch.set_num_threads for CPU runs")
-    attention.add_argument("--json", metavar="FILE", help="write the rows as JSON")
-    attention.add_argument("--plot", metavar="FILE", help="save a log-log plot of memory and time against size")
+    add_threads(attention)
+    add_output(attention, "--json", kind="file", suffixes=(".json",), help="write the rows as JSON")
+    add_output(attention, "--plot", kind="file", suffixes=(".png", ".svg", ".pdf"),
+               help="save a log-log plot of memory and time against size")
     attention.set_defaults(func=run_attention)
     add_model_parser(commands)
 
 
 def add_model_parser(commands) -> None:
-    from isanet.runtime import PRECISIONS
-
     model = commands.add_parser(
         "model", help="one zoo model: FLOPs, memory, latency, images/s, GFLOP/s vs the machine's peak",
         description="One zoo model on one input, every requested variant timed interleaved (median), achieved GFLOP/s "
@@ -90,23 +92,22 @@ def add_model_parser(commands) -> None:
                        help="slide window (default: the entry's test crop, else its training crop)")
     model.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"),
                        help="slide stride (default: the entry's, else 2/3 of the crop)")
-    model.add_argument("--head", choices=("isa", "dense"), default="isa", help="decode head (default: %(default)s)")
-    model.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["fp32"],
-                       help="one row per precision (default: fp32); e.g. --precision fp32 bf16")
+    model.add_argument("--head", choices=tuple(HEADS), default="isa", help="decode head (default: %(default)s)")
+    add_precision(model, many=True, help="one row per precision (default: fp32); e.g. --precision fp32 bf16")
     model.add_argument("--fold-bn", action="store_true", help="also each precision with BatchNorm folded into convs")
     model.add_argument("--optimize", action="store_true",
                        help="also each precision with isanet.optimize_for_inference (folded BatchNorm; in fp32 on CPU "
                             "the backbone in oneDNN's blocked layout)")
     model.add_argument("--channels-last", action="store_true", help="also each precision in channels-last memory")
     model.add_argument("--onnx", action="store_true", help="also ONNX Runtime on CPU (fp32; needs isanet[export])")
-    model.add_argument("--checkpoint", help="weights to load (default: random, seed 0)")
-    model.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
-    model.add_argument("--repeats", type=int, default=5, help="timed rounds (default: %(default)s)")
-    model.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: %(default)s)")
-    model.add_argument("--threads", type=int, help="torch.set_num_threads (and ONNX Runtime's intra-op threads)")
+    add_checkpoint(model, help="weights to load (default: random, seed 0)")
+    add_device(model)
+    model.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default: %(default)s)")
+    model.add_argument("--warmup", type=bounded_int(0), default=1, help="untimed rounds first (default: %(default)s)")
+    add_threads(model, help="torch.set_num_threads (and ONNX Runtime's intra-op threads)")
     model.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                        help="wall time, or process CPU time (steady on a busy machine; use with --threads 1)")
-    model.add_argument("--json", metavar="FILE", help="write the measurements as JSON")
+    add_output(model, "--json", kind="file", suffixes=(".json",), help="write the measurements as JSON")
     model.set_defaults(func=run_model)
 
 
@@ -114,15 +115,17 @@ def run_model(args: argparse.Namespace) -> int:
     import torch
 
     from isanet.analysis.model_bench import Variant, bench_model, format_bench
+    from isanet.data.sample_checkpoint import random_state_dict
     from isanet.io.atomic import write_json_atomic
-    from isanet.io.checkpoint import load_checkpoint, random_state_dict
+    from isanet.io.checkpoint import load_checkpoint
     from isanet.models import zoo
     from isanet.runtime import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    entry = zoo.get_entry(args.name)
-    device = resolve_device(args.device, "--device")
+    with usage_checks():
+        entry = zoo.get_entry(args.name)
+        device = resolve_device(args.device, "--device")
     test = entry.test
     mode = args.mode or test.mode
     size = tuple(args.size or entry.train.crop_size)
@@ -130,7 +133,8 @@ def run_model(args: argparse.Namespace) -> int:
     stride = tuple(args.stride or test.stride or [max(1, 2 * side // 3) for side in crop])
     model = zoo.build_model(entry.name, head=args.head)
     if args.checkpoint:
-        load_checkpoint(model, args.checkpoint)
+        with usage_checks():
+            load_checkpoint(model, args.checkpoint)
         weights = args.checkpoint
     else:
         model.load_state_dict(random_state_dict(model, seed=0))
@@ -156,13 +160,14 @@ def run_attention(args: argparse.Namespace) -> int:
     from isanet.io.atomic import write_text_atomic
     from isanet.runtime import resolve_device
 
-    if args.json:
-        check_writable(args.json, "--json", replaces_json=True)
-    if args.plot:
-        check_writable(args.plot, "--plot")
+    with usage_checks():
+        if args.json:
+            check_writable(args.json, "--json", replaces_json=True)
+        if args.plot:
+            check_writable(args.plot, "--plot")
+        on_gpu = resolve_device(args.device, "--device") == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)
-    on_gpu = resolve_device(args.device, "--device") == "cuda"
     if args.paper_setting:
         repeats = args.repeats or (100 if on_gpu else 3)
         warmup = args.warmup if args.warmup is not None else (10 if on_gpu else 1)

@@ -7,18 +7,20 @@ for a zoo architecture in mmseg's checkpoint format. Both say loudly that they a
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_output
+from isanet.data.build import DATASETS
 from isanet.limits import MAX_IMAGE_SIDE, MAX_SAMPLE_IMAGES, bounded_int, non_negative_int
 
 
 def add_parser(subparsers) -> None:
     data = subparsers.add_parser("sample-data", help="write a small synthetic data set in a real layout")
-    data.add_argument("kind", choices=("voc", "cityscapes", "ade20k", "folder"),
+    data.add_argument("kind", choices=tuple(DATASETS),
                       help="a published layout, or folder: the layout for your own data (see README)")
-    data.add_argument("--out", required=True,
-                      help="folder to write into (folder: the data set's root, which must be new or empty)")
+    add_output(data, "--out", kind="dir", required=True,
+               help="folder to write into (folder: the data set's root, which must be new or empty)")
     count = bounded_int(1, MAX_SAMPLE_IMAGES)
     data.add_argument("--num-train", type=count, default=8, help="training images (default: %(default)s)")
     data.add_argument("--num-val", type=count, default=4, help="validation images (default: %(default)s)")
@@ -34,23 +36,21 @@ def add_parser(subparsers) -> None:
 
     checkpoint = subparsers.add_parser("sample-checkpoint", help="write random weights for a zoo model")
     checkpoint.add_argument("name", help="zoo name (1.x or legacy 0.x)")
-    checkpoint.add_argument("--out", required=True, help="checkpoint file to write")
+    add_output(checkpoint, "--out", kind="file", suffixes=(".pth",), required=True, help="checkpoint file to write")
     checkpoint.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     checkpoint.set_defaults(func=run_sample_checkpoint)
 
 
 def run_sample_data(args: argparse.Namespace) -> int:
-    from isanet.data.synthetic import write_sample_dataset
+    from isanet.data.build import write_sample_dataset
     from isanet.io.atomic import check_writable
 
-    try:
+    with usage_checks():
         check_writable(args.out, "--out", folder=True)
+    with usage_checks(errors=(ValueError,)):  # its refusals (not a sample, not empty); a failed write is OSError
         top = write_sample_dataset(args.kind, args.out, num_train=args.num_train, num_val=args.num_val,
                                    size=args.size, seed=args.seed, label_ids_only=args.label_ids_only,
                                    object_classes=args.object_classes)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     print(f"wrote SYNTHETIC sample data ({args.kind}, {args.num_train} train / {args.num_val} val images) to {top}")
     print("it is not the real data set: use it to try the commands, not to judge a model")
     return 0
@@ -61,15 +61,12 @@ def run_sample_checkpoint(args: argparse.Namespace) -> int:
     from isanet.io.atomic import check_writable
     from isanet.models.zoo import get_entry
 
-    try:
+    with usage_checks():
         name = get_entry(args.name).name
         check_writable(args.out, "--out")
         if Path(args.out).exists() and not is_random_checkpoint(args.out):
             raise ValueError(f"--out {args.out}: already exists and is not a random-weights sample checkpoint; "
                              "refusing to write over it (choose another file name)")
-    except (KeyError, ValueError) as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
     path = save_random_checkpoint(name, args.out, args.seed, written_by="`isanet sample-checkpoint`")
     print(f"wrote random-weights checkpoint {path} ({name}, seed {args.seed}); it predicts nothing useful")
     return 0

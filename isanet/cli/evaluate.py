@@ -10,11 +10,13 @@ folder``, or found by itself; the model then predicts the classes of its ``class
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from isanet.limits import image_side, positive_int
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_scale
+from isanet.data.build import DATASETS
+from isanet.limits import positive_int
 
 if TYPE_CHECKING:  # the zoo imports torch, which `isanet eval --help` does without
     from isanet.models.zoo import ZooEntry
@@ -24,10 +26,10 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a data set (mIoU, aAcc, mAcc)")
     parser.add_argument("name", help="zoo name (1.x or legacy 0.x); decides the test settings, and the architecture "
                                      "unless the checkpoint records its own (files of isanet train)")
-    parser.add_argument("--checkpoint", required=True, help="weights file (mmseg format, raw or DDP state dict)")
+    add_checkpoint(parser, required=True, help="weights file (mmseg format, raw or DDP state dict)")
     parser.add_argument("--data-root", required=True, help="the data set's folder (e.g. .../VOCdevkit/VOC2012, "
                                                            ".../cityscapes, .../ADEChallengeData2016) or its parent")
-    parser.add_argument("--dataset", choices=("voc", "cityscapes", "ade20k", "folder"),
+    parser.add_argument("--dataset", choices=tuple(DATASETS),
                         help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
                              "masks/, else the entry's data set)")
     parser.add_argument("--skip-bad", action="store_true",
@@ -35,18 +37,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
     parser.add_argument("--ms-flip", action="store_true", help="mmseg's multi-scale (0.5-1.75) + flip TTA")
     parser.add_argument("--mode", choices=("whole", "slide"), help="override the zoo entry's test mode")
-    parser.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"),
-                        help="override the test scale (quick checks on small images; not comparable to the zoo)")
+    add_scale(parser, help="override the test scale (quick checks on small images; not comparable to the zoo)")
     parser.add_argument("--limit", type=positive_int, help="evaluate the first N images only")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                        help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX and GPUs, fp16 on "
-                             "GPUs; an unsupported choice falls back to fp32 with a warning (default: %(default)s)")
+    add_device(parser)
+    add_precision(parser, help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX and GPUs, fp16 on "
+                               "GPUs; an unsupported choice falls back to fp32 with a warning (default: %(default)s)")
     parser.add_argument("--optimize", action="store_true",
                         help="evaluate a faster copy: BatchNorm folded, in fp32 on CPU the backbone in oneDNN's "
                              "blocked layout (isanet.optimize_for_inference; logits within 1e-5)")
-    parser.add_argument("--out", help="write the results (with the confusion matrix's pixel counts) as JSON")
-    parser.add_argument("--confusion", metavar="FILE.png", help="draw the row-normalised confusion matrix there")
+    add_output(parser, "--out", kind="file", suffixes=(".json",),
+               help="write the results (with the confusion matrix's pixel counts) as JSON")
+    add_output(parser, "--confusion", kind="file", suffixes=(".png",),
+               help="draw the row-normalised confusion matrix there")
     parser.set_defaults(func=run)
 
 
@@ -75,14 +77,15 @@ def summary(results: dict, entry: ZooEntry, dataset_root: Path, own_data: bool =
 def run(args: argparse.Namespace) -> int:
     from isanet.data.build import build_dataset
     from isanet.data.folder import dataset_kind
-    from isanet.evaluation.evaluate import evaluate
+    from isanet.evaluation.evaluate import evaluate_predictor
+    from isanet.evaluation.inference import Predictor
     from isanet.evaluation.metrics import format_confused, format_table, most_confused
     from isanet.io.atomic import check_writable, write_json_atomic
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
-    from isanet.runtime import resolve_device, resolve_precision
+    from isanet.runtime import resolve_device
 
-    try:
+    with usage_checks():  # the options, the data and the weights: all before the evaluation
         if args.out:  # before the evaluation, which may take hours
             check_writable(args.out, "--out", inputs=(args.checkpoint,), replaces_json=True)
         if args.confusion:
@@ -94,15 +97,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--skip-bad applies to folder data sets only, not {kind}")
         dataset = build_dataset(kind, args.data_root, args.split, **({"skip_bad": True} if args.skip_bad else {}))
         model, _ = load_model_for(args.checkpoint, entry.name, num_classes=dataset.num_classes)
-        overrides = {"scale": tuple(args.scale)} if args.scale else {}
-        results = evaluate(model, dataset, entry.test.replace(**overrides), mode=args.mode,
-                           ms_flip=args.ms_flip, limit=args.limit, device=device,
-                           precision=resolve_precision(args.precision, device, "--precision"), optimize=args.optimize)
-    except (KeyError, ValueError, OSError) as error:  # DatasetError and CheckpointError are ValueErrors
-        from isanet.cli import error_message
-
-        print(f"error: {error_message(error)}", file=sys.stderr)
-        return 2
+        settings = entry.test.override(args.mode, args.scale)
+        predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
+    results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
     own_data = kind == "folder"
     print(format_table({key: list(results[key].values()) for key in ("IoU", "Acc")}, dataset.CLASSES))
     print(format_confused(most_confused(results["confusion"], dataset.CLASSES)))

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_checkpoint, add_output
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("export", help="export a model to ONNX (dynamic height/width) and check it",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", nargs="?", help="zoo name (1.x or legacy 0.x): the architecture; leave it out for a "
                                                 "checkpoint isanet wrote (its meta names the architecture)")
-    parser.add_argument("--checkpoint", required=True, help="weights file (mmseg format or isanet's)")
-    parser.add_argument("--out", required=True, help="the .onnx file to write")
+    add_checkpoint(parser, required=True, help="weights file (mmseg format or isanet's)")
+    add_output(parser, "--out", kind="file", suffixes=(".onnx",), required=True, help="the .onnx file to write")
     parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime check")
     parser.add_argument("--rtol", type=float, default=1e-4,
                         help="largest max|ort-torch|/max|torch| accepted by the check (default: %(default)s)")
@@ -30,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from isanet.io.checkpoint import load_model
     from isanet.io.export import check_onnx, export_onnx
 
-    model = load_model(args.checkpoint, args.name)
+    with usage_checks():
+        model = load_model(args.checkpoint, args.name)
     started = time.perf_counter()
     path = export_onnx(model, args.out)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - started:.0f} s; "

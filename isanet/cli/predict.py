@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from isanet.limits import image_side
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_scale
 
 SHOW_WRITTEN = 20  # a folder of thousands of pictures should not print thousands of lines
 
@@ -20,8 +21,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="predict an image, a folder of images or a video; write overlays")
     parser.add_argument("input", help="an image, a folder of images, or a video (mp4, avi, ...)")
     parser.add_argument("--model", required=True, help="zoo name: the architecture and test pipeline")
-    parser.add_argument("--checkpoint", required=True, help="weights file (a published one, or one the kit wrote)")
-    parser.add_argument("--out", required=True, help="folder for the outputs (created if missing)")
+    add_checkpoint(parser, required=True, help="weights file (a published one, or one the kit wrote)")
+    add_output(parser, "--out", kind="dir", required=True, help="folder for the outputs (created if missing)")
     add_options(parser)
     parser.set_defaults(func=run)
 
@@ -32,23 +33,20 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--opacity", type=float, default=0.5, help="colour share of the overlay, 0-1 (default: 0.5)")
     group.add_argument("--mode", choices=("whole", "slide"), help="override the zoo entry's test mode")
     group.add_argument("--ms-flip", action="store_true", help="mmseg's multi-scale (0.5-1.75) + flip TTA")
-    group.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"),
-                       help="override the test resize (quick runs on small pictures; not the zoo's setting)")
-    group.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
-    group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                       help="bf16: ~2x faster on CPUs with AVX-512 BF16/AMX and on GPUs; fp16: GPUs; an unsupported "
-                            "choice falls back to fp32 with a warning (default: %(default)s)")
+    add_scale(group, help="override the test resize (quick runs on small pictures; not the zoo's setting)")
+    add_device(group)
+    add_precision(group, help="bf16: ~2x faster on CPUs with AVX-512 BF16/AMX and on GPUs; fp16: GPUs; an "
+                              "unsupported choice falls back to fp32 with a warning (default: %(default)s)")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def options_from(args: argparse.Namespace):
     from isanet.evaluation.predict_files import PredictOptions
-    from isanet.runtime import resolve_device, resolve_precision
+    from isanet.runtime import resolve_device
 
-    device = resolve_device(args.device, "--device")
     return PredictOptions(mode=args.mode, scale=tuple(args.scale) if args.scale else None, ms_flip=args.ms_flip,
-                          opacity=args.opacity, device=device, progress=not args.no_progress,
-                          precision=resolve_precision(args.precision, device, "--precision"))
+                          opacity=args.opacity, device=resolve_device(args.device, "--device"),
+                          progress=not args.no_progress, precision=args.precision)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,14 +55,16 @@ def run(args: argparse.Namespace) -> int:
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
 
-    check_writable(args.out, "--out", folder=True)  # before the model and the pictures
-    options = options_from(args)
-    entry = zoo.get_entry(args.model)
-    list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded
-    model, meta = load_model_for(args.checkpoint, entry.name)
+    with usage_checks():
+        check_writable(args.out, "--out", folder=True)  # before the model and the pictures
+        options = options_from(args)
+        entry = zoo.get_entry(args.model)
+        list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded
+        model, meta = load_model_for(args.checkpoint, entry.name)
+        writer = PredictionWriter.from_entry(model, entry, options, meta.get("dataset_meta"),
+                                             precision_option="--precision")  # checks --mode and --scale
     if "RANDOM" in str(meta.get("note", "")):
         print(f"note: {args.checkpoint} holds RANDOM WEIGHTS ({meta['note']}): the overlays show no real prediction")
-    writer = PredictionWriter.from_entry(model, entry, options, meta.get("dataset_meta"))
     summary = predict_inputs(writer, args.input, args.out)
     for path in summary.written[:SHOW_WRITTEN]:
         print(f"wrote {path}")

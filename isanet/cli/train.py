@@ -7,38 +7,34 @@ Options left out take the zoo entry's value (a fresh run) or the resumed checkpo
 from __future__ import annotations
 
 import argparse
+import sys
 
-from isanet.limits import (
-    MAX_IMAGE_SIDE,
-    MAX_LR,
-    bounded_float,
-    bounded_int,
-    image_side,
-    non_negative_int,
-    positive_int,
-)
+from isanet.cli.errors import usage_checks
+from isanet.cli.options import add_device, add_output, add_precision, add_scale
+from isanet.data.build import DATASETS
+from isanet.limits import MAX_IMAGE_SIDE, MAX_LR, bounded_float, bounded_int, non_negative_int, positive_int
+from isanet.models.head_registry import HEADS
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="fine-tune with the published recipe (resumable, AMP, DDP)",
+        "train", help="fine-tune with the published recipe (resumable, bf16/fp16, DDP)",
         description="Fine-tune a zoo architecture with its published recipe. Options left out take the zoo entry's "
                     "value, or with --resume the checkpoint's. Launch under torchrun --nproc_per_node N for DDP.")
     parser.add_argument("name", help="zoo name (1.x or legacy 0.x), e.g. isanet_r50-d8_4xb4-20k_voc12aug-512x512")
     parser.add_argument("--data-root", required=True,
                         help="the data set's folder (e.g. data/VOCdevkit, or your own folder data set's root)")
-    parser.add_argument("--dataset", choices=("voc", "cityscapes", "ade20k", "folder"),
+    parser.add_argument("--dataset", choices=tuple(DATASETS),
                         help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
                              "masks/, else the entry's data set); a folder data set sets the number of classes")
     parser.add_argument("--skip-bad", action="store_true",
                         help="folder data set: leave bad image/mask pairs out, a warning each, instead of stopping")
-    parser.add_argument("--work-dir", required=True, help="folder for log.jsonl and iter_N.pth / latest.pth")
+    add_output(parser, "--work-dir", kind="dir", required=True, help="folder for log.jsonl and iter_N.pth / latest.pth")
     parser.add_argument("--iters", type=positive_int, help="iterations (default: the entry's schedule)")
     parser.add_argument("--crop", type=bounded_int(8, MAX_IMAGE_SIDE), nargs=2, metavar=("H", "W"),
                         help="crop size (default: the entry's)")
-    parser.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"),
-                        help="training RandomResize box and test scale (default: the entry's; shrink it for small "
-                             "images)")
+    add_scale(parser, help="training RandomResize box and test scale (default: the entry's; shrink it for small "
+                           "images)")
     parser.add_argument("--batch-size", type=bounded_int(1, 4096),
                         help="images per process (default: the entry's per-GPU batch)")
     parser.add_argument("--lr", type=bounded_float(0, MAX_LR, low_open=True),
@@ -48,6 +44,9 @@ def add_parser(subparsers) -> None:
                                        "backbone checkpoint")
     parser.add_argument("--tiny", action="store_true",
                         help="a tiny R-18 version of the architecture (ISANetConfig.tiny): smoke runs on a CPU")
+    parser.add_argument("--head", choices=tuple(HEADS),
+                        help="decode head (default: the entry's, isa): " + "; ".join(
+                            f"{name}: {spec.description}" for name, spec in HEADS.items()))
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --work-dir from its newest checkpoint")
     parser.add_argument("--save-every", type=positive_int, help="checkpoint interval in iterations (default: iters/10)")
@@ -56,15 +55,13 @@ def add_parser(subparsers) -> None:
                         help="evaluation interval (default: iters/10; 0 = never)")
     parser.add_argument("--limit-val", type=positive_int, help="evaluate on the first N validation images only")
     parser.add_argument("--seed", type=non_negative_int, help="random seed (default: 0)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                        help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX (1.35x on the tiny "
+    add_precision(parser, default=None,
+                  help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX (1.35x on the tiny "
                              "R-18, 2.2x on R-50 per step) and GPUs, fp16 + GradScaler on GPUs; unsupported choices "
                              "train in fp32 with a warning; default fp32, or the resumed run's")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction,
-                        help="mixed precision on CUDA (bf16, or fp16 + GradScaler); default off, or the resumed run's")
-    parser.add_argument("--amp-dtype", choices=("auto", "bfloat16", "float16"),
-                        help="default auto, or the resumed run's")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    parser.add_argument("--amp", action="store_true",
+                        help="deprecated: --precision bf16 on a GPU that has it, else fp16; ignored on CPU")
+    add_device(parser, default=None, auto=False, help="default: cuda when available")
     parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (GPUs)")
     parser.add_argument("--num-workers", type=bounded_int(0, 256), default=0,
                         help="data loading processes (default: 0)")
@@ -77,21 +74,41 @@ def config_from_args(args: argparse.Namespace):
     from isanet.engine.trainer import TrainConfig
     from isanet.models.config import TINY
 
+    overrides = {**(TINY if args.tiny else {}), **({"head": args.head} if args.head else {})}
     return TrainConfig(name=args.name, data_root=args.data_root, work_dir=args.work_dir, iters=args.iters,
                        crop_size=tuple(args.crop) if args.crop else None,
                        resize_scale=tuple(args.scale) if args.scale else None,
                        val_scale=tuple(args.scale) if args.scale else None, batch_size=args.batch_size, lr=args.lr,
                        seed=args.seed, save_every=args.save_every, keep_checkpoints=args.keep,
                        eval_every=args.eval_every, limit_val=args.limit_val, init=args.init, resume=args.resume,
-                       device=args.device, amp=args.amp, amp_dtype=args.amp_dtype, precision=args.precision,
+                       device=args.device, precision=amp_precision(args),
                        sync_bn=args.sync_bn, num_workers=args.num_workers, progress=not args.no_progress,
-                       dataset=args.dataset, skip_bad=args.skip_bad, model_overrides=dict(TINY) if args.tiny else None)
+                       dataset=args.dataset, skip_bad=args.skip_bad, model_overrides=overrides or None)
+
+
+def amp_precision(args: argparse.Namespace) -> str | None:
+    """``--precision``, or what the deprecated ``--amp`` meant (CUDA mixed precision) when it is given alone."""
+    import torch
+
+    from isanet.runtime import resolve_device
+
+    if not args.amp or args.precision is not None:
+        return args.precision
+    if resolve_device(args.device, "--device") != "cuda":
+        print("note: --amp is ignored on CPU: it means CUDA mixed precision (use --precision bf16 on a CPU with "
+              "native bf16); training in fp32", file=sys.stderr)
+        return None
+    precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    print(f"note: --amp is deprecated: training with --precision {precision}", file=sys.stderr)
+    return precision
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.engine.trainer import train
+    from isanet.engine.trainer import Trainer, run_to_end
 
-    summary = train(config_from_args(args))
+    with usage_checks():  # the options, data, work folder and --init weights, all checked before the first step
+        trainer = Trainer(config_from_args(args))
+    summary = run_to_end(trainer)
     if summary["rank"] == 0:
         evaluation = summary["last_eval"]
         score = f", mIoU {evaluation['mIoU']} at iteration {evaluation['iter']}" if evaluation else ""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from isanet.cli.errors import usage_checks
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("zoo", help="list the published ISANet models")
@@ -18,7 +20,9 @@ def run(args: argparse.Namespace) -> int:
     from isanet.models import zoo
 
     if args.show:
-        print(json.dumps(zoo.get_entry(args.show).to_dict(), indent=1))
+        with usage_checks():
+            entry = zoo.get_entry(args.show)
+        print(json.dumps(entry.to_dict(), indent=1))
         return 0
     entries = [zoo.get_entry(name) for name in zoo.list_models()]
     if args.dataset:

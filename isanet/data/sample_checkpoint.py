@@ -2,7 +2,8 @@
 
 The real weights cannot be downloaded everywhere (this kit's CI has no internet), so the loading code is tested
 on files written here: mmseg's layout (``meta`` + ``state_dict``), the zoo entry's key names, and the class names
-and palette of its data set in ``meta["dataset_meta"]`` as a published file has them.
+and palette of its data set in ``meta["dataset_meta"]`` as a published file has them. The weights are
+:func:`random_state_dict`'s, which also seed the parity test against mmseg and every test's small models.
 """
 
 from __future__ import annotations
@@ -10,11 +11,39 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from isanet.data.build import dataset_class
-from isanet.io.checkpoint import CheckpointError, random_state_dict, read_checkpoint, save_checkpoint
+from isanet.io.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from isanet.models.zoo import build_model, get_entry
 
 RANDOM_NOTE = "RANDOM WEIGHTS written by"
+
+
+def random_state_dict(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Deterministic random weights for ``model``: the same seed gives the same bits on every machine.
+
+    Used for sample checkpoints and for the parity test against mmseg. Draws are uniform because
+    ``torch.rand`` is bit-identical across CPU instruction sets while ``torch.randn`` is not. The scales keep
+    a deep ResNet's activations sane: He-scaled convs, BN near identity with non-trivial statistics.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(shape: torch.Size, std: float) -> torch.Tensor:  # zero mean, standard deviation ``std``
+        return (torch.rand(shape, generator=generator) * 2 - 1) * (std * 3**0.5)
+
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros_like(value)
+        elif key.endswith("running_var") or (key.endswith(".weight") and value.dim() == 1):  # BN scale/var
+            state[key] = 0.25 + 0.5 * torch.rand(value.shape, generator=generator)
+        elif key.endswith("running_mean") or key.endswith(".bias"):
+            state[key] = uniform(value.shape, 0.1)
+        else:
+            state[key] = uniform(value.shape, (2.0 / value[0].numel()) ** 0.5)
+    return state
 
 
 def is_random_checkpoint(path: str | os.PathLike) -> bool:

@@ -10,14 +10,12 @@ object class, and each about equally often (a later shape may still hide an earl
 weights learns five such classes, but not twenty). VOC gets the 255 "void" borders around objects that its
 real labels have (its SBD-style aug labels do not), Cityscapes gets both ``labelIds`` and ``labelTrainIds``
 (including ids without a train id, such as the ego vehicle), ADE20K uses file value 0 for "other".
-Everything is a function of ``seed``.
+Everything is a function of ``seed``. Each writer here draws one layout into a given folder; which writer
+belongs to which data set, and where its top folder goes, is :data:`isanet.data.build.DATASETS`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -31,13 +29,8 @@ from isanet.data.datasets import (
     VOCDataset,
 )
 from isanet.data.folder import voc_colormap
-from isanet.io.atomic import atomic_path
-from isanet.limits import MAX_SAMPLE_IMAGES, check_side
 
 VOID_BORDER = 5  # pixels: the width of the 255 band VOC draws along object outlines
-NOTICE = ("SYNTHETIC SAMPLE DATA written by isanet ({kind}, seed {seed}, {num_train} train / {num_val} val images).\n"
-          "It only mimics the layout of the real data set; numbers measured on it say nothing about the published "
-          "ISANet models.\n")
 
 
 def class_texture(shape: tuple[int, int], appearance: int) -> np.ndarray:
@@ -160,8 +153,10 @@ def _sizes(rng: np.random.Generator, count: int, size: int, aspect: float, vary:
     return [(int(size * aspect) + int(delta), size) for delta in jitter]
 
 
-def _write_voc(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
+def write_voc(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
                object_classes: int = len(VOCDataset.CLASSES) - 1) -> Path:
+    """The VOC layout under ``top`` (its ``VOCdevkit/VOC2012``): 3-5 objects per image from the first
+    ``object_classes`` classes, void borders, palette labels and the split lists, as the real files are."""
     names = [f"{2007 + index % 6}_{index:06d}" for index in range(num_train + num_val)]
     val, train = names[:num_val], names[num_val:]
     voc_train, aug = train[:(len(train) + 1) // 2], train[(len(train) + 1) // 2:]
@@ -183,8 +178,10 @@ def _write_voc(top: Path, num_train: int, num_val: int, size: int, rng: np.rando
     return top
 
 
-def _write_cityscapes(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
+def write_cityscapes(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
                       label_ids_only: bool = False) -> Path:
+    """The Cityscapes layout under ``top``: images in city folders with ``labelIds`` and (unless
+    ``label_ids_only``) ``labelTrainIds``, so that both of the reader's label paths are exercised."""
     palette = {CITYSCAPES_TRAIN_TO_ID[train]: colour for train, colour in enumerate(CityscapesDataset.PALETTE)}
     colours = _colours(palette)
     for split, count, cities in (("train", num_train, ("aachen", "bremen")), ("val", num_val, ("frankfurt", "lindau"))):
@@ -200,7 +197,9 @@ def _write_cityscapes(top: Path, num_train: int, num_val: int, size: int, rng: n
     return top
 
 
-def _write_ade20k(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator) -> Path:
+def write_ade20k(top: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator) -> Path:
+    """The ADE20K layout under ``top``: ``images`` and ``annotations`` per split, file value 0 for "other"
+    (which the reader reduces away, as mmseg does)."""
     colours = _colours({i + 1: c for i, c in enumerate(ADE20KDataset.PALETTE)})
     for split, prefix, count in (("training", "ADE_train", num_train), ("validation", "ADE_val", num_val)):
         for index, (height, width) in enumerate(_sizes(rng, count, size, 0.75, vary=True)):
@@ -215,7 +214,7 @@ FOLDER_CLASSES = ("background", "maroon", "green", "olive", "navy", "purple", "t
 FOLDER_OBJECT_CLASSES = 4  # default: background + 4 object classes, learnable by a tiny model in CPU minutes
 
 
-def _write_folder(root: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
+def write_folder(root: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator,
                   object_classes: int = FOLDER_OBJECT_CLASSES) -> Path:
     """The folder layout of :mod:`isanet.data.folder`: VOC-like pictures (3-5 shapes on a background) with
     grayscale masks, ``classes.txt`` and ``palette.txt``; ``root`` itself is the data set's root."""
@@ -233,70 +232,3 @@ def _write_folder(root: Path, num_train: int, num_val: int, size: int, rng: np.r
     (root / "classes.txt").write_text("".join(f"{name}\n" for name in names))
     (root / "palette.txt").write_text("".join(f"{r} {g} {b}\n" for r, g, b in palette))
     return root
-
-
-#: Each published data set's own top folder under the output folder (its real layout).
-TOPS = {"voc": Path("VOCdevkit", "VOC2012"), "cityscapes": Path("cityscapes"), "ade20k": Path("ADEChallengeData2016")}
-WRITERS: dict[str, Callable[..., Path]] = {"voc": _write_voc, "cityscapes": _write_cityscapes,
-                                           "ade20k": _write_ade20k, "folder": _write_folder}
-#: How many object classes ``object_classes`` may ask for, per kind that supports it.
-MAX_OBJECT_CLASSES = {"voc": len(VOCDataset.CLASSES) - 1, "folder": len(FOLDER_CLASSES) - 1}
-
-
-def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 4,
-                         size: int = 128, seed: int = 0, label_ids_only: bool = False,
-                         object_classes: int | None = None) -> Path:
-    """Write a synthetic ``kind`` ("voc", "cityscapes", "ade20k" or "folder") data set under ``out_dir``.
-
-    ``size`` is the image width in pixels. Returns the data set's own top folder (``VOCdevkit/VOC2012``,
-    ``cityscapes``, ``ADEChallengeData2016``, or ``out_dir`` itself for "folder"), which also holds a
-    ``SAMPLE_DATA.txt`` saying the data is synthetic. ``label_ids_only`` (Cityscapes) writes only the official
-    ``*_gtFine_labelIds.png`` files. ``object_classes`` (VOC, folder) draws the objects from the first that many
-    object classes only (default: all 20 for VOC, 4 of 7 for folder). "folder" writes into ``out_dir`` itself,
-    so it refuses a folder that is not empty, and writes atomically (a staging folder renamed into place). The
-    published layouts are written the same way; an earlier sample there is replaced whole, and a top folder
-    that is not a sample (no ``SAMPLE_DATA.txt``: perhaps the real data set) is refused.
-    """
-    if kind not in WRITERS:
-        raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(WRITERS)}")
-    if min(num_train, num_val) < 1 or max(num_train, num_val) > MAX_SAMPLE_IMAGES:
-        raise ValueError(f"need at least one train and one val image, at most {MAX_SAMPLE_IMAGES} of each, got "
-                         f"{num_train}/{num_val}")
-    check_side(size, "size", low=16)
-    if label_ids_only and kind != "cityscapes":
-        raise ValueError("label_ids_only applies to Cityscapes only (the other data sets have one label format)")
-    if object_classes is not None and not 1 <= object_classes <= MAX_OBJECT_CLASSES.get(kind, 0):
-        limits = " and ".join(f"{name} (1 to {most})" for name, most in MAX_OBJECT_CLASSES.items())
-        raise ValueError(f"object_classes applies to {limits} samples only, got {object_classes} for {kind}")
-    options = {"label_ids_only": True} if label_ids_only else {}
-    if object_classes is not None:
-        options["object_classes"] = object_classes
-    rng, notice = np.random.default_rng(seed), NOTICE.format(kind=kind, seed=seed, num_train=num_train,
-                                                            num_val=num_val)
-    if kind == "folder":
-        out = Path(out_dir)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ValueError(f"{out} exists and is not an empty folder: the folder sample is written as that "
-                             "folder and never over existing files; choose a new or empty folder")
-        with atomic_path(out) as staging:
-            (_write_folder(staging, num_train, num_val, size, rng, **options) / "SAMPLE_DATA.txt").write_text(notice)
-        return out
-    top = Path(out_dir) / TOPS[kind]
-    _check_replaceable(top)
-    # written whole into a temporary folder and renamed into place: an interrupt leaves nothing half-written,
-    # and a previous sample is replaced, never mixed with the new one
-    with atomic_path(top) as staging:
-        (WRITERS[kind](staging, num_train, num_val, size, rng, **options) / "SAMPLE_DATA.txt").write_text(notice)
-        if top.exists():
-            shutil.rmtree(top)
-    return top
-
-
-def _check_replaceable(top: Path) -> None:
-    """Only an earlier *sample* may be replaced: a folder without ``SAMPLE_DATA.txt`` may be the real data set
-    (or anything else), and is never written into."""
-    if top.is_symlink() or (top.exists() and not top.is_dir()):
-        raise ValueError(f"{top} exists and is not a folder; choose another output folder")
-    if top.is_dir() and any(top.iterdir()) and not (top / "SAMPLE_DATA.txt").is_file():
-        raise ValueError(f"{top} already exists and is not isanet sample data (no SAMPLE_DATA.txt): refusing to "
-                         "write over it, it may be the real data set; choose another output folder")

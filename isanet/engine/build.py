@@ -2,8 +2,9 @@
 
 :func:`build_parts` takes a :class:`~isanet.engine.config.TrainConfig`, resolves it against the zoo entry or the
 checkpoint being resumed, then joins the process group, reads the data, builds (and initialises or restores)
-the model, the optimiser, AMP and DDP, in the order that keeps a resumed run's random numbers identical to an
-uninterrupted one's.
+the model, the optimisation (SGD, poly schedule, precision) and DDP, in the order that keeps a resumed run's
+random numbers identical to an uninterrupted one's. What it returns is two parts: the :class:`RunState` (what the
+run trains on and where it stands) and the :class:`Optimisation` (how the weights move).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -35,55 +37,53 @@ from isanet.engine.state import (
 from isanet.io.atomic import check_writable
 from isanet.io.checkpoint import extract_state_dict
 from isanet.models.zoo import TestSettings, ZooEntry, build_model, get_entry, short_dataset_name
-from isanet.runtime import autocast, resolve_device, resolve_precision
+from isanet.runtime import Precision, autocast, resolve_device, resolve_precision
+
+if TYPE_CHECKING:
+    from isanet.data.datasets import SegDataset
+
+
+def poly_lr(iteration: int, max_iters: int, base_lr: float, eta_min: float = 1e-4, power: float = 0.9) -> float:
+    """mmengine's ``PolyLR`` (closed form): the learning rate of 0-based ``iteration``."""
+    return (base_lr - eta_min) * (1 - min(iteration, max_iters) / max_iters) ** power + eta_min
+
+
+@dataclass(frozen=True)
+class PolySchedule:
+    """mmengine's ``PolyLR`` as the recipe sets it: stepped per iteration from ``base_lr`` to ``eta_min`` at
+    ``iters``. Kept apart from the optimiser so a checkpoint can record it in mmengine's own form."""
+
+    base_lr: float
+    iters: int
+    eta_min: float
+    power: float
+
+    def lr(self, iteration: int) -> float:
+        return poly_lr(iteration, self.iters, self.base_lr, self.eta_min, self.power)
+
+    def state(self, iteration: int) -> dict:
+        """The schedule after ``iteration`` as mmengine's ``param_schedulers`` entry records it."""
+        return {"type": "PolyLR", "by_epoch": False, "begin": 0, "end": self.iters, "last_step": iteration,
+                "base_values": [self.base_lr], "eta_min": self.eta_min, "power": self.power}
 
 
 @dataclass
-class LoopParts:
-    """Everything one run trains with; ``model`` may be DDP-wrapped, ``bare_model`` never is."""
+class Optimisation:
+    """How the weights move: SGD under the poly schedule, forward passes in ``precision`` (autocast on
+    ``device``), and for fp16 a GradScaler. All of it is saved in a checkpoint and restored on resume."""
 
-    config: TrainConfig
-    entry: ZooEntry
-    dist: DistContext
+    optimizer: torch.optim.SGD
+    schedule: PolySchedule
+    precision: Precision  # the precision the forward passes really run in (already resolved for the device)
     device: torch.device
-    work_dir: Path
-    stream: TrainStream
-    val_set: object
-    eval_settings: TestSettings
-    model: nn.Module
-    bare_model: nn.Module
-    optimizer: torch.optim.Optimizer
-    amp_dtype: torch.dtype | None = None
-    scaler: torch.amp.GradScaler | None = None
-    start_iter: int = 0
-    position: int = 0
-    resumed_from: Path | None = None
-    init_report: str = ""
-    messages: list[str] = field(default_factory=list)
-    lock: WorkDirLock | None = None
+    scaler: torch.amp.GradScaler | None = None  # fp16 only: bf16 has fp32's range and needs none
 
-    def close(self) -> None:
-        """Leave the process group and free the work folder for the next run."""
-        if self.lock is not None:
-            self.lock.release()
-        self.dist.close()
-
-    @property
-    def amp_name(self) -> str:
-        return str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "off"
-
-    @property
-    def eta_min(self) -> float:
-        return self.entry.train.eta_min
-
-    @property
-    def power(self) -> float:
-        return self.entry.train.power
-
-    @property
-    def precision(self) -> str:
-        """The precision the forward passes really run in (``fp32``, ``bf16`` or ``fp16``)."""
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "fp32")
+    def set_lr(self, iteration: int) -> float:
+        """Give every parameter group the schedule's rate for 0-based ``iteration``; returns it."""
+        lr = self.schedule.lr(iteration)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.precision, self.device)
@@ -98,7 +98,50 @@ class LoopParts:
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
-    def checkpoint_content(self, iteration: int) -> tuple[dict, dict]:
+    def state(self, iteration: int) -> dict:
+        """The checkpoint fields of the optimisation after ``iteration`` (mmengine's names)."""
+        state = {"optimizer": self.optimizer.state_dict(), "param_schedulers": [self.schedule.state(iteration)]}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def restore(self, previous: dict) -> None:
+        """Put back what :meth:`state` saved in the checkpoint being resumed."""
+        self.optimizer.load_state_dict(previous["optimizer"])
+        if self.scaler is not None and "scaler" in previous:
+            self.scaler.load_state_dict(previous["scaler"])
+
+
+@dataclass
+class RunState:
+    """What one run trains on and where it stands: the resolved config, the process group and device, the
+    work folder and its lock, the data, the model (``model`` may be DDP-wrapped, ``bare_model`` never is),
+    the iteration and sample position it starts from, and the messages to print before it starts."""
+
+    config: TrainConfig
+    entry: ZooEntry
+    dist: DistContext
+    device: torch.device
+    work_dir: Path
+    stream: TrainStream
+    val_set: SegDataset | None  # None when the run never evaluates
+    eval_settings: TestSettings
+    model: nn.Module
+    bare_model: nn.Module
+    start_iter: int = 0
+    position: int = 0  # the global sample position at ``start_iter`` (see isanet.engine.loader)
+    resumed_from: Path | None = None
+    init_report: str = ""
+    messages: list[str] = field(default_factory=list)
+    lock: WorkDirLock | None = None
+
+    def close(self) -> None:
+        """Leave the process group and free the work folder for the next run."""
+        if self.lock is not None:
+            self.lock.release()
+        self.dist.close()
+
+    def checkpoint_content(self, optimisation: Optimisation, iteration: int) -> tuple[dict, dict]:
         """``(meta, extra)`` of the checkpoint after ``iteration``: mmengine's fields plus what resume needs."""
         config = self.config
         position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
@@ -107,14 +150,9 @@ class LoopParts:
                 "config": plain(asdict(config)), "zoo_name": self.entry.name, "world_size": self.dist.world_size,
                 "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]},
                 "time": time.strftime("%Y%m%d_%H%M%S"), "isanet_version": _version()}
-        extra = {"optimizer": self.optimizer.state_dict(), "rng": capture_rng(),
-                 "param_schedulers": [{"type": "PolyLR", "by_epoch": False, "begin": 0, "end": config.iters,
-                                       "last_step": iteration, "base_values": [config.lr], "eta_min": self.eta_min,
-                                       "power": self.power}],
+        extra = {**optimisation.state(iteration), "rng": capture_rng(),
                  "sampler": {"position": position, "seed": config.seed, "batch_size": config.batch_size,
                              "world_size": self.dist.world_size, "num_samples": len(reader)}}
-        if self.scaler is not None:
-            extra["scaler"] = self.scaler.state_dict()
         return meta, extra
 
 
@@ -162,30 +200,16 @@ def _datasets(config: TrainConfig, entry: ZooEntry) -> tuple[object, object]:
                          "pass --eval-every 0 to train without evaluating") from None
 
 
-def _amp(config: TrainConfig, device: torch.device, messages: list[str]) -> tuple[torch.dtype | None, object]:
-    """``(autocast dtype, GradScaler)`` of ``config.precision``: bf16 needs no scaler (CPUs with native bf16,
-    GPUs), fp16 (GPUs) trains with a GradScaler; an unsupported choice trains in fp32, with the reason among the
-    messages. ``--amp`` (CUDA only) is the older switch: bf16 where the GPU has it, else fp16."""
-    precision = config.precision
-    if config.amp and precision == "fp32":
-        if device.type != "cuda":
-            messages.append("--amp is ignored on CPU: it means CUDA mixed precision (use --precision bf16 on a CPU "
-                            "with native bf16); training in fp32")
-            return None, None
-        name = config.amp_dtype
-        if name == "auto":
-            name = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        if name not in ("bfloat16", "float16"):
-            raise TrainError(f"--amp-dtype {name}: use auto, bfloat16 or float16")
-        precision = {"bfloat16": "bf16", "float16": "fp16"}[name]
+def _precision(config: TrainConfig, device: torch.device,
+               messages: list[str]) -> tuple[Precision, torch.amp.GradScaler | None]:
+    """``(precision, GradScaler)`` of ``config.precision`` on ``device``: bf16 needs no scaler (CPUs with
+    native bf16, GPUs), fp16 (GPUs) trains with a GradScaler; an unsupported choice trains in fp32, with the
+    reason among the messages."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        precision = resolve_precision(precision, device, "--precision")
+        precision = resolve_precision(config.precision, device, "--precision")
     messages.extend(str(warning.message) for warning in caught)
-    if precision == "fp32":
-        return None, None
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return dtype, torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    return precision, torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
 
 def _model(config: TrainConfig, num_classes: int, previous: dict | None, messages: list[str]) -> tuple[nn.Module, str]:
@@ -220,7 +244,7 @@ def _distribute(model: nn.Module, config: TrainConfig, dist: DistContext, device
     return model, nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def build_parts(config: TrainConfig) -> LoopParts:
+def build_parts(config: TrainConfig) -> tuple[RunState, Optimisation]:
     """Everything :class:`isanet.engine.trainer.Trainer` needs, resumed from the work folder when ``config.resume``."""
     entry = get_entry(config.name)
     try:
@@ -233,9 +257,9 @@ def build_parts(config: TrainConfig) -> LoopParts:
         if dist.is_main:  # rank 0 alone writes in the folder
             check_writable(config.work_dir, "--work-dir", folder=True)
             lock = WorkDirLock(Path(config.work_dir)).acquire()
-        parts = _build_parts(config, entry, dist, device_name)
-        parts.lock = lock
-        return parts
+        state, optimisation = _build_parts(config, entry, dist, device_name)
+        state.lock = lock
+        return state, optimisation
     except BaseException:
         if lock is not None:
             lock.release()
@@ -243,7 +267,8 @@ def build_parts(config: TrainConfig) -> LoopParts:
         raise
 
 
-def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext, device_name: str) -> LoopParts:
+def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext,
+                 device_name: str) -> tuple[RunState, Optimisation]:
     messages: list[str] = []
     device = torch.device("cuda", dist.local_rank) if device_name == "cuda" else torch.device("cpu")
     if device.type == "cuda":
@@ -252,7 +277,7 @@ def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext, device
     resumed_from, previous = _previous(config, work_dir, dist, messages)
     if previous is not None and config.init:
         messages.append(f"--init {config.init} is ignored: resuming restores the weights of {resumed_from}")
-    config = resolve_config(config, entry, previous["meta"]["config"] if previous else None)
+    config = resolve_config(config, entry, previous["meta"]["config"] if previous else None, device.type)
     if previous is not None and config.iters < int(previous["meta"]["iter"]):
         raise TrainError(f"--iters {config.iters}: the run in {work_dir} is already at iteration "
                          f"{previous['meta']['iter']}; give more iterations to train further, or leave --iters out")
@@ -262,42 +287,44 @@ def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext, device
     seed_everything(config.seed)
     train_set, val_set = _datasets(config, entry)
     model, report = _model(config, train_set.num_classes, previous, messages)
-    amp_dtype, scaler = _amp(config, device, messages)
+    precision, scaler = _precision(config, device, messages)
     model, wrapped = _distribute(model, config, dist, device, messages)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=entry.train.momentum,
-                                weight_decay=entry.train.weight_decay)
+    recipe = entry.train
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    schedule = PolySchedule(config.lr, config.iters, recipe.eta_min, recipe.power)
+    optimisation = Optimisation(optimizer, schedule, precision, device, scaler)
     train_transform, _ = transforms_from_entry(entry)
     train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale))
-    parts = LoopParts(config, entry, dist, device, work_dir, TrainStream(train_set, train_transform, config.seed),
-                      val_set, _eval_settings(entry, config), wrapped, model, optimizer, amp_dtype, scaler,
-                      resumed_from=resumed_from, init_report=report, messages=messages)
+    state = RunState(config, entry, dist, device, work_dir, TrainStream(train_set, train_transform, config.seed),
+                     val_set, _eval_settings(entry, config), wrapped, model, resumed_from=resumed_from,
+                     init_report=report, messages=messages)
     if previous is not None:
-        _restore(parts, previous)
-    parts.messages.insert(0, _header(parts, len(train_set)))
-    return parts
+        optimisation.restore(previous)
+        _restore(state, previous)
+    state.messages.insert(0, _header(state, optimisation, len(train_set)))
+    return state, optimisation
 
 
 def _eval_settings(entry: ZooEntry, config: TrainConfig) -> TestSettings:
     return entry.test.replace(scale=tuple(config.val_scale))
 
 
-def _restore(parts: LoopParts, previous: dict) -> None:
-    """Optimiser, scaler, position and (last, so nothing after it draws) the RNG states of the checkpoint."""
-    parts.optimizer.load_state_dict(previous["optimizer"])
-    if parts.scaler is not None and "scaler" in previous:
-        parts.scaler.load_state_dict(previous["scaler"])
-    parts.start_iter, parts.position = int(previous["meta"]["iter"]), int(previous["sampler"]["position"])
+def _restore(state: RunState, previous: dict) -> None:
+    """Position and (last, so nothing after it draws) the RNG states of the checkpoint."""
+    state.start_iter, state.position = int(previous["meta"]["iter"]), int(previous["sampler"]["position"])
     saved_world = previous["sampler"].get("world_size", 1)
-    if saved_world != parts.dist.world_size:
-        parts.messages.append(f"note: the checkpoint was written by {saved_world} process(es), this run has "
-                              f"{parts.dist.world_size}: the data continues where it stopped, but batches are "
+    if saved_world != state.dist.world_size:
+        state.messages.append(f"note: the checkpoint was written by {saved_world} process(es), this run has "
+                              f"{state.dist.world_size}: the data continues where it stopped, but batches are "
                               "split differently, so losses will not match an uninterrupted run")
-    parts.messages.append(f"resuming from {parts.resumed_from} at iteration {parts.start_iter}")
+    state.messages.append(f"resuming from {state.resumed_from} at iteration {state.start_iter}")
     restore_rng(previous["rng"])
 
 
-def _header(parts: LoopParts, num_images: int) -> str:
-    config, world = parts.config, parts.dist.world_size
+def _header(state: RunState, optimisation: Optimisation, num_images: int) -> str:
+    config, world = state.config, state.dist.world_size
     return (f"isanet train {config.name}: {num_images} training images, {config.iters} iterations of "
-            f"{world} x {config.batch_size} crops {config.crop_size[0]}x{config.crop_size[1]} on {parts.device} "
-            f"(precision {parts.precision}), lr {config.lr} poly -> {parts.eta_min}, work dir {parts.work_dir}")
+            f"{world} x {config.batch_size} crops {config.crop_size[0]}x{config.crop_size[1]} on {state.device} "
+            f"(precision {optimisation.precision}), lr {config.lr} poly -> {optimisation.schedule.eta_min}, "
+            f"work dir {state.work_dir}")

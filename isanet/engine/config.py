@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from isanet.engine.state import TrainError
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
 from isanet.models.zoo import ZooEntry
+from isanet.runtime import Precision
 
 DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
 
@@ -53,9 +56,7 @@ class TrainConfig:
     init: str | Path | None = None
     resume: bool = False  # continue the run in work_dir from its latest checkpoint
     device: str | None = None  # cpu or cuda (None: cuda when there is one)
-    amp: bool | None = None  # CUDA mixed precision (legacy switch; precision supersedes it)
-    amp_dtype: str | None = None  # the AMP dtype: auto, bfloat16 or float16
-    precision: str | None = None  # fp32, bf16 (CPU autocast where supported; CUDA) or fp16 (CUDA); losses stay fp32
+    precision: Precision | None = None  # fp32, bf16 (CPU autocast where supported; CUDA) or fp16 (CUDA); losses fp32
     sync_bn: bool = False  # SyncBatchNorm across DDP processes
     num_workers: int = 0  # data-loading worker processes (0: in the training process)
     aux_weight: float = 0.4  # weight of the FCN auxiliary loss (0.4 in every published config)
@@ -75,8 +76,10 @@ class TrainConfig:
 #: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
 RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "model_overrides")
 #: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (``--keep 2``
-#: must keep pruning after a resume; an AMP run stays one).
-RESUME_RESTORED = {"keep_checkpoints": None, "amp": False, "amp_dtype": "auto", "precision": "fp32"}
+#: must keep pruning after a resume; a bf16 run stays one).
+RESUME_RESTORED = {"keep_checkpoints": None, "precision": "fp32"}
+#: The autocast dtype names of the ``amp_dtype`` field that checkpoints of earlier versions hold.
+LEGACY_AMP_DTYPES: dict[str, Precision] = {"bfloat16": "bf16", "float16": "fp16"}
 
 
 def plain(value):
@@ -93,10 +96,31 @@ def entry_defaults(entry: ZooEntry) -> dict:
                 resize_scale=recipe.resize_scale, val_scale=entry.test.scale, model_overrides={})
 
 
-def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None = None) -> TrainConfig:
+def saved_precision(previous: dict, device_type: str) -> Precision | None:
+    """The precision a checkpoint's config trained in. Earlier versions had two more switches, ``amp``
+    (CUDA mixed precision, ignored elsewhere) and ``amp_dtype`` (``auto``: bf16 where the GPU has it, else
+    fp16), which applied when ``precision`` was fp32; they are read here so that such a run resumes as it ran."""
+    precision = previous.get("precision")
+    if not previous.get("amp") or precision not in (None, "fp32"):
+        return precision
+    if device_type != "cuda":
+        return "fp32"
+    name = previous.get("amp_dtype") or "auto"
+    if name == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if name not in LEGACY_AMP_DTYPES:
+        raise TrainError(f"--resume: the checkpoint's amp_dtype {name!r} is none of auto, bfloat16, float16")
+    return LEGACY_AMP_DTYPES[name]
+
+
+def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None = None,
+                   device_type: str = "cpu") -> TrainConfig:
     """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > recipe) and refuse a resume
-    whose explicit settings contradict the checkpoint."""
+    whose explicit settings contradict the checkpoint. ``device_type`` is where the run trains (an older
+    checkpoint's precision depends on it, see :func:`saved_precision`)."""
     defaults, resolved = entry_defaults(entry), {"name": entry.name}
+    if previous is not None:
+        previous = {**previous, "precision": saved_precision(previous, device_type)}
     if previous is not None and previous.get("name") != entry.name:
         raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry.name!r}")
     for key, default in defaults.items():

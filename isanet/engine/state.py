@@ -23,9 +23,9 @@ from torch import nn
 
 from isanet.io.atomic import atomic_path, clean_stale_temporaries, process_alive
 from isanet.io.checkpoint import (
+    Checkpoint,
     CheckpointError,
     check_finite,
-    extract_state_dict,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
@@ -203,16 +203,18 @@ def read_resume_checkpoint(path: Path) -> dict:
 
 def apply_init(model: nn.Module, path: str | os.PathLike) -> str:
     """Load ``--init``: a whole ISANet checkpoint (classifier re-initialised when the classes differ), or an
-    ImageNet ResNet backbone (``backbone.*`` keys or bare ResNet keys). Returns what was done, in words."""
+    ImageNet ResNet backbone (``backbone.*`` keys or bare ResNet keys). Returns what was done, in words. The
+    file is read once: its keys decide which, and the same weights are loaded."""
     try:
-        state, _ = extract_state_dict(read_checkpoint(path), path)
+        checkpoint = Checkpoint.read(path)
+        state = checkpoint.state_dict
         if any(key.startswith(("decode_head.", "auxiliary_head.")) for key in state):
-            report = load_checkpoint(model, path, reinit_classifier=True)
+            report = load_checkpoint(model, checkpoint, reinit_classifier=True)
             classes = (f"; classifier re-initialised for {model.num_classes} classes "
                        f"({', '.join(report.reinitialised)})" if report.reinitialised else "")
             return f"init: whole model from {path}{classes}"
         if any(key.startswith(("backbone.", "stem.", "layer1.")) for key in state):
-            report = load_checkpoint(model, path, backbone_only=True)
+            report = load_checkpoint(model, checkpoint, backbone_only=True)
             ignored = f"; ignored {', '.join(report.ignored)}" if report.ignored else ""
             return f"init: backbone only from {path} (heads keep their fresh initialisation){ignored}"
     except CheckpointError as error:

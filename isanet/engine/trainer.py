@@ -16,7 +16,8 @@ checkpoint holds model, optimiser, scheduler step, GradScaler, that position and
 killed after a checkpoint and resumed logs the same losses as one that was never stopped (bit for bit on CPU).
 
 Launch with ``torchrun --nproc_per_node N -m isanet.cli train ...`` for DDP (NCCL on GPUs, gloo on CPUs; rank 0
-alone writes). ``amp`` (CUDA only) runs bf16 where the GPU has it, else fp16 with a GradScaler.
+alone writes). ``precision`` is the one precision switch: ``bf16`` (CPUs with native bf16, GPUs) or ``fp16``
+(GPUs, with a GradScaler) autocast the forward passes; the losses stay fp32.
 
 A notebook-sized fine-tune: :data:`NOTEBOOK_SETTINGS` (tiny R-18, 64x64 crops, 4 per batch, lr 0.05, 300
 iterations, evaluation every 50) on ``write_sample_dataset("voc", out, **NOTEBOOK_SAMPLE_DATA)`` (16 train / 8
@@ -27,7 +28,7 @@ so one run says little (notebook 04 shows it). Five classes, because from random
 twenty far more slowly: the same run on a sample of all 20 (``object_classes=None``, seed 1) reaches an mIoU of
 about 7 after 150 iterations, 15 after 600::
 
-    from isanet.data.synthetic import write_sample_dataset
+    from isanet.data.build import write_sample_dataset
     from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, TrainConfig, train
     from isanet.notebook.plots import plot_training_curves
     top = write_sample_dataset("voc", "data/sample", **NOTEBOOK_SAMPLE_DATA)
@@ -39,7 +40,6 @@ about 7 after 150 iterations, 15 after 600::
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 import time
@@ -52,11 +52,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from isanet.engine.build import LoopParts, build_parts
+from isanet.engine.build import build_parts, poly_lr
 from isanet.engine.config import DEFAULT_MODEL, TrainConfig, plain, resolve_config
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
 from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint
+from isanet.io.digest import state_dict_digest
 from isanet.models.config import TINY
 
 IGNORE_INDEX = 255
@@ -67,11 +68,6 @@ NOTEBOOK_SETTINGS = dict(
     model_overrides=TINY)
 #: The sample data those settings were measured on: ``write_sample_dataset("voc", out_dir, **NOTEBOOK_SAMPLE_DATA)``.
 NOTEBOOK_SAMPLE_DATA = dict(num_train=16, num_val=8, size=128, object_classes=5)
-
-
-def poly_lr(iteration: int, max_iters: int, base_lr: float, eta_min: float = 1e-4, power: float = 0.9) -> float:
-    """mmengine's ``PolyLR`` (closed form): the learning rate of 0-based ``iteration``."""
-    return (base_lr - eta_min) * (1 - min(iteration, max_iters) / max_iters) ** power + eta_min
 
 
 def cross_entropy(logits: torch.Tensor, label: torch.Tensor, ignore_index: int = IGNORE_INDEX,
@@ -100,21 +96,19 @@ def pixel_accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
 
 
 def param_digest(model: nn.Module) -> str:
-    """sha256 of every parameter's bytes: equal digests mean bit-identical weights (replicas, resumes)."""
-    digest = hashlib.sha256()
-    for tensor in model.parameters():
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of every parameter's name and bytes: equal digests mean bit-identical weights (replicas,
+    resumes)."""
+    return state_dict_digest(dict(model.named_parameters()))
 
 
 class Trainer:
     """One training run; :meth:`run` yields a record per iteration. Build it, iterate it, then :meth:`close`."""
 
     def __init__(self, config: TrainConfig):
-        self.parts: LoopParts = build_parts(config)
-        self.config, self.dist = self.parts.config, self.parts.dist
-        self.iteration = self.parts.start_iter
-        self.last_checkpoint: Path | None = self.parts.resumed_from
+        self.state, self.optimisation = build_parts(config)  # what the run trains on; how the weights move
+        self.config, self.dist = self.state.config, self.state.dist
+        self.iteration = self.state.start_iter
+        self.last_checkpoint: Path | None = self.state.resumed_from
         self.last_eval: dict = {}
         self.started = time.perf_counter()
 
@@ -124,30 +118,30 @@ class Trainer:
 
     def run(self) -> Iterator[dict]:
         """Train from the start (or resumed) iteration; yields each iteration's log record on every process."""
-        parts, config = self.parts, self.config
+        state, config = self.state, self.config
         # resumed: the records up to the checkpoint's iteration stay; fresh: an empty log (an earlier one can
         # only be of a run stopped before its first checkpoint, see check_fresh_work_dir)
-        log = JsonlLog(parts.work_dir / LOG_NAME, keep_up_to=parts.start_iter if config.resume else -1) \
+        log = JsonlLog(state.work_dir / LOG_NAME, keep_up_to=state.start_iter if config.resume else -1) \
             if self.dist.is_main else None
         try:
-            for message in parts.messages:
+            for message in state.messages:
                 self.say(message)
-            if parts.start_iter == 0 and config.eval_at_start and config.eval_every:
+            if state.start_iter == 0 and config.eval_at_start and config.eval_every:
                 yield self._record(log, {"iter": 0, **self._evaluate()})
             yield from self._iterations(log)
         finally:
             if log is not None:
                 log.close()
-            if parts.lock is not None:  # the run writes nothing more: free the folder even if never closed
-                parts.lock.release()
+            if state.lock is not None:  # the run writes nothing more: free the folder even if never closed
+                state.lock.release()
 
     def _iterations(self, log: JsonlLog | None) -> Iterator[dict]:
-        parts, config = self.parts, self.config
+        state, config = self.state, self.config
         stop = min(config.iters, config.stop_after if config.stop_after is not None else config.iters)
-        batches = StreamBatches(parts.position, max(stop - parts.start_iter, 0), config.batch_size,
+        batches = StreamBatches(state.position, max(stop - state.start_iter, 0), config.batch_size,
                                 self.dist.rank, self.dist.world_size)
-        loader = build_loader(parts.stream, batches, config.num_workers, parts.device.type == "cuda")
-        bar = tqdm(total=config.iters, initial=parts.start_iter, desc="train", unit="it",
+        loader = build_loader(state.stream, batches, config.num_workers, state.device.type == "cuda")
+        bar = tqdm(total=config.iters, initial=state.start_iter, desc="train", unit="it",
                    disable=not (config.progress and self.dist.is_main), dynamic_ncols=True)
         try:
             tick = time.perf_counter()
@@ -166,21 +160,19 @@ class Trainer:
             bar.close()
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor, data_time: float) -> dict:
-        parts, config = self.parts, self.config
-        lr = poly_lr(self.iteration, config.iters, config.lr, parts.eta_min, parts.power)
-        for group in parts.optimizer.param_groups:
-            group["lr"] = lr
+        state, config, optimisation = self.state, self.config, self.optimisation
+        lr = optimisation.set_lr(self.iteration)
         started = time.perf_counter()
-        images = images.to(parts.device, non_blocking=True)
-        labels = labels.to(parts.device, non_blocking=True)
-        with parts.autocast():
-            outputs = parts.model(images)
+        images = images.to(state.device, non_blocking=True)
+        labels = labels.to(state.device, non_blocking=True)
+        with optimisation.autocast():
+            outputs = state.model(images)
         logits, aux_logits = outputs if isinstance(outputs, tuple) else (outputs, None)  # auxiliary=False models
         # the losses in fp32 whatever the forward ran in (bf16 logits would round the softmax)
         logits, aux_logits = logits.float(), None if aux_logits is None else aux_logits.float()
         losses = seg_losses(logits, aux_logits, labels, config.aux_weight, config.avg_non_ignore)
-        parts.optimizer.zero_grad(set_to_none=True)
-        parts.backward_and_step(losses["loss"])
+        optimisation.optimizer.zero_grad(set_to_none=True)
+        optimisation.backward_and_step(losses["loss"])
         self.iteration += 1
         values = {key: float(value.detach()) for key, value in losses.items()}
         values["decode.acc_seg"] = pixel_accuracy(logits.detach(), labels)
@@ -192,8 +184,8 @@ class Trainer:
                 + (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else
                    "no checkpoint was written") + "; try a smaller --lr")
         record.update(time=round(time.perf_counter() - started, 4), data_time=round(data_time, 4))
-        if parts.device.type == "cuda":
-            record["memory_mb"] = round(torch.cuda.max_memory_allocated(parts.device) / 2**20)
+        if state.device.type == "cuda":
+            record["memory_mb"] = round(torch.cuda.max_memory_allocated(state.device) / 2**20)
         return record
 
     def _evaluate(self) -> dict:
@@ -204,9 +196,9 @@ class Trainer:
             from isanet.evaluation.inference import Predictor
 
             started = time.perf_counter()
-            predictor = Predictor(self.parts.bare_model, self.parts.eval_settings, self.parts.precision,
-                                  self.parts.device)
-            metrics = evaluate_predictor(predictor, self.parts.val_set, limit=self.config.limit_val, progress=False)
+            predictor = Predictor(self.state.bare_model, self.state.eval_settings, self.optimisation.precision,
+                                  self.state.device)
+            metrics = evaluate_predictor(predictor, self.state.val_set, limit=self.config.limit_val, progress=False)
             result = {key: metrics[key] for key in ("mIoU", "aAcc", "mAcc")}
             result["eval_time"] = round(time.perf_counter() - started, 3)
             self.last_eval = {"iter": self.iteration, **result}
@@ -220,11 +212,14 @@ class Trainer:
 
     def _save(self) -> None:
         if self.dist.is_main:
-            parts = self.parts
-            meta, extra = parts.checkpoint_content(self.iteration)
-            self.last_checkpoint = write_checkpoint(parts.bare_model, parts.work_dir, self.iteration, meta,
+            meta, extra = self.checkpoint_content(self.iteration)
+            self.last_checkpoint = write_checkpoint(self.state.bare_model, self.state.work_dir, self.iteration, meta,
                                                     keep=self.config.keep_checkpoints, **extra)
         self.dist.barrier()
+
+    def checkpoint_content(self, iteration: int) -> tuple[dict, dict]:
+        """``(meta, extra)`` of the checkpoint after ``iteration`` (see :meth:`RunState.checkpoint_content`)."""
+        return self.state.checkpoint_content(self.optimisation, iteration)
 
     def interrupt_message(self) -> str:
         where = (f"the last checkpoint is {self.last_checkpoint}; continue with the same command plus --resume "
@@ -234,22 +229,26 @@ class Trainer:
 
     def summary(self) -> dict:
         """What the run did: iterations, last losses and evaluation, checkpoint, weights digest, wall time."""
-        return {"work_dir": str(self.parts.work_dir), "start_iter": self.parts.start_iter, "iter": self.iteration,
+        return {"work_dir": str(self.state.work_dir), "start_iter": self.state.start_iter, "iter": self.iteration,
                 "max_iters": self.config.iters, "last_checkpoint": str(self.last_checkpoint or ""),
-                "last_eval": self.last_eval, "param_sha256": param_digest(self.parts.bare_model),
-                "world_size": self.dist.world_size, "rank": self.dist.rank, "device": str(self.parts.device),
-                "amp": self.parts.amp_name, "precision": self.parts.precision,
-                "init": self.parts.init_report, "config": plain(asdict(self.config)),
-                "wall_time_s": round(time.perf_counter() - self.started, 2)}
+                "last_eval": self.last_eval, "param_sha256": param_digest(self.state.bare_model),
+                "world_size": self.dist.world_size, "rank": self.dist.rank, "device": str(self.state.device),
+                "precision": self.optimisation.precision, "init": self.state.init_report,
+                "config": plain(asdict(self.config)), "wall_time_s": round(time.perf_counter() - self.started, 2)}
 
     def close(self) -> None:
-        self.parts.close()
+        self.state.close()
 
 
 def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> dict:
     """Run ``config`` to the end (or ``stop_after``); ``on_log(record)`` sees every record on rank 0 (live
     curves in a notebook). Returns :meth:`Trainer.summary`. Ctrl-C stops after saying where to resume."""
-    trainer = Trainer(config)
+    return run_to_end(Trainer(config), on_log)
+
+
+def run_to_end(trainer: Trainer, on_log: Callable[[dict], None] | None = None) -> dict:
+    """:func:`train` for a :class:`Trainer` already built, so a caller can tell a refused set-up (building it)
+    from a failure during the run (``isanet train`` exits 2 for the first and 1 for the second); closes it."""
     try:
         for record in trainer.run():
             if on_log is not None and trainer.dist.is_main:
@@ -263,4 +262,4 @@ def train(config: TrainConfig, on_log: Callable[[dict], None] | None = None) -> 
 
 
 __all__ = ["NOTEBOOK_SAMPLE_DATA", "NOTEBOOK_SETTINGS", "TrainConfig", "TrainError", "Trainer", "cross_entropy",
-           "param_digest", "poly_lr", "resolve_config", "seg_losses", "train"]
+           "param_digest", "poly_lr", "resolve_config", "run_to_end", "seg_losses", "train"]

@@ -40,7 +40,7 @@ def evaluate(model: nn.Module, dataset: SegDataset, entry_or_settings: ZooEntry 
     :func:`evaluate_predictor` for the rest.
     """
     settings = entry_or_settings.test if isinstance(entry_or_settings, ZooEntry) else entry_or_settings
-    settings = settings.replace(mode=mode or settings.mode)  # checked again: slide needs windows
+    settings = settings.override(mode)  # checked again: slide needs windows
     return evaluate_predictor(Predictor(model, settings, precision, device, optimize), dataset, ms_flip, limit,
                               progress)
 

@@ -140,20 +140,22 @@ class Predictor:
 
     ``settings`` are checked when they are made (:class:`~isanet.models.zoo.TestSettings`), so nothing is left
     to check per image; ``precision`` is resolved here, once (an unsupported choice warns once and runs fp32).
-    The model is moved to ``device``. ``optimize`` predicts with a copy made by
+    ``precision_option`` names the choice in that warning (``"--precision"`` for a command). The model is moved
+    to ``device``. ``optimize`` predicts with a copy made by
     :func:`isanet.models.optimize.optimize_for_inference` (same logits within 1e-5 in fp32, faster on CPU); it
     is stored as given, the seam where a compiled model will come in.
     """
 
     def __init__(self, model: nn.Module, settings: TestSettings, precision: str = "fp32",
-                 device: str | torch.device = "cpu", optimize: bool = False) -> None:
+                 device: str | torch.device = "cpu", optimize: bool = False,
+                 precision_option: str = "precision") -> None:
         if not isinstance(settings, TestSettings):
             raise ValueError(f"settings must be TestSettings (a zoo entry's .test), got {type(settings).__name__}")
         for side in settings.scale:
             check_side(side, f"test scale {settings.scale}:")
         self.device = torch.device(device)
         self.settings = settings
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = resolve_precision(precision, self.device, precision_option)
         self.optimize = optimize
         self.model = model.to(self.device)
         if optimize:

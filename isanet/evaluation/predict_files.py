@@ -67,14 +67,15 @@ class PredictionWriter:
 
     @classmethod
     def from_entry(cls, model: nn.Module, entry: ZooEntry, options: PredictOptions,
-                   dataset_meta: dict | None = None) -> PredictionWriter:
+                   dataset_meta: dict | None = None, precision_option: str = "precision") -> PredictionWriter:
         """The entry's test settings with the options' mode and scale; classes and palette from the checkpoint's
         ``dataset_meta`` when they match the model's classes, else the entry's data set (and numbered names for
-        any extra classes)."""
+        any extra classes). The options' precision is resolved by the Predictor, once (``precision_option``
+        names it in the fallback warning)."""
         if options.mode == "slide" and entry.test.crop_size is None:  # the message names the option
             raise ValueError(f"--mode slide needs a crop size and stride, and {entry.name} tests in whole mode "
                              "without them: use one of the zoo's 769x769 (slide) entries")
-        settings = entry.test.replace(mode=options.mode or entry.test.mode, scale=options.scale or entry.test.scale)
+        settings = entry.test.override(options.mode, options.scale)
         num_classes = int(getattr(model, "num_classes", 0) or 0)
         meta = dataset_meta or {}
         if meta.get("classes") and meta.get("palette") and len(meta["classes"]) == num_classes:
@@ -86,7 +87,8 @@ class PredictionWriter:
         while len(classes) < num_classes:
             classes.append(f"class {len(classes)}")
             palette.append(tuple(int(v) for v in rng.integers(0, 256, 3)))
-        predictor = Predictor(model.eval(), settings, options.precision, options.device)
+        predictor = Predictor(model.eval(), settings, options.precision, options.device,
+                              precision_option=precision_option)
         return cls(predictor, classes, palette, options)
 
     def labels(self, image: np.ndarray) -> np.ndarray:

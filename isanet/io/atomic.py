@@ -26,7 +26,10 @@ from pathlib import Path
 
 TEMPORARY_MARK = ".isanet-tmp-"
 #: ``.NAME.isanet-tmp-[PID-]XXXXXXXX.tmp|.part``: the writer's pid is absent from names of older versions.
-TEMPORARY_NAME = re.compile(r"^\..+" + re.escape(TEMPORARY_MARK) + r"(?:(\d+)-)?[0-9a-f]{8}(?:\.tmp|\.part)$")
+#: A ``.part`` may carry ``torch.hub.download_url_to_file``'s own ``.<32 hex>.partial`` (it writes beside its
+#: destination, which is our temporary) and is then just as stale when its writer is gone.
+TEMPORARY_NAME = re.compile(r"^\..+" + re.escape(TEMPORARY_MARK)
+                            + r"(?:(\d+)-)?[0-9a-f]{8}(?:\.tmp|\.part(?:\.[0-9a-f]{32}\.partial)?)$")
 _STARTED = time.time()
 
 

@@ -4,11 +4,15 @@ An mmseg checkpoint is a ``torch.save``d dict ``{"meta": {...}, "state_dict": {.
 We also accept a raw state dict and DDP's ``module.``-prefixed keys. Files are read with
 ``torch.load(weights_only=True)``: a checkpoint is data, and a pickle that would run code is refused before any
 of it runs. Every failure is a :class:`CheckpointError` that names the file and says what is wrong.
+
+A load reads the file once: :meth:`Checkpoint.read` takes its bytes, hashes them and unpickles them, and the
+resulting value (meta, weights, digest) is what every later step receives, so a model built from the meta, the
+weights put into it and the digest that says which file it was all come from the same bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import os
 import pickle
 import re
@@ -21,8 +25,9 @@ import torch
 from torch import nn
 
 from isanet.io.atomic import atomic_path
+from isanet.io.digest import sha256_hex
 from isanet.models.config import ISANetConfig
-from isanet.models.segmentor import ISANet
+from isanet.models.from_meta import model_from_meta
 from isanet.models.zoo import build_model, entries_with_classes
 
 CLASSIFIER_KEYS = re.compile(r"^(decode_head|auxiliary_head)\.conv_seg\.(weight|bias)$")
@@ -58,16 +63,22 @@ def _safe_globals() -> list:
     return [np.dtype, np.ndarray, core.multiarray.scalar, core.multiarray._reconstruct, *dtypes]
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint file as data only; raise :class:`CheckpointError` for anything else."""
-    path = Path(path)
+def _file_bytes(path: Path) -> bytes:
+    """The whole content of checkpoint ``path``, refusing a missing or empty file by name."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
-    if path.stat().st_size == 0:
+    data = path.read_bytes()
+    if not data:
         raise CheckpointError(f"checkpoint {path}: the file is empty")
+    return data
+
+
+def _unpickle(data: bytes, path: Path, map_location: str | torch.device) -> dict:
+    """The one ``torch.load`` of a checkpoint's bytes, as data only; :class:`CheckpointError` for anything
+    else."""
     try:
         with torch.serialization.safe_globals(_safe_globals()):
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+            obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if "Weights only load failed" in str(error):
             raise CheckpointError(
@@ -82,6 +93,44 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict of tensors, got {type(obj).__name__}")
     return obj
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Every top-level entry of a checkpoint file, loaded as data only (a training checkpoint's optimiser,
+    sampler and RNG states for a resume); a load of weights reads a :class:`Checkpoint` instead."""
+    path = Path(path)
+    return _unpickle(_file_bytes(path), path, map_location)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file read once: its ``meta``, its finite weights under the model's key names, and the
+    sha256 of the bytes they came from (what OpenMMLab's file names carry the first 8 hex of)."""
+
+    path: Path
+    meta: dict
+    state_dict: dict[str, torch.Tensor]
+    sha256: str
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
+        """Read, hash and check ``path`` with one ``torch.load(weights_only=True)``; any problem is one
+        :class:`CheckpointError` line naming the file."""
+        path = Path(path)
+        data = _file_bytes(path)
+        state, meta = extract_state_dict(_unpickle(data, path, map_location), path)
+        return cls(path, meta, state, sha256_hex((data,)))
+
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes of the classifier (None when there is none, e.g. a backbone)."""
+        return _num_classes_in(self.state_dict)
+
+
+def _as_checkpoint(source: str | os.PathLike | Checkpoint, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """``source`` itself when it was read already (``map_location`` then changes nothing: loading copies the
+    weights onto the model's device anyway), else the file it names, read now."""
+    return source if isinstance(source, Checkpoint) else Checkpoint.read(source, map_location)
 
 
 def extract_state_dict(obj: dict, path: str | os.PathLike = "<checkpoint>") -> tuple[dict, dict]:
@@ -117,11 +166,6 @@ def _num_classes_in(state: dict) -> int | None:
     return None if weight is None else int(weight.shape[0])
 
 
-def classes_in_checkpoint(path: str | os.PathLike) -> int | None:
-    """The number of classes of checkpoint ``path``'s classifier (None when it has none, e.g. a backbone)."""
-    return _num_classes_in(extract_state_dict(read_checkpoint(path), path)[0])
-
-
 def _backbone_depth(keys) -> int | None:
     blocks = {int(m.group(1)) for key in keys if (m := re.match(r"(?:backbone\.)?layer3\.(\d+)\.", key))}
     if not blocks:
@@ -142,21 +186,22 @@ def _mismatch_error(path, model_state: dict, state: dict) -> CheckpointError:
     return CheckpointError(f"checkpoint {path} does not fit the model.{depth} " + "; ".join(parts))
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, reinit_classifier: bool = False,
+def load_checkpoint(model: nn.Module, source: str | os.PathLike | Checkpoint, *, reinit_classifier: bool = False,
                     backbone_only: bool = False, map_location: str | torch.device = "cpu") -> LoadReport:
-    """Load an mmseg-format (or raw / DDP) checkpoint into ``model``, strictly.
+    """Load an mmseg-format (or raw / DDP) checkpoint, a file or one already read, into ``model``, strictly.
 
     ``reinit_classifier``: when the checkpoint's number of classes differs from the model's, keep the model's
     fresh classifiers (``conv_seg``) and load everything else — fine-tuning to a new label set.
     ``backbone_only``: load an ImageNet backbone checkpoint (``backbone.*`` keys, or bare ResNet keys as in
     ``open-mmlab://resnet50_v1c``) into ``model.backbone``, ignoring its ``fc`` classifier.
     """
-    state, meta = extract_state_dict(read_checkpoint(path, map_location), path)
-    report = LoadReport(str(path), meta)
+    checkpoint = _as_checkpoint(source, map_location)
+    path, state = checkpoint.path, checkpoint.state_dict
+    report = LoadReport(str(path), checkpoint.meta)
     if backbone_only:
         return _load_backbone(model, state, path, report)
     model_state = model.state_dict()
-    ours, theirs = _num_classes_in(model_state), _num_classes_in(state)
+    ours, theirs = _num_classes_in(model_state), checkpoint.num_classes
     if ours is not None and theirs is not None and ours != theirs:
         if not reinit_classifier:
             fits = ", ".join(entries_with_classes(ours)) or "none"
@@ -186,29 +231,19 @@ def _load_backbone(model: nn.Module, state: dict, path, report: LoadReport) -> L
     return report
 
 
-def load_model(path: str | os.PathLike, name: str | None = None, map_location: str = "cpu") -> nn.Module:
-    """An ``ISANet`` with the weights of checkpoint ``path``.
+def load_model(source: str | os.PathLike | Checkpoint, name: str | None = None,
+               map_location: str = "cpu") -> nn.Module:
+    """An ``ISANet`` with the weights of checkpoint ``source`` (a file, or one already read).
 
-    The architecture is zoo entry ``name`` when given (published files); otherwise it is read from the file's
-    ``meta``: the :class:`~isanet.models.config.ISANetConfig` that :func:`isanet.save_checkpoint` stores, or
-    for files written before it, ``zoo_name``, the trainer's ``config.model_overrides`` and the number of
-    classes in ``dataset_meta``.
+    The architecture is zoo entry ``name`` when given (published files); otherwise it is the one the file's
+    ``meta`` records (:func:`isanet.models.from_meta.model_from_meta`).
     """
-    path = Path(path)
-    if name is not None:
-        model = build_model(name)
-    else:
-        meta = read_checkpoint(path, map_location).get("meta", {}) or {}
-        if meta.get("model_config"):
-            model = ISANet(ISANetConfig.from_dict(meta["model_config"]))
-        elif meta.get("zoo_name"):
-            overrides = dict((meta.get("config") or {}).get("model_overrides") or {})
-            classes = (meta.get("dataset_meta") or {}).get("classes")
-            model = build_model(meta["zoo_name"], num_classes=len(classes) if classes else None, **overrides)
-        else:
-            raise CheckpointError(f"checkpoint {path}: its meta names no model configuration or zoo model; "
-                                  "pass the zoo name to use")
-    load_checkpoint(model, path, map_location=map_location)
+    checkpoint = _as_checkpoint(source, map_location)
+    model = build_model(name) if name is not None else model_from_meta(checkpoint.meta)
+    if model is None:
+        raise CheckpointError(f"checkpoint {checkpoint.path}: its meta names no model configuration or zoo "
+                              "model; pass the zoo name to use")
+    load_checkpoint(model, checkpoint)
     return model
 
 
@@ -217,12 +252,12 @@ def load_model_for(path: str | os.PathLike, name: str, map_location: str = "cpu"
     """The model in checkpoint ``path`` and the file's ``meta``: the architecture the file records when it has
     one (files the kit wrote: a sample fine-tune, a model fine-tuned to your own classes), else zoo entry
     ``name``'s (published files), with ``num_classes`` classes when given."""
-    meta = read_checkpoint(path, map_location).get("meta") or {}
-    if isinstance(meta, dict) and meta.get("model_config"):
-        return load_model(path, map_location=map_location), meta
+    checkpoint = Checkpoint.read(path, map_location)
+    if checkpoint.meta.get("model_config"):
+        return load_model(checkpoint), checkpoint.meta
     model = build_model(name, num_classes=num_classes)
-    load_checkpoint(model, path, map_location=map_location)
-    return model, meta
+    load_checkpoint(model, checkpoint)
+    return model, checkpoint.meta
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
@@ -243,37 +278,3 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, meta: dict | None
     if isinstance(config, ISANetConfig):
         meta["model_config"] = config.to_dict()
     return atomic_save({"meta": meta, "state_dict": state, **extra}, path)
-
-
-def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
-    """sha256 of a state dict's keys and raw tensor bytes: names exact weights (e.g. a parity fixture's)."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def random_state_dict(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deterministic random weights for ``model``: the same seed gives the same bits on every machine.
-
-    Used for sample checkpoints and for the parity test against mmseg. Draws are uniform because
-    ``torch.rand`` is bit-identical across CPU instruction sets while ``torch.randn`` is not. The scales keep
-    a deep ResNet's activations sane: He-scaled convs, BN near identity with non-trivial statistics.
-    """
-    generator = torch.Generator().manual_seed(seed)
-
-    def uniform(shape: torch.Size, std: float) -> torch.Tensor:  # zero mean, standard deviation ``std``
-        return (torch.rand(shape, generator=generator) * 2 - 1) * (std * 3**0.5)
-
-    state = {}
-    for key, value in model.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros_like(value)
-        elif key.endswith("running_var") or (key.endswith(".weight") and value.dim() == 1):  # BN scale/var
-            state[key] = 0.25 + 0.5 * torch.rand(value.shape, generator=generator)
-        elif key.endswith("running_mean") or key.endswith(".bias"):
-            state[key] = uniform(value.shape, 0.1)
-        else:
-            state[key] = uniform(value.shape, (2.0 / value[0].numel()) ** 0.5)
-    return state

@@ -1,25 +1,39 @@
-"""Downloading published weights: streamed, hash-checked, and never left half-written.
+"""Downloading published weights: hash-checked, never left half-written, reused when already verified.
 
-OpenMMLab names every weight file ``<name>_<date>-<first 8 hex of its sha256>.pth``; we check the whole file's
-sha256 against that prefix before the file appears under its final name (temporary file + rename), so an
-interrupted or corrupted download leaves nothing behind that could be mistaken for a checkpoint.
+OpenMMLab names every weight file ``<name>_<date>-<first 8 hex of its sha256>.pth``. The transfer itself is
+``torch.hub.download_url_to_file(url, dst, hash_prefix=..., progress=...)``: it streams the file into a
+``.partial`` temporary beside ``dst`` with a progress bar, hashes it on the way, refuses it (removing the
+temporary) when its sha256 does not start with the prefix, and moves it to ``dst`` only once complete. It does
+not compare the bytes received with ``Content-Length`` and has no timeout, so a transfer cut short is caught
+by the hash alone: every download here therefore has a prefix, and one without is refused. What torch's
+function lacks, and this module adds:
+
+- a prefix is always checked: the given one, else the one in the file name (the zoo's even for a mirror);
+- an existing file is hashed whole (:func:`~isanet.io.digest.file_sha256`) and reused without the network
+  when it matches (torch downloads again every time);
+- ``dst`` is one of the kit's atomic temporaries (:func:`~isanet.io.atomic.atomic_path`), so the partial file of
+  a process killed mid-download carries the kit's temporary mark and the next write into the folder removes it
+  (torch's own temporary would stay forever);
+- every failure is one :class:`DownloadError` line naming the address (torch raises ``RuntimeError``,
+  ``URLError`` or ``http.client.IncompleteRead`` as they come).
 """
 
 from __future__ import annotations
 
-import hashlib
+import http.client
 import os
 import re
 import urllib.error
-import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
+import torch
 
 from isanet.io.atomic import atomic_path
+from isanet.io.digest import file_sha256
 from isanet.models.zoo import get_entry
 
-CHUNK_BYTES = 1 << 20
+#: torch's message for a hash mismatch: ``invalid hash value (expected "PREFIX", got "DIGEST")``.
+TORCH_HASH_MISMATCH = re.compile(r'got "([0-9a-f]+)"')
 
 
 class DownloadError(RuntimeError):
@@ -33,49 +47,29 @@ def sha256_prefix_from_name(filename: str) -> str | None:
 
 
 def download_url(url: str, directory: str | os.PathLike, sha256_prefix: str | None = None,
-                 progress: bool = True, timeout: float = 60.0) -> Path:
-    """Stream ``url`` into ``directory`` under its own file name; verify the sha256 prefix (given, or taken
+                 progress: bool = True) -> Path:
+    """Download ``url`` into ``directory`` under its own file name; verify the sha256 prefix (given, or taken
     from the file name); return the final path. An existing file with the right hash is reused."""
     filename = url.rstrip("/").rsplit("/", 1)[-1]
     expected = sha256_prefix or sha256_prefix_from_name(filename)
+    if expected is None:
+        raise ValueError(f"download of {url}: its file name carries no sha256 prefix (NAME-1234abcd.pth); pass "
+                         "sha256_prefix, without which a corrupt or cut-short transfer could not be told apart")
     target = Path(directory) / filename
-    if target.is_file() and (expected is None or file_sha256(target).startswith(expected)):
+    if target.is_file() and file_sha256(target).startswith(expected):
         return target
     with atomic_path(target, suffix=".part") as temporary:
-        with temporary.open("wb") as out:
-            digest = _stream(url, out, progress, timeout)
-        if expected is not None and not digest.startswith(expected):
-            raise DownloadError(f"download of {url}: sha256 {digest[:8]}… does not match the expected prefix "
-                                f"{expected}; the file is corrupt or not the published one, and was not kept")
+        try:
+            torch.hub.download_url_to_file(url, str(temporary), hash_prefix=expected, progress=progress)
+        except RuntimeError as error:  # the only RuntimeError torch raises here: the hash does not match
+            got = TORCH_HASH_MISMATCH.search(str(error))
+            received = got.group(1)[:8] if got else "?"
+            raise DownloadError(f"download of {url} failed its hash check: sha256 {received}… does not match the "
+                                f"expected prefix {expected}; the transfer was cut short, or the file is corrupt or "
+                                "not the published one, and was not kept") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            raise DownloadError(f"download of {url} failed: {error}") from None
     return target
-
-
-def _stream(url: str, out, progress: bool, timeout: float) -> str:
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                      disable=not progress) as bar:
-                while chunk := response.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            if total is not None and received != total:
-                raise DownloadError(f"download of {url}: connection closed after {received} of {total} bytes")
-    except (urllib.error.URLError, OSError) as error:
-        raise DownloadError(f"download of {url} failed: {error}") from None
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(name: str, directory: str | os.PathLike, url: str | None = None, progress: bool = True) -> Path:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Literal, get_args
 
+from isanet.models.head_registry import HEADS
 from isanet.models.self_attention import KERNELS, Kernel
 
-HeadKind = Literal["isa", "dense", "none"]
 DEPTHS = (18, 50, 101)
 
 
@@ -22,8 +21,10 @@ class ISANetConfig:
     channels: int = 512  # head width after the 3x3 in_conv (mmseg ``channels``)
     isa_channels: int = 256  # query/key width of each attention block (mmseg ``isa_channels``)
     aux_channels: int = 256  # width of the FCN auxiliary head's 3x3 conv
-    head: HeadKind = "isa"  # "isa"; "dense": one self-attention over the whole map, same projections;
-    #                         "none": no context module (in_conv -> out_conv -> classifier), the ablation
+    head: str = "isa"  # a name in isanet.models.head_registry.HEADS: "isa"; "dense": one self-attention over
+    #                    the whole map, same projections; "none": no context module, the ablation; "ccnet",
+    #                    "axial", "window", "strided": notebook 06's attentions, two hops each
+    window_size: int = 4  # head="window" only: the window side, smaller than the 16x16-32x32 maps it is used on
     kernel: Kernel = "matmul"  # "matmul" forms the affinity (can show it); "sdpa" is PyTorch's fused kernel
     auxiliary: bool = True  # build the FCN auxiliary head (training signal on stage 3; unused at inference)
 
@@ -34,13 +35,13 @@ class ISANetConfig:
             problems.append(f"depth must be one of {DEPTHS}, got {self.depth!r}")
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             problems.append(f"num_classes must be a positive integer, got {self.num_classes!r}")
-        for name in ("channels", "isa_channels", "aux_channels"):
+        for name in ("channels", "isa_channels", "aux_channels", "window_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 problems.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if len(self.down_factor) != 2 or min(self.down_factor) < 1:
             problems.append(f"down_factor must be two positive integers, got {self.down_factor!r}")
-        if self.head not in get_args(HeadKind):
-            problems.append(f"head must be one of {get_args(HeadKind)}, got {self.head!r}")
+        if self.head not in HEADS:
+            problems.append(f"head must be one of {tuple(HEADS)}, got {self.head!r}")
         if self.kernel not in KERNELS:
             problems.append(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
         if problems:

@@ -17,18 +17,25 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """One convolution computing ``bn(conv(x))`` with ``bn``'s running statistics (eval mode)."""
-    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)  # per output channel
-    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+    """One convolution computing ``bn(conv(x))`` with ``bn``'s running statistics (eval mode).
+
+    PyTorch's own ``fuse_conv_bn_weights`` does the arithmetic; it is given float64 copies so that the fold
+    adds no rounding of its own, and the result is cast back to the convolution's dtype."""
+    def double(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return None if tensor is None else tensor.detach().double()
+
+    weight, bias = fuse_conv_bn_weights(double(conv.weight), double(conv.bias), double(bn.running_mean),
+                                        double(bn.running_var), bn.eps, double(bn.weight), double(bn.bias))
     folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                        conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
     folded = folded.to(device=conv.weight.device, dtype=conv.weight.dtype)
     with torch.no_grad():
-        folded.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))  # out x in x kh x kw, scaled per out
-        folded.bias.copy_((bias - bn.running_mean.double()) * scale + bn.bias.double())
+        folded.weight.copy_(weight)  # out x in x kh x kw, each output channel scaled by gamma / sqrt(var + eps)
+        folded.bias.copy_(bias)
     return folded
 
 

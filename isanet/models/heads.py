@@ -1,24 +1,28 @@
-"""The decode heads: the FCN auxiliary head, and the context heads (ISA, the dense baseline, and no context).
+"""The decode heads: the FCN auxiliary head, and the context heads (ISA, the dense baseline, no context, and
+notebook 06's other efficient attentions).
 
 Matches mmsegmentation 1.2.2 ``mmseg/models/decode_heads/isa_head.py`` (``ISAHead``) and ``fcn_head.py``
 (``FCNHead``, ``num_convs=1``). The module and parameter names (``conv_seg``, ``convs.0``, ``in_conv``,
 ``global_relation``, ``local_relation``, ``out_conv``) are mmseg's, so that a published checkpoint's
-``decode_head.*`` and ``auxiliary_head.*`` keys land on the right tensors.
+``decode_head.*`` and ``auxiliary_head.*`` keys land on the right tensors. Which head a config builds is
+:data:`isanet.models.head_registry.HEADS`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from isanet.models.interlaced import (
-    ISAAttention,
+    ISAWeights,
     interlaced_attention,
     interlaced_attention_with_weights,
 )
 from isanet.models.layers import ConvBNReLU
+from isanet.models.patterns import PatternAttention
 from isanet.models.self_attention import Kernel, SelfAttentionBlock, check_kernel
 
 
@@ -65,7 +69,7 @@ class HeadOutput(NamedTuple):
     """What :meth:`ContextHead.forward_with_attention` returns."""
 
     logits: torch.Tensor  # N x K x h x w, at the feature (1/8) resolution
-    attention: ISAAttention | torch.Tensor  # ISA: both stages' weights; dense: N x hw x hw
+    attention: ISAWeights | torch.Tensor  # ISA: both stages' weights; dense: N x hw x hw
 
 
 class ContextHead(SegHead):
@@ -88,7 +92,7 @@ class ContextHead(SegHead):
     def context(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ISAAttention | torch.Tensor]:
+    def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ISAWeights | torch.Tensor]:
         raise NotImplementedError
 
     def _logits(self, context: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -122,7 +126,7 @@ class ISAHead(ContextHead):
     def context(self, x: torch.Tensor) -> torch.Tensor:
         return interlaced_attention(x, self.global_relation, self.local_relation, self.down_factor, self.kernel)
 
-    def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ISAAttention]:
+    def context_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, ISAWeights]:
         return interlaced_attention_with_weights(x, self.global_relation, self.local_relation, self.down_factor)
 
 
@@ -163,3 +167,34 @@ class NoContextHead(ContextHead):
 
     def forward_with_attention(self, features: list[torch.Tensor]) -> HeadOutput:
         raise ValueError("head='none' has no attention module, so it has no attention weights to return")
+
+
+class AttentionHead(ContextHead):
+    """One of notebook 06's efficient attentions as a context module, in :class:`ISAHead`'s frame (the same
+    in_conv, out_conv on ``[context, x]`` and classifier), so that heads differ only in their attention.
+
+    ``layers`` (:class:`~isanet.models.patterns.PatternAttention` modules, kept as ``attention.0``, ...) run
+    one after the other, the whole stack ``recurrences`` times with the same weights (CCNet's recurrent
+    criss-cross). The modules compute their affinities without keeping them, so :meth:`forward_with_attention`
+    is refused with a one-line reason; ``name`` is the head's registry name, for that line.
+    """
+
+    def __init__(self, name: str, layers: Sequence[PatternAttention], in_channels: int = 2048, channels: int = 512,
+                 num_classes: int = 19, recurrences: int = 1, in_index: int = 3, dropout_ratio: float = 0.1,
+                 kernel: Kernel = "matmul"):
+        if not layers or recurrences < 1:
+            raise ValueError(f"head={name!r} needs at least one attention layer and one recurrence")
+        super().__init__(in_channels, channels, num_classes, in_index, dropout_ratio, kernel)
+        self.name, self.recurrences = name, recurrences
+        self.attention = nn.ModuleList(layers)
+        self.build_out_conv(channels)
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.recurrences):
+            for layer in self.attention:
+                x = layer(x)  # N x C x h x w -> N x C x h x w
+        return x
+
+    def forward_with_attention(self, features: list[torch.Tensor]) -> HeadOutput:
+        raise ValueError(f"head={self.name!r} does not keep its attention weights; only 'isa' and 'dense' "
+                         "return them")

@@ -9,6 +9,8 @@ of blocks ``(Q_h, Q_w)`` is ``(glb_h, glb_w)``.
 For a feature map of ``h x w`` and ``down_factor = (loc_h, loc_w)`` the map is padded to a multiple of the
 factor (symmetrically, the extra row/column going to the bottom/right) and cut into ``glb_h x glb_w`` blocks of
 ``loc_h x loc_w`` pixels. Padded row ``y`` is block row ``y // loc_h`` and in-block offset ``y % loc_h``.
+Shapes here write the map as given ``h x w`` and the padded map ``Hp x Wp`` (``Partition.padded_h x padded_w``);
+elsewhere in the kit ``H x W`` is the image.
 
 1. Long range: the pixels with the same in-block offset form one group of ``glb_h * glb_w`` pixels spread
    over the whole map (one per block, stride ``loc``); dense attention runs inside each group.
@@ -18,7 +20,7 @@ factor (symmetrically, the extra row/column going to the bottom/right) and cut i
 Any pixel reaches any other in two hops (long range to the pixel with its own offset in the target's block,
 then short range within that block), at an affinity cost of ``hw * (glb_h*glb_w + loc_h*loc_w)`` entries
 instead of ``(hw)²``. The matrix view makes this exact: :func:`long_range_mask` ``L`` and
-:func:`short_range_mask` ``S`` are the ``HW x HW`` relations of the two steps (block diagonal under
+:func:`short_range_mask` ``S`` are the ``HpWp x HpWp`` relations of the two steps (block diagonal under
 :func:`long_range_order` / :func:`short_range_order`), every entry of ``S @ L`` is 1 (one path per pair), and
 :func:`attention_matrices` turns captured weights into ``A_L``, ``A_S`` with ``composed = A_S @ A_L``. They are
 plain functions of a :class:`Partition`, for any code that needs ISA's sparsity pattern.
@@ -121,8 +123,8 @@ class Partition:
 
 
 def _padded_grid(partition: Partition) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = torch.arange(partition.padded_h).view(-1, 1).expand(-1, partition.padded_w)  # H -> H x 1 -> H x W
-    cols = torch.arange(partition.padded_w).view(1, -1).expand(partition.padded_h, -1)  # W -> 1 x W -> H x W
+    rows = torch.arange(partition.padded_h).view(-1, 1).expand(-1, partition.padded_w)  # Hp -> Hp x 1 -> Hp x Wp
+    cols = torch.arange(partition.padded_w).view(1, -1).expand(partition.padded_h, -1)  # Wp -> 1 x Wp -> Hp x Wp
     return rows, cols
 
 
@@ -148,7 +150,7 @@ def pixel_groups(partition: Partition, row: int, col: int) -> tuple[torch.Tensor
     coords = []
     for ids in (long_range_group_ids(partition), short_range_group_ids(partition)):
         # Row-major order of a group's members is exactly their member index (block id / in-block offset).
-        flat = (ids == ids[y, x]).flatten().nonzero().squeeze(1)  # H x W -> HW -> K member positions
+        flat = (ids == ids[y, x]).flatten().nonzero().squeeze(1)  # Hp x Wp -> HpWp -> K member positions
         coords.append(torch.stack([flat // partition.padded_w, flat % partition.padded_w], dim=1))
     return coords[0], coords[1]
 
@@ -170,14 +172,14 @@ def member_positions(partition: Partition) -> torch.Tensor:
 
 
 def long_range_mask(partition: Partition) -> torch.Tensor:
-    """``HW x HW`` boolean relation of the long-range step over the padded map (row-major positions):
+    """``HpWp x HpWp`` boolean relation of the long-range step over the padded map (row-major positions):
     ``mask[q, r]`` is True when ``q`` attends to ``r`` in step 1, i.e. they share their in-block offset."""
     ids = long_range_group_ids(partition).flatten()
     return ids[:, None] == ids[None, :]
 
 
 def short_range_mask(partition: Partition) -> torch.Tensor:
-    """``HW x HW`` boolean relation of the short-range step: ``mask[p, q]`` is True when ``p`` and ``q`` lie in
+    """``HpWp x HpWp`` boolean relation of the short-range step: ``mask[p, q]`` is True when ``p`` and ``q`` lie in
     the same block."""
     ids = short_range_group_ids(partition).flatten()
     return ids[:, None] == ids[None, :]
@@ -196,12 +198,12 @@ def short_range_order(partition: Partition) -> torch.Tensor:
 
 
 def group_long_range(x: torch.Tensor, p: Partition) -> torch.Tensor:
-    """Padded ``n x c x H x W`` -> ``(n * loc_h * loc_w) x c x glb_h x glb_w``, one map per long-range group.
+    """Padded ``n x c x Hp x Wp`` -> ``(n * loc_h * loc_w) x c x glb_h x glb_w``, one map per long-range group.
 
     One copy, into channels-last memory, so the 1x1 projections and the token view that follow are free.
     """
     n, c = x.shape[:2]
-    # n x c x H x W -> n x c x glb_h x loc_h x glb_w x loc_w -> n x loc_h x loc_w x glb_h x glb_w x c
+    # n x c x Hp x Wp -> n x c x glb_h x loc_h x glb_w x loc_w -> n x loc_h x loc_w x glb_h x glb_w x c
     x = x.reshape(n, c, p.glb_h, p.loc_h, p.glb_w, p.loc_w).permute(0, 3, 5, 2, 4, 1).contiguous()
     # -> (n*loc_h*loc_w) x glb_h x glb_w x c -> (n*loc_h*loc_w) x c x glb_h x glb_w (channels-last view)
     return x.view(n * p.loc_h * p.loc_w, p.glb_h, p.glb_w, c).permute(0, 3, 1, 2)
@@ -222,16 +224,16 @@ def long_to_short_range(x: torch.Tensor, p: Partition) -> torch.Tensor:
 
 
 def ungroup_short_range(x: torch.Tensor, p: Partition) -> torch.Tensor:
-    """Short-range grouping -> the padded ``n x c x H x W`` map (contiguous), each pixel back in place."""
+    """Short-range grouping -> the padded ``n x c x Hp x Wp`` map (contiguous), each pixel back in place."""
     c = x.shape[1]
     # (n*glb_h*glb_w) x c x loc_h x loc_w -> n x glb_h x glb_w x c x loc_h x loc_w
     #   -> n x c x glb_h x loc_h x glb_w x loc_w
     x = x.reshape(-1, p.glb_h, p.glb_w, c, p.loc_h, p.loc_w).permute(0, 3, 1, 4, 2, 5)
-    return x.reshape(-1, c, p.padded_h, p.padded_w)  # -> n x c x H x W
+    return x.reshape(-1, c, p.padded_h, p.padded_w)  # -> n x c x Hp x Wp
 
 
 @dataclass
-class ISAAttention:
+class ISAWeights:
     """Attention weights captured from one ISA forward pass.
 
     ``long_range``: ``n x (loc_h*loc_w) x G x G`` with ``G = glb_h*glb_w``, indexed [image, group, query
@@ -248,11 +250,11 @@ class ISAOutput(NamedTuple):
     """What the ``forward_with_attention`` of ISA returns."""
 
     context: torch.Tensor  # n x c x h x w, the ISA output (same shape as its input)
-    attention: ISAAttention  # both stages' weights
+    attention: ISAWeights  # both stages' weights
 
 
-def attention_matrices(attention: ISAAttention, image_index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The captured weights of both steps as ``HW x HW`` matrices over the padded map (row = query, column =
+def attention_matrices(attention: ISAWeights, image_index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The captured weights of both steps as ``HpWp x HpWp`` matrices over the padded map (row = query, column =
     key, row-major positions; zero outside the masks): ``(A_L, A_S)``. The composed two-hop map is
     ``A_S @ A_L``: ``composed[p, r] = sum_q A_S[p, q] A_L[q, r]``."""
     p = attention.partition
@@ -277,7 +279,7 @@ def _interlaced(x: torch.Tensor, down_factor: tuple[int, int],
     # Under torch.export (ONNX) the sizes are symbols: pad always, so that the graph is right for every size
     # (a zero pad is a copy); in eager mode skip the copy when nothing needs padding.
     needs_pad = p.padding != (0, 0, 0, 0) or torch.compiler.is_exporting()
-    out = F.pad(x, p.padding) if needs_pad else x  # n x c x H x W
+    out = F.pad(x, p.padding) if needs_pad else x  # n x c x Hp x Wp
     # Rebinding ``out`` frees each map as soon as its regrouped copy exists: the peak holds one stage's tensors.
     out = long_range(group_long_range(out, p))  # (n*loc_h*loc_w) x c x glb_h x glb_w
     out = short_range(long_to_short_range(out, p))  # (n*glb_h*glb_w) x c x loc_h x loc_w
@@ -308,7 +310,7 @@ def interlaced_attention_with_weights(x: torch.Tensor, global_relation: SelfAtte
 
     context, p = _interlaced(x, down_factor, keep_weights(global_relation), keep_weights(local_relation))
     n, groups_long, groups_short = x.shape[0], p.num_long_range_groups, p.num_short_range_groups
-    return ISAOutput(context, ISAAttention(
+    return ISAOutput(context, ISAWeights(
         p, weights[0].reshape(n, groups_long, groups_short, groups_short),  # n x (loc_h*loc_w) x G x G
         weights[1].reshape(n, groups_short, groups_long, groups_long)))  # n x (glb_h*glb_w) x B x B
 

@@ -19,22 +19,24 @@ from torch import nn
 
 from isanet.models.backbone import ResNetV1c
 from isanet.models.config import ISANetConfig
-from isanet.models.heads import DenseHead, FCNHead, ISAAttention, ISAHead, NoContextHead
+from isanet.models.head_registry import build_head
+from isanet.models.heads import FCNHead, ISAWeights
 
 
 class ModelOutput(NamedTuple):
     """What :meth:`ISANet.forward_with_attention` returns."""
 
     logits: torch.Tensor  # N x K x H x W, at the input size
-    attention: ISAAttention | torch.Tensor  # ISA: both stages' weights; dense: N x hw x hw (1/8 resolution)
+    attention: ISAWeights | torch.Tensor  # ISA: both stages' weights; dense: N x hw x hw (1/8 resolution)
 
 
 class ISANet(nn.Module):
     """The published ISANet, parameter for parameter, built from an :class:`ISANetConfig`.
 
-    ``head="dense"`` swaps the ISA head for the dense baseline with the same projections, ``head="none"`` for
-    the head without a context module (the ablation), for comparisons;
-    ``kernel`` ("matmul" or "sdpa") picks the attention kernel of either head.
+    ``head`` names the decode head in :data:`isanet.models.head_registry.HEADS`: ``"dense"`` swaps the ISA
+    head for the dense baseline with the same projections, ``"none"`` for the head without a context module
+    (the ablation), the others for notebook 06's attentions, for comparisons; ``kernel`` ("matmul" or
+    "sdpa") picks the attention kernel of the head.
     """
 
     def __init__(self, config: ISANetConfig | None = None):
@@ -43,15 +45,7 @@ class ISANet(nn.Module):
         self.align_corners = config.align_corners
         self.backbone = ResNetV1c(config.depth)
         stage_channels = self.backbone.stage_channels
-        common = dict(in_channels=stage_channels[3], channels=config.channels, isa_channels=config.isa_channels,
-                      num_classes=config.num_classes, kernel=config.kernel)
-        if config.head == "isa":
-            self.decode_head = ISAHead(down_factor=config.down_factor, **common)
-        elif config.head == "dense":
-            self.decode_head = DenseHead(**common)
-        else:
-            common.pop("isa_channels")
-            self.decode_head = NoContextHead(**common)
+        self.decode_head = build_head(config, stage_channels[3])
         self.auxiliary_head = (FCNHead(stage_channels[2], config.aux_channels, config.num_classes)
                                if config.auxiliary else None)
 

@@ -88,15 +88,18 @@ def fused_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
 
 
 class SelfAttentionBlock(nn.Module):
-    """Dense self-attention over a whole ``N x C x H x W`` map; output has the input's shape."""
+    """Dense self-attention over a whole ``N x C x H x W`` map; output has the input's shape.
 
-    def __init__(self, in_channels: int = 512, channels: int = 256):
+    ``channels`` is the map's width ``C`` (also the value's), ``key_channels`` the width ``C_key`` of queries
+    and keys, as in every attention module here (mmseg calls them ``in_channels`` and ``channels``)."""
+
+    def __init__(self, channels: int = 512, key_channels: int = 256):
         super().__init__()
-        self.channels = channels
-        self.key_project = nn.Sequential(ConvBNReLU(in_channels, channels), ConvBNReLU(channels, channels))
-        self.query_project = nn.Sequential(ConvBNReLU(in_channels, channels), ConvBNReLU(channels, channels))
-        self.value_project = nn.Conv2d(in_channels, in_channels, 1)
-        self.output_project = ConvBNReLU(in_channels, in_channels)
+        self.key_channels = key_channels
+        self.key_project = nn.Sequential(ConvBNReLU(channels, key_channels), ConvBNReLU(key_channels, key_channels))
+        self.query_project = nn.Sequential(ConvBNReLU(channels, key_channels), ConvBNReLU(key_channels, key_channels))
+        self.value_project = nn.Conv2d(channels, channels, 1)
+        self.output_project = ConvBNReLU(channels, channels)
 
     def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Query, key and value of ``x`` as tokens: ``N x HW x C_key``, ``N x HW x C_key``, ``N x HW x C``."""

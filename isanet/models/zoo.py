@@ -77,6 +77,11 @@ class TestSettings:
         """These settings with ``overrides`` (fields of this class), checked again."""
         return replace(self, **overrides)
 
+    def override(self, mode: str | None = None, scale: tuple[int, int] | None = None) -> TestSettings:
+        """These settings with a user's test mode and scale where given (None keeps the entry's), checked again:
+        what ``--mode`` and ``--scale`` change."""
+        return self.replace(mode=mode or self.mode, scale=scale or self.scale)
+
 
 @dataclass(frozen=True)
 class ModelSettings:

@@ -23,9 +23,6 @@ from isanet.models.efficient_attention import METHODS, build_attention
 from isanet.notebook.partition_explorer import figure_png
 from isanet.notebook.plots import mark_pixel
 
-#: What a method is, in a few words, for titles and tables.
-LABELS = {"dense": "dense (non-local)", "isa": "ISA", "ccnet": "criss-cross (CCNet)", "axial": "axial",
-          "window": "window (Swin)", "strided": "strided (Sparse Tr.)"}
 _REACHED = ListedColormap(["#f2f2f2", "#2b7bba"])
 
 
@@ -43,7 +40,7 @@ def _draw_reach(ax: Axes, reached: np.ndarray, pixel: tuple[int, int], size: int
 
 
 def plot_reach(height: int, width: int, pixel: tuple[int, int], size: int = 8,
-               methods: Sequence[str] = METHODS, layers: Sequence[int] = (1, 2),
+               methods: Sequence[str] = tuple(METHODS), layers: Sequence[int] = (1, 2),
                figure: Figure | None = None) -> Figure:
     """One panel per method (columns) and number of stacked layers (rows): in blue the pixels the query
     ``pixel`` (star) has read from. Thin lines mark the ``size x size`` grid (windows, ISA blocks)."""
@@ -53,7 +50,7 @@ def plot_reach(height: int, width: int, pixel: tuple[int, int], size: int = 8,
         for col, method in enumerate(methods):
             reached = reached_map(method, height, width, pixel, size, count).numpy()
             _draw_reach(axes[row, col], reached, pixel, size,
-                        f"{LABELS[method]}, {count} layer{'s' if count > 1 else ''}")
+                        f"{METHODS[method].label}, {count} layer{'s' if count > 1 else ''}")
     return figure
 
 
@@ -70,7 +67,7 @@ def plot_hops(method: str, height: int, width: int, pixel: tuple[int, int], size
     index = (pixel[0] + top) * padded_w + pixel[1] + left
     for number, (ax, hop) in enumerate(zip(axes, hops, strict=True), start=1):
         reached = hop[index].reshape(padded_h, padded_w).numpy()  # padded HW -> padded H x W
-        _draw_reach(ax, reached, (pixel[0] + top, pixel[1] + left), size, f"{LABELS[method]}: hop {number}")
+        _draw_reach(ax, reached, (pixel[0] + top, pixel[1] + left), size, f"{METHODS[method].label}: hop {number}")
         if (left, right, top, bottom) != (0, 0, 0, 0):
             ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, lw=1.5, ls="--"))
     return figure
@@ -83,14 +80,14 @@ def reach_html(rows: Sequence[ReachRow]) -> str:
               "vs dense")
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
-            LABELS[row.method], row.hops_per_layer, f"{row.reach_1:.1%} (min {row.reach_1_min:.1%})",
+            METHODS[row.method].label, row.hops_per_layer, f"{row.reach_1:.1%} (min {row.reach_1_min:.1%})",
             f"{row.reach_2:.1%} (min {row.reach_2_min:.1%})", f"{row.affinity_entries:,}",
             f"{row.affinity_vs_dense:.1%}")) + "</tr>" for row in rows)
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
     return f"<table class='isanet-reach'><tr>{head}</tr>{body}</table>"
 
 
-def plot_affinity_growth(sides: Sequence[int], size: int = 8, methods: Sequence[str] = METHODS,
+def plot_affinity_growth(sides: Sequence[int], size: int = 8, methods: Sequence[str] = tuple(METHODS),
                          ax: Axes | None = None) -> Figure:
     """Affinity entries one layer computes on an ``n x n`` map, against ``n`` (log-log), from each module's
     ``affinity_entries`` formula."""
@@ -99,7 +96,7 @@ def plot_affinity_growth(sides: Sequence[int], size: int = 8, methods: Sequence[
         ax = figure.subplots()
     for method in methods:
         module = build_attention(method, 2, 1, size=size)
-        ax.loglog(sides, [module.affinity_entries(n, n) for n in sides], "o-", ms=3, label=LABELS[method])
+        ax.loglog(sides, [module.affinity_entries(n, n) for n in sides], "o-", ms=3, label=METHODS[method].label)
     ax.set_xlabel("map side n (n x n)")
     ax.set_ylabel("affinity entries per layer")
     ax.set_title(f"what one layer computes (size {size})")
@@ -115,7 +112,7 @@ class ReachExplorer:
     """
 
     def __init__(self, height: int = 20, width: int = 28, pixel: tuple[int, int] = (5, 9), size: int = 4,
-                 methods: Sequence[str] = METHODS, max_size: int = 8, dpi: int = 70):
+                 methods: Sequence[str] = tuple(METHODS), max_size: int = 8, dpi: int = 70):
         import ipywidgets as widgets
 
         self.height, self.width, self.methods, self.dpi = height, width, tuple(methods), dpi

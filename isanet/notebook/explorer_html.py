@@ -1,15 +1,15 @@
 """The attention explorer as one self-contained HTML file: no kernel, no network, opens from disk.
 
 ISA's point is that a pixel's attention is two short rows instead of one row over the whole map, so the page
-can carry *all* of ISA's attention for an image: ``HW * (glb_h*glb_w + loc_h*loc_w)`` numbers, where the dense
-affinity would be ``HW * HW``. The page stores
+can carry *all* of ISA's attention for an image: ``HpWp * (glb_h*glb_w + loc_h*loc_w)`` numbers over the padded
+feature map, where the dense affinity would be ``hw * hw``. The page stores
 
-* ``long_range`` / ``short_range`` (the captured :class:`isanet.models.interlaced.ISAAttention`), each softmax
+* ``long_range`` / ``short_range`` (the captured :class:`isanet.models.interlaced.ISAWeights`), each softmax
   row as ``uint8`` relative to the row's own maximum (a float32 scale per row): a stored weight is within
   ``max / 510`` of the model's; the composed two-hop map is computed in the page from these two, as
   :func:`isanet.analysis.probe.composed_map` computes it;
-* the dense block's queries and keys (``HW x C`` each, float16): the page forms a dense row with one softmax,
-  as :meth:`isanet.analysis.probe.AttentionCapture.dense_row` does, since the ``HW x HW`` affinity itself would
+* the dense block's queries and keys (``hw x C`` each, float16): the page forms a dense row with one softmax,
+  as :meth:`isanet.analysis.probe.AttentionCapture.dense_row` does, since the ``hw x hw`` affinity itself would
   not fit.
 
 The drawing (JavaScript and HTML) is the package data file ``templates/explorer.html``; this module only
@@ -81,8 +81,8 @@ def _colormap(name: str = "inferno") -> list[list[int]]:
 class PageSizes:
     """Bytes of the attention as stored and as it would be: the figures the page prints."""
 
-    isa_numbers: int          # HW * (glb_h*glb_w + loc_h*loc_w), HW of the padded map
-    dense_numbers: int        # (HW)^2
+    isa_numbers: int          # HpWp * (glb_h*glb_w + loc_h*loc_w), HpWp: the padded map's pixels
+    dense_numbers: int        # (hw)^2, hw: the feature map's pixels
     isa_stored_bytes: int     # uint8 codes + float32 row scales
     dense_qk_bytes: int       # queries + keys as float16
     file_bytes: int = 0
@@ -109,15 +109,15 @@ def build_payload(capture, image: np.ndarray, model_label: str, note: str = "",
         payload["partition"] = dict(loc_h=p.loc_h, loc_w=p.loc_w, glb_h=p.glb_h, glb_w=p.glb_w, pad_top=p.pad_top,
                                     pad_left=p.pad_left, padded_h=p.padded_h, padded_w=p.padded_w)
         for name in ("long_range", "short_range"):
-            weights = getattr(capture.isa, name)[0]  # groups x members x members (see ISAAttention)
+            weights = getattr(capture.isa, name)[0]  # groups x members x members (see ISAWeights)
             codes, scale = quantise_rows(weights)
             payload[name] = dict(shape=list(weights.shape), codes=_b64(codes), scale=_b64(scale))
             isa_numbers += codes.size
             isa_bytes += codes.nbytes + scale.nbytes
     dense_bytes = 0
     if capture.dense_query is not None:
-        query = capture.dense_query.detach().cpu().numpy().astype(np.float16)  # HW x C
-        key = capture.dense_key.detach().cpu().numpy().astype(np.float16)      # HW x C
+        query = capture.dense_query.detach().cpu().numpy().astype(np.float16)  # hw x C
+        key = capture.dense_key.detach().cpu().numpy().astype(np.float16)      # hw x C
         payload["dense"] = dict(channels=int(query.shape[1]), query=_b64(query), key=_b64(key))
         dense_bytes = query.nbytes + key.nbytes
     sizes = PageSizes(isa_numbers=isa_numbers, dense_numbers=pixels * pixels, isa_stored_bytes=isa_bytes,

@@ -1,6 +1,6 @@
 """Pictures of ISA's partition: the long-range groups and short-range blocks of a map, the two-hop path
-between two pixels, the blocks over an image, the ``HW x HW`` relation matrices and their product, the tensor
-shapes of one forward pass, and the affinity-cost table.
+between two pixels, the blocks over an image, the ``HpWp x HpWp`` relation matrices over the padded map and
+their product, the tensor shapes of one forward pass, and the affinity-cost table.
 
 They draw what :class:`isanet.models.interlaced.Partition` computes, so a picture can never disagree with the
 model's own grouping.
@@ -197,7 +197,7 @@ def complexity_html(partition: Partition, channels: int = 512, batch: int = 1) -
         ("short-range groups", f"glb_h·glb_w = {p.num_short_range_groups} blocks of loc_h·loc_w = "
                                f"{p.loc_h * p.loc_w} pixels"),
         ("dense affinity", f"(hw)² = {dense:,} entries ({mib(dense)} in float32)"),
-        ("ISA affinities", f"HW·(glb_h·glb_w + loc_h·loc_w) = {padded:,}·({p.glb_h * p.glb_w} + "
+        ("ISA affinities", f"HpWp·(glb_h·glb_w + loc_h·loc_w) = {padded:,}·({p.glb_h * p.glb_w} + "
                            f"{p.loc_h * p.loc_w}) = {isa:,} entries ({mib(isa)})"),
         ("dense / ISA", f"<b>{dense / isa:.1f}x</b> fewer affinity entries with ISA"),
     ]
@@ -217,9 +217,10 @@ def _matrix_panel(ax: Axes, matrix: np.ndarray, title: str, cmap: str = "Greys",
 
 
 def plot_relation_masks(partition: Partition) -> Figure:
-    """The ``HW x HW`` relations of the two steps over the padded map (black: ``query`` attends to ``key``).
-    Top: positions in row-major order, as the map stores them. Bottom: each matrix in the order that lists its
-    groups one after the other, where it becomes block diagonal (dense attention inside each group)."""
+    """The ``HpWp x HpWp`` relations of the two steps over the padded ``Hp x Wp`` map (black: ``query`` attends
+    to ``key``). Top: positions in row-major order, as the map stores them. Bottom: each matrix in the order
+    that lists its groups one after the other, where it becomes block diagonal (dense attention inside each
+    group)."""
     p = partition
     figure = Figure(figsize=(8.5, 8.8), layout="constrained")
     axes = figure.subplots(2, 2)

@@ -1,4 +1,5 @@
-"""Plotting: ISA partition grids, attention maps over an image, and the dense-vs-ISA benchmark plot.
+"""Plotting: pictures back from normalised tensors, the query marker, predictions, per-class IoU, training
+curves and the dense-vs-ISA benchmark plot.
 
 Plotting functions only, with no pyplot state: each takes an optional ``matplotlib`` ``Axes`` (to compose
 into a notebook figure) or makes its own ``Figure`` and returns it, so the same code serves notebooks, the
@@ -46,23 +47,6 @@ def to_display_image(image: torch.Tensor | np.ndarray, mean: Sequence[float] = I
 
 def mark_pixel(ax: Axes, y: int, x: int) -> None:
     ax.plot([x], [y], marker="*", ms=14, mec="black", mfc="white")
-
-
-def overlay_attention(ax: Axes, attention: np.ndarray, image: np.ndarray | torch.Tensor | None = None,
-                      pixel: tuple[float, float] | None = None, title: str | None = None,
-                      alpha: float = 0.6, cmap: str = "inferno") -> Axes:
-    """Draw an attention map (``H x W``) over an image (``H x W x 3`` or a normalised tensor) on ``ax``;
-    ``pixel`` (the query, in the map's coordinates) is marked with a star."""
-    if image is not None:
-        ax.imshow(to_display_image(image))
-    ax.imshow(attention, cmap=cmap, alpha=alpha if image is not None else 1.0, interpolation="nearest")
-    if pixel is not None:
-        mark_pixel(ax, *pixel)
-    if title:
-        ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return ax
 
 
 def plot_bench(rows: Sequence, path: str | Path | None = None) -> Figure:

@@ -79,8 +79,8 @@ def sample_trained_checkpoint(root: str | os.PathLike | None = None, *, iters: i
             try:
                 for _ in trainer.run():
                     pass
-                meta, _ = trainer.parts.checkpoint_content(trainer.iteration)
-                save_checkpoint(trainer.parts.bare_model, path, meta={
+                meta, _ = trainer.checkpoint_content(trainer.iteration)
+                save_checkpoint(trainer.state.bare_model, path, meta={
                     **meta, "note": f"sample fine-tune, {iters} iterations on SYNTHETIC sample data"})
             finally:
                 trainer.close()
@@ -139,11 +139,11 @@ def compare_heads(root: str | os.PathLike | None = None, heads: tuple[str, ...] 
                     trainer.close()
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-            model, parts = trainer.parts.bare_model, trainer.parts
+            model, state = trainer.state.bare_model, trainer.state
             evals = [record["mIoU"] for record in records if "mIoU" in record]
             times = [record["time"] for record in records if "time" in record]
-            peak = training_step_peak_bytes(model, parts.config.batch_size, tuple(parts.config.crop_size),
-                                            model.num_classes, str(parts.device))
+            peak = training_step_peak_bytes(model, state.config.batch_size, tuple(state.config.crop_size),
+                                            model.num_classes, str(state.device))
             row = dict(head=head, seed=seed, iters=trainer.iteration, mIoU_start=evals[0], mIoU=evals[-1],
                        step_ms=1000 * statistics.median(times[3:] or times), peak_mb=peak / 2**20,
                        params_m=sum(p.numel() for p in model.parameters()) / 1e6)

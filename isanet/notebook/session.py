@@ -46,7 +46,7 @@ def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_trai
 
     Writing goes to a temporary folder that is renamed into place, so a half-written sample is never reused.
     """
-    from isanet.data.synthetic import write_sample_dataset
+    from isanet.data.build import write_sample_dataset
 
     classes = f"-{object_classes}classes" if object_classes is not None else ""
     base = Path(root or repo_root()) / "data" / "samples" / f"{kind}-{size}px-{num_train}+{num_val}-seed{seed}{classes}"

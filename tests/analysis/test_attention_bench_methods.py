@@ -7,17 +7,18 @@ import json
 
 import pytest
 
-from isanet.analysis import attention_bench
 from isanet.analysis.attention_bench import attention_module, bench_attention, format_rows
-from isanet.cli import bench as bench_cli
-from isanet.cli import main
+from isanet.cli import build_parser, main
+from isanet.models.efficient_attention import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CHANNELS, KEYS, HEIGHT, WIDTH, SIZE = 16, 8, 12, 20, 8
 
 
-def test_cli_lists_the_bench_methods() -> None:
-    assert bench_cli.METHODS == attention_bench.METHODS
+def test_cli_lists_the_registry_methods(capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "attention", "--methods", "linear"])
+    assert f"choose from {', '.join(map(repr, METHODS))}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["dense", "ccnet", "axial", "window", "strided"])
@@ -35,13 +36,13 @@ def test_flops_are_the_affinity_count_plus_the_projections(method: str) -> None:
 
 def test_cli_gives_rows_for_every_method(tmp_path, capsys) -> None:
     path = tmp_path / "rows.json"
-    code = main(["bench", "attention", "--methods", *attention_bench.METHODS, "--sizes", f"{HEIGHT}x{WIDTH}",
+    code = main(["bench", "attention", "--methods", *METHODS, "--sizes", f"{HEIGHT}x{WIDTH}",
                  "--channels", str(CHANNELS), "--isa-channels", str(KEYS), "--down-factor", "4", "4",
                  "--repeats", "1", "--json", str(path)])
     assert code == 0
     rows = json.loads(path.read_text())
     assert [(row["method"], row["kernel"]) for row in rows] == [
-        (method, kernel) for kernel in ("matmul", "sdpa") for method in attention_bench.METHODS]
+        (method, kernel) for kernel in ("matmul", "sdpa") for method in METHODS]
     assert all(row["status"] == "ok" and row["flops"] > 0 and row["peak_memory_bytes"] > 0 and row["time_ms"] > 0
                for row in rows)
     explicit = {row["method"] for row in rows if row["extra"]["computed_with"] != row["kernel"]}

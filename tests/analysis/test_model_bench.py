@@ -8,7 +8,7 @@ import torch
 import isanet
 from isanet.analysis.model_bench import count_model_flops
 from isanet.cli import main
-from isanet.io.checkpoint import random_state_dict
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.interlaced import Partition
 
 pytestmark = pytest.mark.usefixtures("one_thread")

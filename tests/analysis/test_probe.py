@@ -20,7 +20,7 @@ from isanet.analysis.probe import (
     recompute_isa_context,
     upsample_map,
 )
-from isanet.io.checkpoint import random_state_dict
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.interlaced import (
     Partition,
     long_range_group_ids,

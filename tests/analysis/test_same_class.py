@@ -15,24 +15,24 @@ from isanet.analysis.same_class import (
     same_class_over_images,
 )
 from isanet.data import transforms
-from isanet.io.checkpoint import random_state_dict
-from isanet.models.interlaced import ISAAttention, Partition
+from isanet.data.sample_checkpoint import random_state_dict
+from isanet.models.interlaced import ISAWeights, Partition
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 HALVES = np.array([[0, 0, 1, 1]] * 4)  # 4 x 4: left half class 0, right half class 1
 
 
-def hand_capture(size=(4, 4), isa: ISAAttention | None = None, query=None, key=None) -> AttentionCapture:
+def hand_capture(size=(4, 4), isa: ISAWeights | None = None, query=None, key=None) -> AttentionCapture:
     """A capture of a ``size`` feature map (the image the same size) built from given weights, no model."""
     h, w = size
     return AttentionCapture(size, size, False, torch.zeros(1, 1, h, w), torch.zeros(1, 1, h, w), isa, query, key)
 
 
-def uniform_isa(h: int = 4, w: int = 4) -> ISAAttention:
+def uniform_isa(h: int = 4, w: int = 4) -> ISAWeights:
     p = Partition(h, w, 2, 2)
     groups, members = p.loc_h * p.loc_w, p.glb_h * p.glb_w
-    return ISAAttention(p, torch.full((1, groups, members, members), 1 / members),
+    return ISAWeights(p, torch.full((1, groups, members, members), 1 / members),
                         torch.full((1, members, groups, groups), 1 / groups))
 
 

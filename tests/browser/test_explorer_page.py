@@ -27,8 +27,9 @@ from conftest import LABEL
 import isanet
 from isanet.analysis.probe import capture, long_range_map, short_range_map
 from isanet.cli import main
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.data.transforms import normalize
-from isanet.io.checkpoint import load_model, random_state_dict
+from isanet.io.checkpoint import load_model
 from isanet.models import zoo
 
 VOC = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"

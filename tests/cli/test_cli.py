@@ -15,7 +15,7 @@ def test_zoo_table_and_show(capsys):
 
 
 def test_bad_input_is_one_line_not_a_traceback(capsys):
-    assert main(["zoo", "--show", "isanet_r50"]) == 1
+    assert main(["zoo", "--show", "isanet_r50"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("isanet zoo: error: unknown ISANet zoo model 'isanet_r50'") and "Traceback" not in err
 

@@ -100,8 +100,8 @@ def test_bad_pair_stops_eval_in_one_line_or_is_skipped(tmp_path, capsys, voc_tin
     command = ["eval", VOC, "--checkpoint", str(checkpoint), "--data-root", str(root), "--scale", "64", "48"]
     assert main(command) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"error: mask {root / 'masks/val/leaf_4.png'} has class ids [2] but {root / 'classes.txt'} "
-                   "lists 2 classes (ids 0..1, 255 = ignore)")
+    assert err == (f"isanet eval: error: mask {root / 'masks/val/leaf_4.png'} has class ids [2] but "
+                   f"{root / 'classes.txt'} lists 2 classes (ids 0..1, 255 = ignore)")
     assert main([*command, "--skip-bad", "--out", str(tmp_path / "r.json")]) == 0
     err = capsys.readouterr().err
     assert f"warning: skipping mask {root / 'masks/val/leaf_4.png'}" in err and "skipped 1 of 2 val images" in err
@@ -122,7 +122,7 @@ def test_train_names_a_bad_pair_before_training(tmp_path, capsys):
     root = write_by_hand(tmp_path / "leaves")
     (root / "masks" / "train" / "leaf_1.png").unlink()
     command = ["train", VOC, "--data-root", str(root), "--work-dir", str(tmp_path / "work"), *QUICK_TRAIN]
-    assert main(command) == 1
+    assert main(command) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"isanet train: error: --data-root {root}: no usable 'train' split of the folder data set: "
                    f"image {root / 'images/train/leaf_1.jpg'} has no mask: expected {root / 'masks/train/leaf_1.png'}")

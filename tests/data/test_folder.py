@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from isanet.data.build import build_dataset
+from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.datasets import DatasetError
 from isanet.data.folder import FolderDataset, dataset_kind, is_folder_layout, voc_colormap
-from isanet.data.synthetic import FOLDER_CLASSES, write_sample_dataset
+from isanet.data.synthetic import FOLDER_CLASSES
 
 CLASSES = ("sky", "tree", "road")
 

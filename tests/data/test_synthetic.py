@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from isanet.data.build import build_dataset
+from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.datasets import CityscapesDataset
 from isanet.data.synthetic import (
     class_texture,
@@ -17,7 +17,6 @@ from isanet.data.synthetic import (
     render,
     voc_colormap,
     void_border,
-    write_sample_dataset,
 )
 
 

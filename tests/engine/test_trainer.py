@@ -6,6 +6,7 @@ time, on one CPU thread, so the whole file stays well under a couple of minutes 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -19,7 +20,8 @@ import torch
 
 import isanet
 from isanet.cli import main
-from isanet.data.synthetic import write_sample_dataset
+from isanet.data.build import write_sample_dataset
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.engine.loader import SampleOrder, StreamBatches
 from isanet.engine.log import read_log
 from isanet.engine.state import find_resume_checkpoint
@@ -31,7 +33,7 @@ from isanet.engine.trainer import (
     seg_losses,
     train,
 )
-from isanet.io.checkpoint import random_state_dict, save_checkpoint
+from isanet.io.checkpoint import save_checkpoint
 from isanet.models.config import TINY
 from isanet.notebook.plots import plot_training_curves
 
@@ -172,7 +174,7 @@ def test_resume_refuses_a_different_seed_and_fills_the_rest(voc_root, uninterrup
                                   progress=False))
     try:
         assert trainer.config.crop_size == (64, 64) and trainer.config.model_overrides == TINY
-        assert trainer.parts.start_iter == 6 and trainer.config.iters == 8
+        assert trainer.state.start_iter == 6 and trainer.config.iters == 8
     finally:
         trainer.close()
 
@@ -229,9 +231,9 @@ def test_init_from_a_cityscapes_checkpoint_reinitialises_the_classifier(voc_root
     state = tiny_checkpoint(tmp_path / "cityscapes.pth", num_classes=19)
     trainer = Trainer(tiny_config(voc_root, tmp_path / "run", init=tmp_path / "cityscapes.pth"))
     try:
-        assert "classifier re-initialised for 21 classes" in trainer.parts.init_report
-        assert "decode_head.conv_seg.weight" in trainer.parts.init_report
-        model = trainer.parts.bare_model
+        assert "classifier re-initialised for 21 classes" in trainer.state.init_report
+        assert "decode_head.conv_seg.weight" in trainer.state.init_report
+        model = trainer.state.bare_model
         assert model.decode_head.conv_seg.weight.shape[0] == 21
         assert _parameters_equal(model.backbone, state, "backbone.")
         assert torch.equal(model.decode_head.in_conv.conv.weight, state["decode_head.in_conv.conv.weight"])
@@ -247,8 +249,8 @@ def test_init_from_an_imagenet_backbone_loads_the_backbone_only(voc_root, tmp_pa
     torch.save({"state_dict": state} if prefix else state, tmp_path / "resnet.pth")
     trainer = Trainer(tiny_config(voc_root, tmp_path / "run", init=tmp_path / "resnet.pth"))
     try:
-        assert "backbone only" in trainer.parts.init_report and "fc.weight" in trainer.parts.init_report
-        assert _parameters_equal(trainer.parts.bare_model.backbone, state, prefix)
+        assert "backbone only" in trainer.state.init_report and "fc.weight" in trainer.state.init_report
+        assert _parameters_equal(trainer.state.bare_model.backbone, state, prefix)
     finally:
         trainer.close()
 
@@ -256,7 +258,7 @@ def test_init_from_an_imagenet_backbone_loads_the_backbone_only(voc_root, tmp_pa
 # ---- bad input: one line naming what is wrong ----
 
 def cli_error(capsys, *argv: str) -> str:
-    assert main(["train", *map(str, argv)]) == 1
+    assert main(["train", *map(str, argv)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
     return err
@@ -293,6 +295,18 @@ def test_amp_is_ignored_on_cpu_and_the_cli_trains(voc_root, tmp_path, capsys, mo
     assert "--amp is ignored on CPU" in captured.err and "trained to iteration 2/2" in captured.out
     assert sorted(p.name for p in (tmp_path / "run").glob("*.pth")) == ["iter_2.pth", "latest.pth"]
     assert math.isfinite(read_log(tmp_path / "run" / "log.jsonl")[-1]["loss"])
+
+
+def test_the_deprecated_amp_option_is_a_precision(monkeypatch, capsys):
+    from isanet.cli.train import amp_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU without bf16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert amp_precision(argparse.Namespace(amp=True, precision=None, device=None)) == "fp16"
+    assert capsys.readouterr().err.strip() == "note: --amp is deprecated: training with --precision fp16"
+    assert amp_precision(argparse.Namespace(amp=True, precision="bf16", device=None)) == "bf16"  # --precision wins
+    assert amp_precision(argparse.Namespace(amp=False, precision=None, device=None)) is None
+    assert capsys.readouterr().err == ""
 
 
 def test_bf16_training_on_cpu_follows_the_fp32_losses(voc_root, tmp_path, uninterrupted, monkeypatch):

@@ -12,8 +12,7 @@ from torch import nn
 
 import isanet
 from isanet.cli import main
-from isanet.data.build import build_dataset
-from isanet.data.synthetic import write_sample_dataset
+from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.transforms import scale_factor_size
 from isanet.evaluation.evaluate import evaluate
 from isanet.evaluation.inference import TTA_RATIOS, predict_image, predict_ms_flip

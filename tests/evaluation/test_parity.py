@@ -2,7 +2,7 @@
 
 Each ``tests/fixtures/parity_<tag>.pt`` was written by ``benchmarks/reference_parity.py --save-fixture``: mmseg's
 own ``EncoderDecoder`` for a zoo config, loaded (``strict=True``, by mmseg's key names) with
-``isanet.io.checkpoint.random_state_dict(model, seed)``, run on a fixed normalised input in whole mode and in
+``isanet.data.sample_checkpoint.random_state_dict(model, seed)``, run on a fixed normalised input in whole mode and in
 slide mode. Here we rebuild our model with the same seeded weights and require
 
     max |ours - mmseg| <= 1e-5 * max |mmseg|
@@ -27,7 +27,8 @@ import pytest
 import torch
 
 import isanet
-from isanet.io.checkpoint import random_state_dict, state_dict_digest
+from isanet.data.sample_checkpoint import random_state_dict
+from isanet.io.digest import state_dict_digest
 
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures").glob("parity_*.pt"))
 RTOL = 1e-5  # of the largest reference logit, float64 replay

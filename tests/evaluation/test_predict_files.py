@@ -13,9 +13,10 @@ import pytest
 import isanet
 from isanet.cli import main
 from isanet.data.datasets import VOCDataset
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.evaluation.inference import predict_image, predict_ms_flip
 from isanet.evaluation.overlay import blend, classes_present, colorize, draw_legend
-from isanet.io.checkpoint import load_model, random_state_dict
+from isanet.io.checkpoint import load_model
 from isanet.models.zoo import get_entry
 
 VOC = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
@@ -102,7 +103,7 @@ def test_ms_flip_is_the_tta_prediction(tmp_path, checkpoint, capsys, one_thread)
     label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(label, expected.numpy())
     assert main(["predict", str(tmp_path / "mine.png"), "--model", VOC, "--checkpoint", str(checkpoint),
-                 "--out", str(tmp_path / "out"), "--mode", "slide"]) == 1
+                 "--out", str(tmp_path / "out"), "--mode", "slide"]) == 2
     assert "--mode slide needs a crop size" in capsys.readouterr().err
 
 
@@ -153,14 +154,14 @@ def test_video_gives_an_overlay_video(tmp_path, checkpoint, capsys, one_thread) 
 
 def test_bad_inputs_get_one_line(tmp_path, checkpoint, capsys) -> None:
     base = ["--model", VOC, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out")]
-    assert main(["predict", str(tmp_path / "nothing.png"), *base]) == 1
+    assert main(["predict", str(tmp_path / "nothing.png"), *base]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nothing.png" in err and "does not exist" in err
     (tmp_path / "empty").mkdir()
-    assert main(["predict", str(tmp_path / "empty"), *base]) == 1
+    assert main(["predict", str(tmp_path / "empty"), *base]) == 2
     assert "holds no images or videos" in capsys.readouterr().err
     _save(_picture(8, 8), tmp_path / "x.png")
-    assert main(["predict", str(tmp_path / "x.png"), *base, "--opacity", "2"]) == 1
+    assert main(["predict", str(tmp_path / "x.png"), *base, "--opacity", "2"]) == 2
     assert "opacity must be between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists(), "nothing written for bad arguments"
 

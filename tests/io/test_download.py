@@ -102,3 +102,23 @@ def test_connection_dropped_mid_file_leaves_no_partial_file(tmp_path):
         download_url(url, tmp_path / "out", progress=False)
     httpd.server_close()
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_name_without_a_prefix_needs_one(tmp_path):
+    with pytest.raises(ValueError, match=r"model\.pth: its file name carries no sha256 prefix .* pass sha256_prefix"):
+        download_url("http://127.0.0.1:9/model.pth", tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_downloads_partial_file_is_removed_by_the_next_download(server, tmp_path):
+    """torch writes DST.<32 hex>.partial beside DST, our temporary: a process killed mid-transfer leaves one,
+    and the next download into the folder removes it once its writer is gone."""
+    base, served = server
+    name = publish(served, b"weights" * 100)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead_pid = 2**22 + 1  # above the largest pid Linux can hand out (PID_MAX_LIMIT, 2**22): no process has it
+    stale = out / f".{name}.isanet-tmp-{dead_pid}-0123abcd.part.{'f' * 32}.partial"
+    stale.write_bytes(b"half a file")
+    assert download_url(f"{base}/{name}", out, progress=False).read_bytes() == b"weights" * 100
+    assert [p.name for p in out.iterdir()] == [name]

@@ -18,7 +18,7 @@ pytest.importorskip("onnxscript")
 def exported(tmp_path_factory, one_thread):
     """The tiny model with seeded weights, saved as an isanet checkpoint, exported and checked by the CLI (one
     export for the module: it takes ~20 s); also what the command printed."""
-    from isanet.io.checkpoint import random_state_dict
+    from isanet.data.sample_checkpoint import random_state_dict
 
     folder = tmp_path_factory.mktemp("export")
     model = isanet.ISANet(isanet.ISANetConfig.tiny())

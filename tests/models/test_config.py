@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import isanet
-from isanet.io.checkpoint import load_model, random_state_dict, read_checkpoint
+from isanet.data.sample_checkpoint import random_state_dict
+from isanet.io.checkpoint import load_model, read_checkpoint
 from isanet.models import ISANetConfig, model_config
 from isanet.models.heads import DenseHead, ISAHead
 
@@ -22,7 +23,7 @@ def test_tiny_builds_the_small_teaching_model():
     model = isanet.ISANet(ISANetConfig.tiny())
     head = model.decode_head
     assert isinstance(head, ISAHead) and head.num_classes == 5
-    assert head.in_conv.conv.out_channels == 64 and head.global_relation.channels == 32
+    assert head.in_conv.conv.out_channels == 64 and head.global_relation.key_channels == 32
     assert model.auxiliary_head.convs[0].conv.out_channels == 32
     assert len(model.backbone.layer3) == 2  # two basic blocks per stage
     assert isinstance(isanet.ISANet(ISANetConfig.tiny(head="dense")).decode_head, DenseHead)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from isanet.io.checkpoint import random_state_dict
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.efficient_attention import METHODS, build_attention
 from isanet.models.layers import from_tokens
 from isanet.models.patterns import PatternAttention, compose

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import isanet
-from isanet.io.checkpoint import random_state_dict
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.fold import fold_batchnorm, fold_conv_bn
 
 

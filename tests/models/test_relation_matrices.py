@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isanet.analysis.probe import composed_map, long_range_map, short_range_map
-from isanet.io.checkpoint import random_state_dict
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.interlaced import (
     ISAModule,
     Partition,

@@ -77,12 +77,12 @@ def test_html_carries_the_payload_intact(tmp_path, one_thread) -> None:
 
 def test_attention_command_rejects_bad_input_in_one_line(tmp_path, capsys) -> None:
     assert main(["attention", str(tmp_path / "missing.png"), "--model", "isanet_r50-d8_4xb4-20k_voc12aug-512x512",
-                 "--out", str(tmp_path / "p.html")]) == 1
+                 "--out", str(tmp_path / "p.html")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing.png" in err and err.startswith("isanet attention: error:")
     (tmp_path / "bad.png").write_bytes(b"no picture")
     assert main(["attention", str(tmp_path / "bad.png"), "--model", "isanet_r50-d8_4xb4-20k_voc12aug-512x512",
-                 "--out", str(tmp_path / "p.html")]) == 1
+                 "--out", str(tmp_path / "p.html")]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot decode image" in err and "bad.png" in err and not (tmp_path / "p.html").exists()
 
@@ -90,7 +90,8 @@ def test_attention_command_rejects_bad_input_in_one_line(tmp_path, capsys) -> No
 def test_notebook_explorer_saves_what_it_shows(tmp_path, one_thread) -> None:
     pytest.importorskip("ipywidgets")
     pytest.importorskip("ipyevents")
-    from isanet.notebook.attention_explorer import AttentionExplorer, ModelChoice
+    from isanet.notebook.attention_explorer import AttentionExplorer
+    from isanet.notebook.model_menu import ModelChoice
 
     torch.manual_seed(0)
     model = ISANet(ISANetConfig.tiny(channels=32, isa_channels=16, aux_channels=16)).eval()

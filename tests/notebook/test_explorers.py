@@ -19,6 +19,7 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("ipyevents")
 
 from isanet.notebook import attention_explorer, partition_explorer, partition_plots, plots, session
+from isanet.notebook.model_menu import ModelChoice
 
 # The label format the browser test reads (tests/browser/test_attention_explorer.py).
 LABEL = re.compile(r"pixel \((\d+), (\d+)\) in the (\d+)×(\d+) image → feature \((\d+), (\d+)\) of (\d+)×(\d+)")
@@ -63,7 +64,7 @@ def explorer():
     def broken():
         raise RuntimeError("no such file")
 
-    choices = [attention_explorer.ModelChoice("tiny", lambda: model), attention_explorer.ModelChoice("broken", broken)]
+    choices = [ModelChoice("tiny", lambda: model), ModelChoice("broken", broken)]
     return attention_explorer.AttentionExplorer(image, choices, scale=2)
 
 

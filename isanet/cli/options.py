@@ -1,0 +1,84 @@
+"""The options several commands share, built once: one spelling, one check and one set of choices everywhere.
+
+Choices come from the package's constants (:data:`isanet.runtime.PRECISIONS`, :data:`isanet.runtime.DEVICES`),
+so a new precision reaches every command at once. Every option that names something a command writes is made
+with :func:`add_output`, which marks it (:func:`outputs` lists the marks), so that one guard can check exactly
+the outputs before any work and a test can see that none is left unmarked.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Literal
+
+from isanet.limits import bounded_int, image_side
+from isanet.runtime import DEVICES, PRECISIONS
+
+#: The attribute :func:`add_output` sets on an option's argparse action.
+OUTPUT_MARK = "isanet_output"
+#: The most CPU threads ``--threads`` accepts.
+MAX_THREADS = 1024
+
+
+@dataclass(frozen=True)
+class Output:
+    """What an output option names: a file (with the endings the command expects, best first) or a folder."""
+
+    kind: Literal["file", "dir"]
+    suffixes: tuple[str, ...] = ()
+
+    @property
+    def metavar(self) -> str:
+        """``DIR``, ``FILE`` or ``FILE.json``: the help says what to give."""
+        return "DIR" if self.kind == "dir" else f"FILE{self.suffixes[0]}" if self.suffixes else "FILE"
+
+
+def add_output(parser: argparse.ArgumentParser, flag: str, *, kind: Literal["file", "dir"],
+               suffixes: tuple[str, ...] = (), **kwargs) -> argparse.Action:
+    """``flag`` as an output option, marked with its :class:`Output` (``kwargs`` go to ``add_argument``)."""
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
+    output = Output(kind, tuple(suffixes))
+    action = parser.add_argument(flag, metavar=kwargs.pop("metavar", output.metavar), **kwargs)
+    setattr(action, OUTPUT_MARK, output)
+    return action
+
+
+def outputs(parser: argparse.ArgumentParser) -> dict[str, Output]:
+    """The marked output options of ``parser``: option string (e.g. ``--out``) -> :class:`Output`."""
+    return {action.option_strings[0]: getattr(action, OUTPUT_MARK) for action in parser._actions
+            if hasattr(action, OUTPUT_MARK)}
+
+
+def add_precision(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, help: str,
+                  default: str | None = "fp32", many: bool = False) -> argparse.Action:
+    """``--precision`` from :data:`~isanet.runtime.PRECISIONS`; ``many``: one or more (one row each)."""
+    return parser.add_argument("--precision", choices=PRECISIONS, nargs="+" if many else None,
+                               default=[default] if many else default, help=help)
+
+
+def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, default: str | None = "cpu",
+               auto: bool = True, help: str | None = None) -> argparse.Action:
+    """``--device`` from :data:`~isanet.runtime.DEVICES` (without ``auto`` where the command must know the
+    device it reports on before it resolves it)."""
+    choices = DEVICES if auto else tuple(device for device in DEVICES if device != "auto")
+    return parser.add_argument("--device", choices=choices, default=default,
+                               help=help or f"{', '.join(choices)} (default: %(default)s)")
+
+
+def add_threads(parser: argparse.ArgumentParser, *, help: str = "torch.set_num_threads for CPU runs"
+                ) -> argparse.Action:
+    """``--threads N``, 1 to :data:`MAX_THREADS`."""
+    return parser.add_argument("--threads", type=bounded_int(1, MAX_THREADS), help=help)
+
+
+def add_checkpoint(parser: argparse.ArgumentParser, *, help: str, required: bool = False) -> argparse.Action:
+    """``--checkpoint FILE``: weights to read (opened by the command's checks, so a missing or broken file is
+    a usage error that names it)."""
+    return parser.add_argument("--checkpoint", metavar="FILE", required=required, help=help)
+
+
+def add_scale(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, help: str) -> argparse.Action:
+    """``--scale LONG SHORT``: a test (or training) resize box, each side within the stated image bound."""
+    return parser.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"), help=help)
