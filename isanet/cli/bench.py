@@ -144,8 +144,9 @@ def run_model(args: argparse.Namespace) -> int:
                 for last in ((False, True) if args.channels_last else (False,))]
     if args.onnx:
         variants.append(Variant(onnx=True))
-    result = bench_model(model, entry.name, size, variants, mode, crop if mode == "slide" else None,
-                         stride if mode == "slide" else None, device, args.repeats, args.warmup, weights, args.clock,
+    windows = {"crop_size": crop, "stride": stride} if mode == "slide" else {"crop_size": None, "stride": None}
+    result = bench_model(model, entry.name, size, variants, test.replace(mode=mode, **windows), device, args.repeats,
+                         args.warmup, weights, args.clock,
                          progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
     print(format_bench(result))
     if args.json:
