@@ -16,6 +16,7 @@ import torch
 
 from isanet.engine.state import TrainError
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
+from isanet.models.zoo import ZooEntry
 from isanet.runtime import Precision
 
 DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
@@ -86,16 +87,13 @@ def plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def entry_defaults(entry: dict) -> dict:
+def entry_defaults(entry: ZooEntry) -> dict:
     """The recipe's value of every optional :class:`TrainConfig` field, read from the zoo entry."""
-    def step(pipeline: str, kind: str) -> dict:
-        return next(item for item in entry[pipeline] if item["type"] == kind)
-
-    iters = entry["iterations"]
-    return dict(iters=iters, crop_size=tuple(entry["crop_size"]), batch_size=entry["batch_size_per_gpu"],
-                lr=entry["optimizer"]["lr"], seed=0, save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1),
-                limit_val=None, resize_scale=tuple(step("train_pipeline", "RandomResize")["scale"]),
-                val_scale=tuple(step("test_pipeline", "Resize")["scale"]), model_overrides={})
+    recipe = entry.train
+    iters = recipe.iterations
+    return dict(iters=iters, crop_size=recipe.crop_size, batch_size=recipe.batch_size_per_gpu, lr=recipe.lr, seed=0,
+                save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1), limit_val=None,
+                resize_scale=recipe.resize_scale, val_scale=entry.test.scale, model_overrides={})
 
 
 def saved_precision(previous: dict, device_type: str) -> Precision | None:
@@ -115,16 +113,16 @@ def saved_precision(previous: dict, device_type: str) -> Precision | None:
     return LEGACY_AMP_DTYPES[name]
 
 
-def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = None,
+def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None = None,
                    device_type: str = "cpu") -> TrainConfig:
     """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > recipe) and refuse a resume
     whose explicit settings contradict the checkpoint. ``device_type`` is where the run trains (an older
     checkpoint's precision depends on it, see :func:`saved_precision`)."""
-    defaults, resolved = entry_defaults(entry), {"name": entry["name"]}
+    defaults, resolved = entry_defaults(entry), {"name": entry.name}
     if previous is not None:
         previous = {**previous, "precision": saved_precision(previous, device_type)}
-    if previous is not None and previous.get("name") != entry["name"]:
-        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry['name']!r}")
+    if previous is not None and previous.get("name") != entry.name:
+        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry.name!r}")
     for key, default in defaults.items():
         given = getattr(config, key)
         if previous is not None and key in RESUME_LOCKED and given is not None and \
