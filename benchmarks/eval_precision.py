@@ -1,9 +1,10 @@
 """mIoU of the same trained model evaluated in fp32, fp32 optimized and bf16: does the precision change the score?
 
-Evaluates one checkpoint on a data set three ways with :func:`isanet.evaluation.evaluate.evaluate` (mmseg's
-test path) and prints each mIoU, its difference from fp32 (target: within 0.1), and the share of pixels whose
-predicted class is the same as fp32's, over the whole split. By default it uses the sample fine-tune's tiny
-R-18 (notebook 04 writes it; ``benchmarks/finetune_voc_sample.py`` trains the same one) on the synthetic VOC
+Evaluates one checkpoint on a data set three ways (one :class:`isanet.evaluation.inference.Predictor` each,
+through :func:`isanet.evaluation.evaluate.evaluate_predictor`, mmseg's test path) and prints each mIoU, its
+difference from fp32 (target: within 0.1), and the share of pixels whose predicted class is the same as fp32's,
+over the whole split. By default it uses the sample fine-tune's tiny R-18 (notebook 04 writes it;
+``benchmarks/finetune_voc_sample.py`` trains the same one) on the synthetic VOC
 sample's validation split it was trained for, at the notebook's test scale:
 
     .venv/bin/python benchmarks/eval_precision.py --threads 1
@@ -17,31 +18,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 
 import torch
 
 from isanet.data.build import build_dataset
 from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS
-from isanet.evaluation.evaluate import EvalSettings, evaluate
+from isanet.evaluation.evaluate import evaluate_predictor
+from isanet.evaluation.inference import Predictor
 from isanet.io.checkpoint import load_model
 from isanet.models.zoo import get_entry
 from isanet.notebook.session import repo_root, resolve_path, sample_dataset
 
 WAYS = {"fp32": dict(precision="fp32"), "fp32 optimized": dict(precision="fp32", optimize=True),
         "bf16": dict(precision="bf16"), "bf16 optimized": dict(precision="bf16", optimize=True)}
-
-
-@dataclass(frozen=True)
-class RecordingSettings(EvalSettings):
-    """The same settings, keeping every predicted label map (to compare predictions pixel by pixel)."""
-
-    kept: list = field(default_factory=list, compare=False, repr=False)
-
-    def scores(self, model, image, ms_flip: bool, precision: str = "fp32") -> torch.Tensor:
-        out = super().scores(model, image, ms_flip, precision)
-        self.kept.append(out.argmax(0))
-        return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,15 +45,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--checkpoint {path}: not found; run notebook 04 (or pass the file)")
     model = load_model(path).eval()
     dataset = build_dataset("voc", sample_dataset("voc", **NOTEBOOK_SAMPLE_DATA).parent, "val")
-    settings = EvalSettings.from_entry(get_entry(NOTEBOOK_SETTINGS["name"]),
-                                       scale=tuple(NOTEBOOK_SETTINGS["val_scale"]))
+    settings = get_entry(NOTEBOOK_SETTINGS["name"]).test.replace(scale=tuple(NOTEBOOK_SETTINGS["val_scale"]))
     results, predictions = {}, {}
     for way, options in WAYS.items():
-        recording = RecordingSettings(**asdict(settings))
+        kept: list[torch.Tensor] = []  # every predicted label map, to compare predictions pixel by pixel
         started = time.perf_counter()
-        results[way] = evaluate(model, dataset, recording, progress=False, **options)
+        results[way] = evaluate_predictor(Predictor(model, settings, **options), dataset, progress=False,
+                                          on_prediction=kept.append)
         results[way]["seconds"] = time.perf_counter() - started
-        predictions[way] = torch.cat([prediction.flatten() for prediction in recording.kept])
+        predictions[way] = torch.cat([prediction.flatten() for prediction in kept])
     print(f"{path.name} on the synthetic VOC sample's val split ({len(dataset)} images, scale {settings.scale}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     for way, result in results.items():

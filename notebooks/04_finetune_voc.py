@@ -93,6 +93,7 @@ from isanet import ISANet, ISANetConfig
 from isanet.analysis.cost import attention_cost, break_even_side
 from isanet.data.build import build_dataset
 from isanet.engine.trainer import NOTEBOOK_SETTINGS, TrainConfig, Trainer, poly_lr
+from isanet.evaluation.inference import Predictor
 from isanet.io.checkpoint import save_checkpoint
 from isanet.models.interlaced import Partition
 from isanet.models.zoo import get_entry
@@ -146,15 +147,16 @@ if synthetic:
 
 # %%
 trainer = Trainer(config)
-model, settings_eval = trainer.state.bare_model, trainer.state.eval_settings
+model = trainer.state.bare_model
+# predicts as validation does: its settings, in the training precision
+predictor = Predictor(model, trainer.state.eval_settings, trainer.optimisation.precision, trainer.state.device)
 val_set = build_dataset("voc", config.data_root, split="val")
 shown = [val_set[i] for i in range(min(3, len(val_set)))]
 
 
 def predictions() -> list:
     """Class maps of the shown validation images, predicted the way evaluation predicts them."""
-    return [settings_eval.scores(model, sample["image"], ms_flip=False).argmax(dim=0).cpu().numpy()
-            for sample in shown]
+    return [predictor.predict(sample["image"]).numpy() for sample in shown]
 
 
 def head_input_sizes(run) -> list[tuple[int, int]]:
@@ -238,7 +240,7 @@ after = predictions()
 display(plot_predictions([{"image": s["image"], "maps": [s["label"], b, a]} for s, b, a in zip(shown, before, after)],
                          val_set.PALETTE, titles=["label", "before training", "after training"]))
 first, last = records[0], [r for r in records if "mIoU" in r][-1]
-published = get_entry(MODEL)["mIoU"]
+published = get_entry(MODEL).mIoU
 print(f"val mIoU {first['mIoU']:.2f} before -> {last['mIoU']:.2f} after {last['iter']} iterations"
       + (f" (SYNTHETIC data: not comparable with the published {published:.2f} of {MODEL})" if synthetic else
          f" (the published {MODEL}: {published:.2f} after its full recipe)"))

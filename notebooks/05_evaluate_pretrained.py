@@ -65,14 +65,14 @@ THREADS = None                # torch CPU threads; None: 1 when QUICK (steady on
 # %%
 # %matplotlib inline
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from IPython.display import display
 
 from isanet.data.build import build_dataset
-from isanet.evaluation.evaluate import EvalSettings, evaluate
+from isanet.evaluation.evaluate import evaluate_predictor
+from isanet.evaluation.inference import Predictor
 from isanet.evaluation.metrics import SegMetrics, format_confused, format_table, most_confused
 from isanet.io.checkpoint import Checkpoint, load_model
 from isanet.models.zoo import get_entry, short_dataset_name
@@ -167,31 +167,30 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
     synthetic_data = root is None
     if synthetic_data:
         root = sample_dataset(kind, ROOT, num_train=1, num_val=2, size=256)
-    path = resolve_path(checkpoint, ROOT) or downloaded.get(entry["name"])
+    path = resolve_path(checkpoint, ROOT) or downloaded.get(entry.name)
     random_weights = path is None
     if random_weights:
-        path = sample_checkpoint(entry["name"], ROOT)
+        path = sample_checkpoint(entry.name, ROOT)
     weights = Checkpoint.read(path)  # read once: its sha256 says which file it is, and its weights load
-    published_weights = not random_weights and weights.sha256.startswith(entry["sha256_prefix"])
+    published_weights = not random_weights and weights.sha256.startswith(entry.sha256_prefix)
     dataset = build_dataset(kind, root, split="val")
-    settings = EvalSettings.from_entry(entry)
+    settings = entry.test
     if synthetic_data:  # the sample is 256 px wide: test near that size, not at the 2048-px scale of real data
-        settings = replace(settings, scale=(1024, 256) if kind == "ade20k" else (512, 256))
+        settings = settings.replace(scale=(1024, 256) if kind == "ade20k" else (512, 256))
     if limit is None and not device.startswith("cuda") and not synthetic_data:
         limit = 5
         print(f"CPU with real data: evaluating the first {limit} images only (set LIMIT to change this)")
-    print(f"{entry['name']}: {path.name} on {len(dataset)} {kind} val images at {root}")
-    model = load_model(weights, entry["name"]).to(device)
+    print(f"{entry.name}: {path.name} on {len(dataset)} {kind} val images at {root}")
+    predictor = Predictor(load_model(weights, entry.name), settings, PRECISION, device)
     started = time.perf_counter()
-    result = evaluate(model, dataset, settings, ms_flip=MS_FLIP, limit=limit, device=device, progress=False,
-                      precision=PRECISION)
+    result = evaluate_predictor(predictor, dataset, ms_flip=MS_FLIP, limit=limit, progress=False)
     samples = [dataset[i] for i in range(min(show, result["num_images"]))]
     for sample in samples:
-        sample["prediction"] = settings.scores(model, sample["image"], MS_FLIP).argmax(dim=0).cpu().numpy()
-    published = entry["mIoU_ms_flip"] if MS_FLIP else entry["mIoU"]
+        sample["prediction"] = predictor.predict(sample["image"], MS_FLIP).numpy()
+    published = entry.mIoU_ms_flip if MS_FLIP else entry.mIoU
     reasons = [why for why, flag in (
         ("synthetic sample data", synthetic_data), ("random weights", random_weights),
-        (f"not the published weights (sha256 of {path.name} does not start with {entry['sha256_prefix']})",
+        (f"not the published weights (sha256 of {path.name} does not start with {entry.sha256_prefix})",
          not (random_weights or published_weights)),
         (f"only {result['num_images']} of {len(dataset)} images", result["num_images"] < len(dataset))) if flag]
     comparable = not reasons
@@ -203,7 +202,7 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
 def report(run: dict) -> None:
     entry, result = run["entry"], run["result"]
     label = "COMPARABLE" if run["comparable"] else f"NOT COMPARABLE ({', '.join(run['reasons'])})"
-    print(f"{entry['name']} ({entry['dataset']}, {'ms+flip' if MS_FLIP else 'single scale'}):\n"
+    print(f"{entry.name} ({entry.dataset}, {'ms+flip' if MS_FLIP else 'single scale'}):\n"
           f"  measured mIoU {result['mIoU']:.2f} | published {run['published']:.2f} | {label}\n"
           f"  aAcc {result['aAcc']:.2f}, mAcc {result['mAcc']:.2f}; settings: mode {result['settings']['mode']}, "
           f"scale {result['settings']['scale']}")
@@ -225,7 +224,7 @@ report(cityscapes)
 # %%
 tag = "" if cityscapes["comparable"] else " — NOT COMPARABLE"
 display(plot_per_class_iou(cityscapes["result"], cityscapes["dataset"].PALETTE,
-                           title=f"{cityscapes['entry']['name']}{tag}"))
+                           title=f"{cityscapes['entry'].name}{tag}"))
 names = list(cityscapes["result"]["IoU"])
 print(format_table({"IoU": list(cityscapes["result"]["IoU"].values()),
                     "Acc": list(cityscapes["result"]["Acc"].values())}, names))
@@ -250,7 +249,7 @@ report(ade20k)
 
 # %%
 tag = "" if ade20k["comparable"] else " — NOT COMPARABLE"
-display(plot_per_class_iou(ade20k["result"], ade20k["dataset"].PALETTE, title=f"{ade20k['entry']['name']}{tag}"))
+display(plot_per_class_iou(ade20k["result"], ade20k["dataset"].PALETTE, title=f"{ade20k['entry'].name}{tag}"))
 display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["prediction"]]} for s in ade20k["samples"]],
                          ade20k["dataset"].PALETTE, titles=["label", "prediction" + tag]))
 
@@ -267,7 +266,7 @@ display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["predicti
 # %%
 run = cityscapes  # the Cityscapes evaluation above
 tag = "" if run["comparable"] else " — NOT COMPARABLE"
-display(plot_confusion(run["result"]["confusion"], run["dataset"].CLASSES, title=f"{run['entry']['name']}{tag}"))
+display(plot_confusion(run["result"]["confusion"], run["dataset"].CLASSES, title=f"{run['entry'].name}{tag}"))
 print(format_confused(most_confused(run["result"]["confusion"], run["dataset"].CLASSES)))
 
 # %% [markdown]
@@ -290,7 +289,7 @@ print(format_confused(most_confused(run["result"]["confusion"], run["dataset"].C
 for run in (cityscapes, ade20k):
     label = "comparable" if run["comparable"] else f"NOT COMPARABLE: {', '.join(run['reasons'])}"
     difference = run["result"]["mIoU"] - run["published"]
-    print(f"{run['entry']['dataset']:>10}  measured {run['result']['mIoU']:6.2f}  published {run['published']:6.2f}"
+    print(f"{run['entry'].dataset:>10}  measured {run['result']['mIoU']:6.2f}  published {run['published']:6.2f}"
           f"  measured - published {difference:+7.2f}  ({label})")
 
 # %% [markdown]
@@ -304,7 +303,7 @@ for run in (cityscapes, ade20k):
 # * mIoU, mAcc and aAcc are read off one confusion matrix accumulated over the whole validation set:
 #   $\mathrm{IoU}_k = C_{kk} / (\text{label}_k + \text{pred}_k - C_{kk})$, averaged over the classes that occur.
 # * `SegMetrics` is mmseg's `IoUMetric` (its rounding included); `evaluate` adds mmseg's test path
-#   (`EvalSettings`: scale, mode, normalisation, ms+flip).
+#   (`TestSettings`, a zoo entry's `.test`: scale, mode, normalisation, ms+flip).
 # * A measured mIoU is comparable with a published one only with the published weights, the full validation
 #   set and the same test settings; every other number here is labelled *not comparable*.
 

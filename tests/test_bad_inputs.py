@@ -36,8 +36,8 @@ from isanet.engine import trainer as trainer_module
 from isanet.engine.config import resolve_config
 from isanet.engine.state import TrainError, WorkDirLock, write_checkpoint
 from isanet.engine.trainer import TrainConfig, train
-from isanet.evaluation.evaluate import EvalSettings, evaluate
-from isanet.evaluation.inference import predict, slide_windows
+from isanet.evaluation.evaluate import evaluate
+from isanet.evaluation.inference import Predictor, predict, slide_windows
 from isanet.io.atomic import atomic_path, check_writable, write_json_atomic
 from isanet.io.checkpoint import CheckpointError, load_model, save_checkpoint
 from isanet.limits import MAX_IMAGE_SIDE, bounded_float, bounded_int
@@ -246,7 +246,7 @@ def test_evaluating_nothing_is_refused(voc_root, capsys):
     code, err = cli(capsys, "eval", VOC, "--checkpoint", "x.pth", "--data-root", voc_root, "--limit", 0)
     assert code == 2 and "argument --limit: 0 is out of range" in err
     dataset = build_dataset("voc", voc_root, "val")
-    settings_ = EvalSettings.from_entry(isanet.get_entry(VOC), scale=(64, 64))
+    settings_ = isanet.get_entry(VOC).test.replace(scale=(64, 64))
     with pytest.raises(ValueError, match="limit 0: evaluate at least one image"):
         evaluate(isanet.ISANet(isanet.ISANetConfig.tiny(num_classes=21)), dataset, settings_, limit=0, progress=False)
 
@@ -276,7 +276,7 @@ def test_sizes_are_bounded_before_allocating(tmp_path, capsys):
     code, err = cli(capsys, "eval", VOC, "--checkpoint", "x", "--data-root", "d", "--scale", 100000, 100000)
     assert code == 2 and "argument --scale: 100000 is out of range" in err
     with pytest.raises(ValueError, match=r"test scale \(100000, 100000\): 100000: out of range"):
-        EvalSettings.from_entry(isanet.get_entry(VOC), scale=(100000, 100000)).check()
+        Predictor(isanet.ISANet(isanet.ISANetConfig.tiny()), isanet.get_entry(VOC).test.replace(scale=(100000, 100000)))
 
 
 def test_the_memory_cap_counts_the_input_map_and_never_allocates_past_it():

@@ -37,10 +37,11 @@ from torch.utils import flop_counter
 
 from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
 from isanet.analysis.memory import peak_memory
-from isanet.evaluation.inference import predict, slide_predict
+from isanet.evaluation.inference import Predictor, slide_predict
 from isanet.models.fold import fold_batchnorm
-from isanet.models.optimize import BlockedBackbone, optimize_for_inference
-from isanet.runtime import DTYPES, resolve_precision
+from isanet.models.optimize import BlockedBackbone
+from isanet.models.zoo import TestSettings
+from isanet.runtime import DTYPES
 
 aten = torch.ops.aten
 #: The ops that are attention matmuls in ISANet: every batched matmul is ``Q Kᵀ`` or ``A V`` (the projections
@@ -70,10 +71,16 @@ class Variant:
         return " ".join([f"pytorch {self.precision}"] + [self.preparation] * (self.preparation != "plain")
                         + ["channels-last"] * self.channels_last)
 
-    def prepare(self, model: nn.Module, precision: str, device: str) -> nn.Module:
-        if self.preparation == "optimized":
-            return optimize_for_inference(model, precision, device)
-        return fold_batchnorm(model) if self.preparation == "folded-bn" else model
+    def predictor(self, model: nn.Module, settings: TestSettings, device: str) -> Predictor:
+        """The :class:`~isanet.evaluation.inference.Predictor` of this way of running ``model``: the precision
+        resolved once (an unsupported one warns and runs fp32), the model BatchNorm-folded or optimized (the
+        Predictor's :func:`~isanet.models.optimize.optimize_for_inference` copy), in channels-last memory when
+        asked (before optimizing, so the optimized copy is made from it)."""
+        prepared = fold_batchnorm(model) if self.preparation == "folded-bn" else model
+        if self.channels_last:
+            prepared = copy.deepcopy(prepared).to(memory_format=torch.channels_last)
+        return Predictor(prepared, settings, self.precision, device, optimize=self.preparation == "optimized",
+                         precision_option="--precision")
 
 
 @dataclass
@@ -159,18 +166,19 @@ def _onnx_callable(model: nn.Module, size: tuple[int, int], folder: Path) -> Cal
     return onnx_runner(onnx_session(path))
 
 
-def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: list[Variant], mode: str = "whole",
-                crop_size: tuple[int, int] | None = None, stride: tuple[int, int] | None = None,
-                device: str = "cpu", repeats: int = 5, warmup: int = 1, weights: str = "random (seed 0)",
-                clock: str = "wall", progress: Callable[[str], None] = lambda message: None) -> ModelBench:
-    """Measure ``model`` (eval mode, on ``device``) on one ``size`` input for every variant, timed interleaved.
-    The first variant is the reference of the agreement columns. ``clock="cpu"`` times process CPU time (for
-    one thread on a busy machine; see :func:`isanet.analysis.measure.time_calls`)."""
+def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: list[Variant],
+                settings: TestSettings, device: str = "cpu", repeats: int = 5, warmup: int = 1,
+                weights: str = "random (seed 0)", clock: str = "wall",
+                progress: Callable[[str], None] = lambda message: None) -> ModelBench:
+    """Measure ``model`` (eval mode, on ``device``) on one ``size`` input for every variant, timed interleaved,
+    each PyTorch variant through its :class:`~isanet.evaluation.inference.Predictor` with the test ``settings``
+    (whole or slide, and the windows). The first variant is the reference of the agreement columns.
+    ``clock="cpu"`` times process CPU time (for one thread on a busy machine; see
+    :func:`isanet.analysis.measure.time_calls`)."""
     timer = time.process_time if clock == "cpu" else time.perf_counter
     model = model.eval().to(device)
     x = bench_input(size, device=device)
-    windows = dict(mode=mode, crop_size=crop_size, stride=stride)
-    flops, attention = count_model_flops(lambda m, t: predict(m, t, **windows), model, x)
+    flops, attention = count_model_flops(lambda m, t: Predictor(m, settings, device="meta").logits(t), model, x)
     calls: dict[str, Callable[[], torch.Tensor]] = {}
     precisions: dict[str, str] = {}
     uncounted: set[str] = set()  # memory the tracker cannot see: ONNX Runtime's, oneDNN's blocked tensors
@@ -180,22 +188,18 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
             if variant.onnx:
                 folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
                 run = _onnx_callable(model, size, folder)
-                call = ((lambda run=run: run(x.cpu())) if mode == "whole" else
-                        (lambda run=run: slide_predict(run, x.cpu(), crop_size, stride)))
-                precision = "fp32"
-            else:
-                precision = resolve_precision(variant.precision, device, "--precision")
-                variant_model = variant.prepare(model, precision, device)
-                variant_x = x
-                if variant.channels_last:
-                    variant_model = copy.deepcopy(variant_model).to(memory_format=torch.channels_last)
-                    variant_x = x.contiguous(memory_format=torch.channels_last)
-                call = (lambda m=variant_model, t=variant_x, p=precision:
-                        predict(m, t, precision=p, **windows))
-            calls[variant.label] = call
-            precisions[variant.label] = precision
-            if variant.onnx or any(isinstance(module, BlockedBackbone) for module in variant_model.modules()):
+                call = ((lambda run=run: run(x.cpu())) if settings.mode == "whole" else
+                        (lambda run=run: slide_predict(run, x.cpu(), settings.crop_size, settings.stride)))
+                precisions[variant.label] = "fp32"
                 uncounted.add(variant.label)
+            else:
+                predictor = variant.predictor(model, settings, device)
+                batch = x.contiguous(memory_format=torch.channels_last) if variant.channels_last else x
+                call = lambda predictor=predictor, batch=batch: predictor.logits(batch)
+                precisions[variant.label] = predictor.precision
+                if any(isinstance(module, BlockedBackbone) for module in predictor.model.modules()):
+                    uncounted.add(variant.label)
+            calls[variant.label] = call
         outputs = {label: call().float().cpu() for label, call in calls.items()}
         progress(f"timing {len(calls)} variants interleaved, {repeats} rounds after {warmup} warm-up")
         started = time.perf_counter()
@@ -204,9 +208,10 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
         memory = {label: None if label in uncounted else peak_memory(call, device) for label, call in calls.items()}
     peaks = {precision: peak_gflops(precision, device, clock=timer) for precision in set(precisions.values())}
     reference = next(iter(outputs.values()))
-    result = ModelBench(name, tuple(size), mode, getattr(getattr(model, "config", None), "head", "isa"), device,
-                        torch.get_num_threads(), sum(p.numel() for p in model.parameters()), flops, attention,
-                        weights, repeats=repeats, warmup=warmup, clock=clock)
+    head = getattr(getattr(model, "config", None), "head", "isa")
+    result = ModelBench(name, tuple(size), settings.mode, head, device, torch.get_num_threads(),
+                        sum(p.numel() for p in model.parameters()), flops, attention, weights, repeats=repeats,
+                        warmup=warmup, clock=clock)
     for label, out in outputs.items():
         latency = milliseconds[label]
         result.rows.append(VariantRow(

@@ -45,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
     from isanet.analysis.probe import capture
     from isanet.data.datasets import read_image
     from isanet.data.transforms import normalize, resize_image
-    from isanet.evaluation.evaluate import EvalSettings
     from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
@@ -62,15 +61,14 @@ def run(args: argparse.Namespace) -> int:
     image = resize_image(image, size) if size != (height, width) else image
     if args.checkpoint:
         with usage_checks():
-            model, meta = load_model_for(args.checkpoint, entry["name"])
-        label, note = f"{entry['name']} with {args.checkpoint}", checkpoint_note(meta)
+            model, meta = load_model_for(args.checkpoint, entry.name)
+        label, note = f"{entry.name} with {args.checkpoint}", checkpoint_note(meta)
     else:
         torch.manual_seed(args.seed)
-        model = zoo.build_model(entry["name"])
-        label = f"random weights ({entry['name']}, seed {args.seed})"
+        model = zoo.build_model(entry.name)
+        label = f"random weights ({entry.name}, seed {args.seed})"
         note = "RANDOM WEIGHTS (no --checkpoint): the maps show the pattern ISA allows, not learned attention."
-    settings = EvalSettings.from_entry(entry)
-    batch = normalize(image, settings.mean, settings.std)[None].to(device)
+    batch = normalize(image, entry.test.mean, entry.test.std)[None].to(device)
     captured = capture(model.to(device).eval(), batch)
     pixel = tuple(args.pixel) if args.pixel else None
     sizes = save_explorer_html(captured, image, args.out, label, note, pixel)

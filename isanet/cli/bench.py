@@ -126,12 +126,12 @@ def run_model(args: argparse.Namespace) -> int:
     with usage_checks():
         entry = zoo.get_entry(args.name)
         device = resolve_device(args.device, "--device")
-    test_cfg = entry["test_cfg"]
-    mode = args.mode or test_cfg["mode"]
-    size = tuple(args.size or entry["crop_size"])
-    crop = tuple(args.crop or test_cfg.get("crop_size") or entry["crop_size"])
-    stride = tuple(args.stride or test_cfg.get("stride") or [max(1, 2 * side // 3) for side in crop])
-    model = zoo.build_model(entry["name"], head=args.head)
+    test = entry.test
+    mode = args.mode or test.mode
+    size = tuple(args.size or entry.train.crop_size)
+    crop = tuple(args.crop or test.crop_size or entry.train.crop_size)
+    stride = tuple(args.stride or test.stride or [max(1, 2 * side // 3) for side in crop])
+    model = zoo.build_model(entry.name, head=args.head)
     if args.checkpoint:
         with usage_checks():
             load_checkpoint(model, args.checkpoint)
@@ -144,8 +144,9 @@ def run_model(args: argparse.Namespace) -> int:
                 for last in ((False, True) if args.channels_last else (False,))]
     if args.onnx:
         variants.append(Variant(onnx=True))
-    result = bench_model(model, entry["name"], size, variants, mode, crop if mode == "slide" else None,
-                         stride if mode == "slide" else None, device, args.repeats, args.warmup, weights, args.clock,
+    windows = {"crop_size": crop, "stride": stride} if mode == "slide" else {"crop_size": None, "stride": None}
+    result = bench_model(model, entry.name, size, variants, test.replace(mode=mode, **windows), device, args.repeats,
+                         args.warmup, weights, args.clock,
                          progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
     print(format_bench(result))
     if args.json:

@@ -65,7 +65,7 @@ def run_sample_checkpoint(args: argparse.Namespace) -> int:
     from isanet.models.zoo import get_entry
 
     with usage_checks():
-        name = get_entry(args.name)["name"]
+        name = get_entry(args.name).name
         check_writable(args.out, "--out")
         if Path(args.out).exists() and not is_random_checkpoint(args.out):
             raise ValueError(f"--out {args.out}: already exists and is not a random-weights sample checkpoint; "

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_scale
 from isanet.data.build import DATASETS
 from isanet.limits import positive_int
+
+if TYPE_CHECKING:  # the zoo imports torch, which `isanet eval --help` does without
+    from isanet.models.zoo import ZooEntry
 
 
 def add_parser(subparsers) -> None:
@@ -48,11 +52,9 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def summary(results: dict, entry: dict, dataset_root: Path, own_data: bool = False) -> str:
+def summary(results: dict, entry: ZooEntry, dataset_root: Path, own_data: bool = False) -> str:
     """The headline numbers beside the zoo's (not for ``own_data``), with the caveats that make them incomparable."""
-    from isanet.data.transforms import pipeline_step
-
-    published = entry["mIoU_ms_flip"] if results["settings"]["ms_flip"] else entry["mIoU"]
+    published = entry.mIoU_ms_flip if results["settings"]["ms_flip"] else entry.mIoU
     kind = "ms+flip" if results["settings"]["ms_flip"] else "single-scale"
     lines = [f"mIoU {results['mIoU']:.2f}  aAcc {results['aAcc']:.2f}  mAcc {results['mAcc']:.2f}  "
              f"on {results['num_images']} images"]
@@ -61,11 +63,11 @@ def summary(results: dict, entry: dict, dataset_root: Path, own_data: bool = Fal
         if (dataset_root / "SAMPLE_DATA.txt").is_file():
             lines.append("note: this is synthetic sample data; the numbers say nothing about real images")
         return "\n".join(lines)
-    lines.append(f"published ({entry['name']}): mIoU {entry['mIoU']:.2f} single-scale, "
-                 f"{entry['mIoU_ms_flip']:.2f} ms+flip; compare with {published:.2f} ({kind})")
+    lines.append(f"published ({entry.name}): mIoU {entry.mIoU:.2f} single-scale, "
+                 f"{entry.mIoU_ms_flip:.2f} ms+flip; compare with {published:.2f} ({kind})")
     if (dataset_root / "SAMPLE_DATA.txt").is_file():
         lines.append("note: this is synthetic sample data; the numbers say nothing about the published model")
-    if tuple(results["settings"]["scale"]) != tuple(pipeline_step(entry["test_pipeline"], "Resize")["scale"]):
+    if tuple(results["settings"]["scale"]) != entry.test.scale:
         lines.append(f"note: test scale {results['settings']['scale']} overrides the zoo's; not comparable")
     if results["settings"]["limit"] is not None:
         lines.append("note: --limit evaluates a subset; the published figure is over the whole split")
@@ -75,12 +77,13 @@ def summary(results: dict, entry: dict, dataset_root: Path, own_data: bool = Fal
 def run(args: argparse.Namespace) -> int:
     from isanet.data.build import build_dataset
     from isanet.data.folder import dataset_kind
-    from isanet.evaluation.evaluate import EvalSettings, evaluate
+    from isanet.evaluation.evaluate import evaluate_predictor
+    from isanet.evaluation.inference import Predictor
     from isanet.evaluation.metrics import format_confused, format_table, most_confused
     from isanet.io.atomic import check_writable, write_json_atomic
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
-    from isanet.runtime import resolve_device, resolve_precision
+    from isanet.runtime import resolve_device
 
     with usage_checks():  # the options, the data and the weights: all before the evaluation
         if args.out:  # before the evaluation, which may take hours
@@ -93,11 +96,10 @@ def run(args: argparse.Namespace) -> int:
         if args.skip_bad and kind != "folder":
             raise ValueError(f"--skip-bad applies to folder data sets only, not {kind}")
         dataset = build_dataset(kind, args.data_root, args.split, **({"skip_bad": True} if args.skip_bad else {}))
-        model, _ = load_model_for(args.checkpoint, entry["name"], num_classes=dataset.num_classes)
-    overrides = {"scale": tuple(args.scale)} if args.scale else {}
-    results = evaluate(model, dataset, EvalSettings.from_entry(entry, **overrides), mode=args.mode,
-                       ms_flip=args.ms_flip, limit=args.limit, device=device,
-                       precision=resolve_precision(args.precision, device, "--precision"), optimize=args.optimize)
+        model, _ = load_model_for(args.checkpoint, entry.name, num_classes=dataset.num_classes)
+        settings = entry.test.override(args.mode, args.scale)
+        predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
+    results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
     own_data = kind == "folder"
     print(format_table({key: list(results[key].values()) for key in ("IoU", "Acc")}, dataset.CLASSES))
     print(format_confused(most_confused(results["confusion"], dataset.CLASSES)))
@@ -105,16 +107,16 @@ def run(args: argparse.Namespace) -> int:
     if args.confusion:
         from isanet.notebook.confusion_plot import plot_confusion
 
-        plot_confusion(results["confusion"], dataset.CLASSES, title=f"{entry['name']}\non {dataset.root.name} "
+        plot_confusion(results["confusion"], dataset.CLASSES, title=f"{entry.name}\non {dataset.root.name} "
                        f"{args.split} ({results['num_images']} images)", path=args.confusion)
         print(f"wrote {args.confusion}")
     if args.out:
-        record = {"model": entry["name"], "checkpoint": str(args.checkpoint), "data_root": str(dataset.root),
-                  "dataset": "folder" if own_data else entry["dataset"], "split": args.split,
+        record = {"model": entry.name, "checkpoint": str(args.checkpoint), "data_root": str(dataset.root),
+                  "dataset": "folder" if own_data else entry.dataset, "split": args.split,
                   "classes": list(dataset.CLASSES), **results}
         if getattr(dataset, "skipped", None):
             record["skipped"] = dataset.skipped
         if not own_data:
-            record["published"] = {"mIoU": entry["mIoU"], "mIoU_ms_flip": entry["mIoU_ms_flip"]}
+            record["published"] = {"mIoU": entry.mIoU, "mIoU_ms_flip": entry.mIoU_ms_flip}
         print(f"wrote {write_json_atomic(record, args.out)}")
     return 0

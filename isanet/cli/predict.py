@@ -42,16 +42,15 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace):
     from isanet.evaluation.predict_files import PredictOptions
-    from isanet.runtime import resolve_device, resolve_precision
+    from isanet.runtime import resolve_device
 
-    device = resolve_device(args.device, "--device")
     return PredictOptions(mode=args.mode, scale=tuple(args.scale) if args.scale else None, ms_flip=args.ms_flip,
-                          opacity=args.opacity, device=device, progress=not args.no_progress,
-                          precision=resolve_precision(args.precision, device, "--precision"))
+                          opacity=args.opacity, device=resolve_device(args.device, "--device"),
+                          progress=not args.no_progress, precision=args.precision)
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.evaluation.predict_files import Predictor, list_inputs, predict_inputs
+    from isanet.evaluation.predict_files import PredictionWriter, list_inputs, predict_inputs
     from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
@@ -61,11 +60,12 @@ def run(args: argparse.Namespace) -> int:
         options = options_from(args)
         entry = zoo.get_entry(args.model)
         list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded
-        model, meta = load_model_for(args.checkpoint, entry["name"])
-        predictor = Predictor.from_entry(model, entry, options, meta.get("dataset_meta"))  # checks --mode
+        model, meta = load_model_for(args.checkpoint, entry.name)
+        writer = PredictionWriter.from_entry(model, entry, options, meta.get("dataset_meta"),
+                                             precision_option="--precision")  # checks --mode and --scale
     if "RANDOM" in str(meta.get("note", "")):
         print(f"note: {args.checkpoint} holds RANDOM WEIGHTS ({meta['note']}): the overlays show no real prediction")
-    summary = predict_inputs(predictor, args.input, args.out)
+    summary = predict_inputs(writer, args.input, args.out)
     for path in summary.written[:SHOW_WRITTEN]:
         print(f"wrote {path}")
     if len(summary.written) > SHOW_WRITTEN:

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         with usage_checks():
             entry = zoo.get_entry(args.show)
-        print(json.dumps(entry, indent=1))
+        print(json.dumps(entry.to_dict(), indent=1))
         return 0
     entries = [zoo.get_entry(name) for name in zoo.list_models()]
     if args.dataset:

@@ -61,10 +61,10 @@ def save_random_checkpoint(name: str, path: str | os.PathLike, seed: int = 0, wr
     its meta as a published file has them, so that the whole evaluation path runs without the real weights.
     It predicts nothing useful, and its meta says so (naming ``written_by``)."""
     entry = get_entry(name)
-    model = build_model(entry["name"])
+    model = build_model(entry.name)
     model.load_state_dict(random_state_dict(model, seed=seed))
-    reader = dataset_class(entry["dataset"])
-    meta = {"note": f"{RANDOM_NOTE} {written_by}: not a trained model", "zoo_name": entry["name"],
+    reader = dataset_class(entry.dataset)
+    meta = {"note": f"{RANDOM_NOTE} {written_by}: not a trained model", "zoo_name": entry.name,
             "seed": seed,
             "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]}}
     return save_checkpoint(model, path, meta=meta)

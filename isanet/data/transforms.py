@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from isanet.data.datasets import IGNORE_INDEX
+from isanet.models.zoo import ZooEntry
 
 Size = tuple[int, int]  # (height, width)
 
@@ -200,18 +201,12 @@ class TrainTransform:
                                                                .astype(np.int64))
 
 
-def pipeline_step(pipeline: list[dict], kind: str) -> dict | None:
-    """The first step of type ``kind`` in a config pipeline (a list of dicts), or None."""
-    return next((step for step in pipeline if step["type"] == kind), None)
-
-
-def transforms_from_entry(entry: dict) -> tuple[TrainTransform, TestTransform]:
-    """The training and test transforms of a zoo entry, read from its pipelines and data preprocessor."""
-    mean, std = tuple(entry["data_preprocessor"]["mean"]), tuple(entry["data_preprocessor"]["std"])
-    train = entry["train_pipeline"]
-    resize, crop, flip = (pipeline_step(train, kind) for kind in ("RandomResize", "RandomCrop", "RandomFlip"))
+def transforms_from_entry(entry: ZooEntry) -> tuple[TrainTransform, TestTransform]:
+    """The training and test transforms of a zoo entry: its recipe's augmentation, its test scale, and the data
+    preprocessor's normalisation (one mean/std for both)."""
+    recipe, test = entry.train, entry.test
     train_transform = TrainTransform(
-        crop_size=tuple(crop["crop_size"]), scale=tuple(resize["scale"]), ratio_range=tuple(resize["ratio_range"]),
-        cat_max_ratio=crop.get("cat_max_ratio", 1.0), flip_prob=flip["prob"], mean=mean, std=std,
-        pad_before_normalize=pipeline_step(train, "Pad") is not None)
-    return train_transform, TestTransform(tuple(pipeline_step(entry["test_pipeline"], "Resize")["scale"]), mean, std)
+        crop_size=recipe.crop_size, scale=recipe.resize_scale, ratio_range=recipe.ratio_range,
+        cat_max_ratio=recipe.cat_max_ratio, flip_prob=recipe.flip_prob, mean=test.mean, std=test.std,
+        pad_before_normalize=recipe.pad_before_normalize)
+    return train_transform, TestTransform(test.scale, test.mean, test.std)

@@ -36,12 +36,11 @@ from isanet.engine.state import (
 )
 from isanet.io.atomic import check_writable
 from isanet.io.checkpoint import extract_state_dict
-from isanet.models.zoo import build_model, get_entry, short_dataset_name
+from isanet.models.zoo import TestSettings, ZooEntry, build_model, get_entry, short_dataset_name
 from isanet.runtime import Precision, autocast, resolve_device, resolve_precision
 
 if TYPE_CHECKING:
     from isanet.data.datasets import SegDataset
-    from isanet.evaluation.evaluate import EvalSettings
 
 
 def poly_lr(iteration: int, max_iters: int, base_lr: float, eta_min: float = 1e-4, power: float = 0.9) -> float:
@@ -120,13 +119,13 @@ class RunState:
     the iteration and sample position it starts from, and the messages to print before it starts."""
 
     config: TrainConfig
-    entry: dict
+    entry: ZooEntry
     dist: DistContext
     device: torch.device
     work_dir: Path
     stream: TrainStream
     val_set: SegDataset | None  # None when the run never evaluates
-    eval_settings: EvalSettings
+    eval_settings: TestSettings
     model: nn.Module
     bare_model: nn.Module
     start_iter: int = 0
@@ -148,7 +147,7 @@ class RunState:
         position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
         reader = self.stream.dataset
         meta = {"iter": iteration, "epoch": self.stream.order.epoch(position), "seed": config.seed,
-                "config": plain(asdict(config)), "recipe": config.recipe, "zoo_name": self.entry["name"],
+                "config": plain(asdict(config)), "recipe": config.recipe, "zoo_name": self.entry.name,
                 "world_size": self.dist.world_size,
                 "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]},
                 "time": time.strftime("%Y%m%d_%H%M%S"), "isanet_version": _version()}
@@ -177,7 +176,7 @@ def _previous(config: TrainConfig, work_dir: Path, dist: DistContext,
     return None, None
 
 
-def _datasets(config: TrainConfig, entry: dict) -> tuple[object, object]:
+def _datasets(config: TrainConfig, entry: ZooEntry) -> tuple[object, object]:
     """The training split (required) and the validation split (when evaluating), with errors naming the root."""
     from isanet.data.build import build_dataset
     from isanet.data.datasets import DatasetError
@@ -188,7 +187,7 @@ def _datasets(config: TrainConfig, entry: dict) -> tuple[object, object]:
     if config.skip_bad and kind != "folder":
         raise TrainError(f"--skip-bad applies to folder data sets only, not {kind}")
     options = {"skip_bad": True} if config.skip_bad else {}
-    name = "the folder data set" if kind == "folder" else entry["dataset"]
+    name = "the folder data set" if kind == "folder" else entry.dataset
     try:
         train_set = build_dataset(kind, root, config.train_split, **options)
     except DatasetError as error:
@@ -269,7 +268,7 @@ def build_parts(config: TrainConfig) -> tuple[RunState, Optimisation]:
         raise
 
 
-def _build_parts(config: TrainConfig, entry: dict, dist: DistContext,
+def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext,
                  device_name: str) -> tuple[RunState, Optimisation]:
     messages: list[str] = []
     device = torch.device("cuda", dist.local_rank) if device_name == "cuda" else torch.device("cpu")
@@ -291,11 +290,10 @@ def _build_parts(config: TrainConfig, entry: dict, dist: DistContext,
     model, report = _model(config, train_set.num_classes, previous, messages)
     precision, scaler = _precision(config, device, messages)
     model, wrapped = _distribute(model, config, dist, device, messages)
-    settings = entry["optimizer"]
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=settings["momentum"],
-                                weight_decay=settings["weight_decay"])
-    schedule = PolySchedule(config.lr, config.iters, entry["param_scheduler"][0]["eta_min"],
-                            entry["param_scheduler"][0]["power"])
+    recipe = entry.train
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    schedule = PolySchedule(config.lr, config.iters, recipe.eta_min, recipe.power)
     optimisation = Optimisation(optimizer, schedule, precision, device, scaler)
     train_transform, _ = transforms_from_entry(entry)
     train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale),
@@ -310,10 +308,8 @@ def _build_parts(config: TrainConfig, entry: dict, dist: DistContext,
     return state, optimisation
 
 
-def _eval_settings(entry: dict, config: TrainConfig) -> EvalSettings:
-    from isanet.evaluation.evaluate import EvalSettings
-
-    return EvalSettings.from_entry(entry, scale=tuple(config.val_scale))
+def _eval_settings(entry: ZooEntry, config: TrainConfig) -> TestSettings:
+    return entry.test.replace(scale=tuple(config.val_scale))
 
 
 def _restore(state: RunState, previous: dict) -> None:

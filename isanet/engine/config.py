@@ -17,6 +17,7 @@ import torch
 from isanet.engine.recipes import get_recipe
 from isanet.engine.state import TrainError
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
+from isanet.models.zoo import ZooEntry
 from isanet.runtime import Precision
 
 DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
@@ -89,17 +90,14 @@ def plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def entry_defaults(entry: dict) -> dict:
+def entry_defaults(entry: ZooEntry) -> dict:
     """The recipe's value of every optional :class:`TrainConfig` field, read from the zoo entry."""
-    def step(pipeline: str, kind: str) -> dict:
-        return next(item for item in entry[pipeline] if item["type"] == kind)
-
-    iters = entry["iterations"]
-    return dict(iters=iters, crop_size=tuple(entry["crop_size"]), batch_size=entry["batch_size_per_gpu"],
-                lr=entry["optimizer"]["lr"], seed=0, save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1),
-                limit_val=None, resize_scale=tuple(step("train_pipeline", "RandomResize")["scale"]),
-                resize_ratio=tuple(step("train_pipeline", "RandomResize")["ratio_range"]),
-                val_scale=tuple(step("test_pipeline", "Resize")["scale"]), model_overrides={})
+    recipe = entry.train
+    iters = recipe.iterations
+    return dict(iters=iters, crop_size=recipe.crop_size, batch_size=recipe.batch_size_per_gpu, lr=recipe.lr, seed=0,
+                save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1), limit_val=None,
+                resize_scale=recipe.resize_scale, resize_ratio=recipe.ratio_range, val_scale=entry.test.scale,
+                model_overrides={})
 
 
 def saved_precision(previous: dict, device_type: str) -> Precision | None:
@@ -119,7 +117,7 @@ def saved_precision(previous: dict, device_type: str) -> Precision | None:
     return LEGACY_AMP_DTYPES[name]
 
 
-def recipe_defaults(config: TrainConfig, entry: dict) -> tuple[dict, TrainConfig]:
+def recipe_defaults(config: TrainConfig, entry: ZooEntry) -> tuple[dict, TrainConfig]:
     """The value of every optional field before explicit options: the entry's, then the named recipe's (whose
     model overrides sit under the explicit ``model_overrides``, e.g. ``--head``)."""
     defaults = entry_defaults(entry)
@@ -131,22 +129,22 @@ def recipe_defaults(config: TrainConfig, entry: dict) -> tuple[dict, TrainConfig
     return defaults, config
 
 
-def resolve_config(config: TrainConfig, entry: dict, previous: dict | None = None,
+def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None = None,
                    device_type: str = "cpu") -> TrainConfig:
     """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > named recipe > zoo entry) and
     refuse a resume whose explicit settings contradict the checkpoint. ``device_type`` is where the run trains
     (an older checkpoint's precision depends on it, see :func:`saved_precision`)."""
     if previous is not None:
         previous = {**previous, "precision": saved_precision(previous, device_type)}
-    if previous is not None and previous.get("name") != entry["name"]:
-        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry['name']!r}")
+    if previous is not None and previous.get("name") != entry.name:
+        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry.name!r}")
     if previous is not None and config.recipe is None:
         config = replace(config, recipe=previous.get("recipe"))
     if previous is not None and config.recipe != previous.get("recipe"):
         raise TrainError(f"--resume: the checkpoint was trained with recipe {previous.get('recipe')!r}, this run "
                          f"asks for {config.recipe!r}; drop --recipe to continue the same run")
     defaults, config = recipe_defaults(config, entry)
-    resolved = {"name": entry["name"]}
+    resolved = {"name": entry.name}
     for key, default in defaults.items():
         given = getattr(config, key)
         if previous is not None and key in RESUME_LOCKED and given is not None and \

@@ -192,12 +192,13 @@ class Trainer:
         """mIoU/aAcc/mAcc on the validation split (rank 0; the others wait), in the training precision."""
         result = {}
         if self.dist.is_main:
-            from isanet.evaluation.evaluate import evaluate
+            from isanet.evaluation.evaluate import evaluate_predictor
+            from isanet.evaluation.inference import Predictor
 
             started = time.perf_counter()
-            metrics = evaluate(self.state.bare_model, self.state.val_set, self.state.eval_settings,
-                               limit=self.config.limit_val, device=self.state.device, progress=False,
-                               precision=self.optimisation.precision)
+            predictor = Predictor(self.state.bare_model, self.state.eval_settings, self.optimisation.precision,
+                                  self.state.device)
+            metrics = evaluate_predictor(predictor, self.state.val_set, limit=self.config.limit_val, progress=False)
             result = {key: metrics[key] for key in ("mIoU", "aAcc", "mAcc")}
             result["eval_time"] = round(time.perf_counter() - started, 3)
             self.last_eval = {"iter": self.iteration, **result}

@@ -3,6 +3,10 @@
 Both follow mmseg's ``EncoderDecoder``: whole mode runs the model once; slide mode runs it on a grid of
 ``crop_size`` windows ``stride`` apart (the last row/column of windows pushed back inside the image, windows
 shrunk to the image when it is smaller than a crop) and averages the overlapping logits.
+
+:class:`Predictor` is the one way the kit predicts with test settings (evaluation, ``isanet predict``, the
+trainer's validation, the benches, the notebooks): a model, its :class:`~isanet.models.zoo.TestSettings`
+(checked when they were made) and a precision resolved once, not once per image.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from isanet.data.transforms import (
     resize_image,
     scale_factor_size,
 )
+from isanet.limits import check_side
+from isanet.models.optimize import optimize_for_inference
+from isanet.models.zoo import TEST_MODES, TTA_RATIOS, TestSettings, check_windows
 from isanet.runtime import autocast, resolve_precision
 
 
@@ -44,12 +51,8 @@ def full_precision(logits: torch.Tensor) -> torch.Tensor:
 def slide_windows(height: int, width: int, crop_size: tuple[int, int],
                   stride: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     """mmseg's window grid: ``(y1, y2, x1, x2)`` of every crop, row by row."""
+    check_windows(crop_size, stride)
     (crop_h, crop_w), (stride_h, stride_w) = crop_size, stride
-    if min(crop_h, crop_w, stride_h, stride_w) < 1:
-        raise ValueError(f"crop_size and stride must be positive, got {crop_size} and {stride}")
-    if stride_h > crop_h or stride_w > crop_w:
-        raise ValueError(f"stride {tuple(stride)} is larger than crop_size {tuple(crop_size)}: the pixels between "
-                         "windows would be predicted by none (NaN logits); use a stride at most the crop size")
     rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
     cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
     windows = []
@@ -97,82 +100,137 @@ def as_batch(model: nn.Module, x) -> torch.Tensor:
     return x if weight is None else x.to(device=weight.device, dtype=weight.dtype)
 
 
-def predict(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size: tuple[int, int] | None = None,
-            stride: tuple[int, int] | None = None, precision: str = "fp32") -> torch.Tensor:
-    """Logits (``N x K x H x W``, float32) for a normalised batch ``x``, in eval mode and without gradients.
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s weights are (the CPU for a model without parameters)."""
+    return next(model.parameters(), torch.empty(0)).device
 
-    ``mode="whole"`` runs the model on the full input; ``mode="slide"`` needs ``crop_size`` and ``stride``
-    (a zoo entry's ``test_cfg`` has both). ``x`` may be a float tensor or NumPy array of any float dtype; it is
-    cast to the model's dtype and device (see :func:`as_batch` for what is refused and why). ``precision`` is
-    ``"fp32"``, ``"bf16"`` (CPUs with native bf16, GPUs) or ``"fp16"`` (GPUs): the model runs under autocast,
-    about twice as fast where the hardware has it, and an unsupported choice falls back to fp32 with a warning
-    (:func:`isanet.runtime.resolve_precision`).
-    """
-    x = as_batch(model, x)
-    if mode not in ("whole", "slide"):
-        raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
-    if mode == "slide" and (crop_size is None or stride is None):
-        raise ValueError("mode='slide' needs crop_size and stride, e.g. (769, 769) and (513, 513)")
-    precision = resolve_precision(precision, x.device)
+
+def _forward(model: nn.Module, x: torch.Tensor, mode: str, crop_size: tuple[int, int] | None,
+             stride: tuple[int, int] | None, precision: str) -> torch.Tensor:
+    """Whole or slide logits of a checked batch, in eval mode, under the autocast of a resolved precision."""
     with evaluating(model), autocast(precision, x.device):
         if mode == "whole":
             return full_precision(model(x))
         return slide_predict(model, x, tuple(crop_size), tuple(stride))
 
 
-# ---- From an original image to scores at its own size: single scale, and mmseg's multi-scale + flip TTA ----
+def predict(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size: tuple[int, int] | None = None,
+            stride: tuple[int, int] | None = None, precision: str = "fp32") -> torch.Tensor:
+    """Logits (``N x K x H x W``, float32) for a normalised batch ``x``, in eval mode and without gradients.
 
-TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # img_ratios of every mmseg 1.x dataset config's tta_pipeline
+    ``mode="whole"`` runs the model on the full input; ``mode="slide"`` needs ``crop_size`` and ``stride``
+    (a zoo entry's ``test`` settings have both). ``x`` may be a float tensor or NumPy array of any float dtype;
+    it is cast to the model's dtype and device (see :func:`as_batch` for what is refused and why). ``precision``
+    is ``"fp32"``, ``"bf16"`` (CPUs with native bf16, GPUs) or ``"fp16"`` (GPUs): the model runs under autocast,
+    about twice as fast where the hardware has it, and an unsupported choice falls back to fp32 with a warning
+    (:func:`isanet.runtime.resolve_precision`). This is the loose-argument form; for many images with the same
+    settings, make one :class:`Predictor`.
+    """
+    x = as_batch(model, x)
+    if mode not in TEST_MODES:
+        raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
+    if mode == "slide" and (crop_size is None or stride is None):
+        raise ValueError("mode='slide' needs crop_size and stride, e.g. (769, 769) and (513, 513)")
+    return _forward(model, x, mode, crop_size, stride, resolve_precision(precision, x.device))
 
 
-def _logits(model: nn.Module, pixels: torch.Tensor, mode: str, crop_size: tuple[int, int] | None,
-            stride: tuple[int, int] | None, precision: str) -> torch.Tensor:
-    """``1 x K x h x w`` logits of one normalised ``3 x h x w`` image, computed on the model's device."""
-    device = next(model.parameters(), torch.empty(0)).device
-    return predict(model, pixels[None].to(device), mode, crop_size, stride, precision)
+class Predictor:
+    """A model with its test settings and one resolved precision: logits of a batch, scores and class ids of an
+    original picture (single scale or mmseg's multi-scale + flip).
+
+    ``settings`` are checked when they are made (:class:`~isanet.models.zoo.TestSettings`), so nothing is left
+    to check per image; ``precision`` is resolved here, once (an unsupported choice warns once and runs fp32).
+    ``precision_option`` names the choice in that warning (``"--precision"`` for a command). The model is moved
+    to ``device``. ``optimize`` predicts with a copy made by
+    :func:`isanet.models.optimize.optimize_for_inference` (same logits within 1e-5 in fp32, faster on CPU); it
+    is stored as given, the seam where a compiled model will come in.
+    """
+
+    def __init__(self, model: nn.Module, settings: TestSettings, precision: str = "fp32",
+                 device: str | torch.device = "cpu", optimize: bool = False,
+                 precision_option: str = "precision") -> None:
+        if not isinstance(settings, TestSettings):
+            raise ValueError(f"settings must be TestSettings (a zoo entry's .test), got {type(settings).__name__}")
+        for side in settings.scale:
+            check_side(side, f"test scale {settings.scale}:")
+        self.device = torch.device(device)
+        self.settings = settings
+        self.precision = resolve_precision(precision, self.device, precision_option)
+        self.optimize = optimize
+        self.model = model.to(self.device)
+        if optimize:
+            self.model = optimize_for_inference(self.model, self.precision, self.device)
+
+    def logits(self, batch) -> torch.Tensor:
+        """``N x K x h x w`` float32 logits of a normalised ``N x 3 x h x w`` batch (the batch form), whole or
+        slide as the settings say."""
+        settings = self.settings
+        return _forward(self.model, as_batch(self.model, batch), settings.mode, settings.crop_size,
+                        settings.stride, self.precision)
+
+    def _at_size(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """mmseg's ``postprocess_result`` resize: ``1 x K x h x w`` logits bilinear to the original ``size`` with
+        the settings' ``align_corners``, as ``K x H x W``."""
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.settings.align_corners)[0]
+
+    def scores(self, image: np.ndarray, ms_flip: bool = False) -> torch.Tensor:
+        """``K x H x W`` scores of an original ``H x W x 3`` uint8 RGB image, at its own size: logits, or with
+        ``ms_flip`` the TTA-averaged probabilities.
+
+        Single scale is mmseg's test path: keep-ratio resize into the test ``scale``, normalise, whole/slide
+        inference, logits resized back. mmseg 1.2.2's ``tta_pipeline`` has no test-scale resize: each ratio is a
+        keep-ratio ``Resize(scale_factor=ratio)`` of the image *as loaded* (mmcv's two-step rounding, see
+        :func:`isanet.data.transforms.scale_factor_size`), taken as is and mirrored. Every view is predicted,
+        un-mirrored, resized to the original shape, and ``SegTTAModel`` averages their **softmax probabilities**
+        (not logits), summed in its order: ratio by ratio, unflipped before flipped.
+        """
+        settings, size = self.settings, image.shape[:2]
+        if not ms_flip:
+            pixels = TestTransform(settings.scale, settings.mean, settings.std)(image)  # 3 x h x w
+            return self._at_size(self.logits(pixels[None]), size)
+
+        def probabilities(ratio: float, flip: bool) -> torch.Tensor:
+            view = resize_image(image, scale_factor_size(*size, ratio))
+            logits = self.logits(normalize(view[:, ::-1] if flip else view, settings.mean, settings.std)[None])
+            return self._at_size(logits.flip(dims=(3,)) if flip else logits, size).softmax(dim=0)
+
+        views = [(ratio, flip) for ratio in settings.ratios for flip in (False, True)]
+        return sum(probabilities(ratio, flip) for ratio, flip in views) / len(views)
+
+    def predict(self, image: np.ndarray, ms_flip: bool = False) -> torch.Tensor:
+        """``H x W`` int64 class ids (on the CPU) of an original ``H x W x 3`` uint8 RGB image."""
+        return self.scores(image, ms_flip).argmax(dim=0).cpu()
 
 
-def _to_original(logits: torch.Tensor, size: tuple[int, int], model: nn.Module,
-                 align_corners: bool | None) -> torch.Tensor:
-    """mmseg's ``postprocess_result`` resize: bilinear to the original ``size`` with the config's
-    ``align_corners`` (the model's own unless one is given)."""
+# ---- From an original image to scores at its own size, with loose settings: a Predictor made for one call ----
+
+def _one_call(model: nn.Module, scale: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...],
+              mode: str, crop_size: tuple[int, int] | None, stride: tuple[int, int] | None,
+              ratios: tuple[float, ...], align_corners: bool | None, precision: str) -> Predictor:
+    """A :class:`Predictor` on the model's own device; ``align_corners`` None is the model's own."""
     corners = getattr(model, "align_corners", False) if align_corners is None else align_corners
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=corners)
+    settings = TestSettings(mode=mode, scale=scale, mean=mean, std=std, align_corners=corners,
+                            crop_size=crop_size, stride=stride, ratios=ratios)
+    return Predictor(model, settings, precision, model_device(model))
 
 
 def predict_image(model: nn.Module, image: np.ndarray, scale: tuple[int, int], mean: tuple[float, ...],
                   std: tuple[float, ...], mode: str = "whole", crop_size: tuple[int, int] | None = None,
                   stride: tuple[int, int] | None = None, align_corners: bool | None = None,
                   precision: str = "fp32") -> torch.Tensor:
-    """``K x H x W`` logits for an original ``H x W x 3`` uint8 RGB image, at its own size.
-
-    mmseg's test path: keep-ratio resize into the test ``scale``, normalise, whole/slide inference, then the
-    logits resized back to the original shape (bilinear, the config's ``align_corners``).
-    """
-    pixels = TestTransform(tuple(scale), tuple(mean), tuple(std))(image)
-    logits = _logits(model, pixels, mode, crop_size, stride, precision)
-    return _to_original(logits, image.shape[:2], model, align_corners)[0]
+    """``K x H x W`` logits for an original ``H x W x 3`` uint8 RGB image, at its own size
+    (:meth:`Predictor.scores`)."""
+    return _one_call(model, scale, mean, std, mode, crop_size, stride, TTA_RATIOS, align_corners,
+                     precision).scores(image)
 
 
 def predict_ms_flip(model: nn.Module, image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...],
                     mode: str = "whole", crop_size: tuple[int, int] | None = None,
                     stride: tuple[int, int] | None = None, ratios: tuple[float, ...] = TTA_RATIOS,
                     align_corners: bool | None = None, precision: str = "fp32") -> torch.Tensor:
-    """``K x H x W`` class probabilities for an original image with mmseg 1.x's multi-scale + flip TTA.
-
-    mmseg 1.2.2's ``tta_pipeline`` has no test-scale resize: each ratio is a keep-ratio
-    ``Resize(scale_factor=ratio)`` of the image *as loaded* (mmcv's two-step rounding, see
-    :func:`isanet.data.transforms.scale_factor_size`), taken as is and mirrored. Every view is predicted (whole or
-    slide), un-mirrored, resized to the original shape, and ``SegTTAModel`` averages their **softmax
-    probabilities** (not logits), summed in its order: ratio by ratio, unflipped before flipped. The argmax
-    of the result is mmseg's TTA prediction.
-    """
-    def probabilities(ratio: float, flip: bool) -> torch.Tensor:
-        view = resize_image(image, scale_factor_size(*image.shape[:2], ratio))
-        logits = _logits(model, normalize(view[:, ::-1] if flip else view, mean, std), mode, crop_size, stride,
-                         precision)
-        logits = logits.flip(dims=(3,)) if flip else logits
-        return _to_original(logits, image.shape[:2], model, align_corners)[0].softmax(dim=0)
-
-    views = [(ratio, flip) for ratio in ratios for flip in (False, True)]
-    return sum(probabilities(ratio, flip) for ratio, flip in views) / len(views)
+    """``K x H x W`` class probabilities for an original image with mmseg 1.x's multi-scale + flip TTA
+    (:meth:`Predictor.scores` with ``ms_flip``); its argmax is mmseg's TTA prediction. The TTA has no
+    test-scale resize, so the image's own size stands in for the (unused) scale."""
+    scale = (max(image.shape[:2]), min(image.shape[:2]))
+    return _one_call(model, scale, mean, std, mode, crop_size, stride, ratios, align_corners,
+                     precision).scores(image, ms_flip=True)

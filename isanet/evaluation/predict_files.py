@@ -6,8 +6,8 @@ and ``STEM_label.png`` (class ids, one channel); a video gives ``STEM_overlay.mp
 is reported in one line and the others go on; :class:`Summary` says what was done and what failed.
 
 The pieces are kept apart so a new option touches one place: :class:`PredictOptions` holds the choices, the
-:class:`Predictor` turns one picture into class ids (the only place that runs the model), and
-:func:`predict_inputs` walks the inputs.
+:class:`PredictionWriter` turns one picture into class ids (through the one
+:class:`~isanet.evaluation.inference.Predictor`) and draws them, and :func:`predict_inputs` walks the inputs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,9 +26,10 @@ from tqdm import tqdm
 
 from isanet.data.build import dataset_class
 from isanet.data.datasets import DatasetError, read_image
-from isanet.evaluation.evaluate import EvalSettings
+from isanet.evaluation.inference import Predictor
 from isanet.evaluation.overlay import overlay_picture
 from isanet.io.atomic import atomic_path
+from isanet.models.zoo import ZooEntry
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -38,8 +39,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 class PredictOptions:
     """How to predict and draw: ``mode`` overrides the entry's whole/slide test mode, ``ms_flip`` switches on
     mmseg's multi-scale + flip TTA, ``scale`` overrides the test resize (quick runs on small pictures),
-    ``opacity`` is the colours' share in the overlay, ``precision`` the forward passes' (an already resolved
-    :func:`isanet.runtime.resolve_precision` name)."""
+    ``opacity`` is the colours' share in the overlay, ``precision`` the forward passes' (resolved once, by the
+    :class:`~isanet.evaluation.inference.Predictor`). The test settings are checked when the writer is made."""
 
     mode: str | None = None
     scale: tuple[int, int] | None = None
@@ -50,49 +51,49 @@ class PredictOptions:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.mode not in (None, "whole", "slide"):
-            raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}")
         if not 0.0 <= self.opacity <= 1.0:
             raise ValueError(f"opacity must be between 0 and 1, got {self.opacity}")
 
 
 @dataclass
-class Predictor:
-    """A model with its test settings and class names/palette: :meth:`labels` of an ``H x W x 3`` RGB image."""
+class PredictionWriter:
+    """A :class:`~isanet.evaluation.inference.Predictor` with the class names/palette to draw with:
+    :meth:`labels` of an ``H x W x 3`` RGB image, and its :meth:`overlay`."""
 
-    model: nn.Module
-    settings: EvalSettings
+    predictor: Predictor
     classes: Sequence[str]
     palette: Sequence[Sequence[int]]
     options: PredictOptions = field(default_factory=PredictOptions)
 
     @classmethod
-    def from_entry(cls, model: nn.Module, entry: dict, options: PredictOptions,
-                   dataset_meta: dict | None = None) -> Predictor:
-        """The entry's test pipeline; classes and palette from the checkpoint's ``dataset_meta`` when they match
-        the model's classes, else the entry's data set (and numbered names for any extra classes)."""
-        settings = EvalSettings.from_entry(entry)
-        settings = replace(settings, mode=options.mode or settings.mode, scale=options.scale or settings.scale)
-        if settings.mode == "slide" and (settings.crop_size is None or settings.stride is None):
-            raise ValueError(f"--mode slide needs a crop size and stride, and {entry['name']} tests in whole mode "
+    def from_entry(cls, model: nn.Module, entry: ZooEntry, options: PredictOptions,
+                   dataset_meta: dict | None = None, precision_option: str = "precision") -> PredictionWriter:
+        """The entry's test settings with the options' mode and scale; classes and palette from the checkpoint's
+        ``dataset_meta`` when they match the model's classes, else the entry's data set (and numbered names for
+        any extra classes). The options' precision is resolved by the Predictor, once (``precision_option``
+        names it in the fallback warning)."""
+        if options.mode == "slide" and entry.test.crop_size is None:  # the message names the option
+            raise ValueError(f"--mode slide needs a crop size and stride, and {entry.name} tests in whole mode "
                              "without them: use one of the zoo's 769x769 (slide) entries")
+        settings = entry.test.override(options.mode, options.scale)
         num_classes = int(getattr(model, "num_classes", 0) or 0)
         meta = dataset_meta or {}
         if meta.get("classes") and meta.get("palette") and len(meta["classes"]) == num_classes:
             classes, palette = list(meta["classes"]), [tuple(c) for c in meta["palette"]]
         else:
-            reader = dataset_class(entry["dataset"])
+            reader = dataset_class(entry.dataset)
             classes, palette = list(reader.CLASSES), list(reader.PALETTE)
         rng = np.random.default_rng(0)
         while len(classes) < num_classes:
             classes.append(f"class {len(classes)}")
             palette.append(tuple(int(v) for v in rng.integers(0, 256, 3)))
-        return cls(model.to(options.device).eval(), settings, classes, palette, options)
+        predictor = Predictor(model.eval(), settings, options.precision, options.device,
+                              precision_option=precision_option)
+        return cls(predictor, classes, palette, options)
 
     def labels(self, image: np.ndarray) -> np.ndarray:
         """``H x W`` uint8 class ids of an original ``H x W x 3`` uint8 RGB image, at its own size."""
-        scores = self.settings.scores(self.model, image, self.options.ms_flip, self.options.precision)
-        return scores.argmax(dim=0).to(torch.uint8).cpu().numpy()
+        return self.predictor.predict(image, self.options.ms_flip).to(torch.uint8).numpy()
 
     def overlay(self, image: np.ndarray, label: np.ndarray, legend_inside: bool = False) -> np.ndarray:
         return overlay_picture(image, label, self.classes, self.palette, self.options.opacity, legend_inside)
@@ -121,16 +122,16 @@ def _write_png(picture: np.ndarray, path: Path) -> Path:
     return path
 
 
-def predict_image_file(predictor: Predictor, path: Path, out_dir: Path, stem: str | None = None) -> list[Path]:
+def predict_image_file(writer: PredictionWriter, path: Path, out_dir: Path, stem: str | None = None) -> list[Path]:
     """``STEM_overlay.png`` and ``STEM_label.png`` for one image file."""
     image = read_image(path)
-    label = predictor.labels(image)
+    label = writer.labels(image)
     stem = stem or path.stem
-    return [_write_png(predictor.overlay(image, label), out_dir / f"{stem}_overlay.png"),
+    return [_write_png(writer.overlay(image, label), out_dir / f"{stem}_overlay.png"),
             _write_png(label, out_dir / f"{stem}_label.png")]
 
 
-def predict_video_file(predictor: Predictor, path: Path, out_dir: Path, stem: str | None = None) -> list[Path]:
+def predict_video_file(writer: PredictionWriter, path: Path, out_dir: Path, stem: str | None = None) -> list[Path]:
     """``STEM_overlay.mp4`` (mp4v, the input's frame rate and size): every frame predicted and blended, with
     the legend of its classes in the top-left corner."""
     reader = cv2.VideoCapture(str(path))
@@ -139,35 +140,35 @@ def predict_video_file(predictor: Predictor, path: Path, out_dir: Path, stem: st
     target = out_dir / f"{stem or path.stem}_overlay.mp4"
     fps = reader.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(reader.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer = None
+    video = None
     frames = 0
     try:
         with atomic_path(target, suffix=".mp4") as temporary:
-            bar = tqdm(total=total, desc=path.name, unit="frame", disable=not predictor.options.progress, leave=False)
+            bar = tqdm(total=total, desc=path.name, unit="frame", disable=not writer.options.progress, leave=False)
             while True:
                 ok, frame = reader.read()
                 if not ok:
                     break
                 image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                if writer is None:
+                if video is None:
                     height, width = image.shape[:2]
-                    writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-                    if not writer.isOpened():
+                    video = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                    if not video.isOpened():
                         raise OSError(f"cannot write video {target} (OpenCV has no mp4v encoder?)")
-                picture = predictor.overlay(image, predictor.labels(image), legend_inside=True)
-                writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+                picture = writer.overlay(image, writer.labels(image), legend_inside=True)
+                video.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
                 frames += 1
                 bar.update(1)
             bar.close()
-            if writer is not None:
-                writer.release()
-                writer = None
+            if video is not None:
+                video.release()
+                video = None
             if frames == 0:
                 raise DatasetError(f"cannot decode video {path}: no frame could be read")
     finally:
         reader.release()
-        if writer is not None:
-            writer.release()
+        if video is not None:
+            video.release()
     return [target]
 
 
@@ -200,7 +201,7 @@ def _stems(paths: Sequence[Path]) -> list[str]:
             for path in paths]
 
 
-def predict_inputs(predictor: Predictor, source: str | os.PathLike, out_dir: str | os.PathLike,
+def predict_inputs(writer: PredictionWriter, source: str | os.PathLike, out_dir: str | os.PathLike,
                    report: Callable[[str], None] | None = None) -> Summary:
     """Predict every input ``source`` names into ``out_dir``. A failing file is reported (``report``, default
     stderr) as ``error: PATH: reason`` and skipped; the others go on."""
@@ -211,11 +212,11 @@ def predict_inputs(predictor: Predictor, source: str | os.PathLike, out_dir: str
     summary = Summary()
     several = len(inputs) > 1
     bar = tqdm(list(zip(inputs, _stems(inputs))), desc="predict", unit="file",
-               disable=not (predictor.options.progress and several))
+               disable=not (writer.options.progress and several))
     for path, stem in bar:
         try:
             run = predict_video_file if is_video(path) else predict_image_file
-            summary.written += run(predictor, path, out_dir, stem)
+            summary.written += run(writer, path, out_dir, stem)
             summary.done.append(path)
         except (DatasetError, OSError, ValueError, RuntimeError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__

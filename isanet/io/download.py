@@ -79,4 +79,4 @@ def download(name: str, directory: str | os.PathLike, url: str | None = None, pr
     always the zoo's.
     """
     entry = get_entry(name)
-    return download_url(url or entry["weights_url"], directory, entry["sha256_prefix"], progress)
+    return download_url(url or entry.weights_url, directory, entry.sha256_prefix, progress)

@@ -38,12 +38,12 @@ def model_choices(model_name: str, checkpoint: str | os.PathLike | None = None,
 
     def random_model() -> nn.Module:
         torch.manual_seed(seed)
-        return build_model(entry["name"])
+        return build_model(entry.name)
 
     def from_file(path: Path, name: str | None = None) -> Callable[[], nn.Module]:
         return lambda: load_model(path, name)
 
-    choices = [ModelChoice(f"random weights ({entry['name']}, seed {seed})", random_model, "random")]
+    choices = [ModelChoice(f"random weights ({entry.name}, seed {seed})", random_model, "random")]
     sample = resolve_path(sample_checkpoint)
     if sample is not None and sample.is_file():
         choices.append(ModelChoice(f"sample-trained: {sample.name}", from_file(sample), "sample", sample))

@@ -73,13 +73,13 @@ def find_zoo_checkpoints(folder: str | os.PathLike | None = None) -> dict[str, P
     called ``<legacy name>_<date>-<sha256 prefix>.pth``), longest name first so ``..._80k_...`` never matches a
     ``..._8k_...`` entry.
     """
-    from isanet.models.zoo import _entries
+    from isanet.models.zoo import entries
 
     folder = Path(folder) if folder is not None else repo_root() / "data" / "checkpoints"
     if not folder.is_dir():
         return {}
-    names = sorted(((entry["legacy_name"], entry["name"]) for entry in _entries()), key=lambda n: -len(n[0]))
-    names += sorted(((entry["name"], entry["name"]) for entry in _entries()), key=lambda n: -len(n[0]))
+    names = sorted(((entry.legacy_name, entry.name) for entry in entries()), key=lambda n: -len(n[0]))
+    names += sorted(((entry.name, entry.name) for entry in entries()), key=lambda n: -len(n[0]))
     found: dict[str, Path] = {}
     for path in sorted(folder.glob("*.pth")):
         for prefix, name in names:
@@ -111,11 +111,11 @@ def sample_checkpoint(name: str, root: str | os.PathLike | None = None, seed: in
 
     entry = get_entry(name)
     folder = Path(root or repo_root()) / "data" / "samples" / "checkpoints"
-    path = folder / f"{entry['legacy_name']}_RANDOM_seed{seed}.pth"
+    path = folder / f"{entry.legacy_name}_RANDOM_seed{seed}.pth"
     if not path.is_file():
-        save_random_checkpoint(entry["name"], path, seed, written_by="isanet.notebook.session.sample_checkpoint")
+        save_random_checkpoint(entry.name, path, seed, written_by="isanet.notebook.session.sample_checkpoint")
     if not quiet:
-        print(f"USING A RANDOM-WEIGHTS SAMPLE CHECKPOINT for {entry['name']} at {path}: it predicts nothing useful")
+        print(f"USING A RANDOM-WEIGHTS SAMPLE CHECKPOINT for {entry.name} at {path}: it predicts nothing useful")
     return path
 
 

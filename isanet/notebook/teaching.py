@@ -99,9 +99,8 @@ def teaching_transform():
     from isanet.data.transforms import TestTransform
     from isanet.models.zoo import get_entry
 
-    preprocessor = get_entry(DEFAULT_MODEL)["data_preprocessor"]
-    return TestTransform(tuple(TEACHING.settings["val_scale"]), tuple(preprocessor["mean"]),
-                         tuple(preprocessor["std"]))
+    test = get_entry(DEFAULT_MODEL).test
+    return TestTransform(tuple(TEACHING.settings["val_scale"]), test.mean, test.std)
 
 
 def teaching_samples(root: str | os.PathLike | None = None, split: str = "val") -> list[dict]:

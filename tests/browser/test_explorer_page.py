@@ -29,7 +29,6 @@ from isanet.analysis.probe import capture, long_range_map, short_range_map
 from isanet.cli import main
 from isanet.data.sample_checkpoint import random_state_dict
 from isanet.data.transforms import normalize
-from isanet.evaluation.evaluate import EvalSettings
 from isanet.io.checkpoint import load_model
 from isanet.models import zoo
 
@@ -139,7 +138,7 @@ def test_page_panels_follow_clicks_and_equal_the_probe(browser_page, tmp_path: P
                  "--width", str(width), "--out", str(out)]) == 0
 
     model = load_model(checkpoint).eval()
-    settings = EvalSettings.from_entry(zoo.get_entry(VOC))
+    settings = zoo.get_entry(VOC).test
     captured = capture(model, normalize(image, settings.mean, settings.std)[None])
     fh, fw = captured.feature_size
 

@@ -14,8 +14,9 @@ import isanet
 from isanet.cli import main
 from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.transforms import scale_factor_size
-from isanet.evaluation.evaluate import EvalSettings, evaluate
+from isanet.evaluation.evaluate import evaluate
 from isanet.evaluation.inference import TTA_RATIOS, predict_image, predict_ms_flip
+from isanet.models.zoo import TestSettings
 
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 NAMES = {"voc": "isanet_r50-d8_4xb4-20k_voc12aug-512x512", "cityscapes": "isanet_r50-d8_4xb2-40k_cityscapes-769x769",
@@ -131,10 +132,10 @@ def test_ms_flip_views_follow_mmcv_scale_factors_and_mirror():
 
 
 def test_settings_from_zoo_entries():
-    settings = EvalSettings.from_entry(isanet.get_entry(NAMES["cityscapes"]))
-    assert settings == EvalSettings(mode="slide", scale=(2049, 1025), mean=MEAN, std=STD, align_corners=True,
+    settings = isanet.get_entry(NAMES["cityscapes"]).test
+    assert settings == TestSettings(mode="slide", scale=(2049, 1025), mean=MEAN, std=STD, align_corners=True,
                                     crop_size=(769, 769), stride=(513, 513), ratios=TTA_RATIOS)
-    ade = EvalSettings.from_entry(isanet.get_entry(NAMES["ade20k"]), scale=(128, 64))
+    ade = isanet.get_entry(NAMES["ade20k"]).test.replace(scale=(128, 64))
     assert ade.mode == "whole" and ade.scale == (128, 64) and ade.crop_size is None and not ade.align_corners
 
 
@@ -148,7 +149,7 @@ def test_evaluate_a_constant_prediction_by_hand(voc_val):
     labels = np.concatenate([sample["label"].ravel() for sample in voc_val])
     valid = labels[labels != 255]
     counts = np.bincount(valid, minlength=21)
-    settings = EvalSettings(mode="whole", scale=(48, 32), mean=MEAN, std=STD, align_corners=False)
+    settings = TestSettings(mode="whole", scale=(48, 32), mean=MEAN, std=STD, align_corners=False)
     results = evaluate(ConstantModel(21, 0), voc_val, settings, progress=False)
     # everything predicted as background: IoU_0 = Acc_0 = aAcc = share of background; other seen classes 0
     background = round(100 * counts[0] / valid.size, 2)
@@ -165,7 +166,7 @@ def test_evaluate_a_constant_prediction_by_hand(voc_val):
 
 def test_evaluate_options_and_class_check(voc_val):
     entry = isanet.get_entry(NAMES["voc"])
-    settings = EvalSettings.from_entry(entry, scale=(48, 32), crop_size=(20, 20), stride=(15, 15))
+    settings = entry.test.replace(scale=(48, 32), crop_size=(20, 20), stride=(15, 15))
     results = evaluate(LinearModel(21), voc_val, settings, mode="slide", ms_flip=True, limit=2, progress=False)
     used = results["settings"]
     assert results["num_images"] == 2
@@ -201,7 +202,7 @@ def test_isanet_eval_end_to_end(sample_setup, tmp_path, capsys, kind, extra):
     printed = capsys.readouterr().out
     assert code == 0
     record = json.loads(out.read_text())
-    entry = isanet.get_entry(NAMES[kind])
+    entry = isanet.get_entry(NAMES[kind]).to_dict()
     assert record["model"] == NAMES[kind] and record["num_images"] == 1 and record["split"] == "val"
     assert list(record["IoU"]) == list(build_dataset(kind, data_root).CLASSES)
     assert all(v is None or 0 <= v <= 100 for v in record["IoU"].values()) and 0 <= record["mIoU"] <= 100

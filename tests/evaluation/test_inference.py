@@ -1,9 +1,11 @@
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import isanet
-from isanet.evaluation.inference import slide_windows
+from isanet.evaluation import inference
+from isanet.evaluation.inference import Predictor, predict_image, slide_windows
 
 
 class PositionModel(nn.Module):
@@ -90,3 +92,45 @@ def test_fp16_on_cpu_falls_back_to_fp32_exactly(tiny_model):
     with pytest.warns(UserWarning, match="fp16 on cpu: fp16 autocast is for CUDA; on CPU use bf16; running in fp32"):
         fallback = isanet.predict(tiny_model, x, precision="fp16")
     assert torch.equal(fallback, isanet.predict(tiny_model, x))
+
+
+# ---- the one Predictor: same logits as the loose-argument path, precision resolved once, settings checked once
+
+
+def test_predictor_logits_equal_the_loose_path_whole_and_slide(tiny_model):
+    x = torch.randn(1, 3, 32, 40)
+    settings = isanet.get_entry("isanet_r50-d8_4xb2-40k_cityscapes-769x769").test.replace(
+        crop_size=(20, 24), stride=(13, 11))
+    slide = Predictor(tiny_model, settings)
+    whole = Predictor(tiny_model, settings.replace(mode="whole"))
+    assert torch.equal(slide.logits(x), isanet.predict(tiny_model, x, "slide", (20, 24), (13, 11)))
+    assert torch.equal(whole.logits(x), isanet.predict(tiny_model, x))
+    image = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    small = settings.replace(scale=(64, 32))
+    assert torch.equal(Predictor(tiny_model, small).scores(image),
+                       predict_image(tiny_model, image, (64, 32), small.mean, small.std, "slide", (20, 24), (13, 11),
+                                     align_corners=small.align_corners))
+
+
+def test_precision_is_resolved_once_per_predictor(tiny_model, monkeypatch):
+    calls = []
+    monkeypatch.setattr(inference, "resolve_precision", lambda *args: calls.append(args) or "fp32")
+    settings = isanet.get_entry("isanet_r50-d8_4xb4-20k_voc12aug-512x512").test.replace(scale=(32, 32),
+                                                                                         ratios=(0.5, 1.0))
+    predictor = Predictor(tiny_model, settings, precision="fp32")
+    image = np.zeros((24, 24, 3), np.uint8)
+    for _ in range(3):
+        predictor.predict(image, ms_flip=True)
+    assert len(calls) == 1
+
+
+def test_bad_settings_are_refused_at_construction(tiny_model):
+    voc = isanet.get_entry("isanet_r50-d8_4xb4-20k_voc12aug-512x512").test
+    with pytest.raises(ValueError, match="^mode 'slide' needs a crop size and stride"):
+        voc.replace(mode="slide")
+    with pytest.raises(ValueError, match="^mode must be 'whole' or 'slide', got 'tiles'$"):
+        voc.replace(mode="tiles")
+    with pytest.raises(ValueError, match=r"^precision 'half': use one of"):
+        Predictor(tiny_model, voc, precision="half")
+    with pytest.raises(ValueError, match="^settings must be TestSettings"):
+        Predictor(tiny_model, {"mode": "whole"})

@@ -73,14 +73,14 @@ def test_fixtures_cover_both_align_corners_and_both_depths():
     assert FIXTURES, "no tests/fixtures/parity_*.pt: run benchmarks/reference_parity.py --save-fixture"
     fixtures = [load_fixture(path) for path in FIXTURES]
     assert {f["align_corners"] for f in fixtures} == {False, True}
-    assert {isanet.get_entry(f["name"])["depth"] for f in fixtures} == {50, 101}
+    assert {isanet.get_entry(f["name"]).to_dict()["depth"] for f in fixtures} == {50, 101}
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_logits_match_mmseg(path: Path):
     fixture = load_fixture(path)
     # the zoo must agree with the mmseg config the reference came from
-    assert isanet.get_entry(fixture["name"])["align_corners"] == fixture["align_corners"]
+    assert isanet.get_entry(fixture["name"]).to_dict()["align_corners"] == fixture["align_corners"]
     model, digest = _seeded(fixture["name"], fixture["seed"])
     # the weights must be bit for bit those mmseg was run with; otherwise the comparison measures the weights
     assert digest == fixture["weights_sha256"], (
@@ -114,7 +114,7 @@ def test_logits_match_mmseg(path: Path):
 def _first_fixture(align_corners: bool) -> dict:
     for path in FIXTURES:
         fixture = load_fixture(path)
-        if fixture["align_corners"] == align_corners and isanet.get_entry(fixture["name"])["depth"] == 50:
+        if fixture["align_corners"] == align_corners and isanet.get_entry(fixture["name"]).to_dict()["depth"] == 50:
             return fixture
     pytest.fail(f"no R-50 parity fixture with align_corners={align_corners}")
 

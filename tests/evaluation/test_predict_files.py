@@ -14,7 +14,6 @@ import isanet
 from isanet.cli import main
 from isanet.data.datasets import VOCDataset
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.evaluation.evaluate import EvalSettings
 from isanet.evaluation.inference import predict_image, predict_ms_flip
 from isanet.evaluation.overlay import blend, classes_present, colorize, draw_legend
 from isanet.io.checkpoint import load_model
@@ -85,7 +84,7 @@ def test_predict_an_image_writes_the_models_prediction(tmp_path, checkpoint, cap
 
     label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
     model = load_model(checkpoint)
-    settings = EvalSettings.from_entry(get_entry(VOC))
+    settings = get_entry(VOC).test
     expected = predict_image(model.eval(), image, (64, 64), settings.mean, settings.std).argmax(0).numpy()
     assert label.shape == (30, 44) and label.dtype == np.uint8
     assert np.array_equal(label, expected)
@@ -99,7 +98,7 @@ def test_ms_flip_is_the_tta_prediction(tmp_path, checkpoint, capsys, one_thread)
     _save(image, tmp_path / "mine.png")
     assert main(["predict", str(tmp_path / "mine.png"), "--model", VOC, "--checkpoint", str(checkpoint),
                  "--out", str(tmp_path / "out"), "--ms-flip", "--no-progress"]) == 0
-    settings = EvalSettings.from_entry(get_entry(VOC))
+    settings = get_entry(VOC).test
     expected = predict_ms_flip(load_model(checkpoint).eval(), image, settings.mean, settings.std).argmax(0)
     label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(label, expected.numpy())
@@ -145,7 +144,7 @@ def test_video_gives_an_overlay_video(tmp_path, checkpoint, capsys, one_thread) 
     source = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
     decoded = cv2.cvtColor(source.read()[1], cv2.COLOR_BGR2RGB)
     source.release()
-    settings = EvalSettings.from_entry(get_entry(VOC))
+    settings = get_entry(VOC).test
     label = predict_image(load_model(checkpoint).eval(), decoded, (64, 64), settings.mean, settings.std).argmax(0)
     expected = blend(decoded, label.numpy().astype(np.uint8), VOCDataset.PALETTE, 0.5)
     got = cv2.cvtColor(first, cv2.COLOR_BGR2RGB).astype(int)
@@ -177,7 +176,7 @@ def test_predict_bf16_is_the_bf16_prediction(tmp_path, checkpoint, monkeypatch, 
     assert main(["predict", str(tmp_path / "mine.png"), "--model", VOC, "--checkpoint", str(checkpoint),
                  "--out", str(tmp_path / "out"), "--precision", "bf16", *QUICK]) == 0
     label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
-    settings = EvalSettings.from_entry(get_entry(VOC))
+    settings = get_entry(VOC).test
     model = load_model(checkpoint).eval()
     bf16 = predict_image(model, image, (64, 64), settings.mean, settings.std, precision="bf16").argmax(0).numpy()
     fp32 = predict_image(model, image, (64, 64), settings.mean, settings.std).argmax(0).numpy()
