@@ -4,7 +4,8 @@
     python3 kit.py lab     # set up, then open the notebooks in JupyterLab
     python3 kit.py test    # set up, then run the unit tests and every notebook (pytest --nbmake)
     python3 kit.py lint    # set up, then run ruff (configured in pyproject.toml)
-    python3 kit.py site    # set up, then execute the notebooks and write them as HTML pages into site/
+    python3 kit.py site    # set up, then execute the notebooks (full settings; --quick: the test-runner ones)
+                           # and write them as HTML pages into site/
 
 torch is installed first and pinned (an unpinned torch would pull gigabytes of CUDA packages), then the
 package with its [dev] extras. A stamp file skips the installs when nothing changed since the last run.

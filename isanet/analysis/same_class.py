@@ -148,12 +148,16 @@ def _support(name: str, capture: AttentionCapture, row: int, col: int, shape: tu
 
 
 def same_class_attention(capture: AttentionCapture, label: np.ndarray, queries: int | None = 256, seed: int = 0,
-                         ignore_index: int = IGNORE_INDEX) -> SameClassAttention:
+                         ignore_index: int = IGNORE_INDEX, query_classes: Iterable[int] | None = None,
+                         cue_classes: Iterable[int] = ()) -> SameClassAttention:
     """Average same-class attention mass of ``capture``'s maps over query pixels (see the module doc).
 
     ``label``: the class map of the captured image, at the image size (``capture.image_size``) or already at
     the feature size. ``queries``: how many labelled feature pixels to average over (a seeded random subset),
-    ``None`` for all of them.
+    ``None`` for all of them. ``query_classes``: measure queries of these classes only (default: all).
+    ``cue_classes``: pixels of these classes count as deciding for *every* query, beside its own class (the
+    beacon of the context task, :func:`cue_attention`); the mass, the uniform baseline and the share are then
+    those of the query's class and the cue together.
     """
     label = np.asarray(label)
     if label.shape == tuple(capture.feature_size):
@@ -164,10 +168,12 @@ def same_class_attention(capture: AttentionCapture, label: np.ndarray, queries: 
         raise ValueError(f"label has shape {label.shape}; expected the image size {capture.image_size} or the "
                          f"feature size {capture.feature_size} of the capture")
     labelled = feature_label != ignore_index
-    candidates = np.argwhere(labelled)
+    cue = np.isin(feature_label, list(cue_classes))
+    measured = labelled if query_classes is None else labelled & np.isin(feature_label, list(query_classes))
+    candidates = np.argwhere(measured)
     if len(candidates) == 0:
-        raise ValueError(f"label has no labelled pixel at the feature size {capture.feature_size} "
-                         f"(all are {ignore_index})")
+        raise ValueError(f"label has no labelled pixel {'' if query_classes is None else 'of the query classes '}"
+                         f"at the feature size {capture.feature_size}")
     if queries is not None and queries < len(candidates):
         chosen = np.random.default_rng(seed).choice(len(candidates), size=queries, replace=False)
         candidates = candidates[np.sort(chosen)]
@@ -175,7 +181,7 @@ def same_class_attention(capture: AttentionCapture, label: np.ndarray, queries: 
     counts: dict[int, int] = {}
     for row, col in candidates:
         query_class = int(feature_label[row, col])
-        own = (feature_label == query_class) & labelled
+        own = ((feature_label == query_class) | cue) & labelled
         counts[query_class] = counts.get(query_class, 0) + 1
         by_map = sums.setdefault(query_class, {})
         for name, values in _maps_of(capture, int(row), int(col)).items():
@@ -208,18 +214,35 @@ def combine(results: Iterable[SameClassAttention]) -> SameClassAttention:
 
 def same_class_over_images(model: torch.nn.Module, samples: Iterable[dict],
                            transform: Callable[[np.ndarray], torch.Tensor], queries: int | None = 256,
-                           seed: int = 0, dense_block: DenseSource = "auto") -> SameClassAttention:
+                           seed: int = 0, dense_block: DenseSource = "auto", **which) -> SameClassAttention:
     """:func:`same_class_attention` of ``model`` over labelled ``samples`` (``{"image", "label"}`` dicts, as
     the data set readers give them), combined over all their query pixels. ``transform`` turns an ``H x W x 3``
     uint8 image into the normalised ``3 x h x w`` tensor the model sees (e.g.
     :class:`isanet.data.transforms.TestTransform`); the labels are read at the feature pixels' centres of the
     original label map, so a resize by the transform does not matter. ``dense_block`` picks the dense map as
     :func:`isanet.analysis.probe.capture` does. ``feature_size`` is ``(0, 0)`` when the images gave different
-    map sizes."""
+    map sizes. ``which``: ``query_classes`` / ``cue_classes`` of :func:`same_class_attention`; images with no
+    query pixel of those classes are passed over."""
     device = next(model.parameters()).device
     results = []
     for index, sample in enumerate(samples):
         captured = capture(model, transform(sample["image"])[None].to(device), dense_block)
         label = labels_at_features(sample["label"], captured.feature_size, captured.align_corners)
-        results.append(same_class_attention(captured, label, queries=queries, seed=seed + index))
+        if "query_classes" in which and not np.isin(label, list(which["query_classes"])).any():
+            continue
+        results.append(same_class_attention(captured, label, queries=queries, seed=seed + index, **which))
     return combine(results)
+
+
+def cue_attention(model: torch.nn.Module, samples: Iterable[dict], transform: Callable[[np.ndarray], torch.Tensor],
+                  queries: int | None = 256, seed: int = 0) -> SameClassAttention:
+    """The context task's measurement (:mod:`isanet.data.context`): for object pixels (whose class the beacon
+    decides), the attention mass each map puts on the pixels that decide the answer — the beacon and the
+    query's own team — against the uniform share of those pixels among the keys the map can read.
+
+    A lift of 1 is what random projections give; a model that learnt to read the cue lifts it well above.
+    """
+    from isanet.data.context import BEACON, TEAM_CLASSES
+
+    return same_class_over_images(model, samples, transform, queries, seed, query_classes=TEAM_CLASSES,
+                                  cue_classes=(BEACON,))

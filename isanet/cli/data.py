@@ -18,14 +18,15 @@ from isanet.limits import MAX_IMAGE_SIDE, MAX_SAMPLE_IMAGES, bounded_int, non_ne
 def add_parser(subparsers) -> None:
     data = subparsers.add_parser("sample-data", help="write a small synthetic data set in a real layout")
     data.add_argument("kind", choices=tuple(DATASETS),
-                      help="a published layout, or folder: the layout for your own data (see README)")
+                      help="a published layout; folder: the layout for your own data (see README); context: the "
+                           "teaching task, in the folder layout, whose labels need long-range context")
     add_output(data, "--out", kind="dir", required=True,
-               help="folder to write into (folder: the data set's root, which must be new or empty)")
+               help="folder to write into (folder, context: the data set's root, which must be new or empty)")
     count = bounded_int(1, MAX_SAMPLE_IMAGES)
-    data.add_argument("--num-train", type=count, default=8, help="training images (default: %(default)s)")
-    data.add_argument("--num-val", type=count, default=4, help="validation images (default: %(default)s)")
-    data.add_argument("--size", type=bounded_int(16, MAX_IMAGE_SIDE), default=128,
-                      help=f"image width in pixels, 16 to {MAX_IMAGE_SIDE} (default: %(default)s)")
+    data.add_argument("--num-train", type=count, help="training images (default: 8; context: 96)")
+    data.add_argument("--num-val", type=count, help="validation images (default: 4; context: 24)")
+    data.add_argument("--size", type=bounded_int(16, MAX_IMAGE_SIDE),
+                      help=f"image width in pixels, 16 to {MAX_IMAGE_SIDE} (default: 128; context: 160, at least 64)")
     data.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     data.add_argument("--label-ids-only", action="store_true",
                       help="Cityscapes: write only *_gtFine_labelIds.png (readers convert them on the fly)")
@@ -47,11 +48,13 @@ def run_sample_data(args: argparse.Namespace) -> int:
 
     with usage_checks():
         check_writable(args.out, "--out", folder=True)
+    sizes = {key: getattr(args, key) for key in ("num_train", "num_val", "size") if getattr(args, key) is not None}
     with usage_checks(errors=(ValueError,)):  # its refusals (not a sample, not empty); a failed write is OSError
-        top = write_sample_dataset(args.kind, args.out, num_train=args.num_train, num_val=args.num_val,
-                                   size=args.size, seed=args.seed, label_ids_only=args.label_ids_only,
-                                   object_classes=args.object_classes)
-    print(f"wrote SYNTHETIC sample data ({args.kind}, {args.num_train} train / {args.num_val} val images) to {top}")
+        top = write_sample_dataset(args.kind, args.out, seed=args.seed, label_ids_only=args.label_ids_only,
+                                   object_classes=args.object_classes, **sizes)
+    sizes = {**DATASETS[args.kind].defaults, **sizes}
+    print(f"wrote SYNTHETIC sample data ({args.kind}, {sizes['num_train']} train / {sizes['num_val']} val images) "
+          f"to {top}")
     print("it is not the real data set: use it to try the commands, not to judge a model")
     return 0
 

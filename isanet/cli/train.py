@@ -12,6 +12,7 @@ import sys
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_device, add_output, add_precision, add_scale
 from isanet.data.build import DATASETS
+from isanet.engine.recipes import RECIPES
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR, bounded_float, bounded_int, non_negative_int, positive_int
 from isanet.models.head_registry import HEADS
 
@@ -42,6 +43,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
                                        "classes differ, e.g. for your own classes.txt) or an ImageNet ResNet "
                                        "backbone checkpoint")
+    parser.add_argument("--recipe", choices=sorted(RECIPES),
+                        help="a named recipe over the entry's: teaching = the context task's teaching model "
+                             "(ResNet-V1c-10, whole 160-px pictures, down_factor 4x4; see isanet.engine.recipes)")
     parser.add_argument("--tiny", action="store_true",
                         help="a tiny R-18 version of the architecture (ISANetConfig.tiny): smoke runs on a CPU")
     parser.add_argument("--head", choices=tuple(HEADS),
@@ -75,7 +79,8 @@ def config_from_args(args: argparse.Namespace):
     from isanet.models.config import TINY
 
     overrides = {**(TINY if args.tiny else {}), **({"head": args.head} if args.head else {})}
-    return TrainConfig(name=args.name, data_root=args.data_root, work_dir=args.work_dir, iters=args.iters,
+    return TrainConfig(name=args.name, recipe=args.recipe, data_root=args.data_root, work_dir=args.work_dir,
+                       iters=args.iters,
                        crop_size=tuple(args.crop) if args.crop else None,
                        resize_scale=tuple(args.scale) if args.scale else None,
                        val_scale=tuple(args.scale) if args.scale else None, batch_size=args.batch_size, lr=args.lr,

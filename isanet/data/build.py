@@ -14,11 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from isanet.data.context import CONTEXT_DEFAULTS, CONTEXT_MIN_SIZE, write_context
 from isanet.data.datasets import ADE20KDataset, CityscapesDataset, DatasetError, SegDataset, VOCDataset
 from isanet.data.folder import FolderDataset
 from isanet.data.synthetic import (
@@ -32,6 +33,8 @@ from isanet.io.atomic import atomic_path
 from isanet.limits import MAX_SAMPLE_IMAGES, check_side
 from isanet.models.zoo import DATASET_SHORT_NAMES
 
+#: The sample sizes of the published layouts and the folder sample: enough to run every code path.
+SAMPLE_DEFAULTS = dict(num_train=8, num_val=4, size=128)
 #: ``(top, num_train, num_val, size, rng, **options) -> top``: draws a sample into its own top folder.
 Writer = Callable[..., Path]
 
@@ -45,6 +48,8 @@ class DatasetSpec:
     layout: str  # the on-disk layout, in a line
     top: Path | None  # the sample's own top folder under the output folder; None: the output folder itself
     max_object_classes: int | None = None  # how many object classes ``object_classes`` may ask for; None: no option
+    defaults: dict = field(default_factory=lambda: dict(SAMPLE_DEFAULTS))  # num_train, num_val, size
+    min_size: int = 16  # the smallest image width the writer can draw
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -56,6 +61,9 @@ DATASETS: dict[str, DatasetSpec] = {
                           "annotations/{training,validation}/", Path("ADEChallengeData2016")),
     "folder": DatasetSpec(FolderDataset, write_folder, "your own: classes.txt (+ palette.txt), images/SPLIT/, "
                           "masks/SPLIT/", None, len(FOLDER_CLASSES) - 1),
+    "context": DatasetSpec(FolderDataset, write_context, "the context task (isanet.data.context) in the folder "
+                           "layout; read it with --dataset folder", None, None, dict(CONTEXT_DEFAULTS),
+                           CONTEXT_MIN_SIZE),
 }
 
 NOTICE = ("SYNTHETIC SAMPLE DATA written by isanet ({kind}, seed {seed}, {num_train} train / {num_val} val images).\n"
@@ -79,13 +87,15 @@ def build_dataset(dataset: str, root: str | os.PathLike, split: str = "val", **o
     return dataset_class(dataset)(root, split, **options)
 
 
-def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 4,
-                         size: int = 128, seed: int = 0, label_ids_only: bool = False,
-                         object_classes: int | None = None) -> Path:
+def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int | None = None,
+                         num_val: int | None = None, size: int | None = None, seed: int = 0,
+                         label_ids_only: bool = False, object_classes: int | None = None) -> Path:
     """Write a synthetic ``kind`` (a name in :data:`DATASETS`) data set under ``out_dir``.
 
-    ``size`` is the image width in pixels. Returns the data set's own top folder (``VOCdevkit/VOC2012``,
-    ``cityscapes``, ``ADEChallengeData2016``, or ``out_dir`` itself for "folder"), which also holds a
+    ``num_train``, ``num_val``, ``size`` (the image width in pixels) default to the kind's
+    (:attr:`DatasetSpec.defaults`: 8 / 4 / 128, the context task 96 / 24 / 160). Returns the data set's own
+    top folder (``VOCdevkit/VOC2012``, ``cityscapes``, ``ADEChallengeData2016``, or ``out_dir`` itself for
+    "folder" and "context"), which also holds a
     ``SAMPLE_DATA.txt`` saying the data is synthetic. ``label_ids_only`` (Cityscapes) writes only the official
     ``*_gtFine_labelIds.png`` files. ``object_classes`` (VOC, folder) draws the objects from the first that many
     object classes only (default: all 20 for VOC, 4 of 7 for folder). "folder" writes into ``out_dir`` itself,
@@ -96,10 +106,13 @@ def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int =
     if kind not in DATASETS:
         raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(DATASETS)}")
     spec = DATASETS[kind]
+    num_train = spec.defaults["num_train"] if num_train is None else num_train
+    num_val = spec.defaults["num_val"] if num_val is None else num_val
+    size = spec.defaults["size"] if size is None else size
     if min(num_train, num_val) < 1 or max(num_train, num_val) > MAX_SAMPLE_IMAGES:
         raise ValueError(f"need at least one train and one val image, at most {MAX_SAMPLE_IMAGES} of each, got "
                          f"{num_train}/{num_val}")
-    check_side(size, "size", low=16)
+    check_side(size, "size", low=spec.min_size)
     if label_ids_only and kind != "cityscapes":
         raise ValueError("label_ids_only applies to Cityscapes only (the other data sets have one label format)")
     if object_classes is not None and not 1 <= object_classes <= (spec.max_object_classes or 0):

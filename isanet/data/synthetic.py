@@ -130,14 +130,14 @@ def _colours(palette: dict[int, tuple[int, int, int]]) -> np.ndarray:
     return colours
 
 
-def _write_image(path: Path, image: np.ndarray) -> None:
+def write_image(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     quality = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else []
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), quality):
         raise OSError(f"could not write {path}")
 
 
-def _write_label(path: Path, label: np.ndarray, palette: np.ndarray | None = None) -> None:
+def write_label(path: Path, label: np.ndarray, palette: np.ndarray | None = None) -> None:
     """An 8-bit PNG of class values: grayscale, or palette-indexed as VOC's ``SegmentationClass`` files are."""
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(label.astype(np.uint8))
@@ -166,11 +166,11 @@ def write_voc(top: Path, num_train: int, num_val: int, size: int, rng: np.random
                *deal_classes(rng, counts[num_val:], object_classes)]
     for name, (height, width), objects in zip(names, _sizes(rng, len(names), size, 0.75, vary=True), classes):
         label = _voc_layout(rng, height, width, objects)
-        _write_image(top / "JPEGImages" / f"{name}.jpg", render(label, colours, rng))
+        write_image(top / "JPEGImages" / f"{name}.jpg", render(label, colours, rng))
         if name not in aug:
-            _write_label(top / "SegmentationClass" / f"{name}.png", void_border(label), palette)
+            write_label(top / "SegmentationClass" / f"{name}.png", void_border(label), palette)
         if name in train:
-            _write_label(top / "SegmentationClassAug" / f"{name}.png", label)
+            write_label(top / "SegmentationClassAug" / f"{name}.png", label)
     lists = {"train.txt": voc_train, "val.txt": val, "aug.txt": aug, "trainaug.txt": train}
     for file_name, items in lists.items():
         (top / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
@@ -189,10 +189,10 @@ def write_cityscapes(top: Path, num_train: int, num_val: int, size: int, rng: np
             city = cities[index % len(cities)]
             stem = f"{city}/{city}_{index:06d}_000019"
             ids = _cityscapes_layout(rng, height, width)
-            _write_image(top / "leftImg8bit" / split / f"{stem}_leftImg8bit.png", render(ids, colours, rng))
-            _write_label(top / "gtFine" / split / f"{stem}_gtFine_labelIds.png", ids)
+            write_image(top / "leftImg8bit" / split / f"{stem}_leftImg8bit.png", render(ids, colours, rng))
+            write_label(top / "gtFine" / split / f"{stem}_gtFine_labelIds.png", ids)
             if not label_ids_only:
-                _write_label(top / "gtFine" / split / f"{stem}_gtFine_labelTrainIds.png",
+                write_label(top / "gtFine" / split / f"{stem}_gtFine_labelTrainIds.png",
                              CityscapesDataset.ID_TABLE[ids])
     return top
 
@@ -204,8 +204,8 @@ def write_ade20k(top: Path, num_train: int, num_val: int, size: int, rng: np.ran
     for split, prefix, count in (("training", "ADE_train", num_train), ("validation", "ADE_val", num_val)):
         for index, (height, width) in enumerate(_sizes(rng, count, size, 0.75, vary=True)):
             label = _ade_layout(rng, height, width)
-            _write_image(top / "images" / split / f"{prefix}_{index + 1:08d}.jpg", render(label, colours, rng))
-            _write_label(top / "annotations" / split / f"{prefix}_{index + 1:08d}.png", label)
+            write_image(top / "images" / split / f"{prefix}_{index + 1:08d}.jpg", render(label, colours, rng))
+            write_label(top / "annotations" / split / f"{prefix}_{index + 1:08d}.png", label)
     return top
 
 
@@ -227,8 +227,8 @@ def write_folder(root: Path, num_train: int, num_val: int, size: int, rng: np.ra
     sizes = _sizes(rng, num_train + num_val, size, 0.75, vary=True)
     for index, (split, (height, width), objects) in enumerate(zip(splits, sizes, classes)):
         label = _voc_layout(rng, height, width, objects)
-        _write_image(root / "images" / split / f"sample_{index:04d}.jpg", render(label, colours, rng))
-        _write_label(root / "masks" / split / f"sample_{index:04d}.png", label)
+        write_image(root / "images" / split / f"sample_{index:04d}.jpg", render(label, colours, rng))
+        write_label(root / "masks" / split / f"sample_{index:04d}.png", label)
     (root / "classes.txt").write_text("".join(f"{name}\n" for name in names))
     (root / "palette.txt").write_text("".join(f"{r} {g} {b}\n" for r, g, b in palette))
     return root

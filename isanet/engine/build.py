@@ -147,7 +147,8 @@ class RunState:
         position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
         reader = self.stream.dataset
         meta = {"iter": iteration, "epoch": self.stream.order.epoch(position), "seed": config.seed,
-                "config": plain(asdict(config)), "zoo_name": self.entry.name, "world_size": self.dist.world_size,
+                "config": plain(asdict(config)), "recipe": config.recipe, "zoo_name": self.entry.name,
+                "world_size": self.dist.world_size,
                 "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]},
                 "time": time.strftime("%Y%m%d_%H%M%S"), "isanet_version": _version()}
         extra = {**optimisation.state(iteration), "rng": capture_rng(),
@@ -295,7 +296,8 @@ def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext,
     schedule = PolySchedule(config.lr, config.iters, recipe.eta_min, recipe.power)
     optimisation = Optimisation(optimizer, schedule, precision, device, scaler)
     train_transform, _ = transforms_from_entry(entry)
-    train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale))
+    train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale),
+                              ratio_range=tuple(config.resize_ratio))
     state = RunState(config, entry, dist, device, work_dir, TrainStream(train_set, train_transform, config.seed),
                      val_set, _eval_settings(entry, config), wrapped, model, resumed_from=resumed_from,
                      init_report=report, messages=messages)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from isanet.engine.recipes import get_recipe
 from isanet.engine.state import TrainError
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
 from isanet.models.zoo import ZooEntry
@@ -40,6 +41,7 @@ class TrainConfig:
     data_root: str | Path  # the data set's folder (a VOC/Cityscapes/ADE20K tree, or your own folder data set)
     work_dir: str | Path  # where log.jsonl, iter_N.pth and latest.pth go (locked while a run owns it)
     name: str = DEFAULT_MODEL  # zoo entry whose architecture and recipe are used
+    recipe: str | None = None  # a named recipe (isanet.engine.recipes) over the entry's: "teaching"
     iters: int | None = None  # iterations to train to (recipe: the entry's schedule)
     crop_size: tuple[int, int] | None = None  # RandomCrop (height, width)
     batch_size: int | None = None  # images per process and iteration
@@ -50,6 +52,7 @@ class TrainConfig:
     eval_every: int | None = None  # validation interval in iterations (0: never)
     limit_val: int | None = None  # evaluate on the first N validation images only
     resize_scale: tuple[int, int] | None = None  # RandomResize box (long, short) before cropping
+    resize_ratio: tuple[float, float] | None = None  # RandomResize ratio range (recipe: the entry's, 0.5 to 2.0)
     val_scale: tuple[int, int] | None = None  # test Resize box (long, short) for validation
     model_overrides: dict | None = None  # ISANetConfig fields changed from the entry's (e.g. the tiny R-18)
     # starting weights: a zoo checkpoint (classifier re-initialised if classes differ) or an ImageNet backbone
@@ -74,7 +77,7 @@ class TrainConfig:
 
 #: Settings a resumed run must share with its checkpoint (else its losses would not continue the same run);
 #: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
-RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "model_overrides")
+RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "resize_ratio", "model_overrides")
 #: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (``--keep 2``
 #: must keep pruning after a resume; a bf16 run stays one).
 RESUME_RESTORED = {"keep_checkpoints": None, "precision": "fp32"}
@@ -93,7 +96,8 @@ def entry_defaults(entry: ZooEntry) -> dict:
     iters = recipe.iterations
     return dict(iters=iters, crop_size=recipe.crop_size, batch_size=recipe.batch_size_per_gpu, lr=recipe.lr, seed=0,
                 save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1), limit_val=None,
-                resize_scale=recipe.resize_scale, val_scale=entry.test.scale, model_overrides={})
+                resize_scale=recipe.resize_scale, resize_ratio=recipe.ratio_range, val_scale=entry.test.scale,
+                model_overrides={})
 
 
 def saved_precision(previous: dict, device_type: str) -> Precision | None:
@@ -113,16 +117,34 @@ def saved_precision(previous: dict, device_type: str) -> Precision | None:
     return LEGACY_AMP_DTYPES[name]
 
 
+def recipe_defaults(config: TrainConfig, entry: ZooEntry) -> tuple[dict, TrainConfig]:
+    """The value of every optional field before explicit options: the entry's, then the named recipe's (whose
+    model overrides sit under the explicit ``model_overrides``, e.g. ``--head``)."""
+    defaults = entry_defaults(entry)
+    if config.recipe is not None:
+        recipe = get_recipe(config.recipe)
+        defaults.update(recipe.settings, model_overrides=dict(recipe.model_overrides))
+        if config.model_overrides is not None:
+            config = replace(config, model_overrides={**recipe.model_overrides, **config.model_overrides})
+    return defaults, config
+
+
 def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None = None,
                    device_type: str = "cpu") -> TrainConfig:
-    """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > recipe) and refuse a resume
-    whose explicit settings contradict the checkpoint. ``device_type`` is where the run trains (an older
-    checkpoint's precision depends on it, see :func:`saved_precision`)."""
-    defaults, resolved = entry_defaults(entry), {"name": entry.name}
+    """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > named recipe > zoo entry) and
+    refuse a resume whose explicit settings contradict the checkpoint. ``device_type`` is where the run trains
+    (an older checkpoint's precision depends on it, see :func:`saved_precision`)."""
     if previous is not None:
         previous = {**previous, "precision": saved_precision(previous, device_type)}
     if previous is not None and previous.get("name") != entry.name:
         raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry.name!r}")
+    if previous is not None and config.recipe is None:
+        config = replace(config, recipe=previous.get("recipe"))
+    if previous is not None and config.recipe != previous.get("recipe"):
+        raise TrainError(f"--resume: the checkpoint was trained with recipe {previous.get('recipe')!r}, this run "
+                         f"asks for {config.recipe!r}; drop --recipe to continue the same run")
+    defaults, config = recipe_defaults(config, entry)
+    resolved = {"name": entry.name}
     for key, default in defaults.items():
         given = getattr(config, key)
         if previous is not None and key in RESUME_LOCKED and given is not None and \

@@ -7,14 +7,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from isanet.models.head_registry import HEADS
 from isanet.models.self_attention import KERNELS, Kernel
 
-DEPTHS = (18, 50, 101)
+DEPTHS = (10, 18, 50, 101)
 
 
 @dataclass(frozen=True)
 class ISANetConfig:
     """The architecture of one ISANet. The defaults are the published Cityscapes R-50-D8 model."""
 
-    depth: int = 50  # ResNet-V1c depth: 50 or 101 as published; 18 is a fast teaching model, not in the zoo
+    depth: int = 50  # ResNet-V1c depth: 50 or 101 as published; 18 (smoke tests) and 10 (teaching) are not in the zoo
+    backbone_width: int = 64  # the backbone's stem and first-stage width (mmseg ``base_channels``), doubled per stage
     num_classes: int = 19  # classifier outputs: 19 Cityscapes, 150 ADE20K, 21 Pascal VOC
     align_corners: bool = False  # bilinear logit resizing; True only in the Cityscapes 769x769 configs
     down_factor: tuple[int, int] = (8, 8)  # ISA block size, the paper's (P_h, P_w) = (loc_h, loc_w)
@@ -35,7 +36,7 @@ class ISANetConfig:
             problems.append(f"depth must be one of {DEPTHS}, got {self.depth!r}")
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             problems.append(f"num_classes must be a positive integer, got {self.num_classes!r}")
-        for name in ("channels", "isa_channels", "aux_channels", "window_size"):
+        for name in ("backbone_width", "channels", "isa_channels", "aux_channels", "window_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 problems.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if len(self.down_factor) != 2 or min(self.down_factor) < 1:

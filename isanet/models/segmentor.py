@@ -43,7 +43,8 @@ class ISANet(nn.Module):
         super().__init__()
         self.config = config = config or ISANetConfig()
         self.align_corners = config.align_corners
-        self.backbone = ResNetV1c(config.depth)
+        self.backbone = ResNetV1c(config.depth, stem_channels=config.backbone_width,
+                                  base_channels=config.backbone_width)
         stage_channels = self.backbone.stage_channels
         self.decode_head = build_head(config, stage_channels[3])
         self.auxiliary_head = (FCNHead(stage_channels[2], config.aux_channels, config.num_classes)

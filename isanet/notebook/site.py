@@ -1,10 +1,12 @@
-"""The course as a static site: every notebook executed (quick mode) and written as an HTML page with its
-outputs, an index, and notebook 02's explorer embedded as the standalone page, so the notebooks can be read in
-any browser without installing anything.
+"""The course as a static site: every notebook executed and written as an HTML page with its outputs, an
+index, and notebook 02's explorer embedded as the standalone page, so the notebooks can be read in any browser
+without installing anything.
 
-``python3 kit.py site`` runs this (``python -m isanet.notebook.site --out site``). Notebooks run as ``nbmake``
-runs them (``nbclient``, their own folder as the working directory) with ``ISANET_QUICK=1``, so they use their
-tiny CI settings and synthetic samples unless real data and weights are present; the index says so.
+``python3 kit.py site`` runs this (``python -m isanet.notebook.site --out site``) with the notebooks' full
+settings (``ISANET_QUICK=0``): notebook 04 trains its teaching run live, the pages show what a learner who runs
+the notebooks sees. ``python3 kit.py site --quick`` (what CI runs) uses their tiny test-runner settings
+(``ISANET_QUICK=1``), and the index says so. Notebooks run as ``nbmake`` runs them (``nbclient``, their own
+folder as the working directory).
 
 Widgets need a kernel: in the pages their outputs are replaced by a short note. Notebook 02 gets, right after the
 cell where it saves its standalone explorer, a hidden cell that saves the page into the site and shows it in an
@@ -114,13 +116,15 @@ def to_html(nb, title: str, mathjax_url: str | None = None) -> str:
     return re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + home, body, count=1)
 
 
-def index_html(pages: list[tuple[str, str, str]], seconds: float) -> str:
+def index_html(pages: list[tuple[str, str, str]], seconds: float, quick: bool) -> str:
     """The index: one link per page (file, title, status), and what the pages were built with."""
     items = "\n".join(f'<li><a href="{html.escape(file)}">{html.escape(title)}</a>{html.escape(status)}</li>'
                       for file, title, status in pages)
     explorer = (f'<p>The attention explorer also works on its own: <a href="{EXPLORER_PAGE}">standalone '
                 f"explorer page</a> (one HTML file; click a pixel).</p>"
                 if any(file.startswith(EXPLORER_NOTEBOOK) for file, _, _ in pages) else "")
+    settings = ("in quick mode (the notebooks' tiny test-runner settings: their training numbers say nothing)"
+                if quick else "with the notebooks' full settings")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>isanet notebooks</title>
 <style>body {{ font-family: system-ui, sans-serif; max-width: 900px; margin: 24px auto; line-height: 1.5 }}</style>
@@ -132,9 +136,11 @@ Segmentation</i>, arXiv:1907.12273), executed and saved with their outputs, to r
 {items}
 </ol>
 {explorer}
-<p><small>Built with <code>python3 kit.py site</code> in quick mode (the notebooks' tiny CI settings) in
-{seconds:.0f} s. Unless real data sets and published checkpoints were present, the notebooks ran on small
-<b>synthetic</b> samples with <b>random or sample-trained weights</b>: their numbers say nothing about ISANet.
+<p><small>Built with <code>python3 kit.py site{' --quick' if quick else ''}</code> {settings} in {seconds:.0f} s.
+Unless real data sets and published checkpoints were present, the notebooks ran on small <b>synthetic</b> data
+(the context task and samples in the published layouts) with the shipped <b>teaching model</b> (trained on the
+synthetic context task) or random weights: their numbers say what attention does on those scenes, nothing
+about ISANet on real images.
 Interactive widgets need a kernel (<code>python3 kit.py lab</code>); formulas are typeset by the copy of
 MathJax in <code>{MATHJAX_DIR}/</code>, with no network.</small></p>
 </body></html>
@@ -142,13 +148,14 @@ MathJax in <code>{MATHJAX_DIR}/</code>, with no network.</small></p>
 
 
 def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeout: int = 300,
-               notebooks_dir: str | os.PathLike | None = None) -> int:
+               notebooks_dir: str | os.PathLike | None = None, quick: bool = False) -> int:
     """Execute the notebooks (all ``NN_*.ipynb``, or those named) and write the site; returns how many failed.
-    A failing notebook is still written (with the error in its outputs) and named in one line."""
+    A failing notebook is still written (with the error in its outputs) and named in one line. ``quick``: the
+    notebooks' test-runner settings."""
     import nbformat
     from nbclient.exceptions import CellExecutionError
 
-    os.environ["ISANET_QUICK"] = "1"  # the kernels inherit it: tiny settings, as under the test runner
+    os.environ["ISANET_QUICK"] = "1" if quick else "0"  # the kernels inherit it
     folder = Path(notebooks_dir) if notebooks_dir else repo_root() / "notebooks"
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +189,7 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
         write_text_atomic(to_html(nb, title, mathjax_url), out / page)
         pages.append((page, title, status))
         print(f"site: {page} ({time.monotonic() - began:.0f} s)", flush=True)
-    write_text_atomic(index_html(pages, time.monotonic() - start), out / "index.html")
+    write_text_atomic(index_html(pages, time.monotonic() - start, quick), out / "index.html")
     print(f"site: wrote {out / 'index.html'} ({len(pages)} pages, {failures} failed, "
           f"{time.monotonic() - start:.0f} s)")
     return failures
@@ -192,10 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 kit.py site", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebook names (e.g. 02_attention_explorer); default: all")
     parser.add_argument("--out", default=str(repo_root() / "site"), help="folder for the site (default: site/)")
-    parser.add_argument("--timeout", type=int, default=300, help="seconds per cell (default: %(default)s)")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the notebooks' tiny test-runner settings (what CI builds); default: full settings")
     args = parser.parse_args(argv)
     try:
-        return 1 if build_site(args.out, args.notebooks, args.timeout) else 0
+        return 1 if build_site(args.out, args.notebooks, args.timeout, quick=args.quick) else 0
     except (OSError, ValueError) as error:
         print(f"site: error: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ def _site(tmp_path: Path) -> Path:
         assert (site / "index.html").is_file(), f"ISANET_SITE_DIR={built} holds no index.html (run kit.py site)"
         return site
     site = tmp_path / "site"
-    assert build_site(site, [EXPLORER_NOTEBOOK]) == 0
+    assert build_site(site, [EXPLORER_NOTEBOOK], quick=True) == 0
     return site
 
 

@@ -12,7 +12,7 @@ from isanet.data.build import DATASETS, build_dataset, dataset_class, write_samp
 @pytest.mark.parametrize("kind", list(DATASETS))
 def test_each_writer_draws_what_its_reader_reads(kind: str, tmp_path) -> None:
     spec = DATASETS[kind]
-    top = write_sample_dataset(kind, tmp_path / "out", num_train=1, num_val=1, size=32)
+    top = write_sample_dataset(kind, tmp_path / "out", num_train=1, num_val=1, size=max(32, spec.min_size))
     assert top == (tmp_path / "out" if spec.top is None else tmp_path / "out" / spec.top)
     assert (top / "SAMPLE_DATA.txt").read_text().startswith(f"SYNTHETIC SAMPLE DATA written by isanet ({kind},")
     assert dataset_class(kind) is spec.reader

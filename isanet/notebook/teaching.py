@@ -1,0 +1,165 @@
+"""The teaching model the notebooks show: the context task, trained with the teaching recipe, and the experiment
+that ranks the heads on it.
+
+- :func:`teaching_data`: the context task (:mod:`isanet.data.context`) written once under ``data/samples/``;
+- :func:`teaching_config` / :func:`train_teaching`: one run of the teaching recipe
+  (:data:`isanet.engine.recipes.TEACHING`) with a given head and seed, as notebook 04 runs it live and
+  ``benchmarks/context_experiment.py`` runs it for every head and seed;
+- :func:`teaching_checkpoint`: the trained ISA teaching model shipped in the repository (about 2 MB, made by
+  ``benchmarks/make_teaching_checkpoint.py``), so that notebook 02 and the explorer page open on a model that
+  learnt, in quick mode too;
+- :func:`reference_results`: the committed reference run of the experiment (every head, three seeds), read by
+  notebooks 04 and 06 beside what they measure live.
+
+Everything here is SYNTHETIC: it shows what attention can carry across a picture, nothing about real scenes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from isanet.data.build import write_sample_dataset
+from isanet.data.context import CONTEXT_DEFAULTS
+from isanet.engine.config import DEFAULT_MODEL, TrainConfig
+from isanet.engine.recipes import TEACHING
+from isanet.engine.trainer import train
+from isanet.notebook.session import repo_root
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+REPO_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"  # the scripts that make the assets
+SHIPPED_CHECKPOINT = ASSETS / "teaching_isa.pth"
+REFERENCE_RESULTS = ASSETS / "context_experiment.json"
+#: The context task the teaching model is trained and measured on (``isanet sample-data context`` defaults).
+TEACHING_DATA = dict(seed=0, **CONTEXT_DEFAULTS)
+#: Iterations of a quick (test-runner) run: every code path, far too few to learn.
+QUICK_ITERS = 20
+FULL_ITERS = TEACHING.settings["iters"]
+
+
+def teaching_data(root: str | os.PathLike | None = None, quiet: bool = False) -> Path:
+    """The context task's folder (``data/samples/context_seed0``), written on first use."""
+    folder = Path(root or repo_root()) / "data" / "samples" / f"context_seed{TEACHING_DATA['seed']}"
+    if not (folder / "SAMPLE_DATA.txt").is_file():
+        write_sample_dataset("context", folder, **TEACHING_DATA)
+        if not quiet:
+            print(f"wrote the SYNTHETIC context task to {folder}")
+    return folder
+
+
+def teaching_config(work_dir: str | os.PathLike, root: str | os.PathLike | None = None, *, head: str = "isa",
+                    seed: int = 0, iters: int | None = None, quick: bool = False, quiet: bool = True,
+                    **overrides) -> TrainConfig:
+    """One run of the teaching recipe on the context task: ``head`` and ``seed`` (weights and data order; the
+    data set itself is always :data:`TEACHING_DATA`). ``quick``: :data:`QUICK_ITERS` iterations on a few
+    validation images; ``overrides``: any other :class:`TrainConfig` field."""
+    iters = iters or (QUICK_ITERS if quick else FULL_ITERS)
+    settings = dict(iters=iters, save_every=iters, keep_checkpoints=1, progress=False,
+                    eval_every=iters if quick else min(TEACHING.settings["eval_every"], iters),
+                    model_overrides={"head": head}, limit_val=4 if quick else None)
+    settings.update(overrides)
+    return TrainConfig(name=DEFAULT_MODEL, recipe=TEACHING.name, data_root=teaching_data(root, quiet=quiet),
+                       work_dir=work_dir, device="cpu", seed=seed, dataset="folder", **settings)
+
+
+def train_teaching(work_dir: str | os.PathLike, root: str | os.PathLike | None = None, *, head: str = "isa",
+                   seed: int = 0, on_log=None, **options) -> dict:
+    """Train one teaching run; returns its row: head, seed, iterations, final validation mIoU, the curve,
+    seconds (wall and this process's CPU time) and the checkpoint."""
+    records: list[dict] = []
+
+    def keep(record: dict) -> None:
+        if "mIoU" in record:
+            records.append({"iter": record["iter"], "mIoU": record["mIoU"]})
+        if on_log is not None:
+            on_log(record)
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    summary = train(teaching_config(work_dir, root, head=head, seed=seed, **options), on_log=keep)
+    return {"head": head, "seed": seed, "iters": summary["iter"], "mIoU": summary["last_eval"].get("mIoU"),
+            "curve": records, "cpu_s": round(time.process_time() - cpu, 1),
+            "wall_s": round(time.perf_counter() - wall, 1), "checkpoint": summary["last_checkpoint"]}
+
+
+def teaching_checkpoint() -> Path:
+    """The shipped, trained ISA teaching model (fails with the command that makes it if it is missing)."""
+    if not SHIPPED_CHECKPOINT.is_file():
+        raise FileNotFoundError(f"{SHIPPED_CHECKPOINT} is missing: make it with "
+                                "python benchmarks/make_teaching_checkpoint.py")
+    return SHIPPED_CHECKPOINT
+
+
+def teaching_transform():
+    """The test transform of the teaching recipe (resize into its validation scale, normalise)."""
+    from isanet.data.transforms import TestTransform
+    from isanet.models.zoo import get_entry
+
+    test = get_entry(DEFAULT_MODEL).test
+    return TestTransform(tuple(TEACHING.settings["val_scale"]), test.mean, test.std)
+
+
+def teaching_samples(root: str | os.PathLike | None = None, split: str = "val") -> list[dict]:
+    """The context task's ``split`` as ``{"image", "label", ...}`` samples (the folder reader's)."""
+    from isanet.data.build import build_dataset
+
+    return list(build_dataset("folder", teaching_data(root, quiet=True), split, progress=False))
+
+
+def random_copy(model, seed: int = 0):
+    """The same architecture at random weights (mmseg's initialisation, seeded): the baseline of every
+    "did it learn?" measurement."""
+    import copy
+
+    from isanet.data.sample_checkpoint import random_state_dict
+
+    twin = copy.deepcopy(model)
+    twin.load_state_dict(random_state_dict(twin, seed=seed))
+    return twin.eval()
+
+
+def reference_results(path: str | os.PathLike = REFERENCE_RESULTS) -> dict:
+    """The committed reference run of ``benchmarks/context_experiment.py`` (machine, settings, every row)."""
+    return json.loads(Path(path).read_text())
+
+
+def summarize(rows: list[dict]) -> dict[str, dict]:
+    """Per head: the seeds, their mIoU values, the mean, the spread (max - min) and the mean CPU minutes."""
+    summary: dict[str, dict] = {}
+    for head in dict.fromkeys(row["head"] for row in rows):
+        mine = [row for row in rows if row["head"] == head]
+        values = [row["mIoU"] for row in mine]
+        summary[head] = {"seeds": [row["seed"] for row in mine], "mIoU": values,
+                         "mean": round(statistics.mean(values), 2), "spread": round(max(values) - min(values), 2),
+                         "cpu_min": round(statistics.mean(row["cpu_s"] for row in mine) / 60, 2)}
+    return summary
+
+
+def format_summary(summary: dict[str, dict], costs: dict[str, dict] | None = None) -> str:
+    """The per-head table in Markdown (mean, spread, every seed; attention cost columns when given)."""
+    cost_head = " attention MFLOPs | peak KiB (inference) | peak KiB (training) |" if costs else ""
+    lines = [f"| head | mean mIoU | spread (max - min) | per seed | CPU min / run |{cost_head}",
+             "| --- | ---: | ---: | --- | ---: |" + (" ---: | ---: | ---: |" if costs else "")]
+    for head, values in summary.items():
+        seeds = ", ".join(f"{v:.2f}" for v in values["mIoU"])
+        cost = ""
+        if costs:
+            row = costs.get(head, {})
+            cost = f" {row.get('mflops', '-')} | {row.get('peak_kib', '-')} | {row.get('train_peak_kib', '-')} |"
+        lines.append(f"| {head} | {values['mean']:.2f} | {values['spread']:.2f} | {seeds} | "
+                     f"{values['cpu_min']:.2f} |{cost}")
+    return "\n".join(lines)
+
+
+def gaps(summary: dict[str, dict], baseline: str = "none") -> dict[str, float]:
+    """Each head's mean mIoU minus the baseline's."""
+    base = summary[baseline]["mean"]
+    return {head: round(values["mean"] - base, 2) for head, values in summary.items() if head != baseline}
+
+
+def largest_spread(summary: dict[str, dict], heads: tuple[str, ...]) -> float:
+    return float(np.max([summary[head]["spread"] for head in heads if head in summary]))

@@ -1,0 +1,87 @@
+"""Named recipes: the teaching recipe's settings, its meta record, and that both ISA steps learn under it.
+
+The gradient test is the reason the recipe exists: under the old sample fine-tune (64-px crops, down_factor
+(8, 8) on an 8 x 8 feature map) the long-range step has groups of one pixel, a softmax over one key is 1, and
+its query/key projections get exactly zero gradient; the recipe must give every projection a gradient.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from isanet.data.build import write_sample_dataset
+from isanet.engine.config import TrainConfig
+from isanet.engine.recipes import TEACHING, get_recipe
+from isanet.engine.trainer import Trainer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+PROJECTIONS = ("global_relation.query_project", "global_relation.key_project",
+               "local_relation.query_project", "local_relation.key_project")
+
+
+@pytest.fixture(scope="module")
+def context_root(tmp_path_factory) -> Path:
+    return write_sample_dataset("context", tmp_path_factory.mktemp("context") / "set", num_train=4, num_val=2, seed=1)
+
+
+def one_step_gradients(config: TrainConfig) -> tuple[Trainer, dict[str, float]]:
+    """Train one iteration of ``config`` and return the absolute gradient sum of each attention projection."""
+    trainer = Trainer(config)
+    for _ in trainer.run():
+        pass
+    head = trainer.state.bare_model.decode_head
+    sums = {name: sum(float(p.grad.abs().sum()) for p in head.get_submodule(name).parameters())
+            for name in PROJECTIONS}
+    trainer.close()
+    return trainer, sums
+
+
+def test_both_isa_steps_get_query_and_key_gradients_under_the_teaching_recipe(context_root, tmp_path):
+    config = TrainConfig(data_root=context_root, work_dir=tmp_path / "run", recipe="teaching", iters=1,
+                         eval_every=0, progress=False, device="cpu")
+    trainer, sums = one_step_gradients(config)
+    assert trainer.config.crop_size == TEACHING.settings["crop_size"]
+    assert trainer.state.bare_model.config.down_factor == (4, 4)
+    assert all(value > 0 for value in sums.values()), sums
+
+
+def test_the_old_sample_setting_leaves_the_long_range_step_without_gradient(context_root, tmp_path):
+    """The same model on 64-px crops with down_factor (8, 8): an 8 x 8 map, one block, one-pixel groups."""
+    config = TrainConfig(data_root=context_root, work_dir=tmp_path / "run", recipe="teaching", iters=1,
+                         eval_every=0, progress=False, device="cpu", crop_size=(64, 64),
+                         model_overrides={"down_factor": (8, 8)})
+    _, sums = one_step_gradients(config)
+    assert sums["global_relation.query_project"] == 0 and sums["global_relation.key_project"] == 0
+    assert sums["local_relation.query_project"] > 0 and sums["local_relation.key_project"] > 0
+
+
+def test_the_recipe_is_recorded_and_options_still_override_it(context_root, tmp_path):
+    config = TrainConfig(data_root=context_root, work_dir=tmp_path / "run", recipe="teaching", iters=2,
+                         save_every=2, eval_every=0, lr=0.02, model_overrides={"head": "dense"}, progress=False,
+                         device="cpu")
+    trainer = Trainer(config)
+    for _ in trainer.run():
+        pass
+    trainer.close()
+    meta = torch.load(tmp_path / "run" / "latest.pth", weights_only=True)["meta"]
+    assert meta["recipe"] == "teaching"
+    assert meta["config"]["lr"] == 0.02 and meta["config"]["iters"] == 2
+    assert meta["config"]["crop_size"] == [160, 160] and meta["config"]["val_scale"] == [160, 160]
+    assert meta["model_config"]["head"] == "dense" and meta["model_config"]["depth"] == 10
+    assert meta["model_config"]["backbone_width"] == 16
+
+
+def test_a_checkpoint_of_the_teaching_model_is_small(context_root, tmp_path):
+    from isanet.models import build_model
+
+    model = build_model("isanet_r50-d8_4xb4-20k_voc12aug-512x512", num_classes=5, **TEACHING.model_overrides)
+    size_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
+    assert size_mb < 4, size_mb
+
+
+def test_an_unknown_recipe_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="unknown recipe 'fast'.*teaching"):
+        get_recipe("fast")
