@@ -28,6 +28,8 @@
 #
 # **Prerequisites:** notebook 01 (blocks, long-range groups, `down_factor`, padding); scaled dot-product
 # attention; what a FLOP and a peak of allocated memory are.
+#
+# **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% [markdown]
 # ## The formulas
@@ -377,7 +379,7 @@ else:
 # 1. *(easy)* By hand: how many (query, key) pairs does dense attention form on a 128 x 128 map, and how many
 #    does ISA with 8 x 8 blocks form? Check with `attention_cost`.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 n, loc = 128, 8
 pixels = n * n                                   # 16,384 pixels, no padding (8 divides 128)
 dense_pairs = pixels ** 2                        # every pixel with every pixel
@@ -392,7 +394,7 @@ print(f"dense {dense_pairs:,} pairs, ISA {isa_pairs:,} pairs: {dense_pairs / isa
 #    Predict the direction first: smaller blocks make the short-range step cheaper but the long-range groups
 #    larger.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 for loc in (4, 8, 16):
     print(f"{loc:>2}x{loc:<2} blocks: cheaper from n = {break_even_side(512, 256, (loc, loc))} "
           f"(divisible sides: {break_even_estimate(512, 256, (loc, loc)):.1f})")
@@ -406,7 +408,7 @@ print(f"pi / 2(d+C) = {projection_flops_per_pixel(512, 256) / (2 * (256 + 512)):
 #    Notebook 01 found the fewest *affinity entries* at 10 (tied with 13). Is the FLOP optimum the same, and why
 #    (or why not)? List every factor that reaches the minimum.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 flops = {loc: attention_cost("isa", 128, 128, 512, 256, (loc, loc)).total for loc in range(2, 33)}
 fewest = [loc for loc in flops if flops[loc] == min(flops.values())]  # min() alone would hide a tie
 entries = {loc: Partition(128, 128, loc, loc).affinity_entries()[1] for loc in flops}
@@ -426,7 +428,7 @@ for loc in fewest:
 # 4. *(medium)* Measure, on this device, the peak memory of dense attention with both kernels on a 40 x 40 map
 #    (`bench_attention`, dense only) and compare the saving with the size of one float32 affinity.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 side = 40
 small = bench_attention([(side, side)], channels=channels, isa_channels=isa_channels, methods=("dense",),
                         kernels=("matmul", "sdpa"), device=device, repeats=1, warmup=0)
@@ -440,7 +442,7 @@ print(f"dense {side}x{side}: matmul {peaks['matmul'] / 2**20:.2f} MiB, sdpa {pea
 #    1024 (input and context concatenated) to 512 channels at the end of `ISA_Module` — and recompute the
 #    dense/ISA FLOP ratio of the whole setting. Does it move the ratio towards 1 or away from it?
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 concat = torch.empty(1, 2 * PAPER_CHANNELS, PAPER_SIZE, PAPER_SIZE, device="meta")
 out_conv = count_module_flops(ConvBNReLU(2 * PAPER_CHANNELS, PAPER_CHANNELS), concat)
 with_out = {method: heads[method] + out_conv for method in heads}

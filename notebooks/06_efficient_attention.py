@@ -30,6 +30,8 @@
 #
 # **Prerequisites:** notebook 01 (ISA's long-range groups and short-range blocks, the two-hop path);
 # scaled dot-product attention, $\mathrm{softmax}(QK^\top/\sqrt{d})\,V$. No data, weights or GPU needed.
+#
+# **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% tags=["parameters"]
 # Parameters — change them and re-run.
@@ -294,7 +296,7 @@ for side in cost_sides:
 #    reach of `PIXEL`. Then alternate plain and shifted windows and find how many layers a corner pixel needs to
 #    reach the whole `HEIGHT x WIDTH` map.
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 plain = build_attention("window", 2, 1, size=SIZE, layer=1).pattern(HEIGHT, WIDTH)
 three_plain = compose([plain, plain, plain])
 print(f"3 plain window layers: PIXEL reaches {int(three_plain[PIXEL[0] * WIDTH + PIXEL[1]].sum())} pixels "
@@ -314,7 +316,7 @@ print(f"alternating plain/shifted windows of {SIZE}: the corner reaches all {HEI
 #    criss-cross (two layers) and ISA (its two hops) between the corners $(0, 0)$ and $(h-1, w-1)$ of a 16 x 16
 #    map with `down_factor` 4.
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 side = 16
 cross = build_attention("ccnet", 2, 1).pattern(side, side).float()
 isa_16 = build_attention("isa", 2, 1, size=4)
@@ -329,7 +331,7 @@ print(f"ISA, long then short range: {int((short_hop @ long_hop)[last, first])} p
 #    layer (`down_factor` 8) on `n x n` maps for `n` from 16 to 256. Is there a side where criss-cross costs
 #    more, and why? (Hint: write both for `n` divisible by 8.)
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 cc, isa_8 = build_attention("ccnet", 2, 1), build_attention("isa", 2, 1, size=8)
 for n in (16, 32, 48, 64, 80, 128, 256):
     a, b = cc.affinity_entries(n, n), isa_8.affinity_entries(n, n)
@@ -343,7 +345,7 @@ print("criss-cross: n²·2n; ISA: n²·(n²/64 + 64); ISA - criss-cross = n²·(
 #    `PIXEL` after the first hop alone; compare it with one criss-cross layer and one strided layer on the same
 #    map. Which single hop reads the most pixels?
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 isa_hops = build_attention("isa", 2, 1, size=SIZE)
 first_hop = isa_hops.hops(HEIGHT, WIDTH)[0]  # over the padded map
 left, right, top, bottom = isa_hops.padding(HEIGHT, WIDTH)

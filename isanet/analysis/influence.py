@@ -42,7 +42,7 @@ def jacobian_influence(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if channels * height * width > MAX_JACOBIAN_SIZE:
         raise ValueError(f"x: c*h*w = {channels * height * width} is over {MAX_JACOBIAN_SIZE}; the full Jacobian "
                          "would not be small")
-    jacobian = torch.autograd.functional.jacobian(module, x)  # 1 x c x h x w x 1 x c x h x w
+    jacobian = torch.autograd.functional.jacobian(module, x, vectorize=True)  # 1 x c x h x w x 1 x c x h x w
     out_channels = jacobian.shape[1]
     pixels = height * width
     # -> c_out x hw (outputs) x c_in x hw (inputs): one c_out x c_in block per (output, input) pixel pair
