@@ -163,7 +163,7 @@ print(reveal(guess_blocks, round(reached["blocks alone"].float().mean().item(), 
 
 # %% [markdown]
 # Each pattern alone is a **closed** set: repeating it adds nothing, however many layers are stacked (the first
-# two lines print the same small fraction, 16 of 144 pixels, the size of a block or of a lattice). Put one after
+# two lines: 16 of 144 pixels, one block, and 9 of 144, one lattice of a 12 x 12 map at stride 4). Put one after
 # the other, they reach the whole map in two hops (the last line). That is ISA, and the rest of this notebook
 # takes it apart.
 #
