@@ -664,8 +664,12 @@ explorer.widget
 #   ungroup, crop.
 # - As $HW \times HW$ matrices, both steps are sparse and block diagonal in the right order; their product $SL$
 #   has no zero — every entry is 1 — so every position reaches every other along exactly one two-hop path.
+# - Blocks alone or the stride-$P$ lattice alone are closed sets (section 0); one after the other they reach
+#   everything. Written from scratch — pad, `pixel_unshuffle`, attend, `pixel_shuffle`, blocks, attend, crop —
+#   ISA equals the package's module to float64 precision (section 2b).
 # - It is not dense attention: $\mathrm{composed} = A_S A_L$, and the pixels of one block share their
-#   long-range rows, which they can only rescale.
+#   long-range rows, which they can only rescale. That product is the weights-only rollout; the measured
+#   influence $\lVert\partial y_p/\partial x_r\rVert$ of the real module correlates with it but is not it.
 # - Affinity entries drop from $(hw)^2$ to $HW(Q_hQ_w + P_hP_w)$; ignoring padding the best block side is
 #   $N^{1/4}$; with padding, 10 and 13 tie as the best `down_factor` for 128 x 128 (section 7 prints every
 #   minimiser), and the published 8 is close.
