@@ -29,8 +29,14 @@
 #   the same long-range rows;
 # - what ISA saves in affinity entries, and which `down_factor` is cheapest.
 #
+# - to write ISA yourself in twenty lines (pad → `pixel_unshuffle` → attend → regroup → attend → crop) and check
+#   it against the package's module, number for number;
+# - what the weights-only rollout $A_SA_L$ is and is not: the measured influence of the real module beside it.
+#
 # **Prerequisites:** scaled dot-product attention ($\mathrm{softmax}(QK^\top/\sqrt{d})V$); matrix products;
 # PyTorch's `view`/`permute`. Nothing here needs a model or a GPU; it runs in seconds.
+#
+# **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% [markdown]
 # ## The idea, and the paper's notation
@@ -58,10 +64,14 @@
 #    spread over the whole map with stride $P$;
 # 2. **short range** — the $Q_hQ_w$ blocks of $P_hP_w$ neighbours.
 #
-# The output of step 2 at pixel $p$ mixes step-1 outputs, which mix the input, so the map that says how much
-# of pixel $r$ reaches pixel $p$ is the product
+# The output of step 2 at pixel $p$ mixes step-1 outputs, which mix the input, so multiplying the two steps'
+# attention weights gives the **rollout**
 #
 # $$\mathrm{composed}[p, r] = \sum_q A_S[p, q]\, A_L[q, r], \qquad \mathrm{composed} = A_S A_L .$$
+#
+# The rollout is a statement about the *weights* only: how the two softmaxes route the values. It is not how much
+# pixel $r$ moves the module's output at $p$ — the weights themselves depend on the input, and each step ends in
+# a conv-BN-ReLU projection. Section 5 measures that influence and sets it beside the rollout.
 
 # %% tags=["parameters"]
 # Parameters — change them and re-run. Relative paths are taken from the repository root.
@@ -87,6 +97,8 @@ import torch
 from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
+from isanet.analysis.influence import influence_vs_rollout
+from isanet.analysis.reach import reach
 from isanet.data.build import build_dataset
 from isanet.data.datasets import read_image
 from isanet.data.sample_checkpoint import random_state_dict
@@ -101,18 +113,21 @@ from isanet.models.interlaced import (
     short_range_group_ids,
     short_range_mask,
 )
-from isanet.models.patterns import DenseAttention
+from isanet.models.patterns import DenseAttention, compose
 from isanet.notebook.partition_explorer import PartitionExplorer
 from isanet.notebook.partition_plots import (
     complexity_html,
     isa_shape_steps,
     plot_partition,
     plot_partition_over_image,
+    plot_regrouping,
     plot_relation_masks,
     plot_two_hop,
     plot_two_hop_product,
+    regrouped_indices,
     two_hop_path,
 )
+from isanet.notebook.predict import reveal
 from isanet.notebook.session import repo_root, resolve_path, sample_dataset
 
 ROOT = repo_root()
@@ -120,6 +135,38 @@ partition = Partition(HEIGHT, WIDTH, DOWN_FACTOR, DOWN_FACTOR)
 print(partition)
 
 # %% [markdown]
+# ## 0. Why not blocks alone, or stride alone?
+#
+# Two cheap ways to cut dense attention come to mind first: let each pixel read only its **block** (its
+# $P \times P$ neighbours), or only its **lattice** (the pixels at stride $P$ from it, one per block). Either is
+# one sparse pattern $\mathcal{P}$; stacking two layers of it reaches what the boolean product
+# $\mathcal{P}\mathcal{P}$ reaches (`isanet.analysis.reach` composes patterns the same way for every method).
+#
+# **Predict:** on a 12 x 12 map with 4 x 4 blocks, what fraction of the map does a pixel reach after **two**
+# layers of blocks alone? Set `guess_blocks` (a number from 0 to 1), then run the next cell.
+
+# %%
+guess_blocks = None  # your guess: the fraction of the 12 x 12 map reached after two block-only layers
+
+# %%
+opener = Partition(12, 12, 4, 4)  # 4 divides 12: no padding, so the masks are over the real map
+blocks_only, lattice_only = short_range_mask(opener), long_range_mask(opener)
+reached = {"blocks alone": compose([blocks_only, blocks_only]), "stride alone": compose([lattice_only, lattice_only]),
+           "ISA (lattice, then block)": reach("isa", 12, 12, size=4, layers=1)}
+for label, pattern in reached.items():
+    print(f"{label:<26} reaches {pattern.float().mean().item():.1%} of the map after two hops "
+          f"(worst pixel {pattern.sum(1).min().item()} of {pattern.shape[1]} pixels)")
+print(reveal(guess_blocks, round(reached["blocks alone"].float().mean().item(), 4),
+             "a block is closed: reading your block twice reads the same 16 pixels again. The lattice is closed "
+             "too (the pixels at stride 4 of a lattice pixel are the same lattice). Only alternating them leaves "
+             "each group: the lattice carries the message to the right block, the block carries it to the pixel."))
+
+# %% [markdown]
+# Each pattern alone is a **closed** set: repeating it adds nothing, however many layers are stacked (the first
+# two lines: 16 of 144 pixels, one block, and 9 of 144, one lattice of a 12 x 12 map at stride 4). Put one after
+# the other, they reach the whole map in two hops (the last line). That is ISA, and the rest of this notebook
+# takes it apart.
+#
 # ## 1. Blocks, groups and padding
 #
 # `Partition` holds the geometry. The map is padded up to a multiple of the block size, then cut into
@@ -226,6 +273,85 @@ print(f"\nthe batch column: 1 image becomes {p.num_long_range_groups} 'images' o
 # (one per long-range group), then $Q_hQ_w$ "images" of $P_h \times P_w$ (one per block), then one image again.
 # Attention never sees a position outside its "image", which is why each step is sparse.
 #
+# ## 2b. Write ISA yourself
+#
+# Now write the whole operation, for square blocks of side $P$, in plain PyTorch, using only an ordinary dense
+# attention block for each step (`module.global_relation` and `module.local_relation`, two
+# `SelfAttentionBlock`s that attend over a whole `n x c x h x w` input):
+#
+# 1. **pad** to $H \times W$, multiples of $P$, half of the missing rows/columns on each side (the odd one
+#    bottom/right);
+# 2. **regroup for long range**: the map subsampled at stride $P$ with offset $(i, j)$ is one long-range group,
+#    and `F.pixel_unshuffle(x, P)` makes exactly those $P^2$ subsampled maps (as channels); move them into the
+#    batch dimension;
+# 3. **attend** with `global_relation`;
+# 4. **regroup back** (`F.pixel_shuffle`), then cut the map into its $P \times P$ blocks, again into the batch;
+# 5. **attend** with `local_relation`;
+# 6. put the blocks back in place and **crop** the padding.
+#
+# Try it before unfolding the cell below (it is the answer, collapsed); the cell after it checks yours.
+
+# %% jupyter={"source_hidden": true} tags=["from-scratch"]
+def isa_from_scratch(x: torch.Tensor, module: ISAModule, down: int) -> torch.Tensor:
+    """ISA on ``n x c x h x w`` with ``down x down`` blocks, written out: pad, regroup, attend, regroup, attend,
+    crop. ``module`` lends its two attention blocks (``global_relation``, ``local_relation``)."""
+    n, c, h, w = x.shape
+    glb_h, glb_w = -(-h // down), -(-w // down)  # blocks per column / row: ceil(h / P), ceil(w / P)
+    pad_h, pad_w = glb_h * down - h, glb_w * down - w
+    top, left = pad_h // 2, pad_w // 2
+    padded = torch.nn.functional.pad(x, (left, pad_w - left, top, pad_h - top))  # n x c x H x W
+    # long range: channel c*P*P + i*P + j of pixel_unshuffle is channel c at offset (i, j) of every block
+    lattice = torch.nn.functional.pixel_unshuffle(padded, down)  # n x (c*P*P) x glb_h x glb_w
+    # -> n x c x P*P x glb_h x glb_w -> n x P*P x c x glb_h x glb_w -> (n*P*P) x c x glb_h x glb_w
+    groups = lattice.reshape(n, c, down * down, glb_h, glb_w).transpose(1, 2).reshape(-1, c, glb_h, glb_w)
+    groups = module.global_relation(groups)  # dense attention inside each long-range group
+    # back: (n*P*P) x c x glb_h x glb_w -> n x P*P x c x glb_h x glb_w -> n x (c*P*P) x glb_h x glb_w
+    lattice = groups.reshape(n, down * down, c, glb_h, glb_w).transpose(1, 2).reshape(n, -1, glb_h, glb_w)
+    padded = torch.nn.functional.pixel_shuffle(lattice, down)  # n x c x H x W, every pixel back in place
+    # short range: n x c x glb_h x P x glb_w x P -> n x glb_h x glb_w x c x P x P -> (n*glb_h*glb_w) x c x P x P
+    blocks = padded.reshape(n, c, glb_h, down, glb_w, down).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, down, down)
+    blocks = module.local_relation(blocks)  # dense attention inside each block
+    # back: -> n x glb_h x glb_w x c x P x P -> n x c x glb_h x P x glb_w x P -> n x c x H x W
+    padded = blocks.reshape(n, glb_h, glb_w, c, down, down).permute(0, 3, 1, 4, 2, 5).reshape(n, c, *padded.shape[2:])
+    return padded[:, :, top:top + h, left:left + w]  # crop: n x c x h x w
+
+
+# %% [markdown]
+# The check: the package's `ISAModule` and yours, on the **same weights** (seeded random, BatchNorm in eval mode)
+# and the same random map, in float64 so that only a real difference can exceed the tolerance. The map is
+# this notebook's `HEIGHT x WIDTH`, which `DOWN_FACTOR` does not divide, so the padding and the crop are tested
+# too.
+
+# %%
+reference = ISAModule(16, 8, (DOWN_FACTOR, DOWN_FACTOR))
+reference.load_state_dict(random_state_dict(reference, seed=0))
+reference.eval().double()
+check_x = torch.randn(1, 16, HEIGHT, WIDTH, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+with torch.no_grad():
+    theirs, yours = reference(check_x), isa_from_scratch(check_x, reference, DOWN_FACTOR)
+print(f"package {tuple(theirs.shape)}, yours {tuple(yours.shape)}; largest difference "
+      f"{(theirs - yours).abs().max().item():.1e}; allclose: {torch.allclose(theirs, yours)}")
+assert torch.allclose(theirs, yours), "isa_from_scratch differs from the package's ISAModule"
+
+# %% [markdown]
+# `allclose: True` — your twenty lines are ISA (the package's parity test ties the module to mmsegmentation's
+# `ISAHead`, so they are mmseg's too). `tests/models/test_from_scratch.py` runs this very cell against the module
+# on other sizes.
+#
+# **See the pixels move.** Put each position's *index* in the map instead of features and push it through the
+# package's two regroupings (`group_long_range` is the `pixel_unshuffle` step, `long_to_short_range` the block
+# step). On a 6 x 6 map with 3 x 3 blocks: each index lands in the panel of its long-range group (same colour,
+# one per block), then in the panel of its block (all colours, its neighbours). The permutes *are* the masks of
+# section 3: who shares a panel attends together.
+
+# %%
+small_grid = Partition(6, 6, 3, 3)
+display(plot_regrouping(small_grid))
+_, by_group, by_block = regrouped_indices(small_grid)
+print(f"group 0 holds positions {by_group[0].flatten().tolist()} (stride 3 in both directions), block 0 holds "
+      f"{by_block[0].flatten().tolist()}")
+
+# %% [markdown]
 # ## 3. The matrix view: two sparse relations and their product
 #
 # Write each step as an $HW \times HW$ matrix over the positions of the padded map, in row-major order: entry
@@ -249,6 +375,12 @@ print(f"{small.padded_h}x{small.padded_w} map, {small.padded_h * small.padded_w}
 # counts the positions $q$ that are in $p$'s block *and* in $r$'s long-range group — the two-hop paths from
 # $r$ to $p$. This is the paper's "product of two sparse affinity matrices", drawn with all three matrices in the
 # block-by-block order.
+#
+# **Predict:** what is the *largest* entry of $SL$ — along how many different two-hop paths can one position reach
+# another at most? Set `guess_paths`, then run the cell after it.
+
+# %%
+guess_paths = None  # your guess: the largest number of two-hop paths between two positions
 
 # %%
 display(plot_two_hop_product(small))
@@ -257,6 +389,9 @@ for name, part in (("small", small), ("parameter", p)):
     print(f"{name} map {part.height}x{part.width} (padded {part.padded_h}x{part.padded_w}): S L has "
           f"{int((paths == 0).sum())} zeros among {paths.numel():,} entries; paths per pair: min {int(paths.min())}, "
           f"max {int(paths.max())}")
+print(reveal(guess_paths, int(paths.max()),
+             "a path r -> q -> p needs q in r's long-range group (r's offset) and in p's block; a block holds each "
+             "offset exactly once, so there is exactly one such q for every pair."))
 
 # %% [markdown]
 # No zero, and every entry is exactly 1: **every position reaches every other in two hops, along exactly one
@@ -371,10 +506,42 @@ display(figure)
 # The printed spreads say it: for two pixels of one block the ratio is constant on every long-range group (a spread of
 # 1 up to rounding), and the right panel repeats with the block period — one value per in-block offset. Pixels of
 # different blocks, and dense attention even for the very same two pixels, have spreads clearly above 1 (the other two
-# lines): their rows are free to differ in shape, not only in scale. So ISA can express only those $N \times N$ maps
-# whose rows, within a block, are rescalings of shared long-range rows: a restricted family, the price of the
-# $O(N(P_hP_w + Q_hQ_w))$ cost. The paper's "product of two sparse affinity matrices" is such a restricted
-# factorisation, not a rearrangement of dense attention.
+# lines): their rows are free to differ in shape, not only in scale. So ISA's **rollout** can take only those
+# $N \times N$ forms whose rows, within a block, are rescalings of shared long-range rows: a restricted family, the
+# price of the $O(N(P_hP_w + Q_hQ_w))$ cost. The paper's "product of two sparse affinity matrices" is such a
+# restricted factorisation, not a rearrangement of dense attention.
+#
+# **Rollout is not influence.** All of this is about the weights. What the *module* does to its input is its
+# Jacobian: the influence of pixel $r$ on output pixel $p$ is $\lVert \partial y_p / \partial x_r \rVert$ (the
+# norm of a $C \times C$ block), which also counts how $r$ moves the weights themselves and what the
+# conv-BN-ReLU output projections let through. `isanet.analysis.influence` computes it exactly with autograd on a
+# small map (float64, a narrow copy of the module: the full Jacobian has $(CHW)^2$ entries) and sets it beside the
+# rollout $A_SA_L$ of the same module on the same input.
+#
+# **Predict:** is the correlation between the measured influence and the rollout close to 1 (the rollout *is*
+# the influence), about 0 (unrelated), or in between? Set `guess_correlation`, then run.
+
+# %%
+guess_correlation = None  # your guess: a number from -1 to 1
+
+# %%
+narrow = ISAModule(8, 4, (MATRIX_DOWN_FACTOR, MATRIX_DOWN_FACTOR))
+narrow.load_state_dict(random_state_dict(narrow, seed=0))
+narrow.eval().double()
+narrow_x = torch.randn(1, 8, *MATRIX_SIZE, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+measured = influence_vs_rollout(narrow, narrow_x)
+print(f"{MATRIX_SIZE[0]}x{MATRIX_SIZE[1]} map, 8 channels: influence > 0 for {(measured.influence > 0).float().mean():.0%}"
+      f" of the pixel pairs; correlation of influence and rollout over all pairs: {measured.correlation:.2f}")
+print(reveal(guess_correlation, round(measured.correlation, 2),
+             "the rollout follows the routing of the values, so the two are related, but the Jacobian also "
+             "carries how each pixel moves the softmax weights and what the ReLU of each output projection lets "
+             "through; neither is in the product of the weights.", tolerance=0.15))
+
+# %% [markdown]
+# The first line: the module reads every pixel (two hops reach every pair, as the product of section 3 proved);
+# the correlation printed is clearly below 1. Read a composed map as *where the attention weights route the
+# values*, not as how much each pixel influences the output; notebook 02 draws these maps for a real model with
+# the same caveat.
 #
 # ## 6. Over a picture
 #
@@ -497,8 +664,12 @@ explorer.widget
 #   ungroup, crop.
 # - As $HW \times HW$ matrices, both steps are sparse and block diagonal in the right order; their product $SL$
 #   has no zero — every entry is 1 — so every position reaches every other along exactly one two-hop path.
+# - Blocks alone or the stride-$P$ lattice alone are closed sets (section 0); one after the other they reach
+#   everything. Written from scratch — pad, `pixel_unshuffle`, attend, `pixel_shuffle`, blocks, attend, crop —
+#   ISA equals the package's module to float64 precision (section 2b).
 # - It is not dense attention: $\mathrm{composed} = A_S A_L$, and the pixels of one block share their
-#   long-range rows, which they can only rescale.
+#   long-range rows, which they can only rescale. That product is the weights-only rollout; the measured
+#   influence $\lVert\partial y_p/\partial x_r\rVert$ of the real module correlates with it but is not it.
 # - Affinity entries drop from $(hw)^2$ to $HW(Q_hQ_w + P_hP_w)$; ignoring padding the best block side is
 #   $N^{1/4}$; with padding, 10 and 13 tie as the best `down_factor` for 128 x 128 (section 7 prints every
 #   minimiser), and the published 8 is close.
@@ -510,7 +681,7 @@ explorer.widget
 # 1. *(easy)* By hand: for a 9 x 11 map and `down_factor` 4, what are `glb_h`, `glb_w`, the padded size and
 #    the padding (left, right, top, bottom)? Check with `Partition`.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # glb = ceil(9/4) = 3 and ceil(11/4) = 3 -> padded 12 x 12; 3 rows of padding: 1 on top, 2 at the bottom
 # (the odd one goes to the bottom); 1 column: 0 on the left, 1 on the right.
 exercise = Partition(9, 11, 4, 4)
@@ -523,7 +694,7 @@ print(exercise, exercise.padding)
 # 2. *(easy)* On the 13 x 18 map with 4 x 4 blocks, predict `via` (in padded coordinates) for `SOURCE = (0, 0)`
 #    and `TARGET = (12, 17)`. Check with `two_hop_path` and with the matrices.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Padding (1, 1, 1, 2): source (0, 0) is padded (1, 1), offset (1, 1); target (12, 17) is padded (13, 18),
 # in the block whose top-left is (12, 16). via = that block's pixel with offset (1, 1) = (13, 17).
 grid = Partition(13, 18, 4, 4)
@@ -539,7 +710,7 @@ print(f"via {predicted}, position {joined[0]} in the matrices")
 #    $P \approx \sqrt{n} = (n^2)^{1/4}$. Then find the cheapest integer `down_factor` for a 97 x 97 and a
 #    256 x 256 map (all of them, if several tie) and compare with the formula.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Entries per position: Q_h Q_w + P_h P_w = N / P^2 + P^2 for square blocks of side P, with N = n^2 positions.
 # With u = P^2: d/du (N/u + u) = -N/u^2 + 1 = 0  ->  u = sqrt(N)  ->  P = N^(1/4) = (n^2)^(1/4) = sqrt(n).
 for side in (97, 256):
@@ -553,7 +724,7 @@ for side in (97, 256):
 # 4. *(medium)* Swap the order: short range first, then long range. Does every pixel still reach every other?
 #    Which matrix product answers it, and what is `via` now?
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Now the message goes r -> (block step) -> q -> (long-range step) -> p: composed = A_L A_S, mask L S.
 for part in (small, grid):
     swapped = long_range_mask(part).long() @ short_range_mask(part).long()
@@ -576,7 +747,7 @@ print(f"swapped order, source {(s_y, s_x)} -> target {(t_y, t_x)}: via is positi
 #    rows are proportional on each long-range group (use `composed`, `small` and the ids from section 5). How
 #    many numbers does a block's set of composed rows then depend on, against dense attention?
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 blocks = short_range_group_ids(small).flatten()
 worst = 1.0
 for block in blocks.unique():

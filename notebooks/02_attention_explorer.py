@@ -29,6 +29,8 @@
 # **Prerequisites:** notebook 01 (the words *block*, *long-range group*, `down_factor`); softmax attention
 # ($\mathrm{softmax}(QK^\top/\sqrt{d})V$); numpy indexing. Nothing to download: without data or checkpoints the
 # notebook uses synthetic sample data and trains its own small model once (cached under `data/samples/`).
+#
+# **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% tags=["parameters"]
 # Parameters — change these to use your own data and weights. Relative paths are taken from the repository root.

@@ -23,11 +23,14 @@
 #   twice, and the map size from which ISA is cheaper;
 # - why a fused attention kernel (`sdpa`) closes the memory gap between dense and ISA but not the FLOP and time
 #   gap;
-# - how the authors measured efficiency (their script, not the paper's text, is the protocol), and why in their
+# - what autograd keeps for the backward pass, and what that does to dense attention's *training* memory;
+# - how the authors' released script measures efficiency (the protocol followed here), and why in their
 #   setting the 3x3 input convolution, not the attention, dominates the cost of the ISA head.
 #
 # **Prerequisites:** notebook 01 (blocks, long-range groups, `down_factor`, padding); scaled dot-product
 # attention; what a FLOP and a peak of allocated memory are.
+#
+# **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% [markdown]
 # ## The formulas
@@ -107,6 +110,7 @@ from isanet.analysis.measure import count_module_flops
 from isanet.models.interlaced import Partition
 from isanet.models.layers import ConvBNReLU
 from isanet.notebook.plots import plot_bench
+from isanet.notebook.predict import reveal
 from isanet.notebook.session import configure_torch
 
 device = configure_torch(DEVICE, THREADS)
@@ -211,8 +215,8 @@ print("-> the counted crossing is where the formula puts it")
 # section is the whole story of the arithmetic. The last lines set the predicted crossing next to the counted one:
 # the sides where the formula makes ISA cheaper are exactly those where the counted ratio is above 1 (the cell
 # asserts it), and the printed break-even sides say where that begins for any size. Where the `sdpa` lines differ from
-# the formula on a CPU, the difference is the extra $QK^\top$ of the value heads; on a GPU the fused kernel takes wide
-# values as they are and counts the same as `matmul`.
+# the formula on a CPU, the difference is the extra $QK^\top$ of the value heads (a device whose fused kernel takes
+# values as wide as $C$ would not need them; run the notebook there to see its count).
 #
 # ## 4. Memory: why a fused kernel closes the gap
 #
@@ -220,6 +224,12 @@ print("-> the counted crossing is where the formula puts it")
 # peak, memory grows like $N^2$. A fused kernel (`sdpa`) computes the same softmax in tiles and never stores
 # it, so dense attention then needs memory of the order of its projections, $O(NC)$ — as ISA does. The cell
 # puts the size of one dense affinity next to what the fused kernel saved.
+#
+# **Predict:** with `sdpa`, at the largest measured size, how many times ISA's peak memory does dense attention
+# need (the dense/ISA ratio)? Set `guess_sdpa_memory`, then run the cell after it.
+
+# %%
+guess_sdpa_memory = None  # your guess: dense/ISA peak memory with the fused kernel, largest size
 
 # %%
 for n in sizes:
@@ -238,6 +248,9 @@ fused_ratios = [by_key["dense", "sdpa", n].peak_memory_bytes / by_key["isa", "sd
                 and by_key["dense", "sdpa", n].peak_memory_bytes and by_key["isa", "sdpa", n].peak_memory_bytes]
 if fused_ratios:
     print(f"\nsdpa memory dense/ISA over all sizes: {min(fused_ratios):.2f}x to {max(fused_ratios):.2f}x")
+    print(reveal(guess_sdpa_memory, round(fused_ratios[-1], 2),
+                 "a fused kernel keeps no N x N affinity, so both peaks are made of N x C projections; what remains "
+                 "of the gap is ISA's regrouping copies against dense's tiles.", tolerance=0.25))
 
 # %% [markdown]
 # Read the last two columns together. With `matmul` the dense/ISA memory ratio grows with the map, because the dense
@@ -279,9 +292,76 @@ if all(row and row.time_ms and row.peak_memory_bytes for row in fused.values()):
 # most.
 
 # %% [markdown]
+# ## 5b. Training: what autograd keeps
+#
+# Everything so far ran under `torch.no_grad()`, as inference does. Training adds a backward pass, and to run it
+# autograd **keeps** tensors of the forward pass: for explicit attention, the softmax output $A$ ($N \times N$ per
+# image: the backward of $AV$ needs it, and so does the backward of the softmax itself), next to $Q$, $K$, $V$ and
+# the projections' inputs. A fused kernel keeps only its output and a log-sum-exp per row, and **recomputes** the
+# scores in its backward pass (more FLOPs, no $N^2$ memory). `bench_attention(..., backward=True)` measures one
+# forward + backward step (the sum of the output as the loss, parameter gradients included) with the same
+# trackers as section 2.
+#
+# **Predict:** at the largest size, with `matmul`, how many $N \times N$ float32 affinities' worth of memory does
+# dense attention's training step need *beyond* its inference peak? Set `guess_kept_affinities`, then run.
+
+# %%
+guess_kept_affinities = None  # your guess: (training peak - inference peak) / one affinity, dense matmul, largest
+
+# %%
+started = time.perf_counter()
+train_rows = bench_attention([(n, n) for n in sizes], channels=channels, isa_channels=isa_channels,
+                             down_factor=factor, kernels=KERNELS, device=device, backward=True, repeats=REPEATS,
+                             warmup=1, memory_cap_bytes=int(MEMORY_CAP_GB * 2**30) if MEMORY_CAP_GB else None)
+print(f"forward + backward: {len(train_rows)} rows in {time.perf_counter() - started:.1f} s on {device}\n")
+print(format_rows(train_rows))
+train = {(row.method, row.kernel, row.height): row for row in train_rows}
+print(f"\n{'size':>7} {'kernel':>7} {'affinity':>9} {'dense: train - eval':>20} {'ISA: train - eval':>18} "
+      f"{'train dense/ISA':>16}   (MiB; the last column: ratio of the training peaks)")
+for n in sizes:
+    affinity = (n * n) ** 2 * 4
+    for kernel in KERNELS:
+        pairs = [(train.get((m, kernel, n)), by_key.get((m, kernel, n))) for m in ("dense", "isa")]
+        if not all(t and e and t.peak_memory_bytes and e.peak_memory_bytes for t, e in pairs):
+            continue
+        (dense_train, dense_eval), (isa_train, isa_eval) = pairs
+        print(f"{n:>3}x{n:<3} {kernel:>7} {affinity / 2**20:>9.2f} "
+              f"{(dense_train.peak_memory_bytes - dense_eval.peak_memory_bytes) / 2**20:>20.2f} "
+              f"{(isa_train.peak_memory_bytes - isa_eval.peak_memory_bytes) / 2**20:>18.2f} "
+              f"{dense_train.peak_memory_bytes / isa_train.peak_memory_bytes:>15.2f}x")
+for kernel in KERNELS:
+    peaks = [train[m, kernel, n].peak_memory_bytes for n in sizes for m in ("dense", "isa")
+              if train.get((m, kernel, n)) and train[m, kernel, n].peak_memory_bytes]
+    if len(peaks) == 2 * len(sizes):  # dense, ISA for every size, in order
+        print(f"[{kernel:>6}] training memory dense/ISA from {peaks[0] / peaks[1]:.2f}x at {sizes[0]}x{sizes[0]} "
+              f"to {peaks[-2] / peaks[-1]:.2f}x at {sizes[-1]}x{sizes[-1]}")
+largest = max(sizes)
+kept = [(train.get(("dense", "matmul", largest)), by_key.get(("dense", "matmul", largest)))]
+if all(t and e and t.peak_memory_bytes and e.peak_memory_bytes for t, e in kept):
+    extra = (kept[0][0].peak_memory_bytes - kept[0][1].peak_memory_bytes) / ((largest * largest) ** 2 * 4)
+    print(reveal(guess_kept_affinities, round(extra, 1),
+                 "autograd keeps the softmax output for the backward pass, and the backward pass makes its own "
+                 "N x N gradients (of the weights, then of the scores) while it is still alive.", tolerance=0.25))
+time_rows = [(n, train.get(("dense", k, n)), train.get(("isa", k, n)), k) for n in sizes for k in KERNELS]
+print("\ntraining step time dense/ISA: " + ", ".join(
+    f"{k} {n}x{n} {d.time_ms / i.time_ms:.2f}x" for n, d, i, k in time_rows if d and i and d.time_ms and i.time_ms))
+
+# %% [markdown]
+# Read the table: "train - eval" is what the backward pass adds over the inference peak of section 2, next to the
+# size of one dense affinity. On the smallest maps it is made of $N \times C$ activations and the parameter
+# gradients, for both methods (ISA's is larger there: it has two blocks of projections). As the map grows, dense
+# `matmul`'s extra follows the affinity column — the kept softmax and the $N \times N$ gradients of the backward
+# pass (the reveal counts them in affinities at the largest size) — while dense `sdpa` keeps no affinity and
+# recomputes the scores in its backward pass (its GFLOPs in the table above are higher than `matmul`'s). ISA's
+# affinities are $N(Q_hQ_w + P_hP_w)$ entries, not $N^2$. The two lines under the table read the last column
+# from the smallest to the largest map for each kernel: whether the training dense/ISA memory ratio grows with the
+# map with `matmul`, and whether it stays flat with `sdpa`. The last line prints the training time ratios, for the
+# same reading as section 5.
+#
 # ## 6. The authors' protocol, and where the cost of the head goes
 #
-# The paper's efficiency figures come from the `__main__` of `lib/models/modules/isa_block.py` in
+# The protocol this section follows is the efficiency script the authors released, the `__main__` of
+# `lib/models/modules/isa_block.py` in
 # [openseg.pytorch](https://github.com/openseg-group/openseg.pytorch): a random `1 x 2048 x 128 x 128` input (an
 # R-101-D8 stage-4 map of a 1024 x 1024 image) on a GPU, a 3x3 conv-BN-ReLU 2048 -> 512, then `ISA_Module`
 # (key 256, value 512) — or a dense block in its place — in `eval()` under `torch.no_grad()`; 110 calls, the
@@ -366,8 +446,8 @@ else:
 # - With an explicit affinity (`matmul`) dense memory grows like $N^2$; a fused kernel (`sdpa`) never stores the
 #   affinity and brings the dense/ISA memory ratio close to 1x (the range section 4 printed) — but not the FLOP
 #   ratio; whether time follows is what section 5 printed.
-# - The authors' numbers come from a script (openseg `isa_block.py`): 2048 x 128 x 128 input, 3x3 conv, eval,
-#   mean of 100 GPU calls, `max_memory_allocated` minus the input. In that setting the 3x3 convolution takes
+# - The authors' released efficiency script (openseg `isa_block.py`) measures a 2048 x 128 x 128 input, 3x3 conv,
+#   eval, mean of 100 GPU calls, `max_memory_allocated` minus the input. In that setting the 3x3 convolution takes
 #   most of the ISA head's FLOPs, which is why the whole-setting ratio is far below the attention-only one.
 #
 # ## Exercises
@@ -377,7 +457,7 @@ else:
 # 1. *(easy)* By hand: how many (query, key) pairs does dense attention form on a 128 x 128 map, and how many
 #    does ISA with 8 x 8 blocks form? Check with `attention_cost`.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 n, loc = 128, 8
 pixels = n * n                                   # 16,384 pixels, no padding (8 divides 128)
 dense_pairs = pixels ** 2                        # every pixel with every pixel
@@ -392,7 +472,7 @@ print(f"dense {dense_pairs:,} pairs, ISA {isa_pairs:,} pairs: {dense_pairs / isa
 #    Predict the direction first: smaller blocks make the short-range step cheaper but the long-range groups
 #    larger.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 for loc in (4, 8, 16):
     print(f"{loc:>2}x{loc:<2} blocks: cheaper from n = {break_even_side(512, 256, (loc, loc))} "
           f"(divisible sides: {break_even_estimate(512, 256, (loc, loc)):.1f})")
@@ -406,7 +486,7 @@ print(f"pi / 2(d+C) = {projection_flops_per_pixel(512, 256) / (2 * (256 + 512)):
 #    Notebook 01 found the fewest *affinity entries* at 10 (tied with 13). Is the FLOP optimum the same, and why
 #    (or why not)? List every factor that reaches the minimum.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 flops = {loc: attention_cost("isa", 128, 128, 512, 256, (loc, loc)).total for loc in range(2, 33)}
 fewest = [loc for loc in flops if flops[loc] == min(flops.values())]  # min() alone would hide a tie
 entries = {loc: Partition(128, 128, loc, loc).affinity_entries()[1] for loc in flops}
@@ -426,7 +506,7 @@ for loc in fewest:
 # 4. *(medium)* Measure, on this device, the peak memory of dense attention with both kernels on a 40 x 40 map
 #    (`bench_attention`, dense only) and compare the saving with the size of one float32 affinity.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 side = 40
 small = bench_attention([(side, side)], channels=channels, isa_channels=isa_channels, methods=("dense",),
                         kernels=("matmul", "sdpa"), device=device, repeats=1, warmup=0)
@@ -440,7 +520,7 @@ print(f"dense {side}x{side}: matmul {peaks['matmul'] / 2**20:.2f} MiB, sdpa {pea
 #    1024 (input and context concatenated) to 512 channels at the end of `ISA_Module` — and recompute the
 #    dense/ISA FLOP ratio of the whole setting. Does it move the ratio towards 1 or away from it?
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 concat = torch.empty(1, 2 * PAPER_CHANNELS, PAPER_SIZE, PAPER_SIZE, device="meta")
 out_conv = count_module_flops(ConvBNReLU(2 * PAPER_CHANNELS, PAPER_CHANNELS), concat)
 with_out = {method: heads[method] + out_conv for method in heads}

@@ -35,6 +35,8 @@
 # from the first five VOC object classes) and trains a tiny R-18 ISANet from random weights on the CPU: the
 # curves show the mechanics (the loss falls, the mIoU rises on data a model can learn), not anything about the
 # published models. Under a test runner (`QUICK`) it runs only a few iterations.
+#
+# **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% tags=["parameters"]
 # Parameters. Relative paths are taken from the repository root.

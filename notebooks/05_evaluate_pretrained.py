@@ -42,6 +42,8 @@
 # Without them the notebook still runs end to end: on small **synthetic** samples in the real layouts and with
 # **random-weights** checkpoints in the real format. Such numbers measure nothing about ISANet (a random model
 # predicts a few classes everywhere); the notebook labels every one of them *not comparable*.
+#
+# **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% tags=["parameters"]
 # Parameters. Relative paths are taken from the repository root.

@@ -30,6 +30,8 @@
 #
 # **Prerequisites:** notebook 01 (ISA's long-range groups and short-range blocks, the two-hop path);
 # scaled dot-product attention, $\mathrm{softmax}(QK^\top/\sqrt{d})\,V$. No data, weights or GPU needed.
+#
+# **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% tags=["parameters"]
 # Parameters — change them and re-run.
@@ -61,6 +63,7 @@ from isanet.notebook.attention_patterns import (
     plot_reach,
     reach_html,
 )
+from isanet.notebook.predict import reveal
 from isanet.notebook.session import configure_torch, quick_mode
 
 quick = quick_mode(QUICK)
@@ -138,9 +141,24 @@ print(f"ISA pads {HEIGHT}x{WIDTH} by (left, right, top, bottom) = {isa.padding(H
 # `isanet.analysis.reach` computes exactly that from the modules' own patterns (`compose`). The second window
 # layer uses shifted windows, as Swin alternates them; every other method repeats its layer. Blue = what the
 # query (star) has read from; thin lines = the `SIZE` grid.
+#
+# **Predict:** one criss-cross layer reads the query's row and column. After **two** criss-cross layers, what
+# fraction of the `HEIGHT x WIDTH` map has `PIXEL` read from? Set `guess_cross_reach` (0 to 1), then run.
+
+# %%
+guess_cross_reach = None  # your guess: PIXEL's reach after two criss-cross layers, a fraction of the map
 
 # %%
 display(plot_reach(HEIGHT, WIDTH, PIXEL, SIZE))
+query_index = PIXEL[0] * WIDTH + PIXEL[1]
+print(reveal(guess_cross_reach, round(reach("ccnet", HEIGHT, WIDTH, SIZE, 2)[query_index].float().mean().item(), 3),
+             "every pixel of the query's cross has read its own cross in layer 1, and those crosses cover every "
+             "row and every column: any key (y', x') is on the cross of (y, x'), which is on the query's row."))
+for layers in (1, 2, 3):
+    window_rows, window_cols = reach("window", HEIGHT, WIDTH, SIZE, layers)[query_index].view(HEIGHT, WIDTH).nonzero(
+        as_tuple=True)  # HW -> H x W: the reached pixels' rows and columns
+    print(f"windows, {layers} layer(s): PIXEL {PIXEL} has read rows {window_rows.min().item()}-"
+          f"{window_rows.max().item()}, columns {window_cols.min().item()}-{window_cols.max().item()}")
 
 # %% [markdown]
 # Read the columns:
@@ -149,8 +167,9 @@ display(plot_reach(HEIGHT, WIDTH, PIXEL, SIZE))
 #   pixels on that cross — the whole map. Two hops, full reach, like ISA.
 # - **axial** and **ISA**: full reach after one layer, because each layer is two hops.
 # - **window**: one layer never leaves its window; the shifted second layer reaches the neighbouring windows,
-#   not more. Information spreads by about `SIZE / 2` pixels per layer, so full reach needs depth (and Swin adds
-#   it through a hierarchy of down-sampling stages).
+#   not more. The last lines of the cell print how far `PIXEL`'s window reach extends after one, two and three
+#   layers: a few pixels per layer, so full reach needs depth (and Swin adds it through a hierarchy of
+#   down-sampling stages).
 # - **strided**: one layer reads the query's block *and* its lattice at once, in one softmax — the same two
 #   groups as ISA, used side by side instead of one after the other. The second layer reaches most of the map;
 #   whether it reaches all of it for every query (blocks cut by the map's edge have fewer offsets) is what the
@@ -222,6 +241,21 @@ for side in (64, 128):
 # long-range groups grow with the map), unless $k$ grows with the map (the best is $k \approx \sqrt{n}$, see
 # notebook 01). The strided pattern has the same count as ISA: same two groups, one softmax.
 #
+# **Predict:** at 128 x 128 with `size` 8, which method computes the *fewest* affinity entries per layer? And is it
+# one that reaches the whole map? Set `guess_fewest` to a method name (`ccnet`, `axial`, `window`, `strided` or
+# `isa`), then run.
+
+# %%
+guess_fewest = None  # your guess: the method with the fewest affinity entries per layer at 128 x 128, size 8
+
+# %%
+at_128 = {method: build_attention(method, 2, 1, size=8).affinity_entries(128, 128) for method in METHODS}
+fewest = min(at_128, key=at_128.get)
+print(f"128x128, size 8: {fewest} computes {at_128[fewest]:,} entries per layer, {at_128['isa'] / at_128[fewest]:.0f}x "
+      f"fewer than ISA")
+print(reveal(guess_fewest, fewest, "a window costs HWk^2, linear in the map; but it never leaves its window in one "
+             "layer (section 2): the cheapest pattern is the one that reaches least."))
+#
 # ## 5. Measured: memory, FLOPs and time
 #
 # Counting entries is not the whole cost: projections, reshapes, masks and kernels matter. `bench_attention`
@@ -272,8 +306,9 @@ for side in cost_sides:
 #   window as $n^2$. For the map sizes of segmentation heads (64–128) they are all a few percent of dense (the
 #   shares printed under the growth plot).
 # - **Kernels.** ISA, axial and windows reshape the map into batches of dense attentions, so every fast
-#   attention kernel applies (notebook 03). Criss-cross and strided need custom kernels to be fast (CCNet ships
-#   a CUDA one); here they are plain PyTorch and explicit.
+#   attention kernel applies (notebook 03). Criss-cross and strided give each query its own key set, which
+#   PyTorch's fused kernel does not take: here they are plain PyTorch, computed explicitly (their `sdpa` rows in
+#   section 5).
 #
 # ## Summary
 #
@@ -294,7 +329,7 @@ for side in cost_sides:
 #    reach of `PIXEL`. Then alternate plain and shifted windows and find how many layers a corner pixel needs to
 #    reach the whole `HEIGHT x WIDTH` map.
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 plain = build_attention("window", 2, 1, size=SIZE, layer=1).pattern(HEIGHT, WIDTH)
 three_plain = compose([plain, plain, plain])
 print(f"3 plain window layers: PIXEL reaches {int(three_plain[PIXEL[0] * WIDTH + PIXEL[1]].sum())} pixels "
@@ -314,7 +349,7 @@ print(f"alternating plain/shifted windows of {SIZE}: the corner reaches all {HEI
 #    criss-cross (two layers) and ISA (its two hops) between the corners $(0, 0)$ and $(h-1, w-1)$ of a 16 x 16
 #    map with `down_factor` 4.
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 side = 16
 cross = build_attention("ccnet", 2, 1).pattern(side, side).float()
 isa_16 = build_attention("isa", 2, 1, size=4)
@@ -325,25 +360,32 @@ print(f"ISA, long then short range: {int((short_hop @ long_hop)[last, first])} p
       f"no padding)")
 
 # %% [markdown]
-# 3. *(medium)* When is criss-cross cheaper than ISA? Compare `affinity_entries` of one criss-cross layer and one ISA
-#    layer (`down_factor` 8) on `n x n` maps for `n` from 16 to 256. Is there a side where criss-cross costs
-#    more, and why? (Hint: write both for `n` divisible by 8.)
+# 3. *(medium)* Compare at **equal reach**: one ISA layer (`down_factor` 8) reaches the whole map, and criss-cross
+#    needs **two** layers for that. Compare the `affinity_entries` of one ISA layer with those of two criss-cross
+#    layers on `n x n` maps for every `n` from 8 to 256: from which side on, and up to which, does ISA need fewer,
+#    and which sides in that range break the rule? (Hint: write both for `n` divisible by 8, then think of padding.)
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 cc, isa_8 = build_attention("ccnet", 2, 1), build_attention("isa", 2, 1, size=8)
-for n in (16, 32, 48, 64, 80, 128, 256):
-    a, b = cc.affinity_entries(n, n), isa_8.affinity_entries(n, n)
-    cheaper = "ISA cheaper" if b < a else "criss-cross cheaper" if a < b else "equal"
-    print(f"n={n:3d}: criss-cross {a:>12,}  ISA {b:>12,}  {cheaper}")
-    assert b - a == n * n * (n - 64) ** 2 // 64  # the formula below, for n divisible by 8
-print("criss-cross: n²·2n; ISA: n²·(n²/64 + 64); ISA - criss-cross = n²·(n - 64)²/64 >= 0, equal only at 64")
+two_cross = {n: 2 * cc.affinity_entries(n, n) for n in range(8, 257)}  # two layers: equal reach
+one_isa = {n: isa_8.affinity_entries(n, n) for n in two_cross}
+isa_fewer = [n for n in two_cross if one_isa[n] < two_cross[n]]
+first, last = isa_fewer[0], isa_fewer[-1]
+print(f"ISA needs fewer entries than two criss-cross layers on sides {first} to {last}, except "
+      f"{[n for n in range(first, last + 1) if n not in isa_fewer]} (sides just above a multiple of 8: padding)")
+divisible = [n for n in range(8, 257, 8) if one_isa[n] < two_cross[n]]
+print(f"on sides divisible by 8: from {divisible[0]} to {divisible[-1]}, every one of them")
+for n in range(8, 257, 8):  # n divisible by 8: 2 n^2 (2n) against n^2 (n^2/64 + 64)
+    assert two_cross[n] - one_isa[n] == n * n * (4 * n - n * n // 64 - 64)
+roots = [64 * (2 - 3 ** 0.5), 64 * (2 + 3 ** 0.5)]  # of n^2/64 - 4n + 64 = 0, i.e. n^2 - 256 n + 4096 = 0
+print(f"two criss-cross - ISA = n^2 (4n - n^2/64 - 64) > 0 between the roots {roots[0]:.1f} and {roots[1]:.1f}")
 
 # %% [markdown]
 # 4. *(hard)* Make ISA's one layer one hop. Treat ISA's two hops as two separate "layers" and compute the reach of
 #    `PIXEL` after the first hop alone; compare it with one criss-cross layer and one strided layer on the same
 #    map. Which single hop reads the most pixels?
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 isa_hops = build_attention("isa", 2, 1, size=SIZE)
 first_hop = isa_hops.hops(HEIGHT, WIDTH)[0]  # over the padded map
 left, right, top, bottom = isa_hops.padding(HEIGHT, WIDTH)

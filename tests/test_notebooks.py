@@ -20,13 +20,20 @@ jupytext = pytest.importorskip("jupytext")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "04_finetune_voc",
-            "05_evaluate_pretrained", "06_efficient_attention")
+            "05_evaluate_pretrained", "06_efficient_attention", "07_quiz")
 PAIRS = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
 #: Notebooks that must teach with the full structure: a "You will learn" list, Summary, Exercises with hidden,
 #: executed solution cells, Further reading. Any other notebook with an "## Exercises" section is checked too.
 WITH_EXERCISES = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "04_finetune_voc",
                   "05_evaluate_pretrained")
 EXERCISE_ITEM = re.compile(r"^\d+\. ", re.MULTILINE)
+#: Notebooks whose main text asks for a guess before it measures: at least two "**Predict:**" moments each.
+WITH_PREDICT = ("01_interlaced_partitions", "03_memory_vs_dense", "06_efficient_attention")
+#: Notebooks whose solution cells hide their outputs too (collapsed in JupyterLab and on the site).
+OUTPUTS_HIDDEN = ("01_interlaced_partitions", "03_memory_vs_dense", "06_efficient_attention", "07_quiz")
+NOTATION_LINK = "](notation.md)"
+QUIZ = "07_quiz"
+QUESTION = re.compile(r"^### Q(\d+)\. ", re.MULTILINE)
 
 
 def _cells(notebook) -> list[tuple[str, str]]:
@@ -133,3 +140,66 @@ def test_teaching_structure_with_hidden_executed_solutions(name: str) -> None:
         waiting = False
     assert not waiting, f"{name}: the last exercise has no solution cell"
     assert 3 <= exercises <= 6, f"{name}: {exercises} exercises, expected 3 to 6"
+
+
+def _assigned_names(source: str) -> set[str]:
+    return {target.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+@pytest.mark.parametrize("name", WITH_PREDICT)
+def test_predict_moments_ask_first_then_check(name: str) -> None:
+    """A "**Predict:**" markdown cell, then a code cell that only sets ``guess_*`` variables, then a cell that
+    passes each of them to ``reveal`` (which measures the answer and explains it); at least two per notebook."""
+    cells = jupytext.read(NOTEBOOKS / f"{name}.ipynb").cells
+    moments = [index for index, cell in enumerate(cells) if cell.cell_type == "markdown" and "**Predict:**" in
+               cell.source]
+    assert len(moments) >= 2, f"{name}: {len(moments)} 'Predict:' moments, expected at least 2"
+    for index in moments:
+        guess, check = cells[index + 1], cells[index + 2]
+        assert guess.cell_type == "code" and check.cell_type == "code", f"{name}: Predict at cell {index}"
+        names = _assigned_names(guess.source)
+        assert names and all(n.startswith("guess_") for n in names), (
+            f"{name}: the cell after the Predict at {index} must only set guess_* variables, sets {sorted(names)}")
+        for variable in names:
+            assert re.search(rf"reveal\(\s*{variable}\b", check.source), (
+                f"{name}: cell {index + 2} must check {variable} with reveal(...)")
+
+
+@pytest.mark.parametrize("name", OUTPUTS_HIDDEN)
+def test_solution_outputs_are_hidden_too(name: str) -> None:
+    """Solution and answer cells collapse their outputs as well as their code (``jupyter.outputs_hidden``), in the
+    .ipynb and the .py, so after Run All an answer does not sit in view under its question."""
+    notebook = jupytext.read(NOTEBOOKS / f"{name}.ipynb").cells
+    script = jupytext.read(NOTEBOOKS / f"{name}.py", fmt="py:percent").cells
+    answers = [index for index, cell in enumerate(notebook) if {"solution", "answer"} & set(
+        cell.metadata.get("tags", []))]
+    assert answers, f"{name}: no solution or answer cells"
+    for index in answers:
+        for kind, cell in (("ipynb", notebook[index]), ("py", script[index])):
+            hidden = cell.metadata.get("jupyter", {})
+            assert hidden.get("outputs_hidden") is True and hidden.get("source_hidden") is True, (
+                f"{name}.{kind}: cell {index} must hide its source and outputs (jupyter.outputs_hidden)")
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_every_notebook_links_the_notation_card(name: str) -> None:
+    first = jupytext.read(NOTEBOOKS / f"{name}.ipynb").cells[0]
+    assert NOTATION_LINK in first.source, f"{name}: the first cell must link the notation card ({NOTATION_LINK})"
+    assert (NOTEBOOKS / "notation.md").is_file()
+
+
+def test_quiz_has_eight_questions_each_answered_by_a_cell() -> None:
+    cells = jupytext.read(NOTEBOOKS / f"{QUIZ}.ipynb").cells
+    questions = [(index, int(QUESTION.search(cell.source).group(1))) for index, cell in enumerate(cells)
+                 if cell.cell_type == "markdown" and QUESTION.search(cell.source)]
+    assert len(questions) >= 8, f"{QUIZ}: {len(questions)} questions, expected at least 8"
+    assert [number for _, number in questions] == list(range(1, len(questions) + 1)), f"{QUIZ}: numbering"
+    parameters = _assigned_names(next(cell for cell in cells if cell.cell_type == "code").source)
+    for index, number in questions:
+        answer = cells[index + 1]
+        assert answer.cell_type == "code" and "answer" in answer.metadata.get("tags", []), (
+            f"{QUIZ}: question {number} must be followed by its answer cell (tagged 'answer')")
+        assert f"answer_{number}" in parameters, f"{QUIZ}: no answer_{number} in the parameters cell"
+        assert re.search(rf"reveal\(\s*answer_{number}\b", answer.source), (
+            f"{QUIZ}: the answer cell of question {number} must check answer_{number} with reveal(...)")

@@ -1,6 +1,7 @@
 """Pictures of ISA's partition: the long-range groups and short-range blocks of a map, the two-hop path
 between two pixels, the blocks over an image, the ``HpWp x HpWp`` relation matrices over the padded map and
-their product, the tensor shapes of one forward pass, and the affinity-cost table.
+their product, the tensor shapes of one forward pass, the pixels moving through the regroupings, and the
+affinity-cost table.
 
 They draw what :class:`isanet.models.interlaced.Partition` computes, so a picture can never disagree with the
 model's own grouping.
@@ -269,3 +270,49 @@ def isa_shape_steps(partition: Partition, batch: int = 1, channels: int = 512) -
             ("attend in each group", tuple(by_group.shape)), ("regroup (short range)", tuple(by_block.shape)),
             ("attend in each block", tuple(by_block.shape)), ("ungroup", tuple(ungrouped.shape)),
             ("crop", tuple(cropped.shape))]
+
+
+def regrouped_indices(partition: Partition) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The row-major index of every padded position (``Hp x Wp``), pushed through the package's own two
+    regroupings: ``(padded, by_group, by_block)`` with ``by_group`` of shape ``(loc_h*loc_w) x glb_h x glb_w``
+    (one small map per long-range group) and ``by_block`` of shape ``(glb_h*glb_w) x loc_h x loc_w`` (one per
+    block). Each entry says which pixel sits there, so the pictures show the pixels moving."""
+    p = partition
+    padded = torch.arange(p.padded_h * p.padded_w).view(1, 1, p.padded_h, p.padded_w)  # HpWp -> 1 x 1 x Hp x Wp
+    by_group = group_long_range(padded, p)  # (loc_h*loc_w) x 1 x glb_h x glb_w
+    by_block = long_to_short_range(by_group, p)  # (glb_h*glb_w) x 1 x loc_h x loc_w
+    return padded[0, 0], by_group[:, 0], by_block[:, 0]
+
+
+def _labelled(ax: Axes, indices: torch.Tensor, groups: np.ndarray, colours: ListedColormap, title: str) -> None:
+    """``indices`` (a small map of padded positions) coloured by each position's long-range group, labelled."""
+    ax.imshow(groups[indices.numpy()], cmap=colours, vmin=-0.5, vmax=colours.N - 0.5, interpolation="nearest")
+    for (row, col), index in np.ndenumerate(indices.numpy()):
+        ax.text(col, row, str(index), ha="center", va="center", fontsize="x-small")
+    ax.set_title(title, fontsize="small")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_regrouping(partition: Partition) -> Figure:
+    """The padded map with each position's index (colour = its long-range group), then the same indices after
+    the long-range regrouping (one panel per group: the "images" step 1 attends in) and after the short-range
+    one (one panel per block). A small partition keeps the labels readable (e.g. 6 x 6 with 3 x 3 blocks)."""
+    p = partition
+    padded, by_group, by_block = regrouped_indices(p)
+    groups = long_range_group_ids(p).flatten().numpy()  # HpWp: the colour of each position
+    colours = ListedColormap(np.random.default_rng(0).uniform(0.35, 0.95, size=(p.num_long_range_groups, 3)))
+    columns = max(p.num_long_range_groups, p.num_short_range_groups)
+    figure = Figure(figsize=(1.3 * columns + 3, 6.5), layout="constrained")
+    top, middle, bottom = figure.subfigures(3, 1, height_ratios=(2, 1, 1))
+    _labelled(top.subplots(), padded, groups, colours, f"padded {p.padded_h}x{p.padded_w} map: the index of "
+              "each position (colour = long-range group)")
+    for ax, group, members in zip(np.atleast_1d(middle.subplots(1, p.num_long_range_groups)), range(len(by_group)),
+                                  by_group):
+        _labelled(ax, members, groups, colours, f"group {group}")
+    middle.suptitle("after group_long_range (= pixel_unshuffle): one map per long-range group", fontsize="small")
+    for ax, block, members in zip(np.atleast_1d(bottom.subplots(1, p.num_short_range_groups)), range(len(by_block)),
+                                  by_block):
+        _labelled(ax, members, groups, colours, f"block {block}")
+    bottom.suptitle("after long_to_short_range: one map per block", fontsize="small")
+    return figure

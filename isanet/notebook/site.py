@@ -8,9 +8,12 @@ the notebooks sees. ``python3 kit.py site --quick`` (what CI runs) uses their ti
 (``ISANET_QUICK=1``), and the index says so. Notebooks run as ``nbmake`` runs them (``nbclient``, their own
 folder as the working directory).
 
-Widgets need a kernel: in the pages their outputs are replaced by a short note. Notebook 02 gets, right after the
-cell where it saves its standalone explorer, a hidden cell that saves the page into the site and shows it in an
-``<iframe>``: that explorer answers clicks without a kernel.
+Widgets need a kernel: in the pages their outputs are replaced by a short note. Cells whose outputs are hidden
+in JupyterLab (``jupyter.outputs_hidden``: the exercise solutions and quiz answers) are collapsed in the pages
+too, code and outputs inside one ``<details>``, so an answer never sits in view under its question. Notebook 02
+gets, right after the cell where it saves its standalone explorer, a hidden cell that saves the page into the site
+and shows it in an ``<iframe>``: that explorer answers clicks without a kernel. The notation card
+(``notebooks/notation.md``) becomes a page of its own, and the notebooks' links to it point there.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ HIDDEN_TAG = "site-hidden"
 EXPLORER_NOTEBOOK = "02_attention_explorer"
 EXPLORER_PAGE = "02_attention_explorer_page.html"
 EXPLORER_CELL_MARK = "explorer.save_html("
+NOTATION_CARD = "notation.md"
+NOTATION_PAGE = "notation.html"
 MATHJAX_DIR = "mathjax"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the configuration MathJax 2's local bundle ships
 WIDGET_NOTE = ("<p><i>(An interactive widget: it needs a running kernel. Open the notebook in JupyterLab "
@@ -75,6 +80,39 @@ def replace_widget_outputs(nb) -> int:
     return count
 
 
+def _output_html(output) -> str:
+    """One executed output as HTML: the richest of HTML, a PNG or plain text; streams and errors as text."""
+    if output.get("output_type") == "stream":
+        return f"<pre>{html.escape(output.get('text', ''))}</pre>"
+    if output.get("output_type") == "error":
+        traceback = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(output.get("traceback", [])))  # no ANSI colours
+        return f"<pre>{html.escape(traceback)}</pre>"
+    data = output.get("data", {})
+    if "text/html" in data:
+        return data["text/html"]
+    if "image/png" in data:
+        return f'<img src="data:image/png;base64,{data["image/png"].strip()}" alt="figure">'
+    return f"<pre>{html.escape(data.get('text/plain', ''))}</pre>"
+
+
+def collapse_hidden_outputs(nb) -> int:
+    """Cells marked ``jupyter.outputs_hidden`` become one closed ``<details>`` holding their code and outputs
+    (their own input is then removed from the page). Returns how many were collapsed."""
+    import nbformat
+
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not cell.metadata.get("jupyter", {}).get("outputs_hidden"):
+            continue
+        inner = "\n".join(_output_html(output) for output in cell.get("outputs", []))
+        details = (f'<details class="isanet-hidden-output"><summary>show the answer (code and output)</summary>'
+                   f"<pre><code>{html.escape(cell.source)}</code></pre>{inner}</details>")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": details})]
+        cell.metadata["tags"] = [*cell.metadata.get("tags", []), HIDDEN_TAG]
+        count += 1
+    return count
+
+
 def execute(nb, folder: Path, timeout: int) -> None:
     """Run every cell as ``nbmake`` does: the notebook's folder as working directory, python3 kernel."""
     from nbclient import NotebookClient
@@ -114,6 +152,14 @@ def to_html(nb, title: str, mathjax_url: str | None = None) -> str:
     home = ('<nav style="padding: 8px 16px; font-family: sans-serif"><a href="index.html">&larr; all notebooks'
             '</a></nav>')
     return re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + home, body, count=1)
+
+
+def notation_html(card: str, mathjax_url: str | None = None) -> str:
+    """The notation card (markdown with formulas and tables) as a page, through the same exporter as the
+    notebooks, so that it looks like them and its formulas are typeset the same way."""
+    import nbformat
+
+    return to_html(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(card)]), "Notation card", mathjax_url)
 
 
 def index_html(pages: list[tuple[str, str, str]], seconds: float, quick: bool) -> str:
@@ -185,10 +231,16 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
             status = " (a cell failed while building this page)"
             print(f"site: error: {path.name}: {str(error).strip().splitlines()[-1]}", file=sys.stderr)
         replace_widget_outputs(nb)
+        collapse_hidden_outputs(nb)
         page = f"{path.stem}.html"
-        write_text_atomic(to_html(nb, title, mathjax_url), out / page)
+        write_text_atomic(to_html(nb, title, mathjax_url).replace(f'href="{NOTATION_CARD}"', f'href="{NOTATION_PAGE}"'),
+                          out / page)
         pages.append((page, title, status))
         print(f"site: {page} ({time.monotonic() - began:.0f} s)", flush=True)
+    card = folder / NOTATION_CARD
+    if card.is_file():
+        write_text_atomic(notation_html(card.read_text(encoding="utf-8"), mathjax_url), out / NOTATION_PAGE)
+        pages.append((NOTATION_PAGE, "Notation card: every letter of the notebooks, with the code's names", ""))
     write_text_atomic(index_html(pages, time.monotonic() - start, quick), out / "index.html")
     print(f"site: wrote {out / 'index.html'} ({len(pages)} pages, {failures} failed, "
           f"{time.monotonic() - start:.0f} s)")

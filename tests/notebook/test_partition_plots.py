@@ -8,8 +8,10 @@ import torch
 from isanet.models.interlaced import Partition, interlaced_attention, long_range_mask, short_range_mask
 from isanet.notebook.partition_plots import (
     isa_shape_steps,
+    plot_regrouping,
     plot_relation_masks,
     plot_two_hop_product,
+    regrouped_indices,
     two_hop_path,
 )
 
@@ -61,3 +63,18 @@ def test_pictures_draw_the_masks_block_diagonal_and_a_product_of_ones(p):
     product = plot_two_hop_product(p)
     assert product.axes[2].images[0].get_array().tolist() == [[1] * pixels] * pixels
     assert product.axes[2].get_title().endswith("1 to 1 paths per pair")
+
+
+@pytest.mark.parametrize("p", PARTITIONS)
+def test_regrouped_indices_put_each_position_in_its_group_and_block(p):
+    padded, by_group, by_block = regrouped_indices(p)
+    long_ids, short_ids = long_range_mask(p), short_range_mask(p)
+    for panels, mask in ((by_group, long_ids), (by_block, short_ids)):
+        assert sorted(panels.flatten().tolist()) == list(range(p.padded_h * p.padded_w))  # a permutation
+        for members in panels.flatten(1):  # one panel: exactly one group of the mask
+            assert torch.equal(mask[members[0]].nonzero().flatten(), members.sort().values)
+    if p.loc_h == p.loc_w:  # the long-range regrouping is pixel_unshuffle
+        unshuffled = torch.nn.functional.pixel_unshuffle(padded.view(1, 1, *padded.shape).float(), p.loc_h)[0]
+        assert torch.equal(unshuffled.long(), by_group)
+    figure = plot_regrouping(p)
+    assert len(figure.axes) == 1 + p.num_long_range_groups + p.num_short_range_groups
