@@ -57,7 +57,8 @@ def add_parser(subparsers) -> None:
     attention.add_argument("--down-factor", type=bounded_int(1, MAX_IMAGE_SIDE), nargs=2, default=(8, 8),
                            metavar=("LOC_H", "LOC_W"))
     add_device(attention, auto=False)
-    attention.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS))
+    attention.add_argument("--kernels", nargs="+", choices=KERNELS, default=["matmul", "sdpa"],
+                           help="default: matmul sdpa (flex compiles each mask first: seconds per mask on a CPU)")
     attention.add_argument("--orders", nargs="+", choices=ORDERS, default=["row"],
                            help="--kernels flex only: one row per token order (default: row)")
     attention.add_argument("--methods", nargs="+", choices=tuple(METHODS), default=["dense", "isa"],

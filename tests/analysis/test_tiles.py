@@ -46,3 +46,18 @@ def test_module_tiles_and_pixel_tiles() -> None:
     view = tile_view(SameOffset(4, 4), 16, 16, "group", (4, 4), 16)
     reads = pixel_tiles(view, 0)
     assert reads.sum() == 16 and bool(SameOffset(4, 4).dense(16, 16)[0][reads].all())
+
+
+def test_bench_gives_a_flex_row_per_order() -> None:
+    from isanet.analysis.attention_bench import bench_attention, format_rows
+    from isanet.models import flex
+
+    with flex.compiled(False):
+        rows = bench_attention([(8, 8)], channels=8, isa_channels=4, down_factor=(4, 4), kernels=["flex"],
+                               methods=["isa"], orders=["row", "group"], repeats=1, warmup=0)
+    assert [(row.method, row.kernel, row.status, row.extra["order"]) for row in rows] == [
+        ("isa", "flex", "ok", "row"), ("isa", "flex", "ok", "group")]
+    assert all(row.extra["computed_with"] == "flex" and row.time_ms > 0 for row in rows)
+    # 64 tokens, one 128-token tile per hop: nothing to skip in either order
+    assert [row.extra["skipped_tiles"] for row in rows] == [0.0, 0.0]
+    assert "flex:group" in format_rows(rows)
