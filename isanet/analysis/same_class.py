@@ -56,6 +56,12 @@ class ClassMass:
         """``mass / uniform``: 1 means the weights add no preference for the query's class."""
         return self.mass / self.uniform if self.uniform > 0 else float("nan")
 
+    @property
+    def ceiling(self) -> float:
+        """The largest lift possible, ``1 / uniform`` (all weight on the deciding keys): a map whose keys are
+        mostly deciding already (a short-range block inside an object) cannot lift much, whatever it learnt."""
+        return 1 / self.uniform if self.uniform > 0 else float("nan")
+
 
 @dataclass(frozen=True)
 class SameClassAttention:

@@ -44,12 +44,16 @@ def test_the_shipped_checkpoint_is_the_small_isa_teaching_model(shipped):
 
 
 def test_its_long_and_short_range_maps_read_the_cue_and_random_weights_do_not(shipped):
+    """The long-range map puts at least twice the uniform share on the beacon and the object's team; the
+    short-range map, whose block is mostly the object's own team already (uniform share about 0.6, so a lift
+    of at most about 1.6), lifts clearly above 1; random weights lift neither."""
     samples = teaching_samples()[:8]
     trained = cue_attention(shipped, samples, teaching_transform(), queries=64).balanced()
     random = cue_attention(random_copy(shipped), samples, teaching_transform(), queries=64).balanced()
+    assert trained["long_range"].lift >= 2.0, trained["long_range"]
+    assert 1.15 <= trained["short_range"].lift <= trained["short_range"].ceiling, trained["short_range"]
     for name in ("long_range", "short_range"):
-        assert trained[name].lift >= 2.0, (name, trained[name])
-        assert 0.7 <= random[name].lift <= 1.4, (name, random[name])
+        assert 0.9 <= random[name].lift <= 1.1, (name, random[name])
 
 
 def test_the_reference_results_hold_every_head_over_three_seeds():
