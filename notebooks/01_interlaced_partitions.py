@@ -649,7 +649,8 @@ for f in range(8, 14):
 #
 # Move the sliders to change the map size, `down_factor` and the two pixels. Watch the padding (dashed box)
 # when `down_factor` does not divide the size, the two groups of the source, the two-hop path, and the numbers
-# in the table. (Run the notebook in JupyterLab to use them; a headless run only draws the first state.)
+# in the table. (Run the notebook in JupyterLab to use them; a headless run only draws the first state. On the
+# course's site, a standalone page under the sliders answers them without a kernel.)
 
 # %%
 explorer = PartitionExplorer(HEIGHT, WIDTH, DOWN_FACTOR, source=SOURCE, target=TARGET)

@@ -312,13 +312,13 @@ for run in (cityscapes, ade20k):
 # %% [markdown]
 # ## Exercises
 #
-# Four exercises, easy to hard. Each is followed by its worked solution, collapsed: click the bar on the
-# left of the cell (or the three dots) to open it.
+# Four exercises, easy to hard. Each is followed by its worked solution, its code and output collapsed: click
+# the bar on the left of the cell (or the three dots) to open it; try first.
 
 # %% [markdown]
 # 1. **(easy)** In the worked example, relabel the two ignored pixels as class 0: which numbers change, and why?
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 1: the ignored pixels become labelled class 0 (both were predicted as class 2)
 relabelled = np.where(toy_label == 255, 0, toy_label)
 again = SegMetrics(num_classes=3)
@@ -331,7 +331,7 @@ print("two more labelled pixels, both wrong: class 0 grows in label area (its Io
 # 2. **(easy)** A model predicts the most frequent class everywhere. Write its mIoU and aAcc for a map that is
 #    75 % class 0 and 25 % class 1, by hand, and check with `SegMetrics`.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 2: predict the majority class everywhere
 truth = np.zeros((4, 4), dtype=np.int64)
 truth[:1] = 1                                   # 4 of 16 pixels are class 1
@@ -345,7 +345,7 @@ assert (majority.compute()["mIoU"], majority.compute()["aAcc"]) == (37.5, 75.0)
 # 3. **(medium)** Why is the data set's mIoU not the mean of the per-image mIoUs? Show it with two small
 #    images.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 3: mIoU pools the counts; a mean of per-image mIoUs weighs a small image like a large one
 big, small = np.zeros((10, 10), dtype=np.int64), np.ones((1, 2), dtype=np.int64)
 big_pred, small_pred = big.copy(), np.array([[1, 0]])
@@ -362,7 +362,7 @@ print(f"per image {per_image} -> mean {np.mean(per_image):.2f}; pooled over both
 # 4. **(hard)** Recompute the Cityscapes run's mIoU from its per-class IoU values, leaving out the NaN classes,
 #    and list the classes that were neither labelled nor predicted in the evaluated images.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 4: the mean of the per-class IoUs with the NaN classes left out
 values = np.array(list(cityscapes["result"]["IoU"].values()), dtype=float)
 print(f"mean of {int(np.isfinite(values).sum())} finite IoUs = {np.nanmean(values):.2f}, "

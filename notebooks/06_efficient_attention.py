@@ -22,7 +22,7 @@
 # **You will learn**
 #
 # - that every efficient attention here is dense attention with a *pattern*: a boolean mask applied before the
-#   softmax (and how the package's tests prove it for each module);
+#   softmax (and a cell that checks it for each module, in float64);
 # - how to read a pattern as "who reaches whom", and why stacking layers multiplies patterns;
 # - why ISA and criss-cross reach the whole map in two hops, while windows need shifts and depth;
 # - how the affinity count of each method grows with the map, and what that means in measured memory, FLOPs and
@@ -52,12 +52,15 @@ THREADS = None             # torch CPU threads; None: 1 when QUICK, else torch's
 
 # %%
 # %matplotlib inline
+import torch
 from IPython.display import HTML, display
 
 from isanet.analysis.attention_bench import bench_attention, format_rows
+from isanet.analysis.cost import pattern_cost
 from isanet.analysis.reach import reach, reach_table
+from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.efficient_attention import METHODS, build_attention
-from isanet.models.patterns import compose
+from isanet.models.patterns import compose, masked_dense
 from isanet.notebook.attention_patterns import (
     ReachExplorer,
     plot_affinity_growth,
@@ -105,10 +108,35 @@ print(f"{'QUICK (test-runner) settings' if quick else 'notebook settings'}: map 
 # $h \times w$ is the map and $H \times W$ the map padded to whole blocks.
 #
 # In the code, $Q$, $K$, $V$ are `SelfAttentionBlock.tokens(x)`; every module owns the *same* projections as the
-# dense block (one `SelfAttentionBlock` per hop), so the methods differ **only** in their pattern.
-# `tests/models/test_efficient_attention.py` proves it: each module's output equals the masked formula above,
-# computed the slow way with the full $N \times N$ logits, to $10^{-5}$ relative, on maps the sizes do not
-# divide.
+# dense block (one `SelfAttentionBlock` per hop), so the methods differ **only** in their pattern. The next cell
+# checks it for every method (both window layers, plain and shifted) and both kernels (`matmul`, `sdpa`): with
+# random weights in float64 on the `HEIGHT x WIDTH` map, which `SIZE` does not divide, it prints each module's
+# hops and projections, and how far its output is from the masked formula above computed the slow way
+# (`masked_dense`: the full $N \times N$ logits of each hop, $-\infty$ outside its mask); and, so that the match
+# is no accident, how far it is from dense attention on the same first projections.
+
+# %%
+features = torch.randn(1, 12, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+gaps = {}
+for method in METHODS:
+    for layer in (1, 2) if method == "window" else (1,):
+        for kernel in ("matmul", "sdpa"):
+            module = build_attention(method, 12, 6, kernel, size=SIZE, layer=layer)
+            module.load_state_dict(random_state_dict(module, seed=0))
+            module = module.double().eval()
+            with torch.no_grad():
+                out, slow = module(features), masked_dense(module, features)
+            gaps[method, layer, kernel] = ((out - slow).norm() / slow.norm()).item()
+        dense_twin = build_attention("dense", 12, 6).double().eval()
+        dense_twin.relation.load_state_dict(module.relations()[0].state_dict())  # the same (first) projections
+        with torch.no_grad():
+            from_dense = ((out - dense_twin(features)).norm() / slow.norm()).item()
+        projections = ", ".join(type(block).__name__ for block in module.relations())
+        print(f"{method:>8}{' shifted' if layer == 2 else '        '}: {len(module.hops(HEIGHT, WIDTH))} hop(s), "
+              f"projections {projections}; |out - masked formula| / |out|: matmul {gaps[method, layer, 'matmul']:.0e}, "
+              f"sdpa {gaps[method, layer, 'sdpa']:.0e}; from dense {from_dense:.2f}")
+print(f"largest gap to the masked formula: {max(gaps.values()):.1e} (float64 rounding); SIZE {SIZE} divides "
+      f"{HEIGHT}x{WIDTH}: {HEIGHT % SIZE == 0 and WIDTH % SIZE == 0}")
 #
 # **What "one layer" means.** One layer is one module. ISA's module — the one ISANet puts in its head — is
 # itself *two* attention hops (long range, then short range, each with its own projections), and so is axial
@@ -279,12 +307,15 @@ for side in cost_sides:
                    if row.height == side and row.method == "dense" and row.peak_memory_bytes is not None}
     print(f"{side}x{side}: more FLOPs than dense: {[m for m in METHODS if flops[m] > flops['dense']] or 'none'}; "
           "dense peak " + ", ".join(f"{kernel} {peak / 2**20:.1f} MiB" for kernel, peak in dense_peaks.items()))
+    formula = {m: pattern_cost(build_attention(m, 2, 1, size=COST_SIZE), side, side, channels, key_channels).total
+               for m in METHODS}
+    print(f"  counted FLOPs = 2 (d + C) x entries + projections per hop, for every method: {formula == flops}")
 
 # %% [markdown]
 # What it shows (the numbers above are this run's; times on a shared CPU are noisy, memory and FLOPs are not):
 #
-# - **FLOPs** follow the affinity counts of section 4 plus the projections (`tests/analysis/` checks that to
-#   the FLOP). The two-hop methods (ISA, axial) pay the projections twice: on a small map that can outweigh
+# - **FLOPs** follow the affinity counts of section 4 plus the projections: the last lines compare each counted
+#   `matmul` row with `pattern_cost`, $2(d + C)$ per affinity entry plus one set of projections per hop. The two-hop methods (ISA, axial) pay the projections twice: on a small map that can outweigh
 #   what they save in affinities, so that they count *more* FLOPs than dense; as the map grows the affinities
 #   dominate and they count fewer. The last lines print, for each measured side, which methods count more.
 # - **Peak memory** of the explicit (`matmul`) rows grows with the affinity entries once those dominate the
@@ -315,7 +346,7 @@ for side in cost_sides:
 # ## Summary
 #
 # - Every efficient attention here is dense attention with a boolean pattern before the softmax; the package's
-#   modules are proved equal to that masked formula (`tests/models/test_efficient_attention.py`).
+#   modules equal that masked formula to float64 rounding (section 1 prints the gap).
 # - Stacking layers multiplies patterns: $R^{(2)} = \mathcal{P}^{(2)} \mathcal{P}^{(1)}$.
 # - ISA's layer is two hops (long range, then short range) and reaches the whole map; criss-cross needs two
 #   layers for the same; axial is two hops too; windows stay local and need shifts and depth.

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from isanet.models.interlaced import Partition
+from isanet.models.patterns import PatternAttention
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,18 @@ def attention_cost(method: str, height: int, width: int, channels: int = 512, is
         pairs = pixels * (p.glb_h * p.glb_w + p.loc_h * p.loc_w)
         return AttentionCost(2 * pixels * per_pixel, pairs * per_pair)
     raise ValueError(f"method must be 'dense' or 'isa', got {method!r}")
+
+
+def pattern_cost(module: PatternAttention, height: int, width: int, channels: int = 512,
+                 isa_channels: int = 256) -> AttentionCost:
+    """FLOPs of any efficient attention of notebook 06 (``matmul`` kernel) from its own geometry: one set of
+    projections per hop (:meth:`~PatternAttention.relations`) over the map it projects (padded first where
+    :meth:`~PatternAttention.padding` says so: ISA), and ``2 (d + C)`` per affinity entry it materialises
+    (:meth:`~PatternAttention.affinity_entries`). For dense and ISA it is :func:`attention_cost`."""
+    left, right, top, bottom = module.padding(height, width)
+    pixels = (top + height + bottom) * (left + width + right)
+    return AttentionCost(len(module.relations()) * pixels * projection_flops_per_pixel(channels, isa_channels),
+                         module.affinity_entries(height, width) * 2 * (isa_channels + channels))
 
 
 def break_even_side(channels: int = 512, isa_channels: int = 256, down_factor: tuple[int, int] = (8, 8),

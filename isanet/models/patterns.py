@@ -5,8 +5,9 @@ The efficient attentions that followed the non-local block (*Non-local Neural Ne
 arXiv:1711.07971, https://arxiv.org/abs/1711.07971) all compute the same ``softmax(Q Kᵀ / sqrt(d)) V`` as dense
 attention, with most affinities left out. What a method leaves out is its *pattern*: a boolean matrix, row =
 query, column = key, positions numbered row-major. A method is *exactly* dense attention with its pattern
-applied before the softmax (``-inf`` where the pattern is ``False``); ``tests/models/test_efficient_attention.py``
-checks that for every module here.
+applied before the softmax (``-inf`` where the pattern is ``False``): :func:`masked_dense` computes that slow form
+from a module's own projections and hop masks, and ``tests/models/test_efficient_attention.py`` (and notebook 06)
+check every module against it.
 
 Some modules attend more than once per call (ISA: long range then short range; axial: row then column). Each
 such step is a *hop* with its own projections; :meth:`PatternAttention.hops` lists one mask per hop and
@@ -191,3 +192,18 @@ def configure_flex(module: nn.Module, options: FlexOptions) -> nn.Module:
         if isinstance(inner, PatternAttention):
             inner.flex = options
     return module
+
+
+def masked_dense(module: PatternAttention, x: torch.Tensor) -> torch.Tensor:
+    """What ``module(x)`` must equal, the slow way: pad as the module does, then for each hop the full ``L x L``
+    dense logits through that hop's projections, ``-inf`` where the hop's mask is False, softmax, output
+    projection; crop. It materialises every logit, so it is for small maps (tests, notebook 06)."""
+    height, width = x.shape[2:]
+    left, right, top, bottom = module.padding(height, width)
+    out = F.pad(x, (left, right, top, bottom))
+    for relation, mask in zip(module.relations(), module.hops(height, width), strict=True):
+        query, key, value = relation.tokens(out)  # N x L x C each
+        logits = query @ key.transpose(1, 2) * query.shape[-1] ** -0.5  # N x L x L
+        weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+        out = relation.output_project(from_tokens(weights @ value, *out.shape[2:]))  # N x L x C -> N x C x H x W
+    return out[:, :, top:top + height, left:left + width]

@@ -10,6 +10,7 @@ each module *is* its pattern).
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ from matplotlib.patches import Rectangle
 
 from isanet.analysis.reach import ReachRow, reached_map
 from isanet.models.efficient_attention import METHODS, build_attention
+from isanet.notebook.explorer_pages import save_pattern_page
 from isanet.notebook.partition_explorer import figure_png
 from isanet.notebook.plots import mark_pixel
 
@@ -140,6 +142,13 @@ class ReachExplorer:
     def update(self) -> None:
         self.picture.value = figure_png(plot_reach(self.height, self.width, self.pixel, self.size,
                                                    self.methods), self.dpi)
+
+    def save_html(self, path: str | os.PathLike) -> int:
+        """Write the explorer, in its current state, as one standalone page that answers clicks and its ``size``
+        slider without a kernel (every size of the slider stored, :mod:`isanet.notebook.explorer_pages`);
+        returns the file's size in bytes."""
+        return save_pattern_page(path, height=self.height, width=self.width, pixel=self.pixel, size=self.size,
+                                 methods=self.methods, sizes=range(self.size_slider.min, self.size_slider.max + 1))
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -127,9 +127,10 @@ def build_payload(capture, image: np.ndarray, model_label: str, note: str = "",
     return payload, sizes
 
 
-def render_html(payload: dict) -> str:
-    """The template with the payload inlined (``</`` escaped so no string can close the script element)."""
-    template = resources.files("isanet.notebook").joinpath("templates/explorer.html").read_text(encoding="utf-8")
+def render_html(payload: dict, template_name: str = "explorer.html") -> str:
+    """The template (a file of ``templates/``) with the payload inlined (``</`` escaped so no string can close the
+    script element). The partition and pattern pages (:mod:`isanet.notebook.explorer_pages`) use it too."""
+    template = resources.files("isanet.notebook").joinpath(f"templates/{template_name}").read_text(encoding="utf-8")
     data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
     return template.replace("/*ISANET_DATA*/null", data, 1)
 

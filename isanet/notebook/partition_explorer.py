@@ -11,10 +11,12 @@ in the package: partitions in :mod:`isanet.models.interlaced`, plots in :mod:`is
 from __future__ import annotations
 
 import io
+import os
 
 from matplotlib.figure import Figure
 
 from isanet.models.interlaced import Partition
+from isanet.notebook.explorer_pages import save_partition_page
 from isanet.notebook.partition_plots import complexity_html, plot_partition, plot_two_hop, two_hop_path
 
 
@@ -103,6 +105,13 @@ class PartitionExplorer:
         unpad = lambda yx: (yx[0] - p.pad_top, yx[1] - p.pad_left)
         self.path_label.value = (f"<span class='isanet-path'>source {self.source} → via {unpad(via)} "
                                  f"(long range) → target {self.target} (short range)</span>")
+
+    def save_html(self, path: str | os.PathLike) -> int:
+        """Write the explorer, in its current state, as one standalone page that answers its sliders and clicks
+        without a kernel (:mod:`isanet.notebook.explorer_pages`); returns the file's size in bytes."""
+        return save_partition_page(path, height=self.height_slider.value, width=self.width_slider.value,
+                                   down_factor=self.factor_slider.value, source=self.source, target=self.target,
+                                   max_size=self.height_slider.max, max_down_factor=self.factor_slider.max)
 
     def figure(self) -> Figure:
         """Long-range groups and short-range blocks around the source, and the two-hop path."""

@@ -10,9 +10,10 @@ folder as the working directory).
 
 Widgets need a kernel: in the pages their outputs are replaced by a short note. Cells whose outputs are hidden
 in JupyterLab (``jupyter.outputs_hidden``: the exercise solutions and quiz answers) are collapsed in the pages
-too, code and outputs inside one ``<details>``, so an answer never sits in view under its question. Notebook 02
-gets, right after the cell where it saves its standalone explorer, a hidden cell that saves the page into the site
-and shows it in an ``<iframe>``: that explorer answers clicks without a kernel. The notation card
+too, code and outputs inside one ``<details>``, so an answer never sits in view under its question. The notebooks
+with an explorer (01: partitions, 02: attention, 06: patterns; see ``EMBEDS``) get, right after the cell that
+makes or saves it, a hidden cell that saves the explorer as a standalone page into the site and shows it in an
+``<iframe>``: those pages answer clicks and sliders without a kernel, and the index links them. The notation card
 (``notebooks/notation.md``) becomes a page of its own, and the notebooks' links to it point there.
 """
 
@@ -25,6 +26,7 @@ import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from isanet.io.atomic import atomic_path, write_text_atomic
@@ -34,7 +36,26 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 HIDDEN_TAG = "site-hidden"
 EXPLORER_NOTEBOOK = "02_attention_explorer"
 EXPLORER_PAGE = "02_attention_explorer_page.html"
-EXPLORER_CELL_MARK = "explorer.save_html("
+
+
+@dataclass(frozen=True)
+class Embed:
+    """A notebook's explorer as a standalone page of the site: the notebook's variable ``explorer`` has a
+    ``save_html(path)``; the page goes in after the first code cell holding ``mark``."""
+
+    page: str    # its file in the site
+    mark: str    # text of the code cell after which the page is saved and shown
+    title: str   # the index's link text
+    height: int  # of the iframe, in CSS pixels
+
+
+EMBEDS = {
+    "01_interlaced_partitions": Embed("01_partition_explorer_page.html", "= PartitionExplorer(",
+                                      "partition explorer (sliders; click a pixel)", 1000),
+    EXPLORER_NOTEBOOK: Embed(EXPLORER_PAGE, "explorer.save_html(", "attention explorer (click a pixel)", 1300),
+    "06_efficient_attention": Embed("06_pattern_explorer_page.html", "= ReachExplorer(",
+                                    "pattern explorer (click a query; size slider)", 700),
+}
 NOTATION_CARD = "notation.md"
 NOTATION_PAGE = "notation.html"
 MATHJAX_DIR = "mathjax"
@@ -53,17 +74,19 @@ def notebook_title(nb, fallback: str) -> str:
     return fallback
 
 
-def embed_explorer(nb, site_dir: Path) -> bool:
-    """Insert, after notebook 02's ``explorer.save_html(...)`` cell, a hidden cell that writes the standalone
-    explorer into ``site_dir`` and shows it in an iframe. Returns whether the mark was found."""
+def embed_explorer(nb, site_dir: Path, embed: Embed = EMBEDS[EXPLORER_NOTEBOOK]) -> bool:
+    """Insert, after the first code cell holding ``embed.mark``, a hidden cell that writes the notebook's explorer
+    into ``site_dir`` as the standalone page ``embed.page`` and shows it in an iframe. Returns whether the mark
+    was found."""
     import nbformat
 
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and EXPLORER_CELL_MARK in cell.source:
+        if cell.cell_type == "code" and embed.mark in cell.source:
             source = (f"from IPython.display import HTML\n"
-                      f"explorer.save_html({str(site_dir / EXPLORER_PAGE)!r})\n"
-                      f"HTML('<iframe class=\"isanet-explorer-frame\" src=\"{EXPLORER_PAGE}\" "
-                      f"style=\"width: 100%; height: 1300px; border: 0; outline: 1px solid #ccc\"></iframe>')")
+                      f"explorer.save_html({str(site_dir / embed.page)!r})\n"
+                      f"HTML('<iframe class=\"isanet-explorer-frame\" src=\"{embed.page}\" "
+                      f"style=\"width: 100%; height: {embed.height}px; border: 0; outline: 1px solid #ccc\">"
+                      f"</iframe>')")
             nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source, metadata={"tags": [HIDDEN_TAG]}))
             return True
     return False
@@ -166,9 +189,11 @@ def index_html(pages: list[tuple[str, str, str]], seconds: float, quick: bool) -
     """The index: one link per page (file, title, status), and what the pages were built with."""
     items = "\n".join(f'<li><a href="{html.escape(file)}">{html.escape(title)}</a>{html.escape(status)}</li>'
                       for file, title, status in pages)
-    explorer = (f'<p>The attention explorer also works on its own: <a href="{EXPLORER_PAGE}">standalone '
-                f"explorer page</a> (one HTML file; click a pixel).</p>"
-                if any(file.startswith(EXPLORER_NOTEBOOK) for file, _, _ in pages) else "")
+    built = {Path(file).stem for file, _, _ in pages}
+    links = "\n".join(f'<li><a href="{html.escape(embed.page)}">{html.escape(embed.title)}</a> (notebook '
+                      f"{html.escape(name[:2])})</li>" for name, embed in EMBEDS.items() if name in built)
+    explorer = (f"<p>The explorers also work on their own, one HTML file each, no kernel needed:</p>\n"
+                f'<ul class="isanet-explorers">\n{links}\n</ul>' if links else "")
     settings = ("in quick mode (the notebooks' tiny test-runner settings: their training numbers say nothing)"
                 if quick else "with the notebooks' full settings")
     return f"""<!DOCTYPE html>
@@ -220,9 +245,9 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         title = notebook_title(nb, path.stem)
-        if path.stem == EXPLORER_NOTEBOOK and not embed_explorer(nb, out):
-            print(f"site: warning: {path.name} has no `{EXPLORER_CELL_MARK}` cell; no explorer embedded",
-                  file=sys.stderr)
+        embed = EMBEDS.get(path.stem)
+        if embed is not None and not embed_explorer(nb, out, embed):
+            print(f"site: warning: {path.name} has no `{embed.mark}` cell; no explorer embedded", file=sys.stderr)
         began, status = time.monotonic(), ""
         try:
             execute(nb, folder, timeout)

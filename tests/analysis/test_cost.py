@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from isanet.analysis.attention_bench import attention_module
-from isanet.analysis.cost import attention_cost, break_even_estimate, break_even_side
+from isanet.analysis.cost import attention_cost, break_even_estimate, break_even_side, pattern_cost
 from isanet.analysis.measure import count_module_flops
+from isanet.models.efficient_attention import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -26,6 +27,15 @@ def test_formula_equals_the_counted_flops(method, size, channels, isa_channels, 
     cost = attention_cost(method, *size, channels, isa_channels, down_factor)
     assert cost.total == counted(method, size, channels, isa_channels, down_factor)
     assert cost.projections > 0 and cost.affinity > 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("size, square", [((13, 18), 4), ((16, 16), 8)])
+def test_pattern_cost_equals_the_counted_flops_of_every_method(method, size, square):
+    cost = pattern_cost(attention_module(method, "matmul", 24, 8, (square, square)), *size, 24, 8)
+    assert cost.total == counted(method, size, 24, 8, (square, square))
+    if method in ("dense", "isa"):
+        assert cost == attention_cost(method, *size, 24, 8, (square, square))
 
 
 def test_paper_setting_numbers_by_hand():

@@ -6,29 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.efficient_attention import METHODS, build_attention
-from isanet.models.layers import from_tokens
-from isanet.models.patterns import PatternAttention, compose
+from isanet.models.patterns import PatternAttention, compose, masked_dense
 from isanet.models.window import WindowAttention
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def masked_dense(module: PatternAttention, x: torch.Tensor) -> torch.Tensor:
-    """The slow way: pad as the module does, then for each hop full dense logits through that hop's
-    projections, ``-inf`` where the hop's mask is False, softmax, output projection; crop."""
-    height, width = x.shape[2:]
-    left, right, top, bottom = module.padding(height, width)
-    out = F.pad(x, (left, right, top, bottom))
-    for relation, mask in zip(module.relations(), module.hops(height, width), strict=True):
-        query, key, value = relation.tokens(out)  # N x L x C each
-        logits = query @ key.transpose(1, 2) * query.shape[-1] ** -0.5  # N x L x L
-        weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
-        out = relation.output_project(from_tokens(weights @ value, *out.shape[2:]))
-    return out[:, :, top:top + height, left:left + width]
 
 
 def seeded(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
