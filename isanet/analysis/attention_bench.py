@@ -2,7 +2,9 @@
 
 Methods are dense, ISA and the other efficient attentions of :mod:`isanet.models.efficient_attention` (criss-cross,
 axial, window, strided), all on the same projections. They are timed interleaved (a, b, a, b, ...), so that load
-from other processes on a shared machine falls on all alike and their ratios stay fair.
+from other processes on a shared machine falls on all alike and their ratios stay fair. The ``flex`` kernel
+gives one row per method and token order (``extra``: the order, the share of tiles skipped, the compile time
+of the first call, which the warm-up takes out of the timed calls).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from isanet.analysis.measure import (
+    Measurement,
     Status,
     is_oom,
     measure_footprint,
@@ -23,9 +26,11 @@ from isanet.analysis.measure import (
     time_calls,
 )
 from isanet.analysis.memory import MemoryCapExceeded
+from isanet.analysis.tiles import module_tiles
 from isanet.models.efficient_attention import build_attention
+from isanet.models.flex import FlexOptions, Order
 from isanet.models.layers import ConvBNReLU
-from isanet.models.patterns import PatternAttention
+from isanet.models.patterns import PatternAttention, configure_flex
 from isanet.models.self_attention import Kernel
 from isanet.runtime import resolve_device
 
@@ -115,11 +120,11 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
                     methods: Sequence[str] = DEFAULT_METHODS, device: str = "cpu", backward: bool = False,
                     repeats: int = 5, warmup: int = 1, memory_cap_bytes: int | None = None,
                     paper_setting: bool = False, statistic: Literal["median", "mean"] = "median",
-                    batch: int = 1, seed: int = 0,
+                    batch: int = 1, seed: int = 0, orders: Sequence[Order] = ("row",),
                     progress: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
     """Measure attention methods (default dense and ISA) on ``batch x channels x h x w`` maps
-    (``PAPER_IN_CHANNELS`` input channels with ``paper_setting``), every size x kernel x method, in one run on
-    one device."""
+    (``PAPER_IN_CHANNELS`` input channels with ``paper_setting``), every size x kernel x method (x token order
+    for ``flex``), in one run on one device."""
     torch_device = torch.device(resolve_device(device))
     in_channels = PAPER_IN_CHANNELS if paper_setting else channels
     cap = memory_cap_bytes if torch_device.type == "cpu" else None
@@ -128,40 +133,58 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
         input_bytes = batch * in_channels * height * width * 4  # float32, known before allocating it
         x = _input_map((batch, in_channels, height, width), seed, torch_device, cap)
         for kernel in kernels:
-            modules, results = {}, {}
-            for method in methods:
+            modules, results, extras = {}, {}, {}
+            for method, order in _variants(methods, kernel, orders):
                 torch.manual_seed(seed)
-                modules[method] = attention_module(method, kernel, channels, isa_channels, down_factor,
-                                                   paper_setting).to(torch_device)
+                module = attention_module(method, kernel, channels, isa_channels, down_factor, paper_setting)
+                modules[method, order] = module.to(torch_device)
+                extras[method, order] = {"computed_with": computed_with(module)}
+                if order is not None:
+                    configure_flex(module, FlexOptions(order))
+                    computed, needed, total = module_tiles(module, height, width)
+                    extras[method, order].update(order=order, skipped_tiles=1 - computed / total,
+                                                 possible_skipped_tiles=1 - needed / total)
+            for variant, module in modules.items():
                 if isinstance(x, str):  # the input map alone did not fit: nothing else is run
-                    results[method] = oom_measurement(
-                        modules[method], torch.empty(batch, in_channels, height, width, device="meta"), backward,
+                    results[variant] = oom_measurement(
+                        module, torch.empty(batch, in_channels, height, width, device="meta"), backward,
                         MemoryCapExceeded(x))
                     continue
+                if variant[1] is not None:  # flex: the first call compiles; its time is not the kernel's
+                    extras[variant]["compile_s"] = time_calls({"first": module_step(module, x, backward)}, 1, 0,
+                                                              torch_device)["first"] / 1000
+                    # memory and FLOP counters cannot look inside flex's higher-order op: time and tiles only
+                    results[variant] = Measurement(None, None, None)
+                    continue
                 # the cap is on everything alive during the call: the input and the weights count against it
-                resident = input_bytes + _tensor_bytes(list(modules[method].parameters()))
-                results[method] = measure_footprint(modules[method], x, backward=backward,
-                                                    memory_cap_bytes=None if cap is None else max(cap - resident, 0))
-            fits = {} if isinstance(x, str) else {method: module_step(modules[method], x, backward)
-                                                  for method in methods if results[method].status == "ok"}
-            try:  # dense and ISA timed interleaved, so their ratio is fair on a loaded machine
-                for method, elapsed in time_calls(fits, repeats, warmup, torch_device, statistic).items():
-                    results[method].time_ms = elapsed
+                resident = input_bytes + _tensor_bytes(list(module.parameters()))
+                results[variant] = measure_footprint(module, x, backward=backward,
+                                                     memory_cap_bytes=None if cap is None else max(cap - resident, 0))
+            fits = {} if isinstance(x, str) else {variant: module_step(module, x, backward)
+                                                  for variant, module in modules.items()
+                                                  if results[variant].status == "ok"}
+            try:  # all variants timed interleaved, so their ratios are fair on a loaded machine
+                for variant, elapsed in time_calls(fits, repeats, warmup, torch_device, statistic).items():
+                    results[variant].time_ms = elapsed
             except (MemoryError, RuntimeError) as error:
-                for method in fits:
-                    results[method] = oom_measurement(modules[method], x, backward, error)
-            for method in methods:
-                result, module = results[method], modules.pop(method)
+                for variant in fits:
+                    results[variant] = oom_measurement(modules[variant], x, backward, error)
+            for method, order in list(modules):
+                result, module = results[method, order], modules.pop((method, order))
                 row = BenchRow(method, kernel, height, width, channels, result.peak_memory_bytes, result.flops,
                                result.time_ms, result.status, isa_channels, tuple(down_factor), str(torch_device),
                                backward, paper_setting,
                                _tensor_bytes(list(module.parameters()) + list(module.buffers())),
-                               input_bytes, repeats, statistic, result.error,
-                               {"computed_with": computed_with(module)})
+                               input_bytes, repeats, statistic, result.error, extras[method, order])
                 rows.append(row)
                 if progress is not None:
                     progress(row)
     return rows
+
+
+def _variants(methods: Sequence[str], kernel: str, orders: Sequence[Order]) -> list[tuple[str, Order | None]]:
+    """``(method, order)`` of every module one kernel measures: one per token order for ``flex``."""
+    return [(method, order) for method in methods for order in (orders if kernel == "flex" else (None,))]
 
 
 # -------------------------------------------------------------------------------------------- reporting
@@ -174,17 +197,26 @@ def _ratio(dense: float | None, isa: float | None) -> str:
     return "-" if not dense or not isa else f"{dense / isa:.1f}x"
 
 
+def _kernel_name(row: BenchRow) -> str:
+    """The kernel, with its token order for ``flex`` (``flex:group``)."""
+    return row.kernel + (f":{row.extra['order']}" if "order" in row.extra else "")
+
+
 def _kernel_label(row: BenchRow) -> str:
     """The kernel asked for, with a ``*`` when the method computed its affinities explicitly instead."""
-    return row.kernel + ("*" if row.extra.get("computed_with", row.kernel) != row.kernel else "")
+    return _kernel_name(row) + ("*" if row.extra.get("computed_with", row.kernel) != row.kernel else "")
 
 
 def format_rows(rows: Sequence[BenchRow]) -> str:
-    """The measured rows as an aligned text table; a footnote explains ``sdpa*`` rows."""
-    header = ("method", "kernel", "size", "status", "peak MiB", "GFLOPs", "time ms")
+    """The measured rows as an aligned text table; a footnote explains ``sdpa*`` rows. ``flex`` rows add the
+    share of tiles skipped (and, after ``/``, the share the pattern would allow) and the compile time."""
+    header = ("method", "kernel", "size", "status", "peak MiB", "GFLOPs", "time ms", "tiles skipped", "compile s")
     lines = [header] + [(row.method, _kernel_label(row), f"{row.height}x{row.width}", row.status,
                          _mib(row.peak_memory_bytes), "-" if row.flops is None else f"{row.flops / 1e9:.2f}",
-                         "-" if row.time_ms is None else f"{row.time_ms:.1f}") for row in rows]
+                         "-" if row.time_ms is None else f"{row.time_ms:.1f}",
+                         f"{row.extra['skipped_tiles']:.1%} / {row.extra['possible_skipped_tiles']:.1%}"
+                         if "skipped_tiles" in row.extra else "-",
+                         f"{row.extra['compile_s']:.1f}" if "compile_s" in row.extra else "-") for row in rows]
     explicit = sorted({row.method for row in rows if _kernel_label(row).endswith("*")})
     note = (f"\n* {', '.join(explicit)}: no sdpa form for this pattern; affinities computed explicitly (matmul)"
             if explicit else "")
@@ -193,7 +225,7 @@ def format_rows(rows: Sequence[BenchRow]) -> str:
 
 def format_ratios(rows: Sequence[BenchRow]) -> str:
     """Dense / ISA ratios of peak memory, FLOPs and time, for each size and kernel measured with both."""
-    by_key = {(row.kernel, row.height, row.width, row.method): row for row in rows}
+    by_key = {(_kernel_name(row), row.height, row.width, row.method): row for row in rows}
     lines = [("kernel", "size", "memory dense/isa", "flops dense/isa", "time dense/isa")]
     for kernel, height, width, method in by_key:
         if method != "isa" or (kernel, height, width, "dense") not in by_key:

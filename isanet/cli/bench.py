@@ -22,6 +22,7 @@ from isanet.cli.options import add_checkpoint, add_device, add_output, add_preci
 from isanet.io.atomic import check_writable
 from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, positive_int
 from isanet.models.efficient_attention import METHODS
+from isanet.models.flex import ORDERS
 from isanet.models.head_registry import HEADS
 from isanet.models.self_attention import KERNELS
 
@@ -56,7 +57,10 @@ def add_parser(subparsers) -> None:
     attention.add_argument("--down-factor", type=bounded_int(1, MAX_IMAGE_SIDE), nargs=2, default=(8, 8),
                            metavar=("LOC_H", "LOC_W"))
     add_device(attention, auto=False)
-    attention.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS))
+    attention.add_argument("--kernels", nargs="+", choices=KERNELS, default=["matmul", "sdpa"],
+                           help="default: matmul sdpa (flex compiles each mask first: seconds per mask on a CPU)")
+    attention.add_argument("--orders", nargs="+", choices=ORDERS, default=["row"],
+                           help="--kernels flex only: one row per token order (default: row)")
     attention.add_argument("--methods", nargs="+", choices=tuple(METHODS), default=["dense", "isa"],
                            help="dense, isa and the other efficient attentions (default: dense isa)")
     attention.add_argument("--backward", action="store_true", help="measure forward + backward")
@@ -192,7 +196,7 @@ def run_attention(args: argparse.Namespace) -> int:
         sizes, channels=args.channels, isa_channels=args.isa_channels, down_factor=tuple(args.down_factor),
         kernels=args.kernels, methods=args.methods, device=args.device, backward=args.backward,
         repeats=repeats, warmup=warmup, memory_cap_bytes=cap, paper_setting=args.paper_setting,
-        statistic="mean" if args.paper_setting else "median", progress=progress)
+        statistic="mean" if args.paper_setting else "median", orders=args.orders, progress=progress)
     print(attention_bench.format_rows(rows))
     print()
     print(attention_bench.format_ratios(rows))

@@ -43,7 +43,11 @@ def _require(module: str):
 def export_onnx(model: nn.Module, path: str | os.PathLike, example_size: tuple[int, int] = (512, 512)) -> Path:
     """Write ``model`` (eval mode, fp32, CPU) to ``path`` as ONNX taking a ``1 x 3 x H x W`` normalised
     ``image`` of any ``H, W`` in ``[MIN_SIZE, MAX_SIZE]`` and returning ``1 x K x H x W`` ``logits``.
-    The file appears only when complete (atomic rename)."""
+    The file appears only when complete (atomic rename). A ``kernel="flex"`` model is refused: FlexAttention
+    has no ONNX form, and the same weights export with ``kernel="matmul"``."""
+    if getattr(getattr(model, "config", None), "kernel", None) == "flex":
+        raise ValueError("model: kernel='flex' has no ONNX form; rebuild it with kernel='matmul' or 'sdpa' (the "
+                         "same weights and logits) to export")
     _require("onnxscript")
     if min(example_size) < MIN_SIZE:
         raise ValueError(f"example_size {example_size}: both sides must be at least {MIN_SIZE}")

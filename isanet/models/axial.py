@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from isanet.models.flex import Pattern, SameColumn, SameRow
 from isanet.models.patterns import PatternAttention, grid, same_group
 from isanet.models.self_attention import Kernel, SelfAttentionBlock
 
@@ -24,6 +25,8 @@ class AxialAttention(PatternAttention):
         self.column_relation = SelfAttentionBlock(channels, key_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel == "flex":
+            return self.flex_forward(x)
         n, c, height, width = x.shape
         # N x C x H x W -> N x H x C x W -> (N*H) x C x 1 x W: one map per row (all projections are 1x1)
         rows = x.permute(0, 2, 1, 3).reshape(n * height, c, 1, width)
@@ -39,6 +42,9 @@ class AxialAttention(PatternAttention):
     def hops(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = grid(height, width)
         return [same_group(rows), same_group(cols)]
+
+    def flex_patterns(self) -> list[Pattern]:
+        return [SameRow(), SameColumn()]
 
     def affinity_entries(self, height: int, width: int) -> int:
         return height * width * (width + height)

@@ -9,13 +9,16 @@ applied twice with shared weights: "recurrent" criss-cross), this module uses th
 reach the whole map: a pixel's column, then the rows of those pixels.
 
 There is no form of this pattern that ``scaled_dot_product_attention`` takes (every query has its own key
-set), so the affinities are always computed explicitly: ``hw (h + w - 1)`` of them instead of ``(hw)²``.
+set), so with ``matmul`` and ``sdpa`` the affinities are computed explicitly: ``hw (h + w - 1)`` of them
+instead of ``(hw)²``. Its fused form is ``kernel="flex"``: the union of the row and column patterns as one
+``mask_mod`` (:mod:`isanet.models.flex`).
 """
 
 from __future__ import annotations
 
 import torch
 
+from isanet.models.flex import Pattern, SameColumn, SameRow, Union
 from isanet.models.patterns import OneRelationAttention, grid, project_context
 
 
@@ -25,6 +28,8 @@ class CrissCrossAttention(OneRelationAttention):
     uses_sdpa = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel == "flex":
+            return self.flex_forward(x)
         n, _, height, width = x.shape
         query, key, value = (t.reshape(n, height, width, -1) for t in self.relation.tokens(x))  # N x H x W x C
         scale = query.shape[-1] ** -0.5
@@ -41,6 +46,9 @@ class CrissCrossAttention(OneRelationAttention):
     def hops(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = (t.flatten() for t in grid(height, width))
         return [(rows[:, None] == rows[None, :]) | (cols[:, None] == cols[None, :])]
+
+    def flex_patterns(self) -> list[Pattern]:
+        return [Union((SameRow(), SameColumn()))]
 
     def affinity_entries(self, height: int, width: int) -> int:
         return height * width * (height + width)  # the masked diagonal of the column block is stored too

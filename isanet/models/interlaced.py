@@ -36,7 +36,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from isanet.models.patterns import PatternAttention
+from isanet.models.flex import Pattern, SameCell, SameOffset
+from isanet.models.patterns import PatternAttention, flex_relations
 from isanet.models.self_attention import Kernel, SelfAttentionBlock
 
 
@@ -287,10 +288,21 @@ def _interlaced(x: torch.Tensor, down_factor: tuple[int, int],
     return context, p
 
 
+def flex_patterns(down_factor: tuple[int, int]) -> list[Pattern]:
+    """ISA's two steps as flex patterns over the padded map: the same in-block offset (long range), then the
+    same block (short range)."""
+    return [SameOffset(*down_factor), SameCell(*down_factor)]
+
+
 def interlaced_attention(x: torch.Tensor, global_relation: SelfAttentionBlock, local_relation: SelfAttentionBlock,
                          down_factor: tuple[int, int], kernel: Kernel = "matmul") -> torch.Tensor:
     """The ISA operation on ``n x c x h x w``: pad, long-range attention, short-range attention, un-permute,
-    crop. Returns the context, the same shape as ``x``."""
+    crop. Returns the context, the same shape as ``x``. ``kernel="flex"`` needs no regrouping: both steps are
+    masks over the padded map (row-major tokens; :class:`ISAModule` takes other orders)."""
+    if kernel == "flex":
+        partition = Partition(*x.shape[2:], *down_factor)
+        return flex_relations(x, [global_relation, local_relation], flex_patterns(down_factor), partition.padding,
+                              cell=tuple(down_factor))
     context, _ = _interlaced(x, down_factor, lambda groups: global_relation(groups, kernel),
                              lambda blocks: local_relation(blocks, kernel))
     return context
@@ -322,11 +334,13 @@ class ISAModule(PatternAttention):
     def __init__(self, channels: int = 512, isa_channels: int = 256, down_factor: tuple[int, int] = (8, 8),
                  kernel: Kernel = "matmul"):
         super().__init__(kernel)
-        self.down_factor = tuple(down_factor)
+        self.down_factor = self.cell = tuple(down_factor)
         self.global_relation = SelfAttentionBlock(channels, isa_channels)
         self.local_relation = SelfAttentionBlock(channels, isa_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel == "flex":
+            return self.flex_forward(x)
         return interlaced_attention(x, self.global_relation, self.local_relation, self.down_factor, self.kernel)
 
     def forward_with_attention(self, x: torch.Tensor) -> ISAOutput:
@@ -345,6 +359,9 @@ class ISAModule(PatternAttention):
         """Long range (same in-block offset) then short range (same block), over the padded map."""
         p = self.partition(height, width)
         return [long_range_mask(p), short_range_mask(p)]
+
+    def flex_patterns(self) -> list[Pattern]:
+        return flex_patterns(self.down_factor)
 
     def affinity_entries(self, height: int, width: int) -> int:
         return self.partition(height, width).affinity_entries()[1]

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isanet.models.flex import Everything, FlexOptions, Pattern, flex_attend, needs_fallback
 from isanet.models.layers import from_tokens
 from isanet.models.self_attention import Kernel, SelfAttentionBlock, check_kernel
 
@@ -59,14 +60,46 @@ def masked_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, a
     return torch.matmul(torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1), value)
 
 
+#: The flex options of a module nobody configured: tokens row-major, 128-token tiles.
+ROW_MAJOR = FlexOptions()
+
+
+def flex_relations(x: torch.Tensor, relations: list[SelfAttentionBlock], patterns: list[Pattern],
+                   padding: tuple[int, int, int, int] = (0, 0, 0, 0), options: FlexOptions = ROW_MAJOR,
+                   cell: tuple[int, int] = (8, 8)) -> torch.Tensor:
+    """Any module here with the flex kernel: pad ``x`` (``N x C x H x W``; ``(left, right, top, bottom)``), then
+    per hop its relation's projections over the whole (padded) map, flex attention restricted to the hop's
+    pattern, the output projection; crop. Every projection is 1x1, so one pass over the whole map equals ISA's
+    or axial's per-group passes. An input the flex kernel cannot run (:func:`~isanet.models.flex.needs_fallback`)
+    gets the same pattern as an explicit mask."""
+    height, width = x.shape[2:]
+    left, right, top, bottom = padding
+    out = F.pad(x, padding) if any(padding) else x  # N x C x Hp x Wp
+    padded_h, padded_w = out.shape[2:]
+    for relation, pattern in zip(relations, patterns, strict=True):
+        query, key, value = relation.tokens(out)  # N x HpWp x C_key, C_key, C
+        if needs_fallback(query, key, value):
+            context = masked_attend(query, key, value, pattern.dense(padded_h, padded_w, x.device))
+        else:
+            context = flex_attend(query, key, value, pattern, padded_h, padded_w, options.order,
+                                  options.cell or cell, options.block_size)
+        out = project_context(relation, context, padded_h, padded_w)  # N x C x Hp x Wp
+    return out[:, :, top:top + height, left:left + width]
+
+
 class PatternAttention(nn.Module):
     """Base of the attention modules compared in notebook 06: geometry (hops, pattern, affinity count) and the
-    kernel they actually compute with. Subclasses implement :meth:`hops`, :meth:`affinity_entries` and
-    ``forward``; one that pads the map first (ISA) overrides :meth:`padding`."""
+    kernel they actually compute with. Subclasses implement :meth:`hops`, :meth:`flex_patterns`,
+    :meth:`affinity_entries` and ``forward`` (which hands ``kernel="flex"`` to :meth:`flex_forward`); one that
+    pads the map first (ISA) overrides :meth:`padding`."""
 
     #: True when ``kernel="sdpa"`` really reaches PyTorch's ``scaled_dot_product_attention``; False when the
     #: pattern has no form sdpa takes and the module always computes its affinities explicitly.
     uses_sdpa = True
+    #: The token order and tile size of ``kernel="flex"`` (:func:`configure_flex` sets them on a whole model).
+    flex: FlexOptions = ROW_MAJOR
+    #: The cell of the ``group`` and ``block`` token orders: ISA's block, the window, the stride.
+    cell: tuple[int, int] = (8, 8)
 
     def __init__(self, kernel: Kernel = "matmul"):
         super().__init__()
@@ -75,7 +108,17 @@ class PatternAttention(nn.Module):
     @property
     def computed_with(self) -> str:
         """The kernel this module really runs: its ``kernel``, or ``"matmul"`` when it has no sdpa form."""
-        return self.kernel if self.uses_sdpa else "matmul"
+        return self.kernel if self.uses_sdpa or self.kernel == "flex" else "matmul"
+
+    def flex_patterns(self) -> list[Pattern]:
+        """One :class:`~isanet.models.flex.Pattern` per hop, over the same (padded) map as :meth:`hops`."""
+        raise NotImplementedError
+
+    def flex_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module's output with the flex kernel, its tokens in ``self.flex.order``."""
+        height, width = x.shape[2:]
+        return flex_relations(x, self.relations(), self.flex_patterns(), self.padding(height, width), self.flex,
+                              self.cell)
 
     def relations(self) -> list[SelfAttentionBlock]:
         """The :class:`SelfAttentionBlock` (projections) of each hop, in order."""
@@ -123,10 +166,13 @@ class DenseAttention(OneRelationAttention):
     The same projections as every other module here, so they are measured and compared alike."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relation(x, self.kernel)
+        return self.flex_forward(x) if self.kernel == "flex" else self.relation(x, self.kernel)
 
     def hops(self, height: int, width: int) -> list[torch.Tensor]:
         return [torch.ones(height * width, height * width, dtype=torch.bool)]
+
+    def flex_patterns(self) -> list[Pattern]:
+        return [Everything()]
 
     def affinity_entries(self, height: int, width: int) -> int:
         return (height * width) ** 2
@@ -137,3 +183,11 @@ def project_context(relation: SelfAttentionBlock, context: torch.Tensor, height:
     ``N x C x H x W`` output."""
     return relation.output_project(from_tokens(context, height, width))
 
+
+
+def configure_flex(module: nn.Module, options: FlexOptions) -> nn.Module:
+    """``module`` with ``options`` (token order, tile size) on every attention inside it; returns it."""
+    for inner in module.modules():
+        if isinstance(inner, PatternAttention):
+            inner.flex = options
+    return module

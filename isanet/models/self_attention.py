@@ -4,13 +4,16 @@ The non-local block of *Non-local Neural Networks* (Wang et al., arXiv:1711.0797
 ISANet uses (``mmseg/models/decode_heads/isa_head.py``, ``SelfAttentionBlock``).
 
 Every position attends to every other position of the map it is given:
-``context = softmax(Q Kᵀ / sqrt(d)) V`` followed by an output projection. Two kernels compute the same thing:
+``context = softmax(Q Kᵀ / sqrt(d)) V`` followed by an output projection. Three kernels compute the same thing:
 
 * ``"matmul"`` builds the affinity matrix explicitly (``L x L`` per map), so it can hand the weights back for
   visualisation; its memory grows with ``L²``.
 * ``"sdpa"`` calls :func:`torch.nn.functional.scaled_dot_product_attention` in a layout its fused kernels
   accept (see :func:`fused_attention`), so the affinity is never materialised (CPU flash kernel; flash or
   memory-efficient kernels on GPUs).
+* ``"flex"`` is PyTorch's FlexAttention (:mod:`isanet.models.flex`): each pattern as a ``mask_mod``, computed
+  block-sparse; here, with nothing masked, it is dense attention. Inference only on a CPU: an input that
+  requires grad is computed with ``"matmul"`` instead (one warning).
 
 Projection names and shapes are mmsegmentation's ISA ``SelfAttentionBlock``: two conv-BN-ReLU layers for keys
 and queries, a plain 1x1 conv for values, and a conv-BN-ReLU output projection.
@@ -24,10 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isanet.models.flex import flex_attend, needs_fallback
 from isanet.models.layers import ConvBNReLU, from_tokens, to_tokens
 
-#: The attention kernel: "matmul" forms the affinity (and can return it), "sdpa" is PyTorch's fused kernel.
-Kernel = Literal["matmul", "sdpa"]
+#: The attention kernel: "matmul" forms the affinity (and can return it), "sdpa" is PyTorch's fused kernel,
+#: "flex" PyTorch's block-sparse FlexAttention.
+Kernel = Literal["matmul", "sdpa", "flex"]
 KERNELS: tuple[Kernel, ...] = get_args(Kernel)
 
 
@@ -54,8 +59,11 @@ def attention_weights(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel: Kernel = "matmul") -> torch.Tensor:
     """Scaled dot-product attention over token tensors (``B x L x C``), scaled by ``C_key ** -0.5``: the
     context, ``B x L x C_value``."""
-    if check_kernel(kernel) == "sdpa":
+    kernel = check_kernel(kernel)
+    if kernel == "sdpa":
         return fused_attention(query, key, value, query.shape[-1] ** -0.5)
+    if kernel == "flex" and not needs_fallback(query, key, value):
+        return flex_attend(query, key, value, None, 1, query.shape[1])
     return torch.matmul(attention_weights(query, key), value)
 
 

@@ -12,7 +12,9 @@ from the paper (which masks causally over 1-D sequences, image rows flattened).
 With ``s`` equal to ISA's ``down_factor`` the two parts are exactly ISA's short-range block and long-range
 group (without ISA's symmetric padding): ISA applies them one after the other with two sets of projections,
 this module at once with one. The map is zero-padded at the bottom/right to whole blocks and padded keys
-are masked. Each query has its own key set, so ``sdpa`` does not apply: the affinities are always explicit.
+are masked. Each query has its own key set, so ``sdpa`` does not apply: with ``matmul`` and ``sdpa`` the
+affinities are explicit. Its fused form is ``kernel="flex"``: block and lattice as one ``mask_mod`` over the
+unpadded map (:mod:`isanet.models.flex`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import math
 
 import torch
 
+from isanet.models.flex import Pattern, SameCell, SameOffset, Union
 from isanet.models.patterns import OneRelationAttention, grid, project_context
 from isanet.models.self_attention import Kernel
 from isanet.models.window import from_blocks, pad_tokens, to_blocks
@@ -53,8 +56,11 @@ class StridedAttention(OneRelationAttention):
             raise ValueError(f"stride must be >= 1, got {stride}")
         super().__init__(channels, key_channels, kernel)
         self.stride = stride
+        self.cell = (stride, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel == "flex":
+            return self.flex_forward(x)
         n, _, height, width = x.shape
         s = self.stride
         blocks_h, blocks_w = math.ceil(height / s), math.ceil(width / s)
@@ -87,6 +93,9 @@ class StridedAttention(OneRelationAttention):
         same_block = (rows[:, None] // s == rows[None, :] // s) & (cols[:, None] // s == cols[None, :] // s)
         same_lattice = (rows[:, None] % s == rows[None, :] % s) & (cols[:, None] % s == cols[None, :] % s)
         return [same_block | same_lattice]
+
+    def flex_patterns(self) -> list[Pattern]:
+        return [Union((SameCell(self.stride, self.stride), SameOffset(self.stride, self.stride)))]
 
     def affinity_entries(self, height: int, width: int) -> int:
         s = self.stride

@@ -20,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from isanet.models.flex import Pattern, SameCell
 from isanet.models.patterns import OneRelationAttention, grid, masked_attend, project_context, same_group
 from isanet.models.self_attention import Kernel, attend
 
@@ -57,6 +58,7 @@ class WindowAttention(OneRelationAttention):
             raise ValueError(f"window must be >= 1 and 0 <= shift < window, got window={window}, shift={shift}")
         super().__init__(channels, key_channels, kernel)
         self.window, self.shift = window, shift
+        self.cell = (window, window)
 
     def _padding(self, height: int, width: int) -> tuple[int, int, int, int]:
         """``(top, bottom, left, right)`` of whole windows around the map, the grid moved by ``shift``."""
@@ -64,6 +66,8 @@ class WindowAttention(OneRelationAttention):
         return s, math.ceil((height + s) / k) * k - height - s, s, math.ceil((width + s) / k) * k - width - s
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel == "flex":
+            return self.flex_forward(x)
         n, _, height, width = x.shape
         top, bottom, left, right = pad = self._padding(height, width)
         hp, wp = top + height + bottom, left + width + right
@@ -83,6 +87,10 @@ class WindowAttention(OneRelationAttention):
         rows, cols = grid(height, width)
         return [same_group((rows + self.shift) // self.window * (width + self.window)
                            + (cols + self.shift) // self.window)]
+
+    def flex_patterns(self) -> list[Pattern]:
+        """The (shifted) window over the unpadded map: border windows are smaller, nothing needs padding."""
+        return [SameCell(self.window, self.window, self.shift)]
 
     def affinity_entries(self, height: int, width: int) -> int:
         top, bottom, left, right = self._padding(height, width)

@@ -180,3 +180,21 @@ def plot_training_curves(log_or_path: str | os.PathLike | Sequence[dict], ax=Non
         ax.legend(handles=handles, loc="center right")
     ax.set_title("training curves" if records else "training curves (no records yet)")
     return ax, miou_ax
+
+
+def plot_head_comparison(summary: dict[str, dict], ax=None, title: str = "") -> Figure:
+    """Each head's mean mIoU over seeds as a bar, its seeds as dots, and the min-max range as an error bar
+    (:func:`isanet.notebook.teaching.summarize` gives ``summary``): the spread is drawn as large as the gap."""
+    figure, (axis,) = axes_grid(ax, size=6.0)
+    heads = list(summary)
+    means = np.array([summary[head]["mean"] for head in heads])
+    low = means - np.array([min(summary[head]["mIoU"]) for head in heads])
+    high = np.array([max(summary[head]["mIoU"]) for head in heads]) - means
+    axis.bar(heads, means, color="#9ecae1", yerr=[low, high], capsize=6, ecolor="#333333")
+    for index, head in enumerate(heads):
+        values = summary[head]["mIoU"]
+        axis.plot([index] * len(values), values, "o", color="#08519c", markersize=4)
+    axis.set_ylabel("validation mIoU (bar: mean; dots: seeds; whiskers: min-max)")
+    axis.set_ylim(0, 100)
+    axis.set_title(title)
+    return figure

@@ -7,17 +7,15 @@ The data is the synthetic VOC sample of :data:`isanet.engine.trainer.NOTEBOOK_SA
 :data:`isanet.engine.trainer.NOTEBOOK_SETTINGS` (tiny R-18, 64 px crops); numbers measured on it say nothing
 about ISANet on Pascal VOC.
 
-:func:`compare_heads` is the ISA experiment of notebook 04: the same fine-tune (data, seed, iterations,
-settings) with the ISA head, the dense head (same projections) and no context module
-(:class:`isanet.models.config.ISANetConfig` ``head``), reporting mIoU, step time and the peak memory of one
-training step.
+:func:`training_step_peak_bytes` measures one training step's peak memory (notebook 04's exercise 3). The head
+experiment is no longer run on this sample, whose classes can be read off each object: it runs on the context
+task (:mod:`isanet.notebook.teaching`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -115,49 +113,3 @@ def training_step_peak_bytes(model: torch.nn.Module, batch_size: int, crop_size:
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-
-
-def compare_heads(root: str | os.PathLike | None = None, heads: tuple[str, ...] = ("isa", "dense", "none"),
-                  seeds: tuple[int, ...] = (0,), *, iters: int | None = None, quick: bool = False,
-                  device: str = "cpu", on_row=None) -> list[dict]:
-    """The same sample fine-tune per head and seed (equal data, iterations and settings); one row each:
-    ``head``, ``seed``, ``iters``, ``mIoU_start``/``mIoU`` (validation, before and after), ``step_ms`` (median
-    compute time of a training step, data loading excluded, the first 3 steps left out as warm-up),
-    ``peak_mb`` (:func:`training_step_peak_bytes`) and ``params_m`` (millions). ``on_row(row)`` sees each row
-    as it is finished (progress in a notebook)."""
-    rows = []
-    for seed in seeds:
-        for head in heads:
-            scratch = Path(tempfile.mkdtemp(prefix=f"isanet-heads-{head}-"))
-            try:
-                config = sample_finetune_config(scratch / "run", root, seed=seed, iters=iters, head=head,
-                                                quick=quick, device=device, quiet=True, eval_at_start=True)
-                trainer = Trainer(config)
-                try:
-                    records = list(trainer.run())
-                finally:
-                    trainer.close()
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-            model, state = trainer.state.bare_model, trainer.state
-            evals = [record["mIoU"] for record in records if "mIoU" in record]
-            times = [record["time"] for record in records if "time" in record]
-            peak = training_step_peak_bytes(model, state.config.batch_size, tuple(state.config.crop_size),
-                                            model.num_classes, str(state.device))
-            row = dict(head=head, seed=seed, iters=trainer.iteration, mIoU_start=evals[0], mIoU=evals[-1],
-                       step_ms=1000 * statistics.median(times[3:] or times), peak_mb=peak / 2**20,
-                       params_m=sum(p.numel() for p in model.parameters()) / 1e6)
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
-    return rows
-
-
-def format_head_table(rows: list[dict]) -> str:
-    """:func:`compare_heads` rows as a fixed-width table (one line per head and seed)."""
-    lines = [f"{'head':>6} {'seed':>4} {'iters':>5} {'mIoU before':>11} {'mIoU after':>10} {'step ms':>8} "
-             f"{'peak MB':>8} {'params M':>8}"]
-    for row in rows:
-        lines.append(f"{row['head']:>6} {row['seed']:>4} {row['iters']:>5} {row['mIoU_start']:11.2f} "
-                     f"{row['mIoU']:10.2f} {row['step_ms']:8.1f} {row['peak_mb']:8.1f} {row['params_m']:8.3f}")
-    return "\n".join(lines)

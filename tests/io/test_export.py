@@ -63,3 +63,10 @@ def test_export_refuses_a_small_example(tmp_path):
     with pytest.raises(ValueError, match="at least 65"):
         export_onnx(model, tmp_path / "x.onnx", example_size=(32, 512))
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_refuses_the_flex_kernel(tmp_path):
+    model = isanet.ISANet(isanet.ISANetConfig.tiny(kernel="flex"))
+    with pytest.raises(ValueError, match="kernel='flex' has no ONNX form"):
+        export_onnx(model, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()

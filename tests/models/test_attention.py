@@ -103,7 +103,7 @@ def test_isa_kernels_agree_with_padding(device):
 
 def test_unknown_kernel_is_refused_with_the_choices():
     block = SelfAttentionBlock(8, 4).eval()
-    with pytest.raises(ValueError, match="kernel must be one of \\('matmul', 'sdpa'\\), got 'flash'"):
+    with pytest.raises(ValueError, match="kernel must be one of \\('matmul', 'sdpa', 'flex'\\), got 'flash'"):
         block(torch.randn(1, 8, 3, 3), "flash")
     with pytest.raises(ValueError, match="kernel must be one of"):
         ISAModule(8, 4, kernel="flash")

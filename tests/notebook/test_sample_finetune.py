@@ -1,5 +1,5 @@
 """The shared sample fine-tune: the checkpoint is trained once and reused, it loads as the model it was, and the
-head comparison runs every head with equal settings and measures real differences."""
+training-step memory measures the dense affinity where it is large."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import torch
 import isanet
 from isanet.io.checkpoint import load_model
 from isanet.notebook.sample_finetune import (
-    compare_heads,
-    format_head_table,
     sample_finetune_config,
     sample_trained_checkpoint,
     sample_trained_path,
@@ -43,17 +41,6 @@ def test_the_sample_trained_checkpoint_is_trained_once_then_reused(tmp_path, cap
                if value.is_floating_point() and not torch.equal(value, fresh.state_dict()[name])]
     assert any(name.startswith("decode_head.global_relation") for name in changed)  # trained, not initial
     assert not list(path.parent.glob("*.tmp*"))  # nothing half-written left behind
-
-
-def test_compare_heads_runs_each_head_with_the_same_settings(tmp_path):
-    rows = compare_heads(tmp_path, iters=2, quick=True)
-    assert [row["head"] for row in rows] == ["isa", "dense", "none"]
-    assert all(row["iters"] == 2 and row["seed"] == 0 and row["step_ms"] > 0 and row["peak_mb"] > 0
-               for row in rows)
-    params = {row["head"]: row["params_m"] for row in rows}
-    assert params["none"] < params["dense"] < params["isa"]  # ISA has two attention blocks, dense one, none zero
-    table = format_head_table(rows)
-    assert table.splitlines()[0].split()[:2] == ["head", "seed"] and len(table.splitlines()) == 4
 
 
 def test_dense_attention_needs_more_memory_than_isa_on_a_large_map():
