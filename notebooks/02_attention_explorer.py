@@ -467,8 +467,9 @@ by_lift = max(measured, key=lambda name: measured[name].lift)
 by_mass = max(measured, key=lambda name: measured[name].mass)
 print(f"largest lift: {by_lift} (x{measured[by_lift].lift:.2f}); largest raw mass: {by_mass} "
       f"({measured[by_mass].mass:.2f})")
-print("they can differ because the raw mass also counts where a map is allowed to look: a block around an object "
-      "pixel is mostly that object, so the short-range map scores high raw mass even with uniform weights")
+print(("here one map leads both; " if by_lift == by_mass else "two different maps; ") + "they can differ because "
+      "the raw mass also counts where a map is allowed to look: a block around an object pixel is mostly that "
+      f"object, so the short-range map scores a raw mass of {measured['short_range'].uniform:.2f} with uniform weights")
 
 # %% [markdown]
 # 4. **(hard)** Measure the cue lift of a different "dense what-if": the teaching model's step-2 projections
