@@ -16,7 +16,12 @@
 #
 # **Goal:** pick any pixel of an image and look at the attention ISA actually computes for it, put the two
 # sparse maps back together as the paper's product of two sparse affinity matrices, and **measure** whether a
-# trained model's attention prefers the pixels of the query's own class.
+# trained model's attention goes to the pixels that decide the answer.
+#
+# The explorer opens on the kit's **teaching model**: a small ISANet trained on a synthetic *context task* in
+# which identical grey objects belong to the team of a coloured beacon far away in the same picture. To label
+# an object the model has to carry the beacon's colour across the picture, and ISA's two steps are its only way
+# to do it, so its attention has something real to show. It knows only these synthetic scenes.
 #
 # **You will learn**
 #
@@ -24,29 +29,31 @@
 #    ($A_L$, $A_S$, block size $P$, group count $Q$) and in the code's (`down_factor`, `loc`, `glb`);
 # 2. why the composed map $A_S A_L$ reaches every pixel, and why it only *approximates* influence;
 # 3. what the "dense" panel is here (the ISA model's own step-1 query/key applied to all pixels) and what it is not;
-# 4. how to turn "the maps light up the same class" into a number with a baseline, for random and trained weights.
+# 4. how to turn "the model reads the beacon" into a number with a baseline (the cue lift), for trained weights
+#    against the same architecture at random weights.
 #
 # **Prerequisites:** notebook 01 (the words *block*, *long-range group*, `down_factor`); softmax attention
-# ($\mathrm{softmax}(QK^\top/\sqrt{d})V$); numpy indexing. Nothing to download: without data or checkpoints the
-# notebook uses synthetic sample data and trains its own small model once (cached under `data/samples/`).
+# ($\mathrm{softmax}(QK^\top/\sqrt{d})V$); numpy indexing. Nothing to download: the trained teaching model is
+# shipped with the kit (`isanet/notebook/assets/teaching_isa.pth`, about 2 MB, made by
+# `benchmarks/make_teaching_checkpoint.py`), and the context task is written once under `data/samples/`.
 #
 # **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
 # %% tags=["parameters"]
 # Parameters — change these to use your own data and weights. Relative paths are taken from the repository root.
-IMAGE_FILE = None        # any picture file (e.g. "my_photo.jpg") to explore; None: an image of DATA_ROOT
-DATA_ROOT = None         # a Cityscapes / ADE20K / VOC root (e.g. "data/cityscapes"); None: synthetic sample data
+IMAGE_FILE = None        # any picture file (e.g. "my_photo.jpg") to explore; None: a validation picture
+DATA_ROOT = None         # a Cityscapes / ADE20K / VOC root (e.g. "data/cityscapes"); None: the context task
 DATASET = "cityscapes"   # how to read DATA_ROOT: "cityscapes", "ade20k" or "voc"
-IMAGE_INDEX = 0          # which validation image to show (when IMAGE_FILE is None)
-IMAGE_WIDTH = 512        # the picture is resized to this width before the model sees it (small = fast on a CPU)
-MODEL = "isanet_r50-d8_4xb2-40k_cityscapes-512x1024"  # zoo architecture of the "random weights" model
+IMAGE_INDEX = 0          # which validation picture to show (when IMAGE_FILE is None)
+IMAGE_WIDTH = 160        # the picture is resized to this width first: 160 px is the one size the teaching model
+                         # learnt; use e.g. 512 for a zoo model on a real picture
+MODEL = "isanet_r50-d8_4xb2-40k_cityscapes-512x1024"  # zoo architecture of the menu's R-50 "random weights" entry
 CHECKPOINT = None        # an extra checkpoint file for the menu; zoo files in data/checkpoints/ are found anyway
 CHECKPOINT_DIR = "data/checkpoints"
-SAMPLE_CHECKPOINT = None  # a sample-trained checkpoint file; None: the shared sample fine-tune (trained once, cached)
-SAMPLE_ITERS = None      # its iterations; None: 20 in quick mode, else 300 (about 2 min on one CPU thread, once)
-SAME_CLASS_IMAGES = None  # sample validation images the same-class measurement averages over; None: 2 quick, else 8
-SAME_CLASS_QUERIES = 256  # query pixels per image (a seeded random subset; None: all labelled pixels)
-QUICK = None             # None: tiny settings when run by a test runner (pytest --nbmake, CI)
+CUE_IMAGES = None        # context validation pictures the cue measurement averages over; None: all of them (24)
+CUE_QUERIES = 256        # object pixels per picture (a seeded random subset; None: all of them)
+QUICK = None             # None: test-runner settings (one CPU thread) under pytest --nbmake / CI; the model and
+                         # the measurement are the full ones either way (the teaching model is shipped trained)
 DEVICE = "auto"          # "cpu", "cuda" or "auto"
 PRECISION = "fp32"       # the backbone's: "bf16" is ~2x faster on CPUs with AVX-512 BF16 (attention stays fp32)
 THREADS = None           # CPU threads; None: 1 under a test runner (steady on busy shared CPUs), else the default
@@ -90,35 +97,33 @@ EXPLORER_PAGE = "data/pages/attention_explorer.html"  # where the standalone pag
 #
 # The notebook finds the repository root from wherever it runs (JupyterLab and `nbmake` start it in
 # `notebooks/`) and reads the picture to explore: your own file when `IMAGE_FILE` is set (any JPEG/PNG, read
-# by `isanet.data.datasets.read_image`), else one validation image of `DATA_ROOT`, else a small **synthetic**
-# sample in the real Cityscapes layout — it says so when it does. Either way the picture is resized to
+# by `isanet.data.datasets.read_image`), else one validation image of `DATA_ROOT`, else a validation picture of
+# the **synthetic** context task (`teaching_samples`) — it says which. Either way the picture is resized to
 # `IMAGE_WIDTH` (keeping its aspect ratio) with the package's `resize_image`, as notebook 01 does.
 
 # %%
 import numpy as np
 import torch
 
-from isanet import ISANet
 from isanet.analysis.probe import composed_map
-from isanet.analysis.same_class import same_class_over_images
+from isanet.analysis.same_class import cue_attention, same_class_over_images
 from isanet.data.build import build_dataset
+from isanet.data.context import BEACON, CONTEXT_CLASSES, TEAM_CLASSES
 from isanet.data.datasets import read_image
-from isanet.data.transforms import TestTransform, rescale_size, resize_image
-from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS
+from isanet.data.transforms import rescale_size, resize_image
 from isanet.evaluation.inference import predict_image
 from isanet.evaluation.metrics import SegMetrics
-from isanet.io.checkpoint import load_model
+from isanet.io.checkpoint import load_model, read_checkpoint
 from isanet.models.interlaced import Partition, attention_matrices
 from isanet.notebook.attention_explorer import AttentionExplorer
 from isanet.notebook.model_menu import model_choices
-from isanet.notebook.plots import IMAGENET_MEAN, IMAGENET_STD
-from isanet.notebook.sample_finetune import FULL_ITERS, QUICK_ITERS, sample_trained_checkpoint
-from isanet.notebook.session import (
-    configure_torch,
-    quick_mode,
-    repo_root,
-    resolve_path,
-    sample_dataset,
+from isanet.notebook.session import configure_torch, quick_mode, repo_root, resolve_path
+from isanet.notebook.teaching import (
+    random_copy,
+    reference_results,
+    teaching_checkpoint,
+    teaching_samples,
+    teaching_transform,
 )
 
 ROOT = repo_root()
@@ -129,10 +134,10 @@ if image_file is not None:
     picture, source = read_image(image_file), f"your image {image_file}"
 else:
     data_root = resolve_path(DATA_ROOT, ROOT)
-    if data_root is None:
-        data_root = sample_dataset(DATASET, ROOT, num_train=1, num_val=2, size=IMAGE_WIDTH)
-    sample = build_dataset(DATASET, data_root, split="val")[IMAGE_INDEX]
-    picture, source = sample["image"], f"image {sample['path']}"
+    validation = build_dataset(DATASET, data_root, split="val") if data_root else teaching_samples(ROOT)
+    sample = validation[IMAGE_INDEX]
+    picture = sample["image"]
+    source = f"image {sample['path']}" + ("" if data_root else " (SYNTHETIC context task)")
 height, width = picture.shape[:2]
 image = resize_image(picture, rescale_size(height, width, (IMAGE_WIDTH, IMAGE_WIDTH)))
 print(f"{source} ({height}x{width}) shown at {image.shape[0]}x{image.shape[1]}, device {device}")
@@ -140,28 +145,34 @@ print(f"{source} ({height}x{width}) shown at {image.shape[0]}x{image.shape[1]}, 
 # %% [markdown]
 # ## The models in the menu
 #
-# `model_choices` lists what is available; models are only built when you picked them. The menu always has
-# **random weights** (they show the *pattern*, which pixels a pixel may read, not what a network learnt) and a
-# **sample-trained** model: a tiny R-18 ISANet fine-tuned on the synthetic VOC sample by the same package call
-# notebook 04 uses (`sample_trained_checkpoint`: trained on first use, then read from `data/samples/`). It has
-# learnt a toy task, nothing about real scenes; the cell prints how many iterations it had (few in quick mode).
+# `model_choices` lists what is available; models are only built when you picked them. First comes the
+# **teaching model**: ResNet-V1c-10 at width 16 with an ISA head, `down_factor` (4, 4) on the 20 x 20 feature map
+# of a 160-px picture, trained with the teaching recipe (`isanet train --recipe teaching`) on the context task.
+# **What it learnt:** background and beacon are easy (local colour), but the grey objects all look alike, and
+# their class is the team of the beacon, which is always far from them: too far for the small backbone's
+# convolutions. So the model learnt to *read the team from the beacon* through its attention. That is all it
+# knows: it has seen nothing but these synthetic scenes, and on your own photo its maps show those habits, not
+# an understanding of the photo.
+#
+# Next comes the same architecture at **random weights** (the baseline: it shows the *pattern*, which pixels a
+# pixel may read, not what a network learnt), then the R-50 `MODEL` at random weights and any published
+# checkpoint found on disk. The cell prints what the shipped checkpoint records about its training.
 
 # %%
-sample_iters = SAMPLE_ITERS or (QUICK_ITERS if quick else FULL_ITERS)
-sample_path = resolve_path(SAMPLE_CHECKPOINT, ROOT) or sample_trained_checkpoint(ROOT, iters=sample_iters)
-print(f"sample-trained model: {sample_iters} iterations" + (" (QUICK mode)" if quick else ""))
-choices = model_choices(MODEL, checkpoint=CHECKPOINT, checkpoint_dir=resolve_path(CHECKPOINT_DIR, ROOT),
-                        sample_checkpoint=sample_path)
+choices = model_choices(MODEL, checkpoint=CHECKPOINT, checkpoint_dir=resolve_path(CHECKPOINT_DIR, ROOT))
 for choice in choices:
-    print(f"{choice.kind:>6}: {choice.label}")
+    print(f"{choice.kind:>8}: {choice.label}")
+meta = read_checkpoint(teaching_checkpoint())["meta"]
+print(f"teaching model: recipe {meta['recipe']!r}, {meta['iter']} iterations, seed {meta['seed']}, validation "
+      f"mIoU {meta['val_mIoU']:.2f} on the SYNTHETIC context task; classes {meta['dataset_meta']['classes']}")
 if not any(choice.kind == "zoo" for choice in choices):
-    print("no published checkpoint found: random and SAMPLE-TRAINED weights only (download one with "
+    print("no published checkpoint found: the teaching model and random weights only (download one with "
           f"`isanet download {MODEL} --dir {CHECKPOINT_DIR}`).")
 
 # %% [markdown]
 # ## Explore
 #
-# **Click the picture** to choose the query pixel (or hover it and use the arrow keys, or move the *row* /
+# **Click the picture** to choose the query pixel (try a grey object, then the beacon) (or hover it and use the arrow keys, or move the *row* /
 # *col* sliders, which count feature pixels). The orange box is the pixel's block (its short-range group), the
 # blue dots its long-range group. Below, each panel is one map over the image; the white star is the query.
 #
@@ -170,7 +181,7 @@ if not any(choice.kind == "zoo" for choice in choices):
 # * **The "dense what-if" panel is not a dense-trained model.** It applies this ISA model's own step-1 query and
 #   key projections (`global_relation`) to *all* pixels and takes one softmax: what the step-1 similarity would
 #   say if it were not restricted to a group. A model trained with dense attention (`ISANetConfig(head="dense")`)
-#   would have learnt other projections; notebook 04 trains one.
+#   would have learnt other projections (`--head dense` of the teaching recipe trains one).
 # * *feature cells* shows every feature pixel as the 8 x 8 image pixels it covers — exact; *bilinear* shows the
 #   maps resized the way the model resizes its logits. Each panel has its own colour scale.
 
@@ -243,13 +254,15 @@ print(f"correlation of composed and dense what-if maps for pixel {explorer.featu
       f"({explorer.model_label}): {np.corrcoef(composed, dense)[0, 1]:+.3f}")
 
 # %% [markdown]
-# With random weights this says little about learning: both maps come from the same random projections. It
-# is one pixel of one image; the measurement below averages over many.
+# Both maps come from the same step-1 projections (the dense what-if reuses them), so the number says how much
+# the two-hop route agrees with one softmax over the whole map for this pixel, not whether anything was learnt.
+# It is one pixel of one picture; the measurement below averages over many.
 #
 # The model menu is an ordinary dropdown too: setting `explorer.model_menu.value` runs the chosen model (once;
-# its capture is cached) and redraws the same pixel. Here we show the same pixel with the sample-trained model
-# and compare how *peaked* each model's maps are: the largest weight of a map divided by the mean weight of its
-# keys is 1 for a uniform map and grows as the map concentrates on a few keys.
+# its capture is cached) and redraws the same pixel. Here we show the same pixel with the teaching model and
+# with its random twin (same architecture, same picture) and compare how *peaked* their maps are: the largest
+# weight of a map divided by the mean weight of its keys is 1 for a uniform map and grows as the map
+# concentrates on a few keys.
 
 # %%
 def peakedness(attention_map) -> float:
@@ -259,21 +272,23 @@ def peakedness(attention_map) -> float:
 
 
 first = explorer.model_menu.value
-trained = [index for index, choice in enumerate(choices) if choice.kind != "random"]
-for index in (first, trained[0]):
+twin = next(index for index, choice in enumerate(choices) if choice.kind == "random")  # the teaching architecture
+peaks = {}
+for index in (first, twin):
     explorer.model_menu.value = index
-    shown = explorer.result
-    print(f"{explorer.model_label}: peak / mean over the keys: " + ", ".join(
-        f"{name} {peakedness(getattr(shown, name)):.3f}" for name in ("long_range", "short_range", "dense")))
+    peaks[index] = {name: peakedness(getattr(explorer.result, name)) for name in ("long_range", "short_range", "dense")}
+    print(f"{explorer.model_label}: peak / mean over the keys: "
+          + ", ".join(f"{name} {value:.3f}" for name, value in peaks[index].items()))
+sharper = [name for name in peaks[first] if peaks[first][name] > peaks[twin][name]]
+print(f"the teaching model's maps are more peaked than its random twin's at this pixel in: {', '.join(sharper) or 'none'}")
 explorer.model_menu.value = first  # the explorer above shows the first model again: pick another in its menu
 
 # %% [markdown]
-# Two different models on two different tasks (the menu's first model, with the `MODEL` architecture, and a tiny
-# R-18 fine-tuned on the toy sample), so only the size of the numbers is meaningful: the closer to 1, the flatter
-# the map. A ratio near 1 for the random weights means their maps are close to uniform at this pixel: each panel's
-# own colour scale stretches tiny differences, so do not read the random panels' bright spots as preferences. The
-# explorer above is back on its first model; choose the sample-trained one in its menu and click around to see its
-# maps.
+# The closer to 1, the flatter the map; the last line says, for this one pixel, which of the teaching model's
+# maps concentrate more than the random twin's. A ratio near 1 for the random weights means their maps are close
+# to uniform: each panel's own colour scale stretches tiny differences, so do not read the random panels' bright
+# spots as preferences. Peaked is not the same as *right*: where the weight goes is what the measurement below
+# counts. The explorer above is back on the teaching model; pick the random twin in its menu to compare by eye.
 
 # %% [markdown]
 # ## Take it with you: a standalone page
@@ -283,8 +298,9 @@ explorer.model_menu.value = first  # the explorer above shows the first model ag
 # do that because ISA's attention is small: the file carries *all* of it, the $N'(Q_hQ_w + P_hP_w)$
 # weights of the two steps (each softmax row stored as `uint8` steps of its maximum), and computes the composed
 # map in the page. Dense attention's $N^2$ affinity would not fit, so the page stores its queries and keys
-# (`float16`) and forms the clicked row with one softmax. (`isanet attention IMAGE --model NAME --out page.html`
-# does the same for any picture from the command line.)
+# (`float16`) and forms the clicked row with one softmax. (`isanet attention IMAGE --teaching --out page.html`
+# does the same with the teaching model for any picture from the command line; `--model NAME --checkpoint FILE`
+# with other weights.)
 
 # %%
 page = resolve_path(EXPLORER_PAGE, ROOT)
@@ -298,104 +314,97 @@ print(f"dense affinity:   {sizes.dense_numbers:,} numbers = {4 * sizes.dense_num
 # %% [markdown]
 # The two lines above are the lesson in numbers: ISA's whole attention for this picture is a small fraction of
 # one dense affinity, small enough to ship in a web page. Open the file in a browser and click around; it says
-# on the page which weights it was made with.
+# on the page which weights it was made with (here the teaching model, and that it knows only synthetic scenes).
 
 # %% [markdown]
-# ## Does a trained model attend to its own class? A measurement
+# ## Does the trained model look where the answer is? A measurement
 #
-# Attention pictures of trained models often *look* as if a pixel reads its own class. To make that a claim we
-# need a number and a baseline. For a query $p$ of class $c$ and one of its maps $m$:
+# Attention pictures of trained models often *look* as if a pixel reads what matters. To make that a claim we
+# need a number and a baseline. On the context task we know which pixels decide an object pixel's class: the
+# **beacon** and the pixels of the object's **own team**. For a query $p$ on an object and one of its maps $m$,
+# with $D(p)$ = beacon pixels $\cup$ pixels of $p$'s team:
 #
-# $$\text{mass}(p) = \frac{\sum_{r:\,y_r = c} m[r]}{\sum_{r \text{ labelled}} m[r]}, \qquad
-# \text{uniform}(p) = \frac{|\{r \in S_m(p): y_r = c\}|}{|S_m(p)|},$$
+# $$\text{mass}(p) = \frac{\sum_{r \in D(p)} m[r]}{\sum_{r \text{ labelled}} m[r]}, \qquad
+# \text{uniform}(p) = \frac{|S_m(p) \cap D(p)|}{|S_m(p)|}, \qquad \text{lift} = \frac{\text{mass}}{\text{uniform}},$$
 #
-# where $S_m(p)$ is the set of keys the map *can* read (its group for $A_L$, its block for $A_S$, all pixels for
-# the composed and dense maps). A map that spreads its weight evenly over its keys scores exactly the uniform
-# baseline; **lift** = mass / uniform above 1 means the *weights* prefer the query's class. The short-range
-# baseline is high on its own: neighbours tend to share a class. `isanet.analysis.same_class` computes both,
-# averaged over many query pixels of the VOC sample's validation images (the data the sample-trained model
-# learnt from), for the sample-trained model and for the same architecture with fresh random weights.
+# where $S_m(p)$ is the set of keys the map *can* read (its long-range group for $A_L$, its block for $A_S$, all
+# pixels for the composed and dense maps). A map that spreads its weight evenly over its keys scores exactly the
+# uniform baseline, lift 1; a lift above 1 means the *weights* go to the deciding pixels beyond where the map can
+# look. Since the mass is at most 1, a map's lift can never exceed $1/\text{uniform}$: the cell prints that
+# ceiling too. `isanet.analysis.same_class.cue_attention` computes it (class-balanced: each team counts once)
+# over object pixels of the context task's validation pictures, for the teaching model and for the same
+# architecture at random weights (`random_copy`). The target the teaching model was made for: lifts of at least
+# 2 for the trained long- and short-range maps, about 1 for the random ones.
 
 # %%
-voc_root = sample_dataset("voc", ROOT, seed=0, quiet=True, **NOTEBOOK_SAMPLE_DATA)
-voc_val = build_dataset("voc", voc_root, split="val")
-count = SAME_CLASS_IMAGES or (2 if quick else len(voc_val))
-voc_samples = [voc_val[i] for i in range(min(count, len(voc_val)))]
-transform = TestTransform(NOTEBOOK_SETTINGS["val_scale"], IMAGENET_MEAN, IMAGENET_STD)
-
-trained_model = load_model(sample_path).to(device)
-torch.manual_seed(0)
-random_model = ISANet(trained_model.config).to(device)  # the same architecture, freshly initialised
-same_class = {}
-for name, model in (("random weights", random_model), (f"sample-trained ({sample_iters} it)", trained_model)):
-    measured = same_class[name] = same_class_over_images(model, voc_samples, transform, queries=SAME_CLASS_QUERIES)
-    print(f"{name}: {measured.num_queries} query pixels over {len(voc_samples)} images (SYNTHETIC sample data), "
-          f"queries per class {dict(sorted(measured.counts.items()))}")
-    print(f"averaged over all queries:\n{measured.table()}\nclass-balanced (each class counts once):\n"
-          f"{measured.table(balanced=True)}\n")
+cue_samples = teaching_samples(ROOT)[:CUE_IMAGES]
+transform = teaching_transform()
+trained_model = load_model(teaching_checkpoint()).eval()
+random_model = random_copy(trained_model, seed=0)  # the same architecture, mmseg's initialisation, seeded
+cue = {}
+for name, model in (("trained", trained_model), ("random", random_model)):
+    measured = cue[name] = cue_attention(model.to(device), cue_samples, transform, queries=CUE_QUERIES)
+    print(f"{name}: {measured.num_queries} object pixels over {len(cue_samples)} SYNTHETIC context pictures, class-"
+          f"balanced\n{measured.table(balanced=True)}\n")
 
 # %% [markdown]
-# The tables are long; the next cell boils them down. For each model it prints the class-balanced lifts, how far
-# the per-class lifts scatter and over how few queries per class, and a verdict computed from both (a map
-# "prefers the own class" when its balanced lift is above 1.1 and every class's lift is above 1); then, for the
-# sample-trained model, how well it segments these same images (mIoU by `SegMetrics`, from `predict_image` at the
-# test scale used above). For the random weights it checks the claim that fresh weights have no preference:
-# every lift within 10 % of 1.
+# The next cell boils the tables down to the two lifts the target is about, with their ceilings, says which
+# meet it, checks that the random weights are a real control (every lift within 10 % of 1), prints the same
+# lifts from the reference run of the head experiment (every seed of `benchmarks/context_experiment.py`), and
+# how well the teaching model segments these same pictures.
 
 # %%
-def verdict(lifts: dict, scatter: dict) -> str:
-    """The rule the prose reads: a map prefers the own class when its class-balanced lift is above 1.1 *and*
-    every class's own lift is above 1; above 1.1 with some class at or below 1 is no consistent preference."""
-    above = [name for name, lift in lifts.items() if lift > 1.1]
-    consistent = [name for name in above if min(scatter[name]) > 1]
-    mixed = [name for name in above if name not in consistent]
-    parts = [f"prefers the own class (lift > 1.1, every class > 1) in: {', '.join(consistent)}"] if consistent else []
-    if mixed:
-        parts.append(f"lift > 1.1 but some class at or below 1, so no consistent preference, in: {', '.join(mixed)}")
-    return "; ".join(parts) or "no map prefers the own class by more than 10 %"
+balanced = {name: measured.balanced() for name, measured in cue.items()}
+for map_name in ("long_range", "short_range"):
+    trained, random_lift = balanced["trained"][map_name], balanced["random"][map_name].lift
+    print(f"{map_name:>11}: trained x{trained.lift:.2f}, random x{random_lift:.2f}  (ceiling 1/uniform = "
+          f"x{1 / trained.uniform:.2f}; target: trained >= 2, random about 1)")
+met = [name for name in ("long_range", "short_range") if balanced["trained"][name].lift >= 2]
+missed = [name for name in ("long_range", "short_range") if name not in met]
+print(f"trained lift >= 2 in: {', '.join(met) or 'no map'}; below 2 in: {', '.join(missed) or 'no map'}")
+unreachable = [name for name in missed if 1 / balanced["trained"][name].uniform < 2]
+if unreachable:
+    print(f"  ({', '.join(unreachable)}: a ceiling below 2, so no weights could reach the target by this measure)")
+deviation = max(abs(value.lift - 1) for value in balanced["random"].values())
+print(f"random weights: largest |lift - 1| over the maps = {deviation:.3f}")
+assert deviation < 0.1, "freshly initialised weights should not prefer the deciding pixels (lift within 10 % of 1)"
 
+reference = reference_results()
+for run in (run for run in reference["rows"] if "cue_attention" in run):
+    lifts = run["cue_attention"]
+    print(f"reference run, seed {run['seed']} ({run['iters']} it): trained long x{lifts['trained']['long_range']:.2f} "
+          f"short x{lifts['trained']['short_range']:.2f}; random long x{lifts['random']['long_range']:.2f} "
+          f"short x{lifts['random']['short_range']:.2f}")
+print(f"  (machine: {reference['machine']})")
 
-for name, measured in same_class.items():
-    lifts = {map_name: value.lift for map_name, value in measured.balanced().items()}
-    per_class = measured.by_class()
-    scatter = {map_name: [by_map[map_name].lift for by_map in per_class.values()] for map_name in lifts}
-    print(f"{name}: class-balanced lift " + ", ".join(f"{k} x{v:.2f}" for k, v in lifts.items()))
-    print("  per-class lifts range " + ", ".join(f"{k} {min(v):.2f}-{max(v):.2f}" for k, v in scatter.items())
-          + f"; {min(measured.counts.values())} to {max(measured.counts.values())} queries per class")
-    print(f"  -> {verdict(lifts, scatter)}")
-
-deviation = max(abs(value.lift - 1) for value in same_class["random weights"].maps.values())
-print(f"random weights: largest |lift - 1| over the maps (all queries) = {deviation:.3f}")
-assert deviation < 0.1, "freshly initialised weights should not prefer any class (lift within 10 % of 1)"
-
-segmentation = SegMetrics(voc_val.num_classes)
-for voc_sample in voc_samples:
-    scores = predict_image(trained_model, voc_sample["image"], transform.scale, IMAGENET_MEAN, IMAGENET_STD)
-    segmentation.update(scores.argmax(dim=0).cpu(), voc_sample["label"])
-print(f"sample-trained ({sample_iters} it): mIoU {segmentation.compute()['mIoU']:.2f} on the same "
-      f"{len(voc_samples)} SYNTHETIC images")
-if quick:
-    print(f"QUICK run: a {sample_iters}-iteration model on {len(voc_samples)} images, {SAME_CLASS_QUERIES or 'all'} "
-          "queries per image — these numbers say nothing; run with QUICK = False.")
+segmentation = SegMetrics(len(CONTEXT_CLASSES))
+for item in cue_samples:
+    logits = predict_image(trained_model, item["image"], transform.scale, transform.mean, transform.std)
+    segmentation.update(logits.argmax(dim=0).cpu(), item["label"])
+metrics = segmentation.compute()
+teams = ", ".join(f"{CONTEXT_CLASSES[c]} {metrics['IoU'][c]:.1f}" for c in TEAM_CLASSES)
+print(f"teaching model on the same {len(cue_samples)} pictures: mIoU {metrics['mIoU']:.2f}; team IoU: {teams}; "
+      f"beacon {metrics['IoU'][BEACON]:.1f}")
 
 # %% [markdown]
-# **Reading it.** The random-weights lines are the control: fresh softmax weights are close to uniform and know
-# nothing of classes, so every lift is close to 1 (the cell checks it), and the "on own class" column only says
-# where a map can look (the short-range map scores high because a block mostly holds one class).
+# **Reading it.** The random-weights lines are the control: fresh softmax weights know nothing of beacons or
+# teams, so their lifts sit at 1 (the cell checks it), and the "on own class" column only says where a map can
+# look.
 #
-# For the sample-trained model, the "->" line is the conclusion, computed from the two lines above it:
+# For the teaching model, the "trained lift" line is the conclusion, computed from the lines above it: a map
+# listed under ">= 2" puts at least twice the uniform share of its weight on the beacon and the query's own
+# team. Read each map against its ceiling: the long-range group of an object pixel holds one pixel per block,
+# mostly background, so its uniform share is small and its lift can grow large; a short-range block around an
+# object pixel is mostly that object already, so its uniform share is high and even perfect weights lift it
+# little (the printed ceiling). The composed and dense rows of the tables are the same measurement for the
+# two-hop map and the step-1 what-if. The reference lines come from the head experiment's ISA runs, one per
+# seed: seed 0 has the shipped model's recipe and seed (compare it with the lines above), the other seeds show
+# how much the lifts vary from one training to the next. The mIoU line says whether the model
+# gets the teams right on these pictures (three look-alike teams: a model that cannot read the beacon is right
+# on about a third of the object pixels).
 #
-# * a map whose class-balanced lift is above 1.1 **and** whose per-class lifts all stay above 1 prefers the
-#   query's own class; a balanced lift above 1.1 while the per-class lifts straddle 1, over the few queries per
-#   class the range line prints, is no consistent preference: one or two classes pull the average up;
-# * lifts at or below 1 say the attention does **not** prefer the own class. If the printed mIoU is high at
-#   the same time, the model segments the sample well without it: on this toy task the convolutions and the
-#   classifier do the work, and a bright same-class region in one picture would be a coincidence, not a rule.
-#
-# In quick mode the model has had only a few iterations, so the lines show the measurement runs, nothing more;
-# run with `QUICK = False` (more iterations, all validation images) before drawing a conclusion. Whether a
-# published model's attention prefers its class is the same measurement on real data: point `CHECKPOINT` at one
-# and give `same_class_over_images` real labelled `{"image", "label"}` samples.
+# Whether a published model's attention prefers its class is the same kind of measurement on real data:
+# `same_class_over_images` takes any model and real labelled `{"image", "label"}` samples.
 
 # %% [markdown]
 # ## Summary
@@ -405,7 +414,10 @@ if quick:
 # * Their product $A_S A_L$ has no zero: two hops reach every pixel. It composes the softmax weights only, so it
 #   approximates influence (rollout); projections and conv-BN-ReLU in between are left out.
 # * The dense panel is a what-if with the ISA model's own step-1 projections, not a dense-trained model.
-# * "Attends to its own class" is a measurable claim: mass on the class against the uniform share of the keys.
+# * The teaching model learnt one synthetic task: read an object's team from a far beacon. It knows nothing else.
+# * "It looks at the beacon" is a measurable claim: the attention mass on the pixels that decide the answer
+#   (beacon and own team) against the uniform share of the keys a map can read, with random weights as the
+#   control; the lifts printed above are the answer, and each map's ceiling $1/\text{uniform}$ bounds them.
 
 # %% [markdown]
 # ## Exercises
@@ -417,7 +429,7 @@ if quick:
 # 1. **(easy)** For the explorer's feature map, compute by hand the padding, $Q$ and the number of keys a pixel
 #    reads in each step and in dense attention; check with `Partition`.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 1: padding, Q and key counts of the explorer's feature map
 h, w = explorer.result.feature_size
 loc_h, loc_w = p.loc_h, p.loc_w
@@ -432,7 +444,7 @@ print(f"{h}x{w} map, P = ({loc_h}, {loc_w}): pad {pad_h} rows and {pad_w} column
 # 2. **(easy)** For the pixel shown, find the one $q$ that carries $\text{composed}[p, r]$ for $r$ = the top-left
 #    real pixel (not padding), and check $A_S[p, q]\,A_L[q, r]$ equals the composed weight.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 2: the one q of p's block that shares r's in-block offset
 r_y, r_x = p.pad_top, p.pad_left                             # top-left real pixel, in padded coordinates
 p_y, p_x = row + p.pad_top, col + p.pad_left
@@ -445,32 +457,34 @@ print(f"q = ({q_y}, {q_x}); A_S[p, q] A_L[q, r] = {float(term):.3e}, composed[p,
 assert torch.isclose(term, product[p_id, r_id])
 
 # %% [markdown]
-# 3. **(medium)** Which map of the sample-trained model prefers its class most *relative to its baseline*
-#    (class-balanced), and which puts the most raw mass on it? Why can those differ?
+# 3. **(medium)** Which map of the teaching model lifts the deciding pixels (beacon and own team) most
+#    *relative to its baseline* (class-balanced), and which puts the most raw mass on them? Why can those differ?
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 3: largest lift vs largest raw mass
-measured = same_class[f"sample-trained ({sample_iters} it)"].balanced()
+measured = balanced["trained"]
 by_lift = max(measured, key=lambda name: measured[name].lift)
 by_mass = max(measured, key=lambda name: measured[name].mass)
 print(f"largest lift: {by_lift} (x{measured[by_lift].lift:.2f}); largest raw mass: {by_mass} "
       f"({measured[by_mass].mass:.2f})")
-print("they can differ because the raw mass also counts where a map is allowed to look: a block is mostly one "
-      "class, so the short-range map scores high raw mass even with uniform weights")
+print(("here one map leads both; " if by_lift == by_mass else "two different maps; ") + "they can differ because "
+      "the raw mass also counts where a map is allowed to look: a block around an object pixel is mostly that "
+      f"object, so the short-range map scores a raw mass of {measured['short_range'].uniform:.2f} with uniform weights")
 
 # %% [markdown]
-# 4. **(hard)** Measure the same-class mass of a different "dense what-if": the model's step-2 projections
-#    (`local_relation`) applied to all pixels (`dense_block=` argument). Does it prefer the class more or less
-#    than the step-1 what-if?
+# 4. **(hard)** Measure the cue lift of a different "dense what-if": the teaching model's step-2 projections
+#    (`local_relation`) applied to all pixels (`dense_block=` of `same_class_over_images`, with the object pixels
+#    as queries and the beacon as cue, as `cue_attention` sets them). Does it lift the deciding pixels more or
+#    less than the step-1 what-if?
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 4: the step-2 projections as the dense what-if
-local_what_if = same_class_over_images(trained_model, voc_samples, transform, queries=SAME_CLASS_QUERIES,
-                                       dense_block=trained_model.decode_head.local_relation)
-step1 = same_class[f"sample-trained ({sample_iters} it)"].balanced()["dense"]
-step2 = local_what_if.balanced()["dense"]
-print(f"dense what-if, class-balanced lift: step-1 projections x{step1.lift:.2f}, step-2 projections "
-      f"x{step2.lift:.2f}")
+local_what_if = same_class_over_images(trained_model, cue_samples, transform, queries=CUE_QUERIES,
+                                       dense_block=trained_model.decode_head.local_relation,
+                                       query_classes=TEAM_CLASSES, cue_classes=(BEACON,))
+step1, step2 = balanced["trained"]["dense"], local_what_if.balanced()["dense"]
+print(f"dense what-if, class-balanced cue lift: step-1 projections x{step1.lift:.2f}, step-2 projections "
+      f"x{step2.lift:.2f} ({'more' if step2.lift > step1.lift else 'less'} with step 2's)")
 
 # %% [markdown]
 # ## Further reading

@@ -25,6 +25,7 @@
 #   softmax (and a cell that checks it for each module, in float64);
 # - how to read a pattern as "who reaches whom", and why stacking layers multiplies patterns;
 # - why ISA and criss-cross reach the whole map in two hops, while windows need shifts and depth;
+# - whether reach shows in accuracy: each method's measured mIoU on a task that needs far context, beside its reach;
 # - how the affinity count of each method grows with the map, and what that means in measured memory, FLOPs and
 #   time on your machine.
 # - what a block-sparse kernel (FlexAttention) really computes: its tiles, and why the pixel order decides
@@ -58,8 +59,12 @@ from IPython.display import HTML, display
 from isanet.analysis.attention_bench import bench_attention, format_rows
 from isanet.analysis.cost import pattern_cost
 from isanet.analysis.reach import reach, reach_table
+from isanet.data.context import CONTEXT_DEFAULTS, MIN_CUE_DISTANCE
 from isanet.data.sample_checkpoint import random_state_dict
+from isanet.engine.recipes import TEACHING_MODEL
+from isanet.models.config import ISANetConfig
 from isanet.models.efficient_attention import METHODS, build_attention
+from isanet.models.head_registry import HEADS
 from isanet.models.patterns import compose, masked_dense
 from isanet.notebook.attention_patterns import (
     ReachExplorer,
@@ -70,6 +75,7 @@ from isanet.notebook.attention_patterns import (
 )
 from isanet.notebook.predict import reveal
 from isanet.notebook.session import configure_torch, quick_mode
+from isanet.notebook.teaching import reference_results, summarize
 
 quick = quick_mode(QUICK)
 device = configure_torch(DEVICE, THREADS, quick)
@@ -285,7 +291,88 @@ print(f"128x128, size 8: {fewest} computes {at_128[fewest]:,} entries per layer,
       f"fewer than ISA")
 print(reveal(guess_fewest, fewest, "a window costs HWk^2, linear in the map; but it never leaves its window in one "
              "layer (section 2): the cheapest pattern is the one that reaches least."))
+
+# %% [markdown]
+# ### Reach against accuracy: the context task
 #
+# Reach is geometry. Does it decide anything a model can learn? The kit's context task (`isanet.data.context`,
+# the teaching model of notebook 02) is built so that it must: identical grey objects take the team of a coloured
+# beacon that is always at least 30 % of the picture away from them, beyond what the small backbone's
+# convolutions see. Every method here was trained as a decode head on it with the teaching recipe (the same
+# backbone, projections and schedule; `benchmarks/context_experiment.py`, several seeds). The cell computes
+# each head's reach on the map it attends over (160-px pictures at stride 8: 20 x 20, with `size` 4 as its
+# `down_factor` and window side, and as many layers as the head stacks) and puts beside it the **reference run's**
+# validation mIoU, mean and spread (max - min) over the seeds. `none` is the head without a context module.
+
+# %%
+side = CONTEXT_DEFAULTS["size"] // 8             # the 20 x 20 feature map of a 160-px picture (stride 8)
+teaching_size = TEACHING_MODEL["down_factor"][0]  # ISA's / strided's block side
+assert ISANetConfig().window_size == teaching_size, "the window head must use the same size for a fair reach"
+cue_pixels = int(MIN_CUE_DISTANCE * side)        # the least beacon-to-object gap, in feature pixels
+reference = reference_results()
+accuracy = summarize(reference["rows"])
+ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+ys, xs = ys.flatten(), xs.flatten()              # side x side -> HW: each pixel's row and column
+
+
+def head_reach(head: str) -> tuple[float, float, int]:
+    """Mean and worst-pixel reach of the head's attention on the teaching map, and the farthest pixel (in feature
+    pixels, the larger of the row and column gaps) any query reads from."""
+    if HEADS[head].hops == 0:
+        return 1 / side**2, 1 / side**2, 0
+    per_layer = len(build_attention(head, 2, 1, size=teaching_size).hops(side, side))
+    reached = reach(head, side, side, teaching_size, layers=HEADS[head].hops // per_layer)
+    gap = torch.maximum((ys[:, None] - ys[None]).abs(), (xs[:, None] - xs[None]).abs())  # HW x HW
+    fraction = reached.sum(1).double() / side**2
+    return fraction.mean().item(), fraction.min().item(), int(gap[reached].max())
+
+
+print(f"reference run: {reference['data']}, {reference['iters']} iterations per run, on {reference['machine']}")
+print(f"{'head':>8}  {'reach (min)':>15}  {'farthest':>8}  mIoU mean +- spread (seeds)")
+reaches = {}
+for head in HEADS:
+    reaches[head] = head_reach(head)
+    mean_reach, worst, far = reaches[head]
+    shown = (f"{accuracy[head]['mean']:6.2f} +- {accuracy[head]['spread']:.2f} ({len(accuracy[head]['seeds'])})"
+             if head in accuracy else "   not in the reference run")
+    print(f"{head:>8}  {mean_reach:6.1%} ({worst:6.1%})  {far:8d}  {shown}")
+print(f"the beacon is at least {cue_pixels} feature pixels from every object pixel")
+
+# %% [markdown]
+# The next cell reads the table: whether the heads that reach the whole map all score above those that do not,
+# and where the window head stands against ISA, with "below" meaning below on every seed (the seed ranges do not
+# overlap), not just on average.
+
+# %%
+trained_heads = [head for head in HEADS if head in accuracy]
+whole = [head for head in trained_heads if reaches[head][1] == 1]
+partial = [head for head in trained_heads if head not in whole]
+by_accuracy = sorted(trained_heads, key=lambda head: -accuracy[head]["mean"])
+print("by mean mIoU: " + " > ".join(f"{head} {accuracy[head]['mean']:.1f}" for head in by_accuracy))
+if whole and partial:
+    follows = min(accuracy[h]["mean"] for h in whole) > max(accuracy[h]["mean"] for h in partial)
+    print(f"every head that reaches the whole map ({', '.join(whole)}) scores above every head that does not "
+          f"({', '.join(partial)}): {'yes' if follows else 'no'}")
+if {"isa", "window"} <= set(accuracy):
+    window_run, isa_run = accuracy["window"], accuracy["isa"]
+    window_far = reaches["window"][2]
+    where = ("below ISA on every seed" if max(window_run["mIoU"]) < min(isa_run["mIoU"]) else
+             "above ISA on every seed" if min(window_run["mIoU"]) > max(isa_run["mIoU"]) else
+             "not measurably different from ISA (the seed ranges overlap)")
+    print(f"window: its attention reads at most {window_far} feature pixels away "
+          f"({'less' if window_far < cue_pixels else 'not less'} than the beacon's {cue_pixels}); mean mIoU "
+          f"{window_run['mean']:.1f} against ISA's {isa_run['mean']:.1f}: {where} "
+          f"({min(len(window_run['seeds']), len(isa_run['seeds']))} seeds)")
+
+# %% [markdown]
+# Read the lines above, not this paragraph, for the verdict: they are computed from the reference run. What the
+# design predicts is that a head whose attention cannot reach the beacon does no better than the head without a
+# context module (it must guess the team), and that ISA, dense and the other whole-map heads can learn the task.
+# The farthest column counts attention only: the backbone's receptive field adds a few feature pixels to every
+# head, the same for all of them. The reference run's full table, with the commands that made it, is in
+# `benchmarks/README.md`.
+
+# %% [markdown]
 # ## 5. Measured: memory, FLOPs and time
 #
 # Counting entries is not the whole cost: projections, reshapes, masks and kernels matter. `bench_attention`
@@ -350,6 +437,8 @@ for side in cost_sides:
 # - Stacking layers multiplies patterns: $R^{(2)} = \mathcal{P}^{(2)} \mathcal{P}^{(1)}$.
 # - ISA's layer is two hops (long range, then short range) and reaches the whole map; criss-cross needs two
 #   layers for the same; axial is two hops too; windows stay local and need shifts and depth.
+# - Reach can be put against accuracy: section 4 prints each head's reference-run mIoU on the context task beside
+#   its reach, and reads from those numbers whether the ranking follows reach.
 # - Costs: dense $(hw)^2$; criss-cross / axial $\approx hw(h+w)$; ISA $HW(Q_hQ_w + k^2)$; windows $HWk^2$ —
 #   measured above on this machine, with the kernel each method can use.
 #

@@ -30,7 +30,8 @@ EXERCISE_ITEM = re.compile(r"^\d+\. ", re.MULTILINE)
 #: Notebooks whose main text asks for a guess before it measures: at least two "**Predict:**" moments each.
 WITH_PREDICT = ("01_interlaced_partitions", "03_memory_vs_dense", "06_efficient_attention")
 #: Notebooks whose solution cells hide their outputs too (collapsed in JupyterLab and on the site).
-OUTPUTS_HIDDEN = ("01_interlaced_partitions", "03_memory_vs_dense", "05_evaluate_pretrained", "06_efficient_attention",
+OUTPUTS_HIDDEN = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "05_evaluate_pretrained",
+                  "06_efficient_attention",
                   "07_quiz")
 NOTATION_LINK = "](notation.md)"
 QUIZ = "07_quiz"

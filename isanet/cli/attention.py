@@ -1,29 +1,40 @@
-"""``isanet attention IMAGE --model NAME [--checkpoint FILE] --out page.html``: the attention explorer as one
-standalone HTML page for your own picture (open it from disk in any browser; no kernel, no network).
+"""``isanet attention IMAGE (--model NAME [--checkpoint FILE] | --teaching) --out page.html``: the attention
+explorer as one standalone HTML page for your own picture (open it from disk in any browser; no kernel, no
+network).
 
 The picture is resized to ``--width`` (keep-ratio), run once through the model with its attention kept
 (:func:`isanet.analysis.probe.capture`), and ISA's weights plus the dense block's queries and keys are written
 into the page (:mod:`isanet.notebook.explorer_html`). Without ``--checkpoint`` the model has random weights, and
-the page says so.
+the page says so. ``--teaching`` takes the shipped teaching model instead (trained on the synthetic context
+task, the one notebook 02 opens on), and the page says that it knows only those scenes.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from isanet.cli.errors import usage_checks
+from isanet.cli.errors import UsageError, usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_output
+from isanet.engine.recipes import TEACHING
 from isanet.limits import MAX_EXPLORER_WIDTH, bounded_int, non_negative_int
+
+DEFAULT_WIDTH = 512
+TEACHING_WIDTH = TEACHING.settings["val_scale"][1]  # the teaching pictures' width: the one scale that model knows
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("attention", help="write a standalone HTML attention explorer for an image")
     parser.add_argument("image", help="a picture (jpg, png, ...)")
-    parser.add_argument("--model", required=True, help="zoo name: the architecture (and normalisation)")
+    parser.add_argument("--model", help="zoo name: the architecture (and normalisation); required unless "
+                                         "--teaching")
     add_checkpoint(parser, help="weights file; without it: random weights (the page says so)")
-    parser.add_argument("--width", type=bounded_int(8, MAX_EXPLORER_WIDTH), default=512,
+    parser.add_argument("--teaching", action="store_true",
+                        help="the shipped teaching model (ISA trained on the synthetic context task) instead of "
+                             "--model / --checkpoint")
+    parser.add_argument("--width", type=bounded_int(8, MAX_EXPLORER_WIDTH),
                         help=f"resize the picture to this width first, 8 to {MAX_EXPLORER_WIDTH} (default: "
-                             "%(default)s; the page and the dense queries/keys grow with its square)")
+                             f"{DEFAULT_WIDTH}, with --teaching the {TEACHING_WIDTH} px it was trained on; the "
+                             "page and the dense queries/keys grow with its square)")
     parser.add_argument("--pixel", type=non_negative_int, nargs=2, metavar=("ROW", "COL"),
                         help="first query (resized image)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
@@ -31,6 +42,14 @@ def add_parser(subparsers) -> None:
     add_device(parser)
     add_output(parser, "--out", kind="file", suffixes=(".html",), required=True, help="the HTML file to write")
     parser.set_defaults(func=run)
+
+
+def check_model_choice(args: argparse.Namespace) -> None:
+    """Exactly one source of weights: ``--teaching``, or ``--model`` (with or without ``--checkpoint``)."""
+    if args.teaching and (args.model or args.checkpoint):
+        raise UsageError("--teaching replaces --model and --checkpoint: give one or the other")
+    if not args.teaching and not args.model:
+        raise UsageError("--model is required (a zoo name), unless --teaching picks the shipped teaching model")
 
 
 def checkpoint_note(meta: dict) -> str:
@@ -45,21 +64,30 @@ def run(args: argparse.Namespace) -> int:
     from isanet.analysis.probe import capture
     from isanet.data.datasets import read_image
     from isanet.data.transforms import normalize, resize_image
+    from isanet.engine.config import DEFAULT_MODEL
     from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
     from isanet.notebook.explorer_html import describe, save_explorer_html
+    from isanet.notebook.model_menu import teaching_choice
     from isanet.runtime import resolve_device
 
+    check_model_choice(args)
     with usage_checks():
         check_writable(args.out, "--out", inputs=(args.image, args.checkpoint))
-        entry = zoo.get_entry(args.model)
+        entry = zoo.get_entry(DEFAULT_MODEL if args.teaching else args.model)  # the teaching model's normalisation
         device = resolve_device(args.device, "--device")
         image = read_image(args.image)
+        teaching = teaching_choice() if args.teaching else None
+    target = args.width or (TEACHING_WIDTH if teaching else DEFAULT_WIDTH)
     height, width = image.shape[:2]
-    size = (max(1, round(height * args.width / width)), args.width)
+    size = (max(1, round(height * target / width)), target)
     image = resize_image(image, size) if size != (height, width) else image
-    if args.checkpoint:
+    if teaching:
+        with usage_checks():
+            model = teaching.load()
+        label, note = teaching.label, teaching.note
+    elif args.checkpoint:
         with usage_checks():
             model, meta = load_model_for(args.checkpoint, entry.name)
         label, note = f"{entry.name} with {args.checkpoint}", checkpoint_note(meta)

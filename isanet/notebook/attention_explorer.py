@@ -1,5 +1,5 @@
 """The attention explorer: click a pixel of an image and see its long-range, short-range, composed two-hop and
-dense attention, for random, sample-trained or zoo weights.
+dense attention, for the teaching model, random or zoo weights.
 
 Drawn like :mod:`isanet.notebook.partition_explorer` (PNG bytes from the kernel, clicks through ``ipyevents``);
 ``explorer.selected_pixel`` is what the person sees. This file is the widgets and their events only: the menu's
@@ -35,7 +35,7 @@ class AttentionExplorer(ExplorerState):
     and the dense map, side by side over the image.
 
     * click the picture (or hover it and use the arrow keys), or move the *row*/*col* sliders (feature pixels);
-    * pick the model in the menu (random weights, a sample-trained checkpoint, zoo checkpoints found);
+    * pick the model in the menu (the teaching model, random weights, zoo checkpoints found);
     * ``selected_pixel`` (image row, col), ``feature_pixel``, ``result`` (the
       :class:`isanet.analysis.probe.PixelAttention`) and ``capture`` hold the state (see
       :class:`~isanet.notebook.explorer_state.ExplorerState`); ``select(row, col)`` picks from code.
@@ -185,7 +185,7 @@ class AttentionExplorer(ExplorerState):
         choice = self.choices[self.current]
         if note is None:
             note = "RANDOM WEIGHTS: the maps show the pattern ISA allows, not what a trained model looks at." \
-                if choice.kind == "random" else ""
+                if choice.kind == "random" else choice.note
         return save_explorer_html(self.capture, self.image, path, choice.label, note, self.selected_pixel)
 
     def _repr_mimebundle_(self, **kwargs):

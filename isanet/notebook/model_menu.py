@@ -1,6 +1,6 @@
-"""The attention explorer's model menu: random weights of an architecture, a sample-trained checkpoint, a chosen
-checkpoint and every zoo checkpoint found on disk, each built only when picked (a menu of R-50s must not load
-them all to show their names)."""
+"""The attention explorer's model menu: the shipped teaching model first (its attention learnt something a
+learner can check), random weights, a chosen checkpoint and every zoo checkpoint found on disk, each built only
+when picked (a menu of R-50s must not load them all to show their names)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from torch import nn
 
 from isanet.io.checkpoint import load_model
 from isanet.notebook.session import find_zoo_checkpoints, resolve_path
+from isanet.notebook.teaching import random_copy, teaching_checkpoint
+
+TEACHING_LABEL = "teaching model (ISA, trained on the synthetic context task)"
+#: What a page or panel of the teaching model must say: it learnt one synthetic task and nothing else.
+TEACHING_NOTE = ("SYNTHETIC context task only: this model learnt to read an object's team from the beacon's "
+                 "colour in the context scenes; on any other picture its maps show that habit, not real content.")
 
 
 @dataclass
@@ -22,19 +28,27 @@ class ModelChoice:
 
     label: str
     load: Callable[[], nn.Module]
-    kind: str = "random"  # "random", "sample" or "zoo"
+    kind: str = "random"  # "teaching", "random" or "zoo"
     path: Path | None = None
+    note: str = ""  # what a standalone page of this model must say beside its maps
+
+
+def teaching_choice() -> ModelChoice:
+    """The shipped teaching model (:func:`isanet.notebook.teaching.teaching_checkpoint`) as a menu entry."""
+    path = teaching_checkpoint()
+    return ModelChoice(TEACHING_LABEL, lambda: load_model(path), "teaching", path, TEACHING_NOTE)
 
 
 def model_choices(model_name: str, checkpoint: str | os.PathLike | None = None,
-                  checkpoint_dir: str | os.PathLike | None = None,
-                  sample_checkpoint: str | os.PathLike | None = None, seed: int = 0) -> list[ModelChoice]:
-    """The models the explorer can show: random weights of ``model_name``'s architecture; a sample-trained
-    checkpoint if that file exists; ``checkpoint`` if given; every zoo checkpoint found in ``checkpoint_dir``
-    (default ``data/checkpoints``). Models are built only when picked."""
+                  checkpoint_dir: str | os.PathLike | None = None, seed: int = 0) -> list[ModelChoice]:
+    """The models the explorer can show, in this order: the teaching model; the teaching architecture at
+    random weights (the baseline that shows what training changed); random weights of ``model_name``'s
+    architecture; ``checkpoint`` if given; every zoo checkpoint found in ``checkpoint_dir`` (default
+    ``data/checkpoints``). Models are built only when picked."""
     from isanet.models.zoo import build_model, get_entry
 
     entry = get_entry(model_name)
+    teaching = teaching_choice()
 
     def random_model() -> nn.Module:
         torch.manual_seed(seed)
@@ -43,10 +57,10 @@ def model_choices(model_name: str, checkpoint: str | os.PathLike | None = None,
     def from_file(path: Path, name: str | None = None) -> Callable[[], nn.Module]:
         return lambda: load_model(path, name)
 
-    choices = [ModelChoice(f"random weights ({entry.name}, seed {seed})", random_model, "random")]
-    sample = resolve_path(sample_checkpoint)
-    if sample is not None and sample.is_file():
-        choices.append(ModelChoice(f"sample-trained: {sample.name}", from_file(sample), "sample", sample))
+    choices = [teaching,
+               ModelChoice(f"random weights (the teaching architecture, seed {seed})",
+                           lambda: random_copy(teaching.load(), seed=seed), "random"),
+               ModelChoice(f"random weights ({entry.name}, seed {seed})", random_model, "random")]
     chosen = resolve_path(checkpoint)
     if chosen is not None:
         if not chosen.is_file():

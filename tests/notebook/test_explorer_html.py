@@ -8,12 +8,15 @@ import base64
 import json
 import re
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from isanet.analysis.probe import capture
 from isanet.cli import main
+from isanet.data.datasets import read_image
+from isanet.data.transforms import resize_image
 from isanet.models import ISANet, ISANetConfig
 from isanet.notebook import explorer_html
 
@@ -85,6 +88,40 @@ def test_attention_command_rejects_bad_input_in_one_line(tmp_path, capsys) -> No
                  "--out", str(tmp_path / "p.html")]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot decode image" in err and "bad.png" in err and not (tmp_path / "p.html").exists()
+
+
+def test_attention_command_teaching_writes_the_teaching_models_weights(tmp_path, capsys, one_thread) -> None:
+    from isanet.data.transforms import normalize
+    from isanet.notebook.model_menu import TEACHING_LABEL, TEACHING_NOTE, teaching_choice
+    from isanet.notebook.plots import IMAGENET_MEAN, IMAGENET_STD
+
+    picture = np.random.default_rng(2).integers(0, 255, size=(90, 120, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "mine.png"), picture[:, :, ::-1])  # RGB -> BGR for OpenCV
+    assert main(["attention", str(tmp_path / "mine.png"), "--teaching", "--out", str(tmp_path / "p.html")]) == 0
+    assert "SYNTHETIC context task only" in capsys.readouterr().out
+    payload = json.loads(re.search(r"const D = (\{.*?\});\n", (tmp_path / "p.html").read_text()).group(1))
+    assert payload["model"] == TEACHING_LABEL and payload["note"] == TEACHING_NOTE
+    assert payload["image"]["width"] == 160 and payload["feature"] == {"height": 15, "width": 20}
+    shown = explorer_html.dequantise_rows(_decoded(payload["long_range"]["codes"], np.uint8).reshape(-1, 20),
+                                          _decoded(payload["long_range"]["scale"], np.float32))
+    resized = read_image(tmp_path / "mine.png")
+    resized = resize_image(resized, (120, 160))
+    model = teaching_choice().load().eval()
+    captured = capture(model, normalize(resized, IMAGENET_MEAN, IMAGENET_STD)[None])
+    weights = captured.isa.long_range[0].reshape(-1, 20).double().numpy()  # the 20 keys of each 4 x 5 group
+    assert payload["long_range"]["shape"] == list(captured.isa.long_range[0].shape)
+    assert np.abs(shown - weights).max() <= weights.max() / 510 + 1e-9, "the page must hold the teaching model's maps"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--teaching", "--model", "isanet_r50-d8_4xb4-20k_voc12aug-512x512"], "--teaching replaces --model"),
+    ([], "--model is required"),
+])
+def test_attention_command_wants_exactly_one_source_of_weights(tmp_path, capsys, extra, message) -> None:
+    cv2.imwrite(str(tmp_path / "mine.png"), np.zeros((16, 16, 3), np.uint8))
+    assert main(["attention", str(tmp_path / "mine.png"), *extra, "--out", str(tmp_path / "p.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and not (tmp_path / "p.html").exists()
 
 
 def test_notebook_explorer_saves_what_it_shows(tmp_path, one_thread) -> None:
