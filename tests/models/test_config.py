@@ -31,7 +31,7 @@ def test_tiny_builds_the_small_teaching_model():
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("depth", 34, r"depth must be one of \(18, 50, 101\), got 34"),
+    ("depth", 34, r"depth must be one of \(10, 18, 50, 101\), got 34"),
     ("num_classes", 0, "num_classes must be a positive integer, got 0"),
     ("channels", -1, "channels must be a positive integer, got -1"),
     ("down_factor", (0, 8), r"down_factor must be two positive integers, got \(0, 8\)"),
