@@ -52,7 +52,7 @@ DEVICE = "auto"           # "cpu", "cuda" or "auto"
 PRECISION = "fp32"        # "bf16": autocast on CPUs with AVX-512 BF16 (speed-ups in benchmarks/README.md); "fp16" on GPUs
 THREADS = None            # torch CPU threads; None: 1 when QUICK (steady on a busy shared CPU), else torch's default
 WORK_DIR = "work_dirs/notebook_04"   # checkpoints and log.jsonl go here (a fresh run folder each time)
-SAVE_AS = None            # final weights; None: the file notebook 02 uses (sample), else data/checkpoints/
+SAVE_AS = None            # final weights; None: data/samples/checkpoints/ (sample) or data/checkpoints/
 SEED = 0
 CONTEXT_HEADS = ("isa", "none")  # the ISA experiment: heads trained live on the context task (one seed each)
 CONTEXT_SEED = 0
@@ -77,9 +77,8 @@ OWN_DATA_ROOT = None      # your folder data set (classes.txt, images/, masks/) 
 # %% [markdown]
 # ## Set-up: data, settings
 #
-# On the synthetic sample the settings come from `isanet.notebook.sample_finetune.sample_finetune_config`:
-# the same call notebook 02 uses to make its sample-trained model, so the two notebooks share one recipe and one
-# cached checkpoint.
+# On the synthetic sample the settings come from `isanet.notebook.sample_finetune.sample_finetune_config`
+# (tiny R-18, 64-px crops, 300 iterations): a run whose curves show the mechanics in a few CPU-minutes.
 
 # %%
 # %matplotlib inline
@@ -264,8 +263,8 @@ if quick:
 # ## Keep the weights
 #
 # The trainer's checkpoints (with optimiser state, for `--resume`) are in the work folder. We also save the
-# bare weights with their meta data: on the sample, to the file `sample_trained_checkpoint` caches (notebook 02
-# then finds this very model instead of training its own).
+# bare weights with their meta data (`save_checkpoint`: the architecture goes into the file, so `load_model`
+# rebuilds it from the file alone); the next section fine-tunes from them.
 
 # %%
 if SAVE_AS is not None:
@@ -366,6 +365,10 @@ print("ISA is within 5 points of dense, as the paper claims for real scenes" if 
 for head in ("window", "ccnet", "axial", "strided"):
     if head in context_summary:
         print(f"{head:>8} - ISA: {context_summary[head]['mean'] - context_summary['isa']['mean']:+.2f}")
+costs = reference["attention_costs"]
+print("attention cost at the 20 x 20 teaching map, ISA / dense: "
+      + ", ".join(f"{label} {costs['isa'][key] / costs['dense'][key]:.2f}" for key, label in
+                  (("mflops", "FLOPs"), ("peak_kib", "inference peak"), ("train_peak_kib", "training peak"))))
 for row in (row for row in reference["rows"] if "cue_attention" in row):
     print(f"ISA seed {row['seed']}: attention on the deciding pixels (beacon + own team) / uniform share: "
           f"trained {row['cue_attention']['trained']}, random weights {row['cue_attention']['random']}")
@@ -386,9 +389,9 @@ for row in (row for row in reference["rows"] if "cue_attention" in row):
 #   the pixels that decide the answer (the beacon and the object's own team), divided by the share a uniform map
 #   over the same keys would give (`isanet.analysis.same_class.cue_attention`): about 1 is what random weights
 #   give, larger means the trained map seeks those pixels out. Notebook 02 shows the maps.
-# * **Cost.** The table's attention columns are measured on the $20 \times 20$ teaching map: at such small
-#   maps ISA does not save FLOPs (it has two attention blocks to dense's one, and its savings grow with the map);
-#   notebook 03 measures where it does.
+# * **Cost.** The table's attention columns are measured on the $20 \times 20$ teaching map, and the cell prints
+#   ISA / dense for each. At such a small map the affinity is small against the projections, so the ratios are
+#   far from the savings on the large maps of segmentation (notebook 03 measures those, up to 128 x 128).
 
 # %% [markdown]
 # ## Your own data
@@ -452,7 +455,8 @@ if quick:
 #
 # * The recipe is the loss $\mathcal{L}$ (decode CE + 0.4 aux CE over all pixels) with SGD and the poly
 #   schedule $\eta(i)$; `Trainer.run()` yields one record per iteration, `log.jsonl` keeps them.
-# * The sample fine-tune (`sample_finetune_config`) is shared with notebook 02, which reuses its checkpoint.
+# * The sample fine-tune (`sample_finetune_config`) shows the mechanics; its saved weights start the fine-tune on
+#   your own data.
 # * On the VOC-layout sample every class can be read off the object itself, so it cannot show what context
 #   adds. The **context task** (a far beacon decides the objects' team) can: the heads differ only in the
 #   context module, are compared at equal settings (the teaching recipe), and a difference counts only when it
@@ -460,9 +464,9 @@ if quick:
 #   nothing.
 # * Your own images train the same way once they are in the folder layout (`dataset="folder"`, `init` = the
 #   saved model: every weight but the classifier is kept).
-# * What a head's attention costs depends on the size of its feature map: on the teaching model's $20 \times 20$
-#   map ISA does not save FLOPs (the reference table's cost columns); exercise 3 measures from which crop the
-#   dense $(HW)^2$ shows in a training step's peak memory, and notebook 03 where ISA saves.
+# * What a head's attention costs depends on the size of its feature map: the reference table measures it on the
+#   teaching model's $20 \times 20$ map; exercise 3 measures from which crop the dense $(HW)^2$ shows in a
+#   training step's peak memory, and notebook 03 what ISA saves on large maps.
 
 # %% [markdown]
 # ## Exercises

@@ -1,9 +1,7 @@
-"""The sample fine-tune the notebooks share: one recipe, one cached checkpoint, one head comparison.
+"""Notebook 04's sample fine-tune: the mechanics of the published recipe, with live curves, in CPU-minutes.
 
-Notebook 04 runs it with live curves, notebook 02 needs its result (a model that has learnt *something*) and
-must not depend on 04 having run: both call :func:`sample_finetune_config`, and 02 calls
-:func:`sample_trained_checkpoint`, which trains once and caches the weights under ``data/samples/checkpoints/``.
-The data is the synthetic VOC sample of :data:`isanet.engine.trainer.NOTEBOOK_SAMPLE_DATA`, the settings
+:func:`sample_finetune_config` is the run; :func:`sample_trained_path` where its weights are kept. The data
+is the synthetic VOC sample of :data:`isanet.engine.trainer.NOTEBOOK_SAMPLE_DATA`, the settings
 :data:`isanet.engine.trainer.NOTEBOOK_SETTINGS` (tiny R-18, 64 px crops); numbers measured on it say nothing
 about ISANet on Pascal VOC.
 
@@ -15,14 +13,12 @@ task (:mod:`isanet.notebook.teaching`).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from isanet.engine.config import TrainConfig
-from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, Trainer, seg_losses
+from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, seg_losses
 from isanet.models.config import TINY
 from isanet.notebook.session import repo_root, sample_dataset
 
@@ -55,38 +51,6 @@ def sample_trained_path(root: str | os.PathLike | None = None, *, iters: int = F
     """Where :func:`sample_trained_checkpoint` keeps the weights of one (iterations, seed, head) setting."""
     return (Path(root or repo_root()) / "data" / "samples" / "checkpoints"
             / f"isanet_r18_sample_voc_{head}_{iters}it_seed{seed}.pth")
-
-
-def sample_trained_checkpoint(root: str | os.PathLike | None = None, *, iters: int = FULL_ITERS, seed: int = 0,
-                              head: str = "isa", device: str = "cpu", quiet: bool = False) -> Path:
-    """Weights of the sample fine-tune (``iters`` iterations from random weights), trained on first use and
-    cached; later calls return the file at once. Notebook 04 saves to the same path, so either notebook may
-    create it. The file is written atomically: an interrupted run leaves nothing half-written behind."""
-    from isanet.io.checkpoint import save_checkpoint
-
-    path = sample_trained_path(root, iters=iters, seed=seed, head=head)
-    if not path.is_file():
-        if not quiet:
-            print(f"training the sample fine-tune once ({iters} iterations, seed {seed}, head {head!r}) -> {path}",
-                  flush=True)
-        scratch = Path(tempfile.mkdtemp(prefix="isanet-sample-finetune-"))
-        try:
-            config = sample_finetune_config(scratch / "run", root, seed=seed, iters=iters, head=head,
-                                            device=device, quiet=True, eval_every=0, eval_at_start=False)
-            trainer = Trainer(config)
-            try:
-                for _ in trainer.run():
-                    pass
-                meta, _ = trainer.checkpoint_content(trainer.iteration)
-                save_checkpoint(trainer.state.bare_model, path, meta={
-                    **meta, "note": f"sample fine-tune, {iters} iterations on SYNTHETIC sample data"})
-            finally:
-                trainer.close()
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    if not quiet:
-        print(f"SAMPLE-TRAINED CHECKPOINT ({iters} iterations on synthetic data, seed {seed}): {path}")
-    return path
 
 
 def training_step_peak_bytes(model: torch.nn.Module, batch_size: int, crop_size: tuple[int, int],

@@ -7,11 +7,8 @@ import pytest
 import torch
 
 import isanet
-from isanet.io.checkpoint import load_model
 from isanet.notebook.sample_finetune import (
     sample_finetune_config,
-    sample_trained_checkpoint,
-    sample_trained_path,
     training_step_peak_bytes,
 )
 
@@ -25,22 +22,6 @@ def test_the_config_is_the_notebook_recipe_with_the_asked_head(tmp_path):
     assert (tmp_path / "data" / "samples").is_dir()  # the sample data was written under the given root
     full = sample_finetune_config(tmp_path / "run", tmp_path, quiet=True, lr=0.01)
     assert full.iters == 300 and full.lr == 0.01 and full.limit_val is None
-
-
-def test_the_sample_trained_checkpoint_is_trained_once_then_reused(tmp_path, capsys):
-    path = sample_trained_checkpoint(tmp_path, iters=2, seed=0)
-    assert path == sample_trained_path(tmp_path, iters=2, seed=0) and path.is_file()
-    assert "training the sample fine-tune once" in capsys.readouterr().out
-    stamp = path.stat().st_mtime_ns
-    assert sample_trained_checkpoint(tmp_path, iters=2, seed=0) == path and path.stat().st_mtime_ns == stamp
-    assert "training" not in capsys.readouterr().out
-    model = load_model(path)
-    assert isinstance(model.decode_head, isanet.models.heads.ISAHead) and model.config.depth == 18
-    fresh = isanet.ISANet(model.config)
-    changed = [name for name, value in model.state_dict().items()
-               if value.is_floating_point() and not torch.equal(value, fresh.state_dict()[name])]
-    assert any(name.startswith("decode_head.global_relation") for name in changed)  # trained, not initial
-    assert not list(path.parent.glob("*.tmp*"))  # nothing half-written left behind
 
 
 def test_dense_attention_needs_more_memory_than_isa_on_a_large_map():
