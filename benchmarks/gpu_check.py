@@ -530,6 +530,42 @@ def explorer(ctx: Context, parts: Parts) -> None:
     parts.run("capture vs cpu", agreement_body, cuda_only=True)
 
 
+@check("flex", budget_s=60, quick_budget_s=60)
+def flex(ctx: Context, parts: Parts) -> None:
+    """``kernel="flex"``: every method's eager flex form against its ``matmul`` form on a small map the cells do
+    not divide (any device), and on CUDA the compiled kernel's errors and ISA's times in row order, in ISA's
+    order and as reshape + sdpa (``benchmarks/gpu_check_flex.py``)."""
+    def eager_body(figures: dict) -> None:
+        from isanet.data.sample_checkpoint import random_state_dict
+        from isanet.models import flex as flex_kernels
+        from isanet.models.efficient_attention import METHODS, build_attention
+
+        x = torch.randn(1, 16, 9, 11, dtype=torch.float64)  # 1 x C x h x w, 9 x 11: no 4 x 4 cell divides it
+        worst = 0.0
+        with flex_kernels.compiled(False), torch.no_grad():
+            for method in METHODS:
+                outputs = {}
+                for kernel in ("matmul", "flex"):
+                    module = build_attention(method, 16, 8, kernel, 4).double().eval()
+                    module.load_state_dict(random_state_dict(module, 0))
+                    outputs[kernel] = module(x)
+                worst = max(worst, max_relative(outputs["flex"], outputs["matmul"]))
+        figures.update(methods=len(METHODS), max_rel_vs_matmul=worst, bound=1e-10)
+        expect(worst <= 1e-10, f"eager flex differs from matmul by {worst:.2e} > 1e-10 (float64)")
+
+    def cuda_body(figures: dict) -> None:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from gpu_check_flex import flex_cuda_check
+
+        result = flex_cuda_check(repeats=5 if ctx.quick else 20)
+        if result.get("status") == "skipped":
+            raise PartSkipped(result.get("reason", "skipped"))
+        figures.update(result)
+
+    parts.run("eager flex vs matmul", eager_body)
+    parts.run("compiled flex on cuda", cuda_body, cuda_only=True)
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 def device_info(device: str) -> dict:
