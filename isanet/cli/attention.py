@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import add_checkpoint, add_device, add_output
+from isanet.cli.options import add_checkpoint, add_device, add_input, add_output
 from isanet.limits import MAX_EXPLORER_WIDTH, bounded_int, non_negative_int
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("attention", help="write a standalone HTML attention explorer for an image")
-    parser.add_argument("image", help="a picture (jpg, png, ...)")
+    add_input(parser, "image", help="a picture (jpg, png, ...)")
     parser.add_argument("--model", required=True, help="zoo name: the architecture (and normalisation)")
     add_checkpoint(parser, help="weights file; without it: random weights (the page says so)")
     parser.add_argument("--width", type=bounded_int(8, MAX_EXPLORER_WIDTH), default=512,
@@ -45,14 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from isanet.analysis.probe import capture
     from isanet.data.datasets import read_image
     from isanet.data.transforms import normalize, resize_image
-    from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
     from isanet.notebook.explorer_html import describe, save_explorer_html
     from isanet.runtime import resolve_device
 
     with usage_checks():
-        check_writable(args.out, "--out", inputs=(args.image, args.checkpoint))
         entry = zoo.get_entry(args.model)
         device = resolve_device(args.device, "--device")
         image = read_image(args.image)

@@ -19,7 +19,6 @@ import sys
 
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_threads
-from isanet.io.atomic import check_writable
 from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, positive_int
 from isanet.models.efficient_attention import METHODS
 from isanet.models.head_registry import HEADS
@@ -162,10 +161,6 @@ def run_attention(args: argparse.Namespace) -> int:
     from isanet.runtime import resolve_device
 
     with usage_checks():
-        if args.json:
-            check_writable(args.json, "--json", replaces_json=True)
-        if args.plot:
-            check_writable(args.plot, "--plot")
         on_gpu = resolve_device(args.device, "--device") == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)
