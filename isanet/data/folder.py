@@ -28,10 +28,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from isanet.data.datasets import IGNORE_INDEX, DatasetError, SegDataset, read_label
+from isanet.io.image import ImageError, check_image_size, image_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-EXIF_ORIENTATION = 0x0112
-TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF rotations by 90 degrees: OpenCV decodes these with width/height swapped
 LAYOUT = "ROOT/images/{train,val}/, ROOT/masks/{train,val}/ and ROOT/classes.txt"
 
 
@@ -100,18 +99,6 @@ def read_palette(path: Path, num_classes: int) -> tuple[tuple[int, int, int], ..
     return tuple(palette)
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of the image as OpenCV will decode it, from its header alone (a JPEG's EXIF rotation
-    included; Pillow reads a PNG's EXIF only after its pixels, so PNGs are taken as stored)."""
-    try:
-        with Image.open(path) as handle:
-            width, height = handle.size
-            orientation = handle.getexif().get(EXIF_ORIENTATION, 1) if handle.format == "JPEG" else 1
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"cannot read image {path}: {error}") from None
-    return (height, width) if orientation in TRANSPOSED_ORIENTATIONS else (width, height)
-
-
 class FolderDataset(SegDataset):
     """A data set of your own in the folder layout of this module's docstring; classes from ``classes.txt``.
 
@@ -173,10 +160,14 @@ class FolderDataset(SegDataset):
             return f"image {image} has no mask: expected {mask}"
         try:
             width, height = image_size(image)
+            check_image_size(image, (width, height))
+        except ImageError as error:
+            return str(error)
+        try:
             with Image.open(mask) as handle:
                 bands, mode, mask_size = len(handle.getbands()), handle.mode, handle.size
-        except (OSError, ValueError, DatasetError) as error:
-            return str(error) if isinstance(error, DatasetError) else f"cannot read mask {mask}: {error}"
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            return f"cannot read mask {mask}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
         if bands != 1:
             return (f"mask {mask} has {bands} channels ({mode}): expected a single-channel PNG of class ids "
                     "(grayscale or palette), not a colour picture")
