@@ -64,11 +64,17 @@ def dataset_kind(requested: str | None, root: str | os.PathLike, default: str) -
     return "folder" if is_folder_layout(root) else default
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text file as an editor shows them: a UTF-8 byte-order mark dropped (Windows Notepad writes
+    one), CRLF or CR line ends, trailing empty lines left out."""
+    return path.read_text(encoding="utf-8-sig").rstrip("\r\n").splitlines()
+
+
 def read_classes(path: Path) -> tuple[str, ...]:
     """The class names of ``classes.txt``: one per line, no blanks in between, no repeats, at most 255."""
     if not path.is_file():
         raise DatasetError(f"missing {path}: expected one class name per line, in id order")
-    lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    lines = read_lines(path)
     names = tuple(line.strip() for line in lines)
     for number, name in enumerate(names, 1):
         if not name:
@@ -86,7 +92,7 @@ def read_palette(path: Path, num_classes: int) -> tuple[tuple[int, int, int], ..
     """The colours of ``palette.txt`` (one ``r g b`` line per class), else the first ``num_classes`` VOC colours."""
     if not path.is_file():
         return tuple(tuple(int(v) for v in colour) for colour in voc_colormap()[:num_classes])
-    lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    lines = read_lines(path)
     if len(lines) != num_classes:
         raise DatasetError(f"{path} has {len(lines)} lines but classes.txt lists {num_classes} classes: expected "
                            "one 'r g b' line per class")
