@@ -181,3 +181,47 @@ def test_a_fallback_warning_is_one_line(capsys, checkpoint, tmp_path):
           str(tmp_path / "out"), "--precision", "fp16", *QUICK])
     warnings = [line for line in capsys.readouterr().err.splitlines() if "fp16" in line]
     assert warnings and all(line.startswith("warning: --precision fp16 on cpu") for line in warnings)
+
+
+# ---------------------------------------------------------------- precise messages
+
+def one_line(capsys, *argv) -> tuple[int, str]:
+    code = main([str(arg) for arg in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return code, err[0]
+
+
+def test_random_bytes_and_a_folder_as_checkpoint_say_what_they_are(tmp_path, capsys):
+    noise = tmp_path / "noise.pth"
+    noise.write_bytes(np.random.default_rng(0).integers(1, 120, 4096).astype(np.uint8).tobytes())
+    code, err = one_line(capsys, "export", "--checkpoint", noise, "--out", tmp_path / "m.onnx", "--no-check")
+    assert code == 2 and "not a pickle/zip checkpoint" in err and "run code" not in err
+    (tmp_path / "weights").mkdir()
+    code, err = one_line(capsys, "export", "--checkpoint", tmp_path / "weights", "--out", tmp_path / "m.onnx",
+                         "--no-check")
+    assert code == 2 and "is a folder, not a checkpoint file" in err and "Errno" not in err
+
+
+def test_hub_names_the_argument_of_the_wrong_type():
+    import hubconf
+
+    with pytest.raises(TypeError, match=r"name= must be a string .*got int 123"):
+        hubconf.isanet(name=123)
+
+
+def test_pixel_outside_the_picture_is_refused_with_the_range(tmp_path, capsys):
+    picture(tmp_path / "a.png")
+    code, err = one_line(capsys, "attention", tmp_path / "a.png", "--model", VOC, "--width", 64, "--pixel", 1000, 5,
+                         "--out", tmp_path / "page.html")
+    assert code == 2 and "--pixel 1000 5: outside the 48x64 resized picture; expected ROW 0 to 47" in err
+    assert not (tmp_path / "page.html").exists()
+
+
+def test_a_set_with_no_labelled_pixel_says_so_instead_of_nan(tmp_path, checkpoint, capsys):
+    top = write_sample_dataset("voc", tmp_path, num_train=1, num_val=1, size=64)
+    for mask in (top / "SegmentationClass").glob("*.png"):
+        Image.fromarray(np.full(np.array(Image.open(mask)).shape, 255, np.uint8)).save(mask)
+    code = main(["eval", VOC, "--checkpoint", str(checkpoint), "--data-root", str(top.parent), "--scale", "64", "48"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and "no labelled pixel" in err[-1] and "nan" not in err[-1]

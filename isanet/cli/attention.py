@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     height, width = image.shape[:2]
     size = (max(1, round(height * args.width / width)), args.width)
     image = resize_image(image, size) if size != (height, width) else image
+    if args.pixel and not (args.pixel[0] < size[0] and args.pixel[1] < size[1]):
+        with usage_checks():
+            raise ValueError(f"--pixel {args.pixel[0]} {args.pixel[1]}: outside the {size[0]}x{size[1]} resized "
+                             f"picture; expected ROW 0 to {size[0] - 1} and COL 0 to {size[1] - 1}")
     if args.checkpoint:
         with usage_checks():
             model, meta = load_model_for(args.checkpoint, entry.name)

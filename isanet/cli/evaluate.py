@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         settings = entry.test.override(args.mode, args.scale)
         predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
     results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
+    if not sum(map(sum, results["confusion"])):
+        raise ValueError(f"no labelled pixel in {results['num_images']} images of {dataset.root} {args.split}: "
+                         "every mask pixel is 255 (ignore), so there is no mIoU to report")
     own_data = kind == "folder"
     print(format_table({key: list(results[key].values()) for key in ("IoU", "Acc")}, dataset.CLASSES))
     print(format_confused(most_confused(results["confusion"], dataset.CLASSES)))
