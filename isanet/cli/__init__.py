@@ -17,7 +17,7 @@ from isanet.cli import attention, bench, data, download, evaluate, export, predi
 from isanet.cli.errors import FAILURE, USAGE, USER_ERRORS, UsageError, error_message, usage_checks
 from isanet.cli.options import inputs, outputs
 
-__all__ = ["build_parser", "command_parser", "error_message", "guard_outputs", "main"]
+__all__ = ["build_parser", "command_parser", "error_message", "guard_outputs", "leaf_commands", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,16 @@ def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         if not chosen:
             return parser
         parser = chosen[0].choices[getattr(args, chosen[0].dest)]
+
+
+def leaf_commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()
+                  ) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every leaf sub-command's parser by its words (``("bench", "model")``): what the tests walk."""
+    chosen = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    if not chosen:
+        return {words: parser}
+    return {key: leaf for name, child in chosen[0].choices.items()
+            for key, leaf in leaf_commands(child, (*words, name)).items()}
 
 
 def guard_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

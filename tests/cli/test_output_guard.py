@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import isanet
-from isanet.cli import build_parser, main
+from isanet.cli import build_parser, leaf_commands, main
 from isanet.cli.options import INPUT_MARK, outputs
 from isanet.data.build import write_sample_dataset
 from isanet.io.checkpoint import save_checkpoint
@@ -22,17 +22,7 @@ from isanet.io.checkpoint import save_checkpoint
 VOC = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
 
 
-def commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()):
-    """``(words, parser)`` of every leaf sub-command (``("bench", "model")``, ...)."""
-    subparsers = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
-    if not subparsers:
-        yield words, parser
-        return
-    for name, child in subparsers[0].choices.items():
-        yield from commands(child, (*words, name))
-
-
-COMMANDS = dict(commands(build_parser()))
+COMMANDS = leaf_commands(build_parser())
 CASES = [(words, option) for words, parser in COMMANDS.items() for option in outputs(parser)]
 
 
