@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import sys
+import warnings
 import zlib
 from pathlib import Path
 
@@ -177,10 +179,14 @@ def test_bench_model_refuses_a_size_the_memory_cap_cannot_hold_before_building(c
 
 def test_a_fallback_warning_is_one_line(capsys, checkpoint, tmp_path):
     picture(tmp_path / "a.png")
-    main(["predict", str(tmp_path / "a.png"), "--model", VOC, "--checkpoint", str(checkpoint), "--out",
-          str(tmp_path / "out"), "--precision", "fp16", *QUICK])
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "fp16" in line]
-    assert warnings and all(line.startswith("warning: --precision fp16 on cpu") for line in warnings)
+    with warnings.catch_warnings():  # printed as outside pytest, which records warnings instead
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))  # what Python prints by default
+        main(["predict", str(tmp_path / "a.png"), "--model", VOC, "--checkpoint", str(checkpoint), "--out",
+              str(tmp_path / "out"), "--precision", "fp16", *QUICK])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "fp16" in line]
+    assert lines and all(line.startswith("warning: --precision fp16 on cpu") for line in lines)
 
 
 # ---------------------------------------------------------------- precise messages

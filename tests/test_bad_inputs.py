@@ -367,7 +367,7 @@ def test_a_corrupt_image_in_a_data_worker_is_one_line(tmp_path):
     with pytest.raises(ValueError) as caught:
         train(tiny_run(top.parent, tmp_path / "run", num_workers=1, iters=1))
     message = str(caught.value)
-    assert message.startswith("cannot decode image ") and "JPEGImages" in message and "\n" not in message
+    assert message.startswith("cannot read image ") and "JPEGImages" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("convert", [torch.Tensor.double, torch.Tensor.half, lambda x: x.numpy()])
@@ -406,7 +406,7 @@ def test_pictures_that_are_not_pictures_are_refused(tmp_path):
         with pytest.raises(ValueError, match=message):
             as_rgb_uint8(bad)
     (tmp_path / "notes.png").write_text("not a picture")
-    with pytest.raises(ValueError, match=f"cannot decode image {tmp_path / 'notes.png'}: not a readable image"):
+    with pytest.raises(ValueError, match=f"cannot read image {tmp_path / 'notes.png'}: not an image file"):
         as_rgb_uint8(tmp_path / "notes.png")
 
 

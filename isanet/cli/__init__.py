@@ -60,21 +60,20 @@ def guard_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             check_output(value, option, kind=spec.kind, suffixes=spec.suffixes, inputs=given)
 
 
-def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """``warnings.showwarning`` for the command line: ``warning: MESSAGE``, without a source line."""
-    print(f"warning: {str(message).splitlines()[0]}", file=file or sys.stderr)
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """``warnings.formatwarning`` for the command line: ``warning: MESSAGE``, without a source line."""
+    return f"warning: {str(message).splitlines()[0]}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``isanet`` console script; the exit status follows :mod:`isanet.cli.errors`."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    formatwarning, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = one_line_warning
-            with usage_checks():
-                guard_outputs(command_parser(parser, args), args)
-            return int(args.func(args) or 0)
+        with usage_checks():
+            guard_outputs(command_parser(parser, args), args)
+        return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -91,3 +90,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"isanet {args.command}: error: {type(error).__name__}: {error_message(error)} "
               "(ISANET_DEBUG=1 shows the traceback)", file=sys.stderr)
         return FAILURE
+    finally:
+        warnings.formatwarning = formatwarning

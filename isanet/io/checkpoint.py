@@ -77,8 +77,8 @@ def _file_bytes(path: Path) -> bytes:
     if not data:
         raise CheckpointError(f"checkpoint {path}: the file is empty")
     if not data.startswith(CHECKPOINT_MAGIC):
-        raise CheckpointError(f"checkpoint {path}: not a pickle/zip checkpoint (its first bytes are neither "
-                              "torch.save's zip nor a pickle); is it the right file?")
+        raise CheckpointError(f"checkpoint {path}: not a PyTorch checkpoint, not a pickle/zip checkpoint at all "
+                              "(its first bytes are neither torch.save's zip nor a pickle)")
     return data
 
 
