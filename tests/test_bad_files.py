@@ -231,3 +231,12 @@ def test_a_set_with_no_labelled_pixel_says_so_instead_of_nan(tmp_path, checkpoin
     code = main(["eval", VOC, "--checkpoint", str(checkpoint), "--data-root", str(top.parent), "--scale", "64", "48"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and "no labelled pixel" in err[-1] and "nan" not in err[-1]
+
+
+def test_the_site_is_never_written_into_the_notebooks(capsys):
+    from isanet.notebook import site
+    from isanet.notebook.session import repo_root
+
+    assert site.main(["--out", str(repo_root() / "notebooks" / "site")]) == 1
+    assert "lies inside the input folder notebooks" in capsys.readouterr().err
+    assert not (repo_root() / "notebooks" / "site").exists()
