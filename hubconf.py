@@ -10,6 +10,8 @@ model is in eval mode when weights were loaded, in train mode (freshly initialis
 
 from __future__ import annotations
 
+import os
+
 dependencies = ["torch", "numpy", "cv2", "PIL", "tqdm"]
 
 
@@ -24,6 +26,11 @@ def isanet(name: str | None = None, checkpoint: str | None = None, **overrides):
     """
     from isanet import build_model
     from isanet.io.checkpoint import Checkpoint, load_checkpoint, load_model
+
+    for argument, value in (("name", name), ("checkpoint", checkpoint)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"isanet hub: {argument}= must be a string (a zoo name or a file path), "
+                            f"got {type(value).__name__} {value!r}")
 
     if checkpoint is None:
         if name is None:

@@ -15,6 +15,9 @@ from collections.abc import Callable
 #: Longest image side in pixels (sample data, test scales, benchmark maps): 8192 covers every published test
 #: scale (Cityscapes 2048x1024) four times over, and one 8192^2 RGB float image is already 768 MiB.
 MAX_IMAGE_SIDE = 8192
+#: Bytes a decoded picture may take (its RGB pixels and the decoder's buffer): a MAX_IMAGE_SIDE square needs
+#: 0.4 GiB, so the cap only stops what the side bound lets through on its way to the model's own memory.
+MAX_DECODED_BYTES = 2**30
 #: Images, iterations, repeats: large enough for any real run, small enough that a typo is caught.
 MAX_COUNT = 10_000_000
 #: Images of a synthetic sample data set: 10000 of the largest size would already be tens of GB.

@@ -38,8 +38,9 @@ from isanet.engine.state import TrainError, WorkDirLock, write_checkpoint
 from isanet.engine.trainer import TrainConfig, train
 from isanet.evaluation.evaluate import evaluate
 from isanet.evaluation.inference import Predictor, predict, slide_windows
-from isanet.io.atomic import atomic_path, check_writable, write_json_atomic
+from isanet.io.atomic import atomic_path, write_json_atomic
 from isanet.io.checkpoint import CheckpointError, load_model, save_checkpoint
+from isanet.io.outputs import LEDGER, check_output
 from isanet.limits import MAX_IMAGE_SIDE, bounded_float, bounded_int
 from isanet.models.config import TINY
 
@@ -121,9 +122,17 @@ def test_eval_out_may_not_be_its_own_checkpoint_nor_other_data(tmp_path, capsys)
     picture.write_bytes(b"\x89PNG not json")
     code, err = cli(capsys, "eval", VOC, "--checkpoint", checkpoint, "--data-root", tmp_path / "none", "--out",
                     picture)
-    assert code == 2 and "already exists and is not a JSON result" in err
+    assert code == 2 and "already exists and was not written by isanet" in err
+    code, err = cli(capsys, "eval", VOC, "--checkpoint", checkpoint, "--data-root", tmp_path / "none", "--confusion",
+                    tmp_path / "cm.txt")
+    assert code == 2 and "--confusion" in err and "the format is taken from the suffix; expected .png, got .txt" in err
+    user_json = tmp_path / "mine.json"
+    user_json.write_text("{}")
+    code, err = cli(capsys, "eval", VOC, "--checkpoint", checkpoint, "--data-root", tmp_path / "none", "--out",
+                    user_json)
+    assert code == 2 and "already exists and was not written by isanet" in err
     write_json_atomic({"mIoU": 1.0}, tmp_path / "old.json")  # an earlier result may be replaced
-    assert check_writable(tmp_path / "old.json", "--out", replaces_json=True) == tmp_path / "old.json"
+    assert check_output(tmp_path / "old.json", "--out", suffixes=(".json",)) == (tmp_path / "old.json").resolve()
 
 
 def test_a_work_dir_holds_one_run_at_a_time(tmp_path, voc_root):
@@ -162,7 +171,8 @@ def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
         path.write_bytes(b"x" * 1000)
     os.utime(old_style, (0, 0))
     write_json_atomic({"ok": True}, tmp_path / "result.json")
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([live.name, unrelated.name, "result.json"])
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == sorted([live.name, unrelated.name, "result.json", LEDGER])
 
 
 def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
@@ -170,7 +180,8 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
     with pytest.raises(RuntimeError), atomic_path(tmp_path / "a.json") as temporary:
         temporary.write_text('{"v": ')
         raise RuntimeError("killed")
-    assert json.loads((tmp_path / "a.json").read_text()) == {"v": 1} and len(list(tmp_path.iterdir())) == 1
+    assert json.loads((tmp_path / "a.json").read_text()) == {"v": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, "a.json"]
 
 
 # ---------------------------------------------------------------- 2. no normal-looking number from broken math
@@ -211,7 +222,7 @@ def test_non_finite_weights_are_never_saved_over_good_ones(tmp_path):
         model.decode_head.conv_seg.bias.fill_(float("inf"))
     with pytest.raises(TrainError, match="after iteration 4: tensor decode_head.conv_seg.bias .*earlier checkpoints"):
         write_checkpoint(model, tmp_path, 4, {"iter": 4}, keep=1)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["iter_2.pth", "latest.pth"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [LEDGER, "iter_2.pth", "latest.pth"]
 
 
 @pytest.mark.parametrize("lr", ["inf", "nan", "-1", "0", "1e6"])
@@ -356,7 +367,7 @@ def test_a_corrupt_image_in_a_data_worker_is_one_line(tmp_path):
     with pytest.raises(ValueError) as caught:
         train(tiny_run(top.parent, tmp_path / "run", num_workers=1, iters=1))
     message = str(caught.value)
-    assert message.startswith("cannot decode image ") and "JPEGImages" in message and "\n" not in message
+    assert message.startswith("cannot read image ") and "JPEGImages" in message and "\n" not in message
 
 
 @pytest.mark.parametrize("convert", [torch.Tensor.double, torch.Tensor.half, lambda x: x.numpy()])
@@ -395,7 +406,7 @@ def test_pictures_that_are_not_pictures_are_refused(tmp_path):
         with pytest.raises(ValueError, match=message):
             as_rgb_uint8(bad)
     (tmp_path / "notes.png").write_text("not a picture")
-    with pytest.raises(ValueError, match=f"cannot decode image {tmp_path / 'notes.png'}: not a readable image"):
+    with pytest.raises(ValueError, match=f"cannot read image {tmp_path / 'notes.png'}: not an image file"):
         as_rgb_uint8(tmp_path / "notes.png")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from isanet.cli.errors import UsageError, usage_checks
-from isanet.cli.options import add_checkpoint, add_device, add_output
+from isanet.cli.options import add_checkpoint, add_device, add_input, add_output
 from isanet.engine.recipes import TEACHING
 from isanet.limits import MAX_EXPLORER_WIDTH, bounded_int, non_negative_int
 
@@ -24,7 +24,7 @@ TEACHING_WIDTH = TEACHING.settings["val_scale"][1]  # the teaching pictures' wid
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("attention", help="write a standalone HTML attention explorer for an image")
-    parser.add_argument("image", help="a picture (jpg, png, ...)")
+    add_input(parser, "image", help="a picture (jpg, png, ...)")
     parser.add_argument("--model", help="zoo name: the architecture (and normalisation); required unless "
                                          "--teaching")
     add_checkpoint(parser, help="weights file; without it: random weights (the page says so)")
@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from isanet.data.datasets import read_image
     from isanet.data.transforms import normalize, resize_image
     from isanet.engine.config import DEFAULT_MODEL
-    from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
     from isanet.notebook.explorer_html import describe, save_explorer_html
@@ -74,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
     check_model_choice(args)
     with usage_checks():
-        check_writable(args.out, "--out", inputs=(args.image, args.checkpoint))
         entry = zoo.get_entry(DEFAULT_MODEL if args.teaching else args.model)  # the teaching model's normalisation
         device = resolve_device(args.device, "--device")
         image = read_image(args.image)
@@ -83,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     height, width = image.shape[:2]
     size = (max(1, round(height * target / width)), target)
     image = resize_image(image, size) if size != (height, width) else image
+    if args.pixel and not (args.pixel[0] < size[0] and args.pixel[1] < size[1]):
+        with usage_checks():
+            raise ValueError(f"--pixel {args.pixel[0]} {args.pixel[1]}: outside the {size[0]}x{size[1]} resized "
+                             f"picture; expected ROW 0 to {size[0] - 1} and COL 0 to {size[1] - 1}")
     if teaching:
         with usage_checks():
             model = teaching.load()

@@ -19,8 +19,7 @@ import sys
 
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_threads
-from isanet.io.atomic import check_writable
-from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, positive_int
+from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, image_side, positive_int
 from isanet.models.efficient_attention import METHODS
 from isanet.models.flex import ORDERS
 from isanet.models.head_registry import HEADS
@@ -42,6 +41,13 @@ def parse_size(text: str) -> tuple[int, int]:
     if max(parts) > MAX_IMAGE_SIDE:
         raise argparse.ArgumentTypeError(f"{text} is out of range: a side is at most {MAX_IMAGE_SIDE}")
     return parts[0], parts[1]
+
+
+def add_memory_cap(parser: argparse.ArgumentParser, what: str = "refuse, before allocating, a run whose "
+                   "estimated peak passes this many GiB") -> None:
+    """``--memory-cap-gb``, the one memory bound of both benches (CPU only; 0: none)."""
+    parser.add_argument("--memory-cap-gb", type=bounded_float(0), default=8.0,
+                        help=f"CPU only: {what} (default 8; 0 for no cap)")
 
 
 def add_parser(subparsers) -> None:
@@ -68,9 +74,7 @@ def add_parser(subparsers) -> None:
                            help="timed calls (default 5; paper setting: 100 on GPU, 3 on CPU)")
     attention.add_argument("--warmup", type=bounded_int(0),
                            help="untimed calls first (default 1; paper setting: 10 on GPU, 1 on CPU)")
-    attention.add_argument("--memory-cap-gb", type=bounded_float(0), default=8.0,
-                           help="CPU only: report a row as oom instead of letting live tensors pass this many GiB "
-                                "(default 8; 0 for no cap)")
+    add_memory_cap(attention, "report a row as oom instead of letting live tensors pass this many GiB")
     attention.add_argument("--paper-setting", action="store_true",
                            help="the authors' setting: 2048-channel input, 3x3 conv-BN-ReLU to --channels, "
                                 "then the block; mean time")
@@ -90,11 +94,12 @@ def add_model_parser(commands) -> None:
                     "from FlopCounterMode and include the attention matmuls; the header says how many of them a "
                     "counter that skips attention would miss. Random seeded weights unless --checkpoint.")
     model.add_argument("name", help="zoo name (1.x or legacy 0.x)")
-    model.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the entry's crop)")
+    model.add_argument("--size", type=image_side, nargs=2, metavar=("H", "W"),
+                       help=f"input size, 1 to {MAX_IMAGE_SIDE} a side (default: the entry's crop)")
     model.add_argument("--mode", choices=("whole", "slide"), help="default: the entry's test mode")
-    model.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
+    model.add_argument("--crop", type=image_side, nargs=2, metavar=("H", "W"),
                        help="slide window (default: the entry's test crop, else its training crop)")
-    model.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"),
+    model.add_argument("--stride", type=image_side, nargs=2, metavar=("H", "W"),
                        help="slide stride (default: the entry's, else 2/3 of the crop)")
     model.add_argument("--head", choices=tuple(HEADS), default="isa", help="decode head (default: %(default)s)")
     add_precision(model, many=True, help="one row per precision (default: fp32); e.g. --precision fp32 bf16")
@@ -109,6 +114,7 @@ def add_model_parser(commands) -> None:
     model.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default: %(default)s)")
     model.add_argument("--warmup", type=bounded_int(0), default=1, help="untimed rounds first (default: %(default)s)")
     add_threads(model, help="torch.set_num_threads (and ONNX Runtime's intra-op threads)")
+    add_memory_cap(model)
     model.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                        help="wall time, or process CPU time (steady on a busy machine; use with --threads 1)")
     add_output(model, "--json", kind="file", suffixes=(".json",), help="write the measurements as JSON")
@@ -118,7 +124,7 @@ def add_model_parser(commands) -> None:
 def run_model(args: argparse.Namespace) -> int:
     import torch
 
-    from isanet.analysis.model_bench import Variant, bench_model, format_bench
+    from isanet.analysis.model_bench import Variant, bench_model, estimate_peak_bytes, format_bench
     from isanet.data.sample_checkpoint import random_state_dict
     from isanet.io.atomic import write_json_atomic
     from isanet.io.checkpoint import load_checkpoint
@@ -135,6 +141,14 @@ def run_model(args: argparse.Namespace) -> int:
     size = tuple(args.size or entry.train.crop_size)
     crop = tuple(args.crop or test.crop_size or entry.train.crop_size)
     stride = tuple(args.stride or test.stride or [max(1, 2 * side // 3) for side in crop])
+    windows = {"crop_size": crop, "stride": stride} if mode == "slide" else {"crop_size": None, "stride": None}
+    settings = test.replace(mode=mode, **windows)
+    needed = estimate_peak_bytes(size, settings, entry.model.num_classes)
+    if args.memory_cap_gb and device == "cpu" and needed > args.memory_cap_gb * 2**30:
+        with usage_checks():
+            raise ValueError(f"--size {size[0]} {size[1]}: one {mode} prediction needs about {needed / 2**30:.1f} "
+                             f"GiB, more than --memory-cap-gb {args.memory_cap_gb:g}: a smaller --size, --mode "
+                             "slide, or a larger cap")
     model = zoo.build_model(entry.name, head=args.head)
     if args.checkpoint:
         with usage_checks():
@@ -148,8 +162,7 @@ def run_model(args: argparse.Namespace) -> int:
                 for last in ((False, True) if args.channels_last else (False,))]
     if args.onnx:
         variants.append(Variant(onnx=True))
-    windows = {"crop_size": crop, "stride": stride} if mode == "slide" else {"crop_size": None, "stride": None}
-    result = bench_model(model, entry.name, size, variants, test.replace(mode=mode, **windows), device, args.repeats,
+    result = bench_model(model, entry.name, size, variants, settings, device, args.repeats,
                          args.warmup, weights, args.clock,
                          progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
     print(format_bench(result))
@@ -166,10 +179,6 @@ def run_attention(args: argparse.Namespace) -> int:
     from isanet.runtime import resolve_device
 
     with usage_checks():
-        if args.json:
-            check_writable(args.json, "--json", replaces_json=True)
-        if args.plot:
-            check_writable(args.plot, "--plot")
         on_gpu = resolve_device(args.device, "--device") == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)

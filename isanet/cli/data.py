@@ -44,10 +44,6 @@ def add_parser(subparsers) -> None:
 
 def run_sample_data(args: argparse.Namespace) -> int:
     from isanet.data.build import write_sample_dataset
-    from isanet.io.atomic import check_writable
-
-    with usage_checks():
-        check_writable(args.out, "--out", folder=True)
     sizes = {key: getattr(args, key) for key in ("num_train", "num_val", "size") if getattr(args, key) is not None}
     with usage_checks(errors=(ValueError,)):  # its refusals (not a sample, not empty); a failed write is OSError
         top = write_sample_dataset(args.kind, args.out, seed=args.seed, label_ids_only=args.label_ids_only,
@@ -61,12 +57,10 @@ def run_sample_data(args: argparse.Namespace) -> int:
 
 def run_sample_checkpoint(args: argparse.Namespace) -> int:
     from isanet.data.sample_checkpoint import is_random_checkpoint, save_random_checkpoint
-    from isanet.io.atomic import check_writable
     from isanet.models.zoo import get_entry
 
     with usage_checks():
         name = get_entry(args.name).name
-        check_writable(args.out, "--out")
         if Path(args.out).exists() and not is_random_checkpoint(args.out):
             raise ValueError(f"--out {args.out}: already exists and is not a random-weights sample checkpoint; "
                              "refusing to write over it (choose another file name)")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_scale
+from isanet.cli.options import add_checkpoint, add_device, add_input, add_output, add_precision, add_scale
 from isanet.data.build import DATASETS
 from isanet.limits import positive_int
 
@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("name", help="zoo name (1.x or legacy 0.x); decides the test settings, and the architecture "
                                      "unless the checkpoint records its own (files of isanet train)")
     add_checkpoint(parser, required=True, help="weights file (mmseg format, raw or DDP state dict)")
-    parser.add_argument("--data-root", required=True, help="the data set's folder (e.g. .../VOCdevkit/VOC2012, "
+    add_input(parser, "--data-root", required=True, help="the data set's folder (e.g. .../VOCdevkit/VOC2012, "
                                                            ".../cityscapes, .../ADEChallengeData2016) or its parent")
     parser.add_argument("--dataset", choices=tuple(DATASETS),
                         help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
@@ -80,16 +80,12 @@ def run(args: argparse.Namespace) -> int:
     from isanet.evaluation.evaluate import evaluate_predictor
     from isanet.evaluation.inference import Predictor
     from isanet.evaluation.metrics import format_confused, format_table, most_confused
-    from isanet.io.atomic import check_writable, write_json_atomic
+    from isanet.io.atomic import write_json_atomic
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
     from isanet.runtime import resolve_device
 
     with usage_checks():  # the options, the data and the weights: all before the evaluation
-        if args.out:  # before the evaluation, which may take hours
-            check_writable(args.out, "--out", inputs=(args.checkpoint,), replaces_json=True)
-        if args.confusion:
-            check_writable(args.confusion, "--confusion", inputs=(args.checkpoint,))
         entry = zoo.get_entry(args.name)
         device = resolve_device(args.device, "--device")
         kind = dataset_kind(args.dataset, args.data_root, zoo.short_dataset_name(entry))
@@ -100,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         settings = entry.test.override(args.mode, args.scale)
         predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
     results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
+    if not sum(map(sum, results["confusion"])):
+        raise ValueError(f"no labelled pixel in {results['num_images']} images of {dataset.root} {args.split}: "
+                         "every mask pixel is 255 (ignore), so there is no mIoU to report")
     own_data = kind == "folder"
     print(format_table({key: list(results[key].values()) for key in ("IoU", "Acc")}, dataset.CLASSES))
     print(format_confused(most_confused(results["confusion"], dataset.CLASSES)))

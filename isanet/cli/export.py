@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from isanet.cli.errors import usage_checks
+from isanet.cli.errors import USER_ERRORS, usage_checks
 from isanet.cli.options import add_checkpoint, add_output
 
 
@@ -31,9 +31,10 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from isanet.io.checkpoint import load_model
-    from isanet.io.export import check_onnx, export_onnx
+    from isanet.io.export import check_onnx, export_onnx, require_export
 
-    with usage_checks():
+    with usage_checks((ImportError, *USER_ERRORS)):  # the extra, then the weights: before any work
+        require_export(check=not args.no_check)
         model = load_model(args.checkpoint, args.name)
     started = time.perf_counter()
     path = export_onnx(model, args.out)

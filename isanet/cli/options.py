@@ -3,7 +3,9 @@
 Choices come from the package's constants (:data:`isanet.runtime.PRECISIONS`, :data:`isanet.runtime.DEVICES`),
 so a new precision reaches every command at once. Every option that names something a command writes is made
 with :func:`add_output`, which marks it (:func:`outputs` lists the marks), so that one guard can check exactly
-the outputs before any work and a test can see that none is left unmarked.
+the outputs before any work and a test can see that none is left unmarked. Every option (or positional)
+that names a file or folder a command reads is made with :func:`add_input`, so that the guard knows what an
+output must never be, or lie inside.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Literal
 from isanet.limits import bounded_int, image_side
 from isanet.runtime import DEVICES, PRECISIONS
 
-#: The attribute :func:`add_output` sets on an option's argparse action.
-OUTPUT_MARK = "isanet_output"
+#: The attributes :func:`add_output` and :func:`add_input` set on an option's argparse action.
+OUTPUT_MARK, INPUT_MARK = "isanet_output", "isanet_input"
 #: The most CPU threads ``--threads`` accepts.
 MAX_THREADS = 1024
 
@@ -51,6 +53,21 @@ def outputs(parser: argparse.ArgumentParser) -> dict[str, Output]:
             if hasattr(action, OUTPUT_MARK)}
 
 
+def add_input(parser: argparse.ArgumentParser, flag: str, **kwargs) -> argparse.Action:
+    """``flag`` (an option, or a positional's name) as an input the command reads: marked, so that no output
+    may be it or lie inside it (``kwargs`` go to ``add_argument``)."""
+    action = parser.add_argument(flag, **kwargs)
+    setattr(action, INPUT_MARK, True)
+    return action
+
+
+def inputs(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The marked inputs of ``parser``: the name a message uses (``--checkpoint``, ``IMAGE``) -> namespace
+    attribute."""
+    return {(action.option_strings[0] if action.option_strings else action.dest.upper()): action.dest
+            for action in parser._actions if getattr(action, INPUT_MARK, False)}
+
+
 def add_precision(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, help: str,
                   default: str | None = "fp32", many: bool = False) -> argparse.Action:
     """``--precision`` from :data:`~isanet.runtime.PRECISIONS`; ``many``: one or more (one row each)."""
@@ -76,7 +93,7 @@ def add_threads(parser: argparse.ArgumentParser, *, help: str = "torch.set_num_t
 def add_checkpoint(parser: argparse.ArgumentParser, *, help: str, required: bool = False) -> argparse.Action:
     """``--checkpoint FILE``: weights to read (opened by the command's checks, so a missing or broken file is
     a usage error that names it)."""
-    return parser.add_argument("--checkpoint", metavar="FILE", required=required, help=help)
+    return add_input(parser, "--checkpoint", metavar="FILE", required=required, help=help)
 
 
 def add_scale(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, help: str) -> argparse.Action:

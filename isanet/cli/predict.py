@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_scale
+from isanet.cli.options import add_checkpoint, add_device, add_input, add_output, add_precision, add_scale
 
 SHOW_WRITTEN = 20  # a folder of thousands of pictures should not print thousands of lines
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="predict an image, a folder of images or a video; write overlays")
-    parser.add_argument("input", help="an image, a folder of images, or a video (mp4, avi, ...)")
+    add_input(parser, "input", help="an image, a folder of images, or a video (mp4, avi, ...)")
     parser.add_argument("--model", required=True, help="zoo name: the architecture and test pipeline")
     add_checkpoint(parser, required=True, help="weights file (a published one, or one the kit wrote)")
     add_output(parser, "--out", kind="dir", required=True, help="folder for the outputs (created if missing)")
@@ -51,12 +51,10 @@ def options_from(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from isanet.evaluation.predict_files import PredictionWriter, list_inputs, predict_inputs
-    from isanet.io.atomic import check_writable
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
 
     with usage_checks():
-        check_writable(args.out, "--out", folder=True)  # before the model and the pictures
         options = options_from(args)
         entry = zoo.get_entry(args.model)
         list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import add_device, add_output, add_precision, add_scale
+from isanet.cli.options import add_device, add_input, add_output, add_precision, add_scale
 from isanet.data.build import DATASETS
 from isanet.engine.recipes import RECIPES
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR, bounded_float, bounded_int, non_negative_int, positive_int
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
         description="Fine-tune a zoo architecture with its published recipe. Options left out take the zoo entry's "
                     "value, or with --resume the checkpoint's. Launch under torchrun --nproc_per_node N for DDP.")
     parser.add_argument("name", help="zoo name (1.x or legacy 0.x), e.g. isanet_r50-d8_4xb4-20k_voc12aug-512x512")
-    parser.add_argument("--data-root", required=True,
+    add_input(parser, "--data-root", required=True,
                         help="the data set's folder (e.g. data/VOCdevkit, or your own folder data set's root)")
     parser.add_argument("--dataset", choices=tuple(DATASETS),
                         help="how to read --data-root (default: folder when it holds classes.txt, images/ and "
@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
                         help="images per process (default: the entry's per-GPU batch)")
     parser.add_argument("--lr", type=bounded_float(0, MAX_LR, low_open=True),
                         help="base learning rate (default: the entry's, 0.01)")
-    parser.add_argument("--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
+    add_input(parser, "--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
                                        "classes differ, e.g. for your own classes.txt) or an ImageNet ResNet "
                                        "backbone checkpoint")
     parser.add_argument("--recipe", choices=sorted(RECIPES),

@@ -13,27 +13,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
+
+from isanet.io.image import ImageError, read_image
+
+__all__ = ["IGNORE_INDEX", "DatasetError", "SegDataset", "as_rgb_uint8", "read_image", "read_label"]
 
 IGNORE_INDEX = 255
 
 
 class DatasetError(ValueError):
     """A data folder or file that cannot be read as the data set it should be, with what was expected."""
-
-
-def read_image(path: Path) -> np.ndarray:
-    """``H x W x 3`` uint8 RGB, decoded like mmcv's ``LoadImageFromFile`` (cv2, colour flag) and flipped to RGB."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as error:
-        raise DatasetError(f"cannot read image {path}: {error}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise DatasetError(f"cannot decode image {path}: not a readable image file")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def as_rgb_uint8(image, what: str = "image") -> np.ndarray:
@@ -62,7 +53,7 @@ def read_label(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as handle:
             label = np.array(handle)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DatasetError(f"cannot read label {path}: {error}") from None
     if label.ndim == 3 and label.shape[2] == 1:
         label = label[..., 0]
@@ -123,7 +114,11 @@ class SegDataset:
 
     def __getitem__(self, index: int) -> dict:
         image_path, label_path = self.samples[index]
-        image, raw = read_image(image_path), read_label(label_path)
+        try:
+            image = read_image(image_path)
+        except ImageError as error:  # the reader's one line, as this module's one error type
+            raise DatasetError(str(error)) from None
+        raw = read_label(label_path)
         if image.shape[:2] != raw.shape:
             raise DatasetError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
                                f"{label_path} is {raw.shape[1]}x{raw.shape[0]}: they must match")

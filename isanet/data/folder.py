@@ -28,10 +28,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from isanet.data.datasets import IGNORE_INDEX, DatasetError, SegDataset, read_label
+from isanet.io.image import ImageError, check_image_size, image_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-EXIF_ORIENTATION = 0x0112
-TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF rotations by 90 degrees: OpenCV decodes these with width/height swapped
 LAYOUT = "ROOT/images/{train,val}/, ROOT/masks/{train,val}/ and ROOT/classes.txt"
 
 
@@ -65,11 +64,17 @@ def dataset_kind(requested: str | None, root: str | os.PathLike, default: str) -
     return "folder" if is_folder_layout(root) else default
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text file as an editor shows them: a UTF-8 byte-order mark dropped (Windows Notepad writes
+    one), CRLF or CR line ends, trailing empty lines left out."""
+    return path.read_text(encoding="utf-8-sig").rstrip("\r\n").splitlines()
+
+
 def read_classes(path: Path) -> tuple[str, ...]:
     """The class names of ``classes.txt``: one per line, no blanks in between, no repeats, at most 255."""
     if not path.is_file():
         raise DatasetError(f"missing {path}: expected one class name per line, in id order")
-    lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    lines = read_lines(path)
     names = tuple(line.strip() for line in lines)
     for number, name in enumerate(names, 1):
         if not name:
@@ -87,7 +92,7 @@ def read_palette(path: Path, num_classes: int) -> tuple[tuple[int, int, int], ..
     """The colours of ``palette.txt`` (one ``r g b`` line per class), else the first ``num_classes`` VOC colours."""
     if not path.is_file():
         return tuple(tuple(int(v) for v in colour) for colour in voc_colormap()[:num_classes])
-    lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    lines = read_lines(path)
     if len(lines) != num_classes:
         raise DatasetError(f"{path} has {len(lines)} lines but classes.txt lists {num_classes} classes: expected "
                            "one 'r g b' line per class")
@@ -98,18 +103,6 @@ def read_palette(path: Path, num_classes: int) -> tuple[tuple[int, int, int], ..
             raise DatasetError(f"{path} line {number} is {line!r}: expected three numbers 0..255 ('r g b')")
         palette.append(tuple(int(part) for part in parts))
     return tuple(palette)
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of the image as OpenCV will decode it, from its header alone (a JPEG's EXIF rotation
-    included; Pillow reads a PNG's EXIF only after its pixels, so PNGs are taken as stored)."""
-    try:
-        with Image.open(path) as handle:
-            width, height = handle.size
-            orientation = handle.getexif().get(EXIF_ORIENTATION, 1) if handle.format == "JPEG" else 1
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"cannot read image {path}: {error}") from None
-    return (height, width) if orientation in TRANSPOSED_ORIENTATIONS else (width, height)
 
 
 class FolderDataset(SegDataset):
@@ -173,10 +166,14 @@ class FolderDataset(SegDataset):
             return f"image {image} has no mask: expected {mask}"
         try:
             width, height = image_size(image)
+            check_image_size(image, (width, height))
+        except ImageError as error:
+            return str(error)
+        try:
             with Image.open(mask) as handle:
                 bands, mode, mask_size = len(handle.getbands()), handle.mode, handle.size
-        except (OSError, ValueError, DatasetError) as error:
-            return str(error) if isinstance(error, DatasetError) else f"cannot read mask {mask}: {error}"
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            return f"cannot read mask {mask}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
         if bands != 1:
             return (f"mask {mask} has {bands} channels ({mode}): expected a single-channel PNG of class ids "
                     "(grayscale or palette), not a colour picture")

@@ -34,8 +34,8 @@ from isanet.engine.state import (
     restore_rng,
     seed_everything,
 )
-from isanet.io.atomic import check_writable
 from isanet.io.checkpoint import extract_state_dict
+from isanet.io.outputs import check_output
 from isanet.models.zoo import TestSettings, ZooEntry, build_model, get_entry, short_dataset_name
 from isanet.runtime import Precision, autocast, resolve_device, resolve_precision
 
@@ -256,7 +256,7 @@ def build_parts(config: TrainConfig) -> tuple[RunState, Optimisation]:
     lock = None
     try:
         if dist.is_main:  # rank 0 alone writes in the folder
-            check_writable(config.work_dir, "--work-dir", folder=True)
+            check_output(config.work_dir, "--work-dir", kind="dir")
             lock = WorkDirLock(Path(config.work_dir)).acquire()
         state, optimisation = _build_parts(config, entry, dist, device_name)
         state.lock = lock

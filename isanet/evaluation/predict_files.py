@@ -29,6 +29,7 @@ from isanet.data.datasets import DatasetError, read_image
 from isanet.evaluation.inference import Predictor
 from isanet.evaluation.overlay import overlay_picture
 from isanet.io.atomic import atomic_path
+from isanet.io.outputs import check_replaceable, written_by_kit
 from isanet.models.zoo import ZooEntry
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -117,6 +118,7 @@ def _write_png(picture: np.ndarray, path: Path) -> Path:
     ok, encoded = cv2.imencode(".png", data)
     if not ok:
         raise OSError(f"could not encode {path.name} as PNG")
+    check_replaceable(path, "output")  # a user's own a_label.png stays
     with atomic_path(path) as temporary:
         temporary.write_bytes(encoded.tobytes())
     return path
@@ -137,7 +139,7 @@ def predict_video_file(writer: PredictionWriter, path: Path, out_dir: Path, stem
     reader = cv2.VideoCapture(str(path))
     if not reader.isOpened():
         raise DatasetError(f"cannot open video {path}: not a readable video file")
-    target = out_dir / f"{stem or path.stem}_overlay.mp4"
+    target = check_replaceable(out_dir / f"{stem or path.stem}_overlay.mp4", "output")
     fps = reader.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(reader.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     video = None
@@ -178,11 +180,14 @@ def is_video(path: Path) -> bool:
 
 def list_inputs(source: str | os.PathLike) -> list[Path]:
     """The files an INPUT names: itself (an image or a video), or the images and videos in a folder (sorted,
-    not recursive). Other files in a folder are left out; a missing INPUT is an error."""
+    not recursive). Other files in a folder are left out, and so are the kit's own outputs (an earlier run's
+    ``STEM_overlay.png``, by its ledger); a broken or looping symlink is kept, so that it fails and is counted.
+    A missing INPUT is an error."""
     source = Path(source)
     if source.is_dir():
         found = sorted(p for p in source.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+                       if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                       and not written_by_kit(p))
         if not found:
             raise FileNotFoundError(f"INPUT folder {source} holds no images or videos "
                                     f"({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
@@ -193,12 +198,21 @@ def list_inputs(source: str | os.PathLike) -> list[Path]:
 
 
 def _stems(paths: Sequence[Path]) -> list[str]:
-    """Output stems: the file's stem, or ``stem_ext`` when two inputs share a stem (a.jpg and a.png)."""
+    """Output stems, unique per input even on a case-insensitive disk: the file's stem, ``stem_ext`` when two
+    inputs share a stem (a.jpg and a.png), and ``stem_ext_N`` when that too is shared (a.jpg and a.JPG)."""
     counts: dict[str, int] = {}
     for path in paths:
-        counts[path.stem] = counts.get(path.stem, 0) + 1
-    return [path.stem if counts[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
-            for path in paths]
+        counts[path.stem.lower()] = counts.get(path.stem.lower(), 0) + 1
+    stems, used = [], set()
+    for path in paths:
+        stem = path.stem if counts[path.stem.lower()] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        candidate, number = stem, 1
+        while candidate.lower() in used:
+            number += 1
+            candidate = f"{stem}_{number}"
+        used.add(candidate.lower())
+        stems.append(candidate)
+    return stems
 
 
 def predict_inputs(writer: PredictionWriter, source: str | os.PathLike, out_dir: str | os.PathLike,

@@ -2,8 +2,9 @@
 
 Every file the kit writes (checkpoints, downloads, results JSON, the training log, sample data sets) goes
 through :func:`atomic_path`: the content is written under a temporary name beside the target and renamed over
-it only once complete (a rename within one folder is atomic). The temporary name is created by the caller
-with ordinary ``open``/``mkdir``, so files get the user's umask like any other file.
+it only once complete (a rename within one folder is atomic), and recorded in the folder's ledger of the
+kit's own outputs (:mod:`isanet.io.outputs`), so that a later run may replace it and nothing else. The temporary
+name is created by the caller with ordinary ``open``/``mkdir``, so files get the user's umask like any other file.
 
 A temporary's name carries the writing process's id (``.NAME.isanet-tmp-PID-XXXXXXXX.tmp``): a process killed
 mid-write (SIGKILL, power loss) leaves one behind, and the next write into that folder removes every
@@ -18,11 +19,12 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from isanet.io.outputs import record_output
 
 TEMPORARY_MARK = ".isanet-tmp-"
 #: ``.NAME.isanet-tmp-[PID-]XXXXXXXX.tmp|.part``: the writer's pid is absent from names of older versions.
@@ -84,6 +86,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     try:
         yield temporary
         os.replace(temporary, path)
+        record_output(path)
     finally:
         if temporary.is_dir() and not temporary.is_symlink():
             shutil.rmtree(temporary, ignore_errors=True)
@@ -113,56 +116,3 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
 def write_json_atomic(data: dict, path: str | os.PathLike) -> Path:
     """Write ``data`` as strict, indented JSON to ``path`` atomically."""
     return write_text_atomic(json.dumps(json_safe(data), indent=1) + "\n", path)
-
-
-def _describe(error: OSError) -> str:
-    return (error.strerror or str(error)).lower()
-
-
-def is_json_file(path: Path) -> bool:
-    """Whether ``path`` holds a JSON object or list (an earlier result, which a new one may replace); a
-    checkpoint or picture is told apart by its first bytes, without reading it whole."""
-    try:
-        with path.open("rb") as handle:
-            if not handle.read(64).lstrip().startswith((b"{", b"[")):
-                return False
-        json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def check_writable(path: str | os.PathLike, option: str, *, folder: bool = False,
-                   inputs: tuple[str | os.PathLike | None, ...] = (), replaces_json: bool = False) -> Path:
-    """Refuse, before any work, an output the run could not write or must not write over.
-
-    ``path`` is the file (or with ``folder`` the folder) an option names. It must not be one of ``inputs``
-    (``eval --out`` naming its own ``--checkpoint``), must not be a folder where a file is meant (or the
-    reverse), with ``replaces_json`` may replace an existing file only if that holds JSON (an earlier result,
-    not a checkpoint or an image), and the nearest existing folder on its way must accept a new file (probed
-    by creating one).
-    The error names the option, the path and the reason in words, not an errno.
-    """
-    path = Path(path)
-    for source in inputs:
-        if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
-            raise ValueError(f"{option} {path}: is also an input of this command ({source}); it would be "
-                             "overwritten: write the result to another file")
-    if folder and path.exists() and not path.is_dir():
-        raise ValueError(f"{option} {path}: exists and is not a folder")
-    if not folder and path.is_dir():
-        raise ValueError(f"{option} {path}: is a folder; give a file name")
-    if replaces_json and path.is_file() and not is_json_file(path):
-        raise ValueError(f"{option} {path}: already exists and is not a JSON result; refusing to write over it "
-                         "(choose another file name)")
-    nearest = path if folder and path.is_dir() else path.parent
-    while not nearest.exists() and nearest != nearest.parent:
-        nearest = nearest.parent
-    if not nearest.is_dir():
-        raise ValueError(f"{option} {path}: cannot be created, {nearest} is a file, not a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=nearest, prefix=".isanet-probe-"):
-            pass
-    except OSError as error:
-        raise ValueError(f"{option} {path}: cannot write in {nearest} ({_describe(error)})") from None
-    return path

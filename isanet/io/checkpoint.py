@@ -63,13 +63,22 @@ def _safe_globals() -> list:
     return [np.dtype, np.ndarray, core.multiarray.scalar, core.multiarray._reconstruct, *dtypes]
 
 
+#: How a torch.save file begins: a zip archive (the format since PyTorch 1.6) or a pickle (protocol 2 or later).
+CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
 def _file_bytes(path: Path) -> bytes:
     """The whole content of checkpoint ``path``, refusing a missing or empty file by name."""
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     data = path.read_bytes()
     if not data:
         raise CheckpointError(f"checkpoint {path}: the file is empty")
+    if not data.startswith(CHECKPOINT_MAGIC):
+        raise CheckpointError(f"checkpoint {path}: not a PyTorch checkpoint, not a pickle/zip checkpoint at all "
+                              "(its first bytes are neither torch.save's zip nor a pickle)")
     return data
 
 

@@ -40,6 +40,13 @@ def _require(module: str):
                           "onnxruntime)") from None
 
 
+def require_export(check: bool = True) -> None:
+    """Refuse, before a model is loaded, an export the installed packages cannot make (or, with ``check``,
+    cannot check in ONNX Runtime): one ImportError line naming the ``[export]`` extra."""
+    for module in ("onnx", "onnxscript") + ("onnxruntime",) * check:
+        _require(module)
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, example_size: tuple[int, int] = (512, 512)) -> Path:
     """Write ``model`` (eval mode, fp32, CPU) to ``path`` as ONNX taking a ``1 x 3 x H x W`` normalised
     ``image`` of any ``H, W`` in ``[MIN_SIZE, MAX_SIZE]`` and returning ``1 x K x H x W`` ``logits``.

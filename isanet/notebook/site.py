@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isanet.io.atomic import atomic_path, write_text_atomic
+from isanet.io.outputs import check_output
 from isanet.notebook.session import repo_root
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -281,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the notebooks' tiny test-runner settings (what CI builds); default: full settings")
     args = parser.parse_args(argv)
     try:
+        check_output(args.out, "--out", kind="dir", inputs=[("notebooks", repo_root() / "notebooks")])
         return 1 if build_site(args.out, args.notebooks, args.timeout, quick=args.quick) else 0
     except (OSError, ValueError) as error:
         print(f"site: error: {error}", file=sys.stderr)

@@ -241,10 +241,10 @@ def test_error_for_unreadable_image_and_label(voc):
     with _raises(label_path, "cannot read label"):
         dataset[0]
     image_path.write_bytes(b"\xff\xd8 truncated jpeg")
-    with _raises(image_path, "cannot decode image"):
+    with _raises(image_path, "cannot read image"):
         dataset[0]
     image_path.write_bytes(b"")
-    with _raises(image_path, "cannot decode image"):
+    with _raises(image_path, "cannot read image"):
         dataset[0]
 
 

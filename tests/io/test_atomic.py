@@ -7,6 +7,7 @@ import os
 import pytest
 
 from isanet.io.atomic import TEMPORARY_MARK, atomic_path, write_json_atomic, write_text_atomic
+from isanet.io.outputs import LEDGER
 
 
 def test_file_is_renamed_into_place_only_on_success(tmp_path):
@@ -16,7 +17,7 @@ def test_file_is_renamed_into_place_only_on_success(tmp_path):
         assert temporary.parent == target.parent and TEMPORARY_MARK in temporary.name
         assert not target.exists()
     assert target.read_text() == "new"
-    assert os.listdir(target.parent) == ["out.txt"]
+    assert sorted(os.listdir(target.parent)) == [LEDGER, "out.txt"]  # the write is recorded
 
 
 def test_failure_keeps_the_old_file_and_removes_the_temporary(tmp_path):
@@ -26,7 +27,7 @@ def test_failure_keeps_the_old_file_and_removes_the_temporary(tmp_path):
         temporary.write_text("half")
         raise KeyboardInterrupt
     assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["out.txt"]
+    assert os.listdir(tmp_path) == ["out.txt"]  # nothing recorded either
 
 
 def test_a_folder_is_staged_whole_and_removed_on_failure(tmp_path):
@@ -37,7 +38,7 @@ def test_a_folder_is_staged_whole_and_removed_on_failure(tmp_path):
     with pytest.raises(RuntimeError), atomic_path(tmp_path / "other") as staging:
         (staging / "images").mkdir(parents=True)
         raise RuntimeError("writer failed")
-    assert sorted(os.listdir(tmp_path)) == ["set"]
+    assert sorted(os.listdir(tmp_path)) == [LEDGER, "set"]
 
 
 def test_files_get_the_users_umask(tmp_path):
