@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_scale
+from isanet.cli.options import (
+    add_checkpoint,
+    add_device,
+    add_optimize,
+    add_output,
+    add_precision,
+    add_scale,
+    short_run_note,
+)
 from isanet.data.build import DATASETS
 from isanet.limits import positive_int
 
@@ -42,9 +50,7 @@ def add_parser(subparsers) -> None:
     add_device(parser)
     add_precision(parser, help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX and GPUs, fp16 on "
                                "GPUs; an unsupported choice falls back to fp32 with a warning (default: %(default)s)")
-    parser.add_argument("--optimize", action="store_true",
-                        help="evaluate a faster copy: BatchNorm folded, in fp32 on CPU the backbone in oneDNN's "
-                             "blocked layout (isanet.optimize_for_inference; logits within 1e-5)")
+    add_optimize(parser)
     add_output(parser, "--out", kind="file", suffixes=(".json",),
                help="write the results (with the confusion matrix's pixel counts) as JSON")
     add_output(parser, "--confusion", kind="file", suffixes=(".png",),
@@ -99,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         model, _ = load_model_for(args.checkpoint, entry.name, num_classes=dataset.num_classes)
         settings = entry.test.override(args.mode, args.scale)
         predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
+    note = short_run_note(min(len(dataset), args.limit or len(dataset))) if args.optimize else None
+    if note:
+        print(note)
     results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
     own_data = kind == "folder"
     print(format_table({key: list(results[key].values()) for key in ("IoU", "Acc")}, dataset.CLASSES))
