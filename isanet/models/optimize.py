@@ -109,10 +109,10 @@ class CompiledModel(nn.Module):
 
     ``compiled_shapes`` lists the input shapes compiled so far and ``compile_seconds`` what each compile took
     (its first call: the wait a user sees); ``bench model`` turns that into a break-even
-    image count. Not trainable (weights frozen, BatchNorm folded); save checkpoints from the original."""
+    image count. ``backend`` is ``torch.compile``'s (default :data:`BACKEND`). Not trainable (weights frozen, BatchNorm folded); save checkpoints from the original."""
 
     def __init__(self, model: nn.Module, precision: str = "fp32", device: str | torch.device = "cpu",
-                 max_sizes: int = MAX_SIZES, backend: str | None = None,
+                 max_sizes: int = MAX_SIZES, backend: str | Callable | None = None,
                  log: Callable[[str], None] = _stderr) -> None:
         super().__init__()
         super().train(False)
@@ -159,12 +159,16 @@ class CompiledModel(nn.Module):
             with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
                 out = self.compiled(x)
         except Exception as error:  # noqa: BLE001 - any compile failure: the eager copy gives the same logits
-            self.failed = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            root = error
+            while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None:
+                root = inner  # Dynamo wraps the backend's error: name the one that happened
+            self.failed = f"{type(root).__name__}: {(str(root).splitlines() or [''])[0]}"
             warnings.warn(f"torch.compile failed ({self.failed}); running uncompiled", stacklevel=3)
             return self.run(x)
         seconds = self.compile_seconds[shape] = time.perf_counter() - started
         frozen = ", weights frozen" if self.backend == "inductor" else ""
-        self.log(f"compiled for input {'x'.join(map(str, shape))} ({self.precision}, {self.backend}{frozen}) in "
+        backend = getattr(self.backend, "__name__", self.backend)
+        self.log(f"compiled for input {'x'.join(map(str, shape))} ({self.precision}, {backend}{frozen}) in "
                  f"{seconds:.1f} s; once per input size, at most {self.max_sizes} sizes")
         return out
 
