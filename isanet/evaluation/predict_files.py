@@ -40,7 +40,8 @@ class PredictOptions:
     """How to predict and draw: ``mode`` overrides the entry's whole/slide test mode, ``ms_flip`` switches on
     mmseg's multi-scale + flip TTA, ``scale`` overrides the test resize (quick runs on small pictures),
     ``opacity`` is the colours' share in the overlay, ``precision`` the forward passes' (resolved once, by the
-    :class:`~isanet.evaluation.inference.Predictor`), ``optimize`` whether they run compiled. The test settings are checked when the writer is made."""
+    :class:`~isanet.evaluation.inference.Predictor`), ``optimize`` whether they run compiled. The test settings
+    are checked when the writer is made."""
 
     mode: str | None = None
     scale: tuple[int, int] | None = None
