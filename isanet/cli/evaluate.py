@@ -13,16 +13,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from isanet.cli import options
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import (
-    add_checkpoint,
-    add_device,
-    add_optimize,
-    add_output,
-    add_precision,
-    add_scale,
-    short_run_note,
-)
+from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_scale
 from isanet.data.build import DATASETS
 from isanet.limits import positive_int
 
@@ -50,7 +43,7 @@ def add_parser(subparsers) -> None:
     add_device(parser)
     add_precision(parser, help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX and GPUs, fp16 on "
                                "GPUs; an unsupported choice falls back to fp32 with a warning (default: %(default)s)")
-    add_optimize(parser)
+    options.add_optimize(parser)
     add_output(parser, "--out", kind="file", suffixes=(".json",),
                help="write the results (with the confusion matrix's pixel counts) as JSON")
     add_output(parser, "--confusion", kind="file", suffixes=(".png",),
@@ -105,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         model, _ = load_model_for(args.checkpoint, entry.name, num_classes=dataset.num_classes)
         settings = entry.test.override(args.mode, args.scale)
         predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
-    note = short_run_note(min(len(dataset), args.limit or len(dataset))) if args.optimize else None
+    note = options.short_run_note(min(len(dataset), args.limit or len(dataset))) if args.optimize else None
     if note:
         print(note)
     results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
