@@ -79,9 +79,9 @@ def add_checkpoint(parser: argparse.ArgumentParser, *, help: str, required: bool
     return parser.add_argument("--checkpoint", metavar="FILE", required=required, help=help)
 
 
-#: Below about this many images a compile costs more than it saves (R-50-D8 512x512, one CPU thread, first
-#: compile; benchmarks/README.md): ``bench model --optimize`` prints the measured break-even count.
-FEW_IMAGES = 20
+#: Below about this many images a compile costs more than it saves: R-50-D8 512x512 fp32, one CPU thread, with
+#: Inductor's cache warm (cold: ~280; benchmarks/README.md). ``bench model --optimize`` measures it.
+FEW_IMAGES = 35
 
 
 def add_optimize(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> argparse.Action:
@@ -89,8 +89,8 @@ def add_optimize(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> a
     return parser.add_argument(
         "--optimize", action="store_true",
         help="predict with a compiled copy (torch.compile, weights frozen; isanet.optimize_for_inference): "
-             "fp32 logits within 1e-5, ~1.7x faster in fp32 and ~1.4x in bf16 on CPU after a compile of tens "
-             "of seconds per input size, so it pays off over many images, not a few")
+             "fp32 logits within 1e-5, ~1.2x faster on CPU (benchmarks/README.md) after a compile of tens of "
+             "seconds per input size, so it pays off over many images, not a few")
 
 
 def short_run_note(images: int) -> str | None:
