@@ -15,6 +15,10 @@ channels-last, ONNX Runtime) side by side.
   (the better of a square matmul and a 3x3 convolution, :func:`peak_gflops`): how much of the hardware the
   model really uses.
 * **Agreement** is each variant's argmax against the first variant's, and its max relative logit difference.
+* **Compile** (the ``optimized`` rows, :func:`optimize_for_inference`'s compiled copy): the first call's time
+  less one steady call is the compile; divided by the time each image saves against the plain row of the same
+  precision it is the **break-even** image count, below which compiling does not pay. Peak memory is not shown
+  for these rows: the live-tensor tracker is a dispatch mode, which compiled code does not run under.
 
 Weights are random (seeded) unless a checkpoint is given; the speed does not depend on them, the agreement
 does (random weights leave more pixels nearly tied between classes than trained ones).
@@ -25,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,7 +45,7 @@ from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
 from isanet.analysis.memory import peak_memory
 from isanet.evaluation.inference import Predictor, slide_predict
 from isanet.models.fold import fold_batchnorm
-from isanet.models.optimize import BlockedBackbone
+from isanet.models.optimize import BlockedBackbone, CompiledModel
 from isanet.models.zoo import TestSettings
 from isanet.runtime import DTYPES
 
@@ -95,6 +100,8 @@ class VariantRow:
     peak_memory_bytes: int | None
     pixel_agreement: float
     max_rel_diff: float
+    compile_s: float | None = None  # first call less a steady one (compiled rows)
+    break_even_images: float | None = None  # compile_s / time saved per image against the plain row (inf: none)
 
 
 @dataclass
@@ -196,6 +203,7 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
     calls: dict[str, Callable[[], torch.Tensor]] = {}
     precisions: dict[str, str] = {}
     uncounted: set[str] = set()  # memory the tracker cannot see: ONNX Runtime's, oneDNN's blocked tensors
+    compiled: dict[str, str] = {}  # compiled row -> the plain row of its precision (the break-even reference)
     with contextlib.ExitStack() as stack:
         for variant in variants:
             progress(f"preparing {variant.label}")
@@ -215,11 +223,17 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
                 batch = x.contiguous(memory_format=torch.channels_last) if variant.channels_last else x
                 call = lambda predictor=predictor, batch=batch: predictor.logits(batch)
                 precisions[ran.label] = predictor.precision
-                if any(isinstance(module, BlockedBackbone) for module in predictor.model.modules()):
+                if any(isinstance(module, (BlockedBackbone, CompiledModel)) for module in predictor.model.modules()):
                     uncounted.add(ran.label)
+                if isinstance(predictor.model, CompiledModel):
+                    compiled[ran.label] = Variant(ran.precision, "plain", ran.channels_last).label
                 variant = ran
             calls[variant.label] = call
-        outputs = {label: call().float().cpu() for label, call in calls.items()}
+        outputs, first_call = {}, {}
+        for label, call in calls.items():  # the first call compiles (compiled rows): timed on the wall clock
+            started = time.perf_counter()
+            outputs[label] = call().float().cpu()
+            first_call[label] = time.perf_counter() - started
         progress(f"timing {len(calls)} variants interleaved, {repeats} rounds after {warmup} warm-up")
         started = time.perf_counter()
         milliseconds = time_calls(calls, repeats=repeats, warmup=warmup, device=device, clock=timer)
@@ -233,10 +247,15 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
                         warmup=warmup, clock=clock)
     for label, out in outputs.items():
         latency = milliseconds[label]
+        compile_s = saved_s = None
+        if label in compiled:
+            compile_s = max(first_call[label] - latency * 1e-3, 0.0)
+            saved_s = (milliseconds[compiled[label]] - latency) * 1e-3 if compiled[label] in milliseconds else None
         result.rows.append(VariantRow(
             label, precisions[label], latency, 1e3 / latency, flops / (latency * 1e-3) / 1e9,
             peaks[precisions[label]], memory[label], (out.argmax(1) == reference.argmax(1)).float().mean().item(),
-            ((out - reference).abs().max() / reference.abs().max()).item()))
+            ((out - reference).abs().max() / reference.abs().max()).item(), compile_s,
+            None if saved_s is None else compile_s / saved_s if saved_s > 0 else float("inf")))
     return result
 
 
@@ -262,4 +281,14 @@ def format_bench(bench: ModelBench) -> str:
     lines = ["  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in
                        enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(head + lines)
+    return "\n".join(head + lines + [compile_line(row) for row in bench.rows if row.compile_s is not None])
+
+
+def compile_line(row: VariantRow) -> str:
+    """The compile cost of a compiled row, and from how many images on it pays for itself."""
+    line = f"{row.label}: compile (first call less a steady one, wall clock) {row.compile_s:.1f} s"
+    if row.break_even_images is None:
+        return line + " (no plain row of its precision to compare with)"
+    if row.break_even_images == float("inf"):
+        return line + "; never pays off: no faster than the plain row"
+    return line + f"; pays off from {math.ceil(row.break_even_images)} images on (fewer: leave --optimize off)"

@@ -105,8 +105,8 @@ def add_model_parser(commands) -> None:
     add_precision(model, many=True, help="one row per precision (default: fp32); e.g. --precision fp32 bf16")
     model.add_argument("--fold-bn", action="store_true", help="also each precision with BatchNorm folded into convs")
     model.add_argument("--optimize", action="store_true",
-                       help="also each precision with isanet.optimize_for_inference (folded BatchNorm; in fp32 on CPU "
-                            "the backbone in oneDNN's blocked layout)")
+                       help="also each precision compiled by isanet.optimize_for_inference (torch.compile, weights "
+                            "frozen), with its compile time and break-even image count")
     model.add_argument("--channels-last", action="store_true", help="also each precision in channels-last memory")
     model.add_argument("--onnx", action="store_true", help="also ONNX Runtime on CPU (fp32; needs isanet[export])")
     add_checkpoint(model, help="weights to load (default: random, seed 0)")

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from isanet.cli import options
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_input, add_output, add_precision, add_scale
 from isanet.data.build import DATASETS
@@ -42,9 +43,7 @@ def add_parser(subparsers) -> None:
     add_device(parser)
     add_precision(parser, help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX and GPUs, fp16 on "
                                "GPUs; an unsupported choice falls back to fp32 with a warning (default: %(default)s)")
-    parser.add_argument("--optimize", action="store_true",
-                        help="evaluate a faster copy: BatchNorm folded, in fp32 on CPU the backbone in oneDNN's "
-                             "blocked layout (isanet.optimize_for_inference; logits within 1e-5)")
+    options.add_optimize(parser)
     add_output(parser, "--out", kind="file", suffixes=(".json",),
                help="write the results (with the confusion matrix's pixel counts) as JSON")
     add_output(parser, "--confusion", kind="file", suffixes=(".png",),
@@ -95,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         model, _ = load_model_for(args.checkpoint, entry.name, num_classes=dataset.num_classes)
         settings = entry.test.override(args.mode, args.scale)
         predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
+    note = options.short_run_note(min(len(dataset), args.limit or len(dataset))) if args.optimize else None
+    if note:
+        print(note)
     results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
     if not sum(map(sum, results["confusion"])):
         raise ValueError(f"no labelled pixel in {results['num_images']} images of {dataset.root} {args.split}: "

@@ -96,6 +96,29 @@ def add_checkpoint(parser: argparse.ArgumentParser, *, help: str, required: bool
     return add_input(parser, "--checkpoint", metavar="FILE", required=required, help=help)
 
 
+#: Below about this many images a compile costs more than it saves: R-50-D8 512x512 fp32, one CPU thread, with
+#: Inductor's cache warm (cold: ~280; benchmarks/README.md). ``bench model --optimize`` measures it.
+FEW_IMAGES = 35
+
+
+def add_optimize(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> argparse.Action:
+    """``--optimize``: predict with :func:`isanet.optimize_for_inference`'s compiled copy."""
+    return parser.add_argument(
+        "--optimize", action="store_true",
+        help="predict with a compiled copy (torch.compile, weights frozen; isanet.optimize_for_inference): "
+             "fp32 logits within 1e-5, ~1.2x faster on CPU (benchmarks/README.md) after a compile of tens of "
+             "seconds per input size, so it pays off over many images, not a few")
+
+
+def short_run_note(images: int) -> str | None:
+    """The one line for a run too short to pay for ``--optimize``'s compile (None for a long enough run)."""
+    if images >= FEW_IMAGES:
+        return None
+    return (f"note: --optimize compiles first (tens of seconds per input size); {images} image(s) will not pay "
+            f"that back (break-even is about {FEW_IMAGES} images here; `isanet bench model NAME --optimize` "
+            "measures it): leave --optimize off for a few images")
+
+
 def add_scale(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, help: str) -> argparse.Action:
     """``--scale LONG SHORT``: a test (or training) resize box, each side within the stated image bound."""
     return parser.add_argument("--scale", type=image_side, nargs=2, metavar=("LONG", "SHORT"), help=help)

@@ -12,7 +12,16 @@ from __future__ import annotations
 import argparse
 
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import add_checkpoint, add_device, add_input, add_output, add_precision, add_scale
+from isanet.cli.options import (
+    add_checkpoint,
+    add_device,
+    add_input,
+    add_optimize,
+    add_output,
+    add_precision,
+    add_scale,
+    short_run_note,
+)
 
 SHOW_WRITTEN = 20  # a folder of thousands of pictures should not print thousands of lines
 
@@ -37,6 +46,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     add_device(group)
     add_precision(group, help="bf16: ~2x faster on CPUs with AVX-512 BF16/AMX and on GPUs; fp16: GPUs; an "
                               "unsupported choice falls back to fp32 with a warning (default: %(default)s)")
+    add_optimize(group)
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -46,23 +56,27 @@ def options_from(args: argparse.Namespace):
 
     return PredictOptions(mode=args.mode, scale=tuple(args.scale) if args.scale else None, ms_flip=args.ms_flip,
                           opacity=args.opacity, device=resolve_device(args.device, "--device"),
-                          progress=not args.no_progress, precision=args.precision)
+                          progress=not args.no_progress, precision=args.precision,
+                          optimize=args.optimize)
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.evaluation.predict_files import PredictionWriter, list_inputs, predict_inputs
+    from isanet.evaluation.predict_files import PredictionWriter, is_video, list_inputs, predict_inputs
     from isanet.io.checkpoint import load_model_for
     from isanet.models import zoo
 
     with usage_checks():
         options = options_from(args)
         entry = zoo.get_entry(args.model)
-        list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded
+        inputs = list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded
         model, meta = load_model_for(args.checkpoint, entry.name)
         writer = PredictionWriter.from_entry(model, entry, options, meta.get("dataset_meta"),
                                              precision_option="--precision")  # checks --mode and --scale
     if "RANDOM" in str(meta.get("note", "")):
         print(f"note: {args.checkpoint} holds RANDOM WEIGHTS ({meta['note']}): the overlays show no real prediction")
+    note = short_run_note(len(inputs)) if options.optimize and not any(map(is_video, inputs)) else None
+    if note:
+        print(note)
     summary = predict_inputs(writer, args.input, args.out)
     for path in summary.written[:SHOW_WRITTEN]:
         print(f"wrote {path}")

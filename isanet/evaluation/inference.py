@@ -141,9 +141,10 @@ class Predictor:
     ``settings`` are checked when they are made (:class:`~isanet.models.zoo.TestSettings`), so nothing is left
     to check per image; ``precision`` is resolved here, once (an unsupported choice warns once and runs fp32).
     ``precision_option`` names the choice in that warning (``"--precision"`` for a command). The model is moved
-    to ``device``. ``optimize`` predicts with a copy made by
-    :func:`isanet.models.optimize.optimize_for_inference` (same logits within 1e-5 in fp32, faster on CPU); it
-    is stored as given, the seam where a compiled model will come in.
+    to ``device``. ``optimize`` predicts with the compiled copy of
+    :func:`isanet.models.optimize.optimize_for_inference` (same logits within 1e-5 in fp32; each new input
+    size compiles once, at most a few sizes), made after the precision is resolved so it compiles for the one
+    that runs; ``optimize`` is stored as given.
     """
 
     def __init__(self, model: nn.Module, settings: TestSettings, precision: str = "fp32",

@@ -41,7 +41,8 @@ class PredictOptions:
     """How to predict and draw: ``mode`` overrides the entry's whole/slide test mode, ``ms_flip`` switches on
     mmseg's multi-scale + flip TTA, ``scale`` overrides the test resize (quick runs on small pictures),
     ``opacity`` is the colours' share in the overlay, ``precision`` the forward passes' (resolved once, by the
-    :class:`~isanet.evaluation.inference.Predictor`). The test settings are checked when the writer is made."""
+    :class:`~isanet.evaluation.inference.Predictor`), ``optimize`` whether they run compiled. The test settings
+    are checked when the writer is made."""
 
     mode: str | None = None
     scale: tuple[int, int] | None = None
@@ -50,6 +51,7 @@ class PredictOptions:
     device: str = "cpu"
     progress: bool = True
     precision: str = "fp32"
+    optimize: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.opacity <= 1.0:
@@ -88,7 +90,7 @@ class PredictionWriter:
         while len(classes) < num_classes:
             classes.append(f"class {len(classes)}")
             palette.append(tuple(int(v) for v in rng.integers(0, 256, 3)))
-        predictor = Predictor(model.eval(), settings, options.precision, options.device,
+        predictor = Predictor(model.eval(), settings, options.precision, options.device, options.optimize,
                               precision_option=precision_option)
         return cls(predictor, classes, palette, options)
 

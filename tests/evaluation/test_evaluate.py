@@ -249,6 +249,7 @@ def test_isanet_eval_precision_and_optimize(sample_setup, tmp_path, monkeypatch)
     from isanet import runtime
 
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("isanet.models.optimize.BACKEND", "eager")  # the wiring; Inductor: tests/models
     data_root, checkpoint = sample_setup("voc")
     records = {}
     for name, extra in (("fp32", []), ("bf16", ["--precision", "bf16"]), ("optimized", ["--optimize"])):

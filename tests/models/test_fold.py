@@ -47,10 +47,10 @@ def test_folded_tiny_model_predicts_the_same(tiny_model):
     assert ((out - reference).abs().max() / reference.abs().max()).item() < 1e-5
 
 
-def test_optimized_model_matches_within_1e5_and_leaves_the_original(r50, one_thread):
-    from isanet.models.optimize import BlockedBackbone, blocked_layout_available, optimize_for_inference
+def test_blocked_fallback_matches_within_1e5_and_leaves_the_original(r50, one_thread):
+    from isanet.models.optimize import BlockedBackbone, blocked_copy, blocked_layout_available
 
-    fast = optimize_for_inference(r50)
+    fast = blocked_copy(r50)
     assert isinstance(fast.backbone, BlockedBackbone) == blocked_layout_available("cpu")
     assert not isinstance(r50.backbone, BlockedBackbone)
     x = torch.randn(1, 3, 97, 131, generator=torch.Generator().manual_seed(2))  # odd sizes: ISA pads
@@ -59,4 +59,4 @@ def test_optimized_model_matches_within_1e5_and_leaves_the_original(r50, one_thr
     assert out.dtype == torch.float32 and out.shape == reference.shape
     assert ((out - reference).abs().max() / reference.abs().max()).item() < 1e-5
     # bf16 keeps the ordinary backbone (autocast and the blocked layout do not mix): folding only
-    assert not isinstance(optimize_for_inference(r50, "bf16").backbone, BlockedBackbone)
+    assert not isinstance(blocked_copy(r50, "bf16").backbone, BlockedBackbone)
