@@ -566,6 +566,40 @@ def flex(ctx: Context, parts: Parts) -> None:
     parts.run("compiled flex on cuda", cuda_body, cuda_only=True)
 
 
+@check("compile", budget_s=120, quick_budget_s=60)
+def compiled_inference(ctx: Context, parts: Parts) -> None:
+    """Compiled inference (``isanet.optimize_for_inference``): the compiled path's wiring on any device with
+    Dynamo's cheap ``eager`` backend (equal logits), and on CUDA Inductor with freezing against eager in fp32 and
+    bf16 (``benchmarks/gpu_check_compile.py``)."""
+    def wiring_body(figures: dict) -> None:
+        from isanet import ISANet, ISANetConfig
+        from isanet.models import optimize
+
+        torch.manual_seed(0)
+        model = ISANet(ISANetConfig.tiny()).eval()
+        batch = torch.randn(1, 3, 64, 64)
+        backend, optimize.BACKEND = optimize.BACKEND, "eager"  # the wiring, not Inductor's code generation
+        try:
+            with torch.no_grad():
+                difference = max_relative(optimize.optimize_for_inference(model)(batch), model(batch))
+        finally:
+            optimize.BACKEND = backend
+        figures.update(backend="eager", max_rel_vs_eager=difference, bound=1e-4)
+        expect(difference <= 1e-4, f"the compiled path differs from eager by {difference:.2e} > 1e-4")
+
+    def cuda_body(figures: dict) -> None:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from gpu_check_compile import compile_cuda_check
+
+        result = compile_cuda_check(repeats=3 if ctx.quick else 5)
+        if result.get("status") == "skipped":
+            raise PartSkipped(result.get("reason", "skipped"))
+        figures.update(result)
+
+    parts.run("compiled path wiring", wiring_body)
+    parts.run("inductor on cuda", cuda_body, cuda_only=True)
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 def device_info(device: str) -> dict:

@@ -23,7 +23,7 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 #: The parts that need CUDA in a CPU run; every other part must pass there.
 CUDA_PARTS = {"parity": {"tf32 matmul", "fp16 agreement"}, "amp": {"fp16 + GradScaler"},
               "model": {"R-50 fp16", "R-101 fp16"}, "explorer": {"capture vs cpu"},
-              "flex": {"compiled flex on cuda"}}
+              "flex": {"compiled flex on cuda"}, "compile": {"inductor on cuda"}}
 
 
 def load_script():
@@ -53,7 +53,7 @@ def cpu_quick(tmp_path_factory) -> tuple[dict, str, float]:
 def test_cpu_quick_runs_every_check_and_skips_only_the_cuda_parts(cpu_quick):
     report, _, _ = cpu_quick
     assert [check["name"] for check in report["checks"]] == list(gpu_check.CHECKS)
-    assert list(gpu_check.CHECKS) == ["parity", "amp", "ddp", "attention", "model", "explorer", "flex"]
+    assert list(gpu_check.CHECKS) == ["parity", "amp", "ddp", "attention", "model", "explorer", "flex", "compile"]
     assert report["device"]["device"] == "cpu" and report["torch"] and report["quick"] is True
     for check in report["checks"]:
         assert set(check) >= {"name", "status", "seconds", "figures"}
