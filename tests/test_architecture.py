@@ -2,7 +2,7 @@
 
 Layers, bottom up (a module may import its own subpackage and any lower layer, never a higher one):
 
-    runtime, limits, models  ->  io  ->  data  ->  evaluation  ->  analysis, engine  ->  notebook  ->  cli
+    text_table  ->  runtime, limits, models  ->  io  ->  data  ->  evaluation  ->  analysis, engine  ->  notebook  ->  cli
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "isanet"
-LAYER = {"runtime": 0, "limits": 0, "models": 0, "io": 1, "data": 2, "evaluation": 3, "analysis": 4, "engine": 4,
-         "notebook": 5, "cli": 6}
+LAYER = {"text_table": -1, "runtime": 0, "limits": 0, "models": 0, "io": 1, "data": 2, "evaluation": 3,
+         "analysis": 4, "engine": 4, "notebook": 5, "cli": 6}
 
 
 def part_of(module: str) -> str | None:

@@ -33,6 +33,7 @@ from isanet.models.layers import ConvBNReLU
 from isanet.models.patterns import PatternAttention, configure_flex
 from isanet.models.self_attention import Kernel
 from isanet.runtime import resolve_device
+from isanet.text_table import text_table
 
 #: What the bench measures unless asked for more: the pair the rest of the kit is about.
 DEFAULT_METHODS: tuple[str, ...] = ("dense", "isa")
@@ -220,7 +221,7 @@ def format_rows(rows: Sequence[BenchRow]) -> str:
     explicit = sorted({row.method for row in rows if _kernel_label(row).endswith("*")})
     note = (f"\n* {', '.join(explicit)}: no sdpa form for this pattern; affinities computed explicitly (matmul)"
             if explicit else "")
-    return _align(lines) + note
+    return text_table(lines) + note
 
 
 def format_ratios(rows: Sequence[BenchRow]) -> str:
@@ -233,11 +234,4 @@ def format_ratios(rows: Sequence[BenchRow]) -> str:
         dense, isa = by_key[kernel, height, width, "dense"], by_key[kernel, height, width, "isa"]
         lines.append((kernel, f"{height}x{width}", _ratio(dense.peak_memory_bytes, isa.peak_memory_bytes),
                       _ratio(dense.flops, isa.flops), _ratio(dense.time_ms, isa.time_ms)))
-    return _align(lines)
-
-
-def _align(lines: list[tuple[str, ...]]) -> str:
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(text)
+    return text_table(lines)

@@ -48,6 +48,7 @@ from isanet.models.fold import fold_batchnorm
 from isanet.models.optimize import BlockedBackbone, CompiledModel
 from isanet.models.zoo import TestSettings
 from isanet.runtime import DTYPES
+from isanet.text_table import text_table
 
 aten = torch.ops.aten
 #: The ops that are attention matmuls in ISANet: every batched matmul is ``Q Kᵀ`` or ``A V`` (the projections
@@ -277,11 +278,8 @@ def format_bench(bench: ModelBench) -> str:
         "-" if row.peak_memory_bytes is None else f"{row.peak_memory_bytes / 2**20:.1f}",
         f"{100 * row.pixel_agreement:.2f}", f"{row.max_rel_diff:.1e}", f"{first / row.latency_ms:.2f}x")
         for row in bench.rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in
-                       enumerate(zip(row, widths))) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(head + lines + [compile_line(row) for row in bench.rows if row.compile_s is not None])
+    return "\n".join([*head, text_table(rows, right=True),
+                      *(compile_line(row) for row in bench.rows if row.compile_s is not None)])
 
 
 def compile_line(row: VariantRow) -> str:

@@ -17,6 +17,8 @@ import warnings
 import numpy as np
 import torch
 
+from isanet.text_table import text_table
+
 
 def _as_numpy(array) -> np.ndarray:
     return array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
@@ -90,11 +92,7 @@ def format_table(results: dict, class_names: list[str] | tuple[str, ...]) -> str
     """Per-class IoU and Acc as an aligned text table, like the one mmseg logs."""
     rows = [("Class", "IoU", "Acc")] + [(name, f"{iou:.2f}", f"{acc:.2f}")
                                         for name, iou, acc in zip(class_names, results["IoU"], results["Acc"])]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
-    lines = ["| " + " | ".join(cell.rjust(width) if i else cell.ljust(width)
-                               for i, (cell, width) in enumerate(zip(row, widths))) + " |" for row in rows]
-    return "\n".join([rule, lines[0], rule, *lines[1:], rule])
+    return text_table(rows, boxed=True)
 
 
 def row_normalised(confusion: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from isanet.models.config import ISANetConfig
 from isanet.models.segmentor import ISANet
+from isanet.text_table import text_table
 
 ZOO_FILE = Path(__file__).with_name("zoo.json")
 DATASET_SHORT_NAMES = {"Cityscapes": "cityscapes", "ADE20K": "ade20k", "Pascal VOC 2012 + Aug": "voc"}
@@ -230,7 +231,4 @@ def format_table(shown: list[ZooEntry] | None = None) -> str:
         entry.name, entry.dataset, f"R-{entry.model.depth}-D8", "x".join(map(str, entry.train.crop_size)),
         f"{entry.train.iterations // 1000}k", entry.test.mode, f"{entry.mIoU:.2f}", f"{entry.mIoU_ms_flip:.2f}",
         entry.sha256_prefix) for entry in shown]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    return text_table(rows)
