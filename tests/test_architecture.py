@@ -2,7 +2,7 @@
 
 Layers, bottom up (a module may import its own subpackage and any lower layer, never a higher one):
 
-    text_table  ->  runtime, limits, models  ->  io  ->  data  ->  evaluation  ->  analysis, engine  ->  notebook  ->  cli
+    text_table -> runtime, limits, models -> io -> data -> evaluation -> analysis, engine -> notebook -> cli
 """
 
 from __future__ import annotations
