@@ -277,13 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 kit.py site", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebook names (e.g. 02_attention_explorer); default: all")
     parser.add_argument("--out", default=str(repo_root() / "site"), help="folder for the site (default: site/)")
-    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell (default: %(default)s)")
+    parser.add_argument("--timeout", type=int,
+                        help="seconds per cell (default: 300 with --quick; 3600 with the full settings, where "
+                             "notebook 04 trains its live teaching runs in one cell)")
     parser.add_argument("--quick", action="store_true",
                         help="the notebooks' tiny test-runner settings (what CI builds); default: full settings")
     args = parser.parse_args(argv)
     try:
         check_output(args.out, "--out", kind="dir", inputs=[("notebooks", repo_root() / "notebooks")])
-        return 1 if build_site(args.out, args.notebooks, args.timeout, quick=args.quick) else 0
+        timeout = args.timeout or (300 if args.quick else 3600)
+        return 1 if build_site(args.out, args.notebooks, timeout, quick=args.quick) else 0
     except (OSError, ValueError) as error:
         print(f"site: error: {error}", file=sys.stderr)
         return 1
