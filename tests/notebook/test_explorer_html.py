@@ -87,7 +87,8 @@ def test_attention_command_rejects_bad_input_in_one_line(tmp_path, capsys) -> No
     assert main(["attention", str(tmp_path / "bad.png"), "--model", "isanet_r50-d8_4xb4-20k_voc12aug-512x512",
                  "--out", str(tmp_path / "p.html")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "cannot read image" in err and "not an image file" in err and "bad.png" in err and not (tmp_path / "p.html").exists()
+    assert "cannot read image" in err and "not an image file" in err and "bad.png" in err
+    assert not (tmp_path / "p.html").exists()
 
 
 def test_attention_command_teaching_writes_the_teaching_models_weights(tmp_path, capsys, one_thread) -> None:
