@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -530,6 +531,20 @@ def explorer(ctx: Context, parts: Parts) -> None:
     parts.run("capture vs cpu", agreement_body, cuda_only=True)
 
 
+def script_part(module: str, function: str, **options) -> Callable[[dict], None]:
+    """A part whose figures come from ``function(**options)`` of the script ``benchmarks/MODULE.py`` (the CUDA
+    checks a feature keeps beside its own code); a ``{"status": "skipped"}`` answer skips the part."""
+    def body(figures: dict) -> None:
+        spec = importlib.util.spec_from_file_location(module, REPO / "benchmarks" / f"{module}.py")
+        script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script)
+        result = getattr(script, function)(**options)
+        if result.get("status") == "skipped":
+            raise PartSkipped(result.get("reason", "skipped"))
+        figures.update(result)
+    return body
+
+
 @check("flex", budget_s=60, quick_budget_s=60)
 def flex(ctx: Context, parts: Parts) -> None:
     """``kernel="flex"``: every method's eager flex form against its ``matmul`` form on a small map the cells do
@@ -553,17 +568,9 @@ def flex(ctx: Context, parts: Parts) -> None:
         figures.update(methods=len(METHODS), max_rel_vs_matmul=worst, bound=1e-10)
         expect(worst <= 1e-10, f"eager flex differs from matmul by {worst:.2e} > 1e-10 (float64)")
 
-    def cuda_body(figures: dict) -> None:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from gpu_check_flex import flex_cuda_check
-
-        result = flex_cuda_check(repeats=5 if ctx.quick else 20)
-        if result.get("status") == "skipped":
-            raise PartSkipped(result.get("reason", "skipped"))
-        figures.update(result)
-
     parts.run("eager flex vs matmul", eager_body)
-    parts.run("compiled flex on cuda", cuda_body, cuda_only=True)
+    parts.run("compiled flex on cuda", script_part("gpu_check_flex", "flex_cuda_check", repeats=5 if ctx.quick else 20),
+              cuda_only=True)
 
 
 @check("compile", budget_s=120, quick_budget_s=60)
@@ -587,17 +594,9 @@ def compiled_inference(ctx: Context, parts: Parts) -> None:
         figures.update(backend="eager", max_rel_vs_eager=difference, bound=1e-4)
         expect(difference <= 1e-4, f"the compiled path differs from eager by {difference:.2e} > 1e-4")
 
-    def cuda_body(figures: dict) -> None:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from gpu_check_compile import compile_cuda_check
-
-        result = compile_cuda_check(repeats=3 if ctx.quick else 5)
-        if result.get("status") == "skipped":
-            raise PartSkipped(result.get("reason", "skipped"))
-        figures.update(result)
-
     parts.run("compiled path wiring", wiring_body)
-    parts.run("inductor on cuda", cuda_body, cuda_only=True)
+    parts.run("inductor on cuda", script_part("gpu_check_compile", "compile_cuda_check",
+                                              repeats=3 if ctx.quick else 5), cuda_only=True)
 
 
 # ------------------------------------------------------------------------------------------------ report
