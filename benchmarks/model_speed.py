@@ -6,7 +6,11 @@ Contenders: mmseg fp32 (``EncoderDecoder.inference``) when mmseg is importable (
 :class:`~isanet.evaluation.inference.Predictor`, whole or slide). Without mmseg the reference is our eager fp32,
 which is mmseg's speed within a few per cent (``benchmarks/README.md``), and the script says so. It prints each
 time and speed-up, each compile (first call, wall clock) with the image count from which it pays off, the
-compiled fp32 logits' max relative difference from eager fp32 (and mmseg's), and argmax agreements.
+compiled fp32 logits' max relative difference from eager fp32 (and mmseg's), argmax agreements, each row's
+achieved GFLOP/s (FlopCounterMode's count of the timed call over its time), and the **ceiling**: this machine's
+peak probe per precision (``isanet.analysis.model_bench.peak_gflops``, measured in the same run) and the speed-up
+over the reference that code running at that peak would reach. A target above its ceiling cannot be met by any
+compile on this machine; the script says so.
 
     python benchmarks/model_speed.py --threads 1 --clock cpu            # R-50-D8 512x512 whole
     python benchmarks/model_speed.py --threads 1 --clock cpu --config isanet_r101-d8_4xb4-20k_voc12aug-512x512
@@ -84,6 +88,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from isanet.analysis.measure import time_calls
+    from isanet.analysis.model_bench import count_model_flops, peak_gflops
     from isanet.evaluation.inference import Predictor
 
     x = make_input(tuple(args.size), args.seed)
@@ -107,6 +112,8 @@ def main(argv=None) -> int:
     with torch.no_grad():
         ms = time_calls(calls, repeats=args.repeats, warmup=args.warmup, clock=clock)
     base_name = "mmseg fp32" if "mmseg fp32" in ms else "ours fp32"
+    flops = count_model_flops(lambda m, t: Predictor(m, settings, device="meta").logits(t), model, x)[0]
+    peaks = {precision: peak_gflops(precision, clock=clock) for precision in ("fp32", "bf16")}
     print(f"{args.checkpoint or args.config}, {args.mode} {args.size[0]}x{args.size[1]}, "
           f"{'trained weights' if args.checkpoint else 'seeded random weights'}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), {args.clock} clock, median of {args.repeats} interleaved rounds "
@@ -116,7 +123,8 @@ def main(argv=None) -> int:
     ok = True
     for name, value in ms.items():
         speedup = ms[base_name] / value
-        line = f"  {name:20s} {value / 1e3:7.3f} s   {speedup:5.2f}x {base_name}"
+        line = (f"  {name:20s} {value / 1e3:7.3f} s   {speedup:5.2f}x {base_name}   "
+                f"{flops / value / 1e6:5.1f} GFLOP/s")
         agreement = (outputs[name].argmax(1) == eager.argmax(1)).float().mean().item()
         if name != "ours fp32":
             line += f"   argmax = eager fp32 on {100 * agreement:.2f} %"
@@ -137,6 +145,13 @@ def main(argv=None) -> int:
             line += f"   target {target}: {'met' if met else 'NOT met'}"
             ok &= met
         print(line, flush=True)
+    reference_gflops = flops / ms[base_name] / 1e6
+    print(f"ceiling ({flops / 1e9:.1f} GFLOPs per call; the reference runs at {reference_gflops:.1f} GFLOP/s):")
+    for precision, target in (("fp32", FP32_TARGET), ("bf16", BF16_TARGET)):
+        ceiling = peaks[precision] / reference_gflops
+        verdict = "reachable" if ceiling >= target else "cannot be met on this machine"
+        print(f"  {precision}: peak probe {peaks[precision]:.1f} GFLOP/s = {ceiling:.2f}x the reference at most; "
+              f"target {target}x: {verdict}")
     return 0 if ok else 1
 
 
