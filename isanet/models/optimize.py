@@ -25,7 +25,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -92,24 +92,31 @@ def compile_unavailable_reason(device: str | torch.device = "cpu") -> str | None
     return None
 
 
+def _as_fp32(out: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """A model's logits, or a backbone's list of stage outputs, in fp32."""
+    return out.float() if isinstance(out, torch.Tensor) else [stage.float() for stage in out]
+
+
 class _Run(nn.Module):
-    """What is compiled: the folded model's logits under the precision's autocast, as fp32. The autocast is
-    inside the compiled call so that Inductor sees (and freezes) the bf16 casts of the weights."""
+    """What is compiled: the folded model's output (logits, or a backbone's stages) under the precision's
+    autocast, as fp32. The autocast is inside the compiled call so that Inductor sees (and freezes) the bf16
+    casts of the weights."""
 
     def __init__(self, model: nn.Module, precision: str, device: torch.device):
         super().__init__()
         self.model, self.precision, self.device_type = model, precision, device.type
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         # isanet.runtime.autocast's rule, written out: models sit beside runtime in the layers, not above it
         cast = (contextlib.nullcontext() if self.precision == "fp32" else
                 torch.autocast(self.device_type, dtype=AUTOCAST_DTYPES[self.precision]))
         with cast:
-            return self.model(x).float()
+            return _as_fp32(self.model(x))
 
 
 class CompiledModel(nn.Module):
-    """An eval-only compiled copy of a model (see the module docstring): the same call, logits in fp32.
+    """An eval-only compiled copy of a model (see the module docstring): the same call, its output (logits, or
+    a backbone's stage outputs) in fp32.
 
     ``compiled_shapes`` lists the input shapes compiled so far and ``compile_seconds`` what each compile took
     (its first call: the wait a user sees); ``bench model`` turns that into a break-even
@@ -142,7 +149,7 @@ class CompiledModel(nn.Module):
     def compiled_shapes(self) -> list[tuple[int, ...]]:
         return list(self.compile_seconds)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         shape = tuple(x.shape)
         with torch.no_grad():
             if self.failed is not None:
@@ -157,7 +164,7 @@ class CompiledModel(nn.Module):
                 return self.run(x)
             return self._compile_for(x, shape)
 
-    def _compile_for(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    def _compile_for(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor | list[torch.Tensor]:
         """The first call of a new shape: compile (timed, reported once), or fall back for good if it fails."""
         started = time.perf_counter()
         try:  # Dynamo's recompile limit counts every copy's shapes (one code object): ours is max_sizes

@@ -31,13 +31,14 @@ class ExplorerState:
 
     def __init__(self, image: np.ndarray, choices: Sequence[ModelChoice], *, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, device: str | torch.device = "cpu",
-                 pixel: tuple[int, int] | None = None, precision: str = "fp32"):
+                 pixel: tuple[int, int] | None = None, precision: str = "fp32", optimize: bool = False):
         self.image = as_rgb_uint8(image)
         if not choices:
             raise ValueError("choices: no models to choose from")
         self.choices = list(choices)
         self.mean, self.std, self.device = tuple(mean), tuple(std), torch.device(device)
         self.precision = resolve_precision(precision, self.device)  # the backbone's; warns once, here
+        self.optimize = optimize  # the backbone compiled (capture's optimize): pays only for large pictures
         height, width = self.image_size
         self.captures: dict[int, AttentionCapture] = {}
         self.current = 0
@@ -76,7 +77,7 @@ class ExplorerState:
         if index not in self.captures:
             model = self.choices[index].load().to(self.device).eval()
             batch = normalize(self.image, self.mean, self.std)[None].to(self.device)
-            self.captures[index] = capture(model, batch, precision=self.precision)
+            self.captures[index] = capture(model, batch, precision=self.precision, optimize=self.optimize)
         return self.captures[index]
 
     def use_model(self, index: int) -> None:

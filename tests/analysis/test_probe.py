@@ -229,3 +229,44 @@ def test_bf16_capture_keeps_fp32_attention_close_to_the_fp32_one(model, image, m
     torch.testing.assert_close(bf16.isa.long_range.sum(-1), torch.ones_like(bf16.isa.long_range.sum(-1)))
     picked = bf16.pixel(3, 4)
     assert picked.long_range.feature.dtype == np.float32
+
+
+# ------------------------------------------------------------------------------ the compiled backbone
+
+@pytest.fixture
+def eager_backend(monkeypatch):
+    """Dynamo's eager backend: the wiring of capture(optimize=True); Inductor's code is tested in tests/models."""
+    monkeypatch.setattr("isanet.models.optimize.BACKEND", "eager")
+
+
+def test_an_optimized_capture_keeps_the_attention_and_reuses_its_compiled_backbone(model, image, captured,
+                                                                                  eager_backend):
+    from isanet.analysis import probe
+    from isanet.models.optimize import CompiledModel
+
+    fast = capture(model, image, optimize=True)
+    compiled = probe._OPTIMIZED_BACKBONES[model.backbone][1]
+    assert isinstance(compiled, CompiledModel)
+    for a, b in ((fast.isa.long_range, captured.isa.long_range), (fast.isa.short_range, captured.isa.short_range),
+                 (fast.logits, captured.logits)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)  # BatchNorm folded: equal to rounding
+    capture(model, image, optimize=True)
+    assert probe._OPTIMIZED_BACKBONES[model.backbone][1] is compiled  # same model, same weights: reused
+    assert compiled.compiled_shapes == [tuple(image.shape)]  # and compiled once
+
+
+def test_an_optimized_capture_follows_weights_changed_in_place(image, eager_backend):
+    """The compiled copy froze the weights it saw: after an in-place change (as an optimiser step makes) the
+    capture must show the new weights' attention, not the frozen one's."""
+    model = isanet.ISANet(isanet.ISANetConfig.tiny())
+    model.load_state_dict(random_state_dict(model, seed=2))
+    model.eval()
+    before = capture(model, image, optimize=True)
+    with torch.no_grad():
+        for parameter in model.backbone.parameters():
+            parameter.mul_(1.1)
+    after, eager = capture(model, image, optimize=True), capture(model, image)
+    scale = eager.logits.abs().max()
+    assert (after.logits - eager.logits).abs().max() <= 1e-5 * scale  # folded: equal to rounding
+    assert (before.logits - eager.logits).abs().max() > 1e-2 * scale  # the old copy would have been wrong
+    torch.testing.assert_close(after.isa.long_range, eager.isa.long_range, rtol=0, atol=1e-4)

@@ -78,3 +78,15 @@ def test_picker_marks_box_the_block_and_dot_the_group(state) -> None:
     group_size = p.glb_h * p.glb_w
     assert 0 < len(points) < group_size  # the other members inside the map, the query itself not among them
     assert all(0 <= y < 64 and 0 <= x < 104 for y, x in points)
+
+
+def test_an_optimized_explorer_runs_the_compiled_backbone_with_the_same_attention(state, monkeypatch) -> None:
+    from isanet.analysis import probe
+
+    monkeypatch.setattr("isanet.models.optimize.BACKEND", "eager")  # the wiring; Inductor's: tests/models
+    model = state.choices[0].load()
+    fast = ExplorerState(state.image, [ModelChoice("tiny", lambda: model)], optimize=True)
+    fast.use_model(0)
+    assert model.backbone in probe._OPTIMIZED_BACKBONES
+    state.use_model(0)
+    torch.testing.assert_close(fast.capture.isa.long_range, state.capture.isa.long_range, rtol=0, atol=1e-5)
