@@ -58,9 +58,12 @@ class LoadReport:
 
 def _safe_globals() -> list:
     """numpy objects that mmseg's own checkpoints keep in their meta data; rebuilding them runs no user code."""
-    core = np._core if hasattr(np, "_core") else np.core
+    try:  # numpy >= 1.26 (numpy 1.26's np._core has the submodule only once it is imported by name)
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.24, 1.25
+        from numpy.core import multiarray
     dtypes = [type(np.dtype(name)) for name in ("bool", "uint8", "int32", "int64", "float32", "float64")]
-    return [np.dtype, np.ndarray, core.multiarray.scalar, core.multiarray._reconstruct, *dtypes]
+    return [np.dtype, np.ndarray, multiarray.scalar, multiarray._reconstruct, *dtypes]
 
 
 #: How a torch.save file begins: a zip archive (the format since PyTorch 1.6) or a pickle (protocol 2 or later).
@@ -85,8 +88,9 @@ def _file_bytes(path: Path) -> bytes:
 def _unpickle(data: bytes, path: Path, map_location: str | torch.device) -> dict:
     """The one ``torch.load`` of a checkpoint's bytes, as data only; :class:`CheckpointError` for anything
     else."""
+    allowed = _safe_globals()  # outside the try: a fault of ours is not the file's
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
+        with torch.serialization.safe_globals(allowed):
             obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if "Weights only load failed" in str(error):
