@@ -9,8 +9,9 @@ time and speed-up, each compile (first call, wall clock) with the image count fr
 compiled fp32 logits' max relative difference from eager fp32 (and mmseg's), argmax agreements, each row's
 achieved GFLOP/s (FlopCounterMode's count of the timed call over its time), and the **ceiling**: this machine's
 peak probe per precision (``isanet.analysis.model_bench.peak_gflops``, measured in the same run) and the speed-up
-over the reference that code running at that peak would reach. A target above its ceiling cannot be met by any
-compile on this machine; the script says so.
+over the reference that code running at that peak would reach. A target above its ceiling is beyond what this
+machine's own libraries reach on any kernel; the script says so. ``--survey`` also times a few more matmul and
+convolution shapes per precision, to show that the probe is not an unlucky shape.
 
     python benchmarks/model_speed.py --threads 1 --clock cpu            # R-50-D8 512x512 whole
     python benchmarks/model_speed.py --threads 1 --clock cpu --config isanet_r101-d8_4xb4-20k_voc12aug-512x512
@@ -70,6 +71,32 @@ def our_model(args):
     return model.eval(), settings
 
 
+def kernel_survey(clock) -> None:
+    """GFLOP/s of square matmuls and 3x3 convolutions (NCHW and channels-last) in fp32 and bf16, one line each:
+    the best single kernels this machine's libraries (MKL, oneDNN) reach, beside the peak probe."""
+    import torch.nn.functional as F
+
+    from isanet.analysis.measure import time_calls
+
+    generator = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        calls, flops = {}, {}
+        for n in (1024, 2048):
+            a = torch.randn(n, n, generator=generator).to(dtype)
+            calls[f"matmul {n}"], flops[f"matmul {n}"] = (lambda a=a: a @ a), 2 * n**3
+        for channels, side in ((512, 32), (256, 64), (1024, 16)):
+            x = torch.randn(1, channels, side, side, generator=generator).to(dtype)
+            weight = torch.randn(channels, channels, 3, 3, generator=generator).to(dtype)
+            for layout, memory_format in (("", torch.contiguous_format), (" channels-last", torch.channels_last)):
+                name = f"conv3x3 {channels}ch {side}x{side}{layout}"
+                xl, wl = x.contiguous(memory_format=memory_format), weight.contiguous(memory_format=memory_format)
+                calls[name] = lambda xl=xl, wl=wl: F.conv2d(xl, wl, padding=1)
+                flops[name] = 2 * channels * channels * 9 * side * side
+        ms = time_calls(calls, repeats=3, warmup=1, clock=clock)
+        print(f"  survey {str(dtype).removeprefix('torch.')}: " +
+              ", ".join(f"{name} {flops[name] / value / 1e6:.0f}" for name, value in ms.items()) + " GFLOP/s")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="isanet_r50-d8_4xb4-20k_voc12aug-512x512", help="zoo / mmseg config")
@@ -83,6 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--survey", action="store_true", help="also time more matmul and convolution shapes")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(mmseg|mmcv)(\.|$)")
     if args.threads:
@@ -149,9 +177,11 @@ def main(argv=None) -> int:
     print(f"ceiling ({flops / 1e9:.1f} GFLOPs per call; the reference runs at {reference_gflops:.1f} GFLOP/s):")
     for precision, target in (("fp32", FP32_TARGET), ("bf16", BF16_TARGET)):
         ceiling = peaks[precision] / reference_gflops
-        verdict = "reachable" if ceiling >= target else "cannot be met on this machine"
+        verdict = "within the ceiling" if ceiling >= target else "above the ceiling: not reachable here"
         print(f"  {precision}: peak probe {peaks[precision]:.1f} GFLOP/s = {ceiling:.2f}x the reference at most; "
               f"target {target}x: {verdict}")
+    if args.survey:
+        kernel_survey(clock)
     return 0 if ok else 1
 
 
