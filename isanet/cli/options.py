@@ -96,8 +96,9 @@ def add_checkpoint(parser: argparse.ArgumentParser, *, help: str, required: bool
     return add_input(parser, "--checkpoint", metavar="FILE", required=required, help=help)
 
 
-#: Below about this many images a compile costs more than it saves: R-50-D8 512x512 fp32, one CPU thread, with
-#: Inductor's cache warm (cold: ~280; benchmarks/README.md). ``bench model --optimize`` measures it.
+#: Below about this many images a compile costs more than it saves: R-50-D8 512x512 fp32, one thread of the
+#: project's Xeon, Inductor's cache warm (measured 28-53; cold ~130; benchmarks/README.md). ``bench model
+#: --optimize`` measures it on yours.
 FEW_IMAGES = 35
 
 
@@ -106,7 +107,7 @@ def add_optimize(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> a
     return parser.add_argument(
         "--optimize", action="store_true",
         help="predict with a compiled copy (torch.compile, weights frozen; isanet.optimize_for_inference): "
-             "fp32 logits within 1e-5, ~1.2x faster on CPU (benchmarks/README.md) after a compile of tens of "
+             "fp32 logits within 1e-5, 1.05-1.2x faster on CPU (benchmarks/README.md) after a compile of tens of "
              "seconds per input size, so it pays off over many images, not a few")
 
 
