@@ -27,6 +27,23 @@ def _site(tmp_path: Path) -> Path:
     return site
 
 
+def _settled_box(page, locator, quiet_ms: int = 300, timeout_ms: int = 15_000) -> dict:
+    """The element's box once MathJax has finished typesetting and the box has not moved for ``quiet_ms``.
+
+    MathJax 2 typesets in chunks and swaps web fonts in afterwards, so the layout above the explorer can still
+    shift by a fraction of a pixel after the first formula appears; one fixed wait was not always enough."""
+    page.evaluate("() => new Promise(done => window.MathJax ? MathJax.Hub.Queue(() => done(true)) : done(true))")
+    box, waited = locator.bounding_box(), 0
+    while waited < timeout_ms:
+        page.wait_for_timeout(quiet_ms)
+        waited += quiet_ms
+        now = locator.bounding_box()
+        if now == box:
+            return box
+        box = now
+    raise AssertionError(f"the explorer's picker still moves after {timeout_ms} ms (last box {box})")
+
+
 def test_site_index_and_notebook_02_with_a_working_explorer(chromium, tmp_path: Path) -> None:
     site = _site(tmp_path)
     standalone = {embed.page for embed in EMBEDS.values()}
@@ -61,9 +78,7 @@ def test_site_index_and_notebook_02_with_a_working_explorer(chromium, tmp_path: 
     before = frame.evaluate("() => document.getElementById('label').textContent")
     height, width = map(int, LABEL.search(before).groups()[2:4])
     picker = page.frame_locator("iframe.isanet-explorer-frame").locator("#picker")
-    box = picker.bounding_box()
-    page.wait_for_timeout(300)
-    assert picker.bounding_box() == box, "the page is still moving"
+    box = _settled_box(page, picker)
     target = (height // 5, width // 7)
     page.mouse.click(box["x"] + (target[1] + 0.5) * box["width"] / width,
                      box["y"] + (target[0] + 0.5) * box["height"] / height)
