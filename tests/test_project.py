@@ -62,3 +62,11 @@ def test_kit_lab_allows_root_only_when_running_as_root(monkeypatch):
     for uid, flags in ((0, ["--allow-root"]), (1000, [])):
         monkeypatch.setattr(kit.os, "geteuid", lambda uid=uid: uid, raising=False)
         assert kit.lab_command(Path("py")) == ["py", "-m", "jupyterlab", "notebooks", *flags]
+
+
+def test_opencv_is_pinned_to_the_version_the_teaching_assets_were_made_with():
+    from isanet.notebook.teaching import OPENCV_VERSION
+
+    pins = [item for item in PYPROJECT["project"]["dependencies"] if item.startswith("opencv-python-headless")]
+    assert len(pins) == 1 and re.fullmatch(r"opencv-python-headless==(\d+\.\d+\.\d+)\.\d+", pins[0]), pins
+    assert pins[0].split("==")[1].startswith(OPENCV_VERSION + "."), (pins, OPENCV_VERSION)
