@@ -430,14 +430,14 @@ def test_the_explorer_takes_float_pictures_and_refuses_pixels_outside(tmp_path):
 
 def test_resume_with_fewer_iterations_than_done_is_refused(tmp_path, voc_root):
     train(tiny_run(voc_root, tmp_path / "run", iters=4))
-    with pytest.raises(TrainError, match=r"--iters 2: the run in .* is already at iteration 4"):
+    with pytest.raises(TrainError, match=r"TrainConfig\.iters 2: the run in .* is already at iteration 4"):
         train(tiny_run(voc_root, tmp_path / "run", iters=2, resume=True))
 
 
 def test_stopping_before_the_first_checkpoint_can_be_started_again(tmp_path, voc_root):
     train(tiny_run(voc_root, tmp_path / "run", stop_after=1))  # as a Ctrl-C after iteration 1: log, no checkpoint
     assert (tmp_path / "run" / "log.jsonl").is_file() and not list((tmp_path / "run").glob("*.pth"))
-    with pytest.raises(TrainError, match="start a fresh run without --resume"):
+    with pytest.raises(TrainError, match="start a fresh run without TrainConfig.resume"):
         train(tiny_run(voc_root, tmp_path / "run", resume=True))
     summary = train(tiny_run(voc_root, tmp_path / "run", iters=2))  # the advice works: no loop
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -468,7 +468,7 @@ def test_checkpoints_with_the_old_amp_switches_resume_in_their_precision(tmp_pat
     assert resolve_config(TrainConfig(data_root="d", work_dir="w"), entry, old, "cpu").precision == "fp32"
     assert resolve_config(TrainConfig(data_root="d", work_dir="w"), entry, {**old, "precision": "bf16"},
                           "cuda").precision == "bf16"  # amp applied only when precision was fp32
-    with pytest.raises(TrainError, match="--resume: the checkpoint's amp_dtype 'half' is none of auto"):
+    with pytest.raises(TrainError, match="TrainConfig.resume: the checkpoint's amp_dtype 'half' is none of auto"):
         resolve_config(TrainConfig(data_root="d", work_dir="w"), entry, {**old, "amp_dtype": "half"}, "cuda")
     train(tiny_run(voc_root, tmp_path / "run", stop_after=2))
     content = torch.load(tmp_path / "run" / "iter_2.pth", weights_only=True)

@@ -7,9 +7,12 @@ Options left out take the zoo entry's value (a fresh run) or the resumed checkpo
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
+from collections.abc import Iterator
 
-from isanet.cli.errors import usage_checks
+from isanet.cli.errors import USER_ERRORS, error_message, usage_checks
 from isanet.cli.options import add_device, add_input, add_output, add_precision, add_scale
 from isanet.data.build import DATASETS
 from isanet.engine.recipes import RECIPES
@@ -73,6 +76,36 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+#: The option of each :class:`~isanet.engine.config.TrainConfig` field that has one: the one place where the
+#: engine's field names (its errors and notes say ``TrainConfig.iters``) become the options a user of this
+#: command typed (``--iters``). Fields without an option (``stop_after``, ``aux_weight``...) keep their name.
+OPTIONS = {"data_root": "--data-root", "work_dir": "--work-dir", "recipe": "--recipe", "iters": "--iters",
+           "crop_size": "--crop", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+           "save_every": "--save-every", "keep_checkpoints": "--keep", "eval_every": "--eval-every",
+           "limit_val": "--limit-val", "resize_scale": "--scale", "val_scale": "--scale", "init": "--init",
+           "resume": "--resume", "device": "--device", "precision": "--precision", "sync_bn": "--sync-bn",
+           "num_workers": "--num-workers", "dataset": "--dataset", "skip_bad": "--skip-bad"}
+FIELD = re.compile(r"TrainConfig\.(\w+)")
+
+
+def option_names(message: str) -> str:
+    """``message`` with every ``TrainConfig.FIELD`` that has an option named by that option."""
+    return FIELD.sub(lambda match: OPTIONS.get(match.group(1), match.group(0)), message)
+
+
+@contextlib.contextmanager
+def naming_options() -> Iterator[None]:
+    """Inside: an error whose message names :class:`TrainConfig` fields is raised again naming the options, as a
+    ValueError (every user error prints one line and exits with the same status, see :mod:`isanet.cli.errors`)."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        message = error_message(error)
+        if option_names(message) == message:
+            raise
+        raise ValueError(option_names(message)) from error
+
+
 def config_from_args(args: argparse.Namespace):
     """The :class:`~isanet.engine.trainer.TrainConfig` the options describe."""
     from isanet.engine.trainer import TrainConfig
@@ -111,9 +144,11 @@ def amp_precision(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from isanet.engine.trainer import Trainer, run_to_end
 
-    with usage_checks():  # the options, data, work folder and --init weights, all checked before the first step
-        trainer = Trainer(config_from_args(args))
-    summary = run_to_end(trainer)
+    # the options, data, work folder and --init weights, all checked before the first step
+    with usage_checks(), naming_options():
+        trainer = Trainer(config_from_args(args), wording=option_names)
+    with naming_options():
+        summary = run_to_end(trainer)
     if summary["rank"] == 0:
         evaluation = summary["last_eval"]
         score = f", mIoU {evaluation['mIoU']} at iteration {evaluation['iter']}" if evaluation else ""

@@ -185,20 +185,21 @@ def _datasets(config: TrainConfig, entry: ZooEntry) -> tuple[object, object]:
     root = config.data_root
     kind = dataset_kind(config.dataset, root, short_dataset_name(entry))
     if config.skip_bad and kind != "folder":
-        raise TrainError(f"--skip-bad applies to folder data sets only, not {kind}")
+        raise TrainError(f"TrainConfig.skip_bad applies to folder data sets only, not {kind}")
     options = {"skip_bad": True} if config.skip_bad else {}
     name = "the folder data set" if kind == "folder" else entry.dataset
     try:
         train_set = build_dataset(kind, root, config.train_split, **options)
     except DatasetError as error:
-        raise TrainError(f"--data-root {root}: no usable {config.train_split!r} split of {name}: {error}") from None
+        raise TrainError(f"TrainConfig.data_root {root}: no usable {config.train_split!r} split of {name}: {error}"
+                         ) from None
     if not config.eval_every:
         return train_set, None
     try:
         return train_set, build_dataset(kind, root, config.val_split, **options)
     except DatasetError as error:
-        raise TrainError(f"--data-root {root}: no usable {config.val_split!r} split to evaluate on ({error}); "
-                         "pass --eval-every 0 to train without evaluating") from None
+        raise TrainError(f"TrainConfig.data_root {root}: no usable {config.val_split!r} split to evaluate on "
+                         f"({error}); pass TrainConfig.eval_every 0 to train without evaluating") from None
 
 
 def _precision(config: TrainConfig, device: torch.device,
@@ -208,7 +209,7 @@ def _precision(config: TrainConfig, device: torch.device,
     reason among the messages."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        precision = resolve_precision(config.precision, device, "--precision")
+        precision = resolve_precision(config.precision, device, "TrainConfig.precision")
     messages.extend(str(warning.message) for warning in caught)
     return precision, torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
@@ -223,7 +224,7 @@ def _model(config: TrainConfig, num_classes: int, previous: dict | None, message
         report = apply_init(model, config.init)
     else:
         messages.append("note: training from random weights (the published recipe starts from ImageNet ResNet "
-                        "weights: pass --init with an mmseg resnet*_v1c checkpoint, or a zoo checkpoint)")
+                        "weights: pass TrainConfig.init with an mmseg resnet*_v1c checkpoint, or a zoo checkpoint)")
     if report:
         messages.append(report)
     return model, report
@@ -237,7 +238,7 @@ def _distribute(model: nn.Module, config: TrainConfig, dist: DistContext, device
         if device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         else:
-            messages.append("--sync-bn is ignored on CPU: torch's SyncBatchNorm runs on GPUs only")
+            messages.append("TrainConfig.sync_bn is ignored on CPU: torch's SyncBatchNorm runs on GPUs only")
     model.to(device)
     if not dist.enabled:
         return model, model
@@ -249,14 +250,14 @@ def build_parts(config: TrainConfig) -> tuple[RunState, Optimisation]:
     """Everything :class:`isanet.engine.trainer.Trainer` needs, resumed from the work folder when ``config.resume``."""
     entry = get_entry(config.name)
     try:
-        device_name = resolve_device(config.device, "--device")
+        device_name = resolve_device(config.device, "TrainConfig.device")
     except ValueError as error:
         raise TrainError(str(error)) from None
     dist = DistContext.from_env(device_name == "cuda")
     lock = None
     try:
         if dist.is_main:  # rank 0 alone writes in the folder
-            check_output(config.work_dir, "--work-dir", kind="dir")
+            check_output(config.work_dir, "TrainConfig.work_dir", kind="dir")
             lock = WorkDirLock(Path(config.work_dir)).acquire()
         state, optimisation = _build_parts(config, entry, dist, device_name)
         state.lock = lock
@@ -277,11 +278,12 @@ def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext,
     work_dir = Path(config.work_dir)
     resumed_from, previous = _previous(config, work_dir, dist, messages)
     if previous is not None and config.init:
-        messages.append(f"--init {config.init} is ignored: resuming restores the weights of {resumed_from}")
+        messages.append(f"TrainConfig.init {config.init} is ignored: resuming restores the weights of {resumed_from}")
     config = resolve_config(config, entry, previous["meta"]["config"] if previous else None, device.type)
     if previous is not None and config.iters < int(previous["meta"]["iter"]):
-        raise TrainError(f"--iters {config.iters}: the run in {work_dir} is already at iteration "
-                         f"{previous['meta']['iter']}; give more iterations to train further, or leave --iters out")
+        raise TrainError(f"TrainConfig.iters {config.iters}: the run in {work_dir} is already at iteration "
+                         f"{previous['meta']['iter']}; give more iterations to train further, or leave "
+                         "TrainConfig.iters out")
     if previous is not None and previous["meta"]["config"].get("iters") != config.iters:
         messages.append(f"note: iters changed from {previous['meta']['config'].get('iters')} to {config.iters}: "
                         "the poly schedule now ends at the new count")

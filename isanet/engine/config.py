@@ -1,16 +1,21 @@
 """``TrainConfig``: what to train, and how a run's settings are resolved and checked before any work.
 
 :class:`TrainConfig` leaves optional settings as ``None``; :func:`resolve_config` fills them from the zoo entry
-(a fresh run) or from the checkpoint being resumed, so ``--resume`` needs no repeated options and refuses
+(a fresh run) or from the checkpoint being resumed, so ``resume`` needs no repeated settings and refuses
 ones that would make the continued run a different run.
+
+Errors name the field (``TrainConfig.iters``), which is what a Python caller wrote; ``isanet train`` says its
+own option instead (:data:`isanet.cli.train.OPTIONS`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -78,8 +83,8 @@ class TrainConfig:
 #: Settings a resumed run must share with its checkpoint (else its losses would not continue the same run);
 #: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
 RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "resize_ratio", "model_overrides")
-#: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (``--keep 2``
-#: must keep pruning after a resume; a bf16 run stays one).
+#: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (a run that kept
+#: 2 checkpoints must keep pruning after a resume; a bf16 run stays one).
 RESUME_RESTORED = {"keep_checkpoints": None, "precision": "fp32"}
 #: The autocast dtype names of the ``amp_dtype`` field that checkpoints of earlier versions hold.
 LEGACY_AMP_DTYPES: dict[str, Precision] = {"bfloat16": "bf16", "float16": "fp16"}
@@ -113,13 +118,13 @@ def saved_precision(previous: dict, device_type: str) -> Precision | None:
     if name == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if name not in LEGACY_AMP_DTYPES:
-        raise TrainError(f"--resume: the checkpoint's amp_dtype {name!r} is none of auto, bfloat16, float16")
+        raise TrainError(f"TrainConfig.resume: the checkpoint's amp_dtype {name!r} is none of auto, bfloat16, float16")
     return LEGACY_AMP_DTYPES[name]
 
 
 def recipe_defaults(config: TrainConfig, entry: ZooEntry) -> tuple[dict, TrainConfig]:
     """The value of every optional field before explicit options: the entry's, then the named recipe's (whose
-    model overrides sit under the explicit ``model_overrides``, e.g. ``--head``)."""
+    model overrides sit under the explicit ``model_overrides``, e.g. a ``head``)."""
     defaults = entry_defaults(entry)
     if config.recipe is not None:
         recipe = get_recipe(config.recipe)
@@ -137,20 +142,20 @@ def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None =
     if previous is not None:
         previous = {**previous, "precision": saved_precision(previous, device_type)}
     if previous is not None and previous.get("name") != entry.name:
-        raise TrainError(f"--resume: the checkpoint is a run of {previous.get('name')!r}, not {entry.name!r}")
+        raise TrainError(f"TrainConfig.resume: the checkpoint is a run of {previous.get('name')!r}, not {entry.name!r}")
     if previous is not None and config.recipe is None:
         config = replace(config, recipe=previous.get("recipe"))
     if previous is not None and config.recipe != previous.get("recipe"):
-        raise TrainError(f"--resume: the checkpoint was trained with recipe {previous.get('recipe')!r}, this run "
-                         f"asks for {config.recipe!r}; drop --recipe to continue the same run")
+        raise TrainError(f"TrainConfig.resume: the checkpoint was trained with recipe {previous.get('recipe')!r}, "
+                         f"this run asks for {config.recipe!r}; drop TrainConfig.recipe to continue the same run")
     defaults, config = recipe_defaults(config, entry)
     resolved = {"name": entry.name}
     for key, default in defaults.items():
         given = getattr(config, key)
         if previous is not None and key in RESUME_LOCKED and given is not None and \
                 plain(given) != plain(previous.get(key)):
-            raise TrainError(f"--resume: the checkpoint was trained with {key}={previous.get(key)} but this run "
-                             f"asks for {key}={given}; drop the option to continue the same run")
+            raise TrainError(f"TrainConfig.resume: the checkpoint was trained with {key}={previous.get(key)} but "
+                             f"this run asks for {key}={given}; drop the option to continue the same run")
         if given is None and previous is not None and key in previous:
             given = previous[key]
             given = tuple(given) if isinstance(given, list) else given
@@ -165,16 +170,22 @@ def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None =
     return config
 
 
+#: The range of each checked setting: ``(field, in range, what is expected)``, checked after resolving.
+LIMITS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("iters", lambda value: value >= 1, "at least 1"),
+    ("batch_size", lambda value: value >= 1, "at least 1"),
+    ("crop_size", lambda value: min(value) >= 8 and max(value) <= MAX_IMAGE_SIDE,
+     f"(height, width), each 8 to {MAX_IMAGE_SIDE}"),
+    ("lr", lambda value: math.isfinite(value) and 0 < value <= MAX_LR, f"a finite number above 0, at most {MAX_LR}"),
+    ("save_every", lambda value: value >= 1, "at least 1"),
+    ("eval_every", lambda value: value >= 0, "at least 0 (0: never)"),
+    ("keep_checkpoints", lambda value: value is None or value >= 1, "None (keep all) or at least 1"),
+    ("num_workers", lambda value: value >= 0, "at least 0"),
+)
+
+
 def _validate(config: TrainConfig) -> None:
-    checks = [(config.iters >= 1, "--iters", config.iters), (config.batch_size >= 1, "--batch-size", config.batch_size),
-              (min(config.crop_size) >= 8 and max(config.crop_size) <= MAX_IMAGE_SIDE, "--crop", config.crop_size),
-              (math.isfinite(config.lr) and 0 < config.lr <= MAX_LR, "--lr", config.lr),
-              (config.save_every >= 1, "--save-every", config.save_every),
-              (config.eval_every >= 0, "--eval-every", config.eval_every),
-              (config.keep_checkpoints is None or config.keep_checkpoints >= 1, "--keep", config.keep_checkpoints),
-              (config.num_workers >= 0, "--num-workers", config.num_workers)]
-    for ok, option, value in checks:
-        if not ok:
-            raise TrainError(f"{option} {value}: out of range (see isanet train --help)")
-
-
+    for name, in_range, expected in LIMITS:
+        value = getattr(config, name)
+        if not in_range(value):
+            raise TrainError(f"TrainConfig.{name} {value}: out of range, expected {expected}")

@@ -53,12 +53,12 @@ def check_fresh_work_dir(work_dir: Path) -> bool:
     A log without any checkpoint (a run stopped before its first save: nothing to resume) may be replaced;
     returns whether there is such a log."""
     if work_dir.exists() and not work_dir.is_dir():
-        raise TrainError(f"--work-dir {work_dir}: exists and is not a folder")
+        raise TrainError(f"TrainConfig.work_dir {work_dir}: exists and is not a folder")
     found = sorted(path.name for path in [work_dir / LATEST_NAME, *iteration_checkpoints(work_dir).values()]
                    if path.exists())
     if found:
-        raise TrainError(f"--work-dir {work_dir} already holds a run ({', '.join(found[:4])}): pass --resume to "
-                         "continue it, or choose an empty folder")
+        raise TrainError(f"TrainConfig.work_dir {work_dir} already holds a run ({', '.join(found[:4])}): pass "
+                         "TrainConfig.resume to continue it, or choose an empty folder")
     return (work_dir / LOG_NAME).is_file()
 
 
@@ -83,13 +83,13 @@ class WorkDirLock:
             except FileExistsError:
                 owner = self._owner()
                 if owner is not None and owner[0] == os.getpid() and owner[1] == socket.gethostname():
-                    raise TrainError(f"--work-dir {self.path.parent} is in use by another run in this same process "
-                                     "(a Trainer that was not closed: call its close(), or restart the kernel)"
-                                     ) from None
+                    raise TrainError(f"TrainConfig.work_dir {self.path.parent} is in use by another run in this "
+                                     "same process (a Trainer that was not closed: call its close(), or restart the "
+                                     "kernel)") from None
                 if owner is not None:
-                    raise TrainError(f"--work-dir {self.path.parent} is in use by another run (pid {owner[0]} on "
-                                     f"{owner[1]}, {self.path.name}); wait for it to end, or use another folder"
-                                     ) from None
+                    raise TrainError(f"TrainConfig.work_dir {self.path.parent} is in use by another run (pid "
+                                     f"{owner[0]} on {owner[1]}, {self.path.name}); wait for it to end, or use "
+                                     "another folder") from None
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(handle, "w") as file:
@@ -97,7 +97,8 @@ class WorkDirLock:
             self.held = True
             clean_stale_temporaries(self.path.parent)  # what a run killed mid-save left behind
             return self
-        raise TrainError(f"--work-dir {self.path.parent}: could not take {self.path.name} (another run is starting)")
+        raise TrainError(f"TrainConfig.work_dir {self.path.parent}: could not take {self.path.name} (another run is "
+                         "starting)")
 
     def _owner(self) -> tuple[int, str] | None:
         """``(pid, host)`` of a live owner, or None when the lock is stale (or unreadable: half-written by a
@@ -129,8 +130,8 @@ def find_resume_checkpoint(work_dir: Path) -> Path:
         return numbered[max(numbered)]
     if (work_dir / LATEST_NAME).is_file():
         return work_dir / LATEST_NAME
-    raise TrainError(f"--resume: no checkpoint in {work_dir} (expected {LATEST_NAME} or iter_N.pth); "
-                     "start a fresh run without --resume")
+    raise TrainError(f"TrainConfig.resume: no checkpoint in {work_dir} (expected {LATEST_NAME} or iter_N.pth); "
+                     "start a fresh run without TrainConfig.resume")
 
 
 # ---- RNG states (plain containers, so that weights_only loading accepts them) ----
@@ -196,13 +197,14 @@ def read_resume_checkpoint(path: Path) -> dict:
     content = read_checkpoint(path)
     missing = [key for key in ("meta", "state_dict", "optimizer", "sampler", "rng") if key not in content]
     if missing or "iter" not in content.get("meta", {}):
-        raise TrainError(f"--resume: {path} is not a training checkpoint of isanet (missing "
-                         f"{', '.join(missing) or 'meta.iter'}); use it with --init to start a new run from it")
+        raise TrainError(f"TrainConfig.resume: {path} is not a training checkpoint of isanet (missing "
+                         f"{', '.join(missing) or 'meta.iter'}); use it with TrainConfig.init to start a new run "
+                         "from it")
     return content
 
 
 def apply_init(model: nn.Module, path: str | os.PathLike) -> str:
-    """Load ``--init``: a whole ISANet checkpoint (classifier re-initialised when the classes differ), or an
+    """Load ``TrainConfig.init``: a whole ISANet checkpoint (classifier re-initialised when the classes differ), or an
     ImageNet ResNet backbone (``backbone.*`` keys or bare ResNet keys). Returns what was done, in words. The
     file is read once: its keys decide which, and the same weights are loaded."""
     try:
@@ -218,6 +220,6 @@ def apply_init(model: nn.Module, path: str | os.PathLike) -> str:
             ignored = f"; ignored {', '.join(report.ignored)}" if report.ignored else ""
             return f"init: backbone only from {path} (heads keep their fresh initialisation){ignored}"
     except CheckpointError as error:
-        raise TrainError(f"--init: {error}") from None
-    raise TrainError(f"--init {path}: neither an ISANet checkpoint (decode_head.* keys) nor a ResNet backbone "
-                     f"(backbone.* or stem.*/layer1.* keys); its first keys: {', '.join(list(state)[:4])}")
+        raise TrainError(f"TrainConfig.init: {error}") from None
+    raise TrainError(f"TrainConfig.init {path}: neither an ISANet checkpoint (decode_head.* keys) nor a ResNet "
+                     f"backbone (backbone.* or stem.*/layer1.* keys); its first keys: {', '.join(list(state)[:4])}")

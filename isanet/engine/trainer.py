@@ -8,7 +8,7 @@ mmseg's default ``CrossEntropyLoss`` averages (``avg_non_ignore=False``: the sum
 images per process for VOC; the data module's ``RandomResize -> RandomCrop(cat_max_ratio 0.75) -> RandomFlip ->
 PhotoMetricDistortion -> Pad`` pipeline. The log uses mmseg's names: ``decode.loss_ce``, ``aux.loss_ce`` (the
 latter already times 0.4), ``loss`` their sum, ``decode.acc_seg``. The published runs used 4 GPUs x 4 images
-and started from ImageNet weights (``--init`` an mmseg ``resnet50_v1c`` file); one process trains with a
+and started from ImageNet weights (``init`` an mmseg ``resnet50_v1c`` file); one process trains with a
 quarter of that batch.
 
 Exact resume: data is a pure function of the global sample position (:mod:`isanet.engine.loader`), and a
@@ -104,8 +104,11 @@ def param_digest(model: nn.Module) -> str:
 class Trainer:
     """One training run; :meth:`run` yields a record per iteration. Build it, iterate it, then :meth:`close`."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, wording: Callable[[str], str] | None = None):
+        """``wording`` rewrites each message before it is printed: messages name :class:`TrainConfig` fields,
+        and ``isanet train`` passes the rewriting that names its options instead."""
         self.state, self.optimisation = build_parts(config)  # what the run trains on; how the weights move
+        self.wording = wording
         self.config, self.dist = self.state.config, self.state.dist
         self.iteration = self.state.start_iter
         self.last_checkpoint: Path | None = self.state.resumed_from
@@ -114,7 +117,7 @@ class Trainer:
 
     def say(self, message: str) -> None:
         if self.dist.is_main:
-            tqdm.write(message, file=sys.stderr)
+            tqdm.write(message if self.wording is None else self.wording(message), file=sys.stderr)
 
     def run(self) -> Iterator[dict]:
         """Train from the start (or resumed) iteration; yields each iteration's log record on every process."""
@@ -182,7 +185,7 @@ class Trainer:
                 f"iteration {self.iteration}: the loss is {record['loss']} (lr {lr:.3g}): training diverged; "
                 f"stopped, nothing more is saved; "
                 + (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else
-                   "no checkpoint was written") + "; try a smaller --lr")
+                   "no checkpoint was written") + "; try a smaller TrainConfig.lr")
         record.update(time=round(time.perf_counter() - started, 4), data_time=round(data_time, 4))
         if state.device.type == "cuda":
             record["memory_mb"] = round(torch.cuda.max_memory_allocated(state.device) / 2**20)
@@ -222,9 +225,9 @@ class Trainer:
         return self.state.checkpoint_content(self.optimisation, iteration)
 
     def interrupt_message(self) -> str:
-        where = (f"the last checkpoint is {self.last_checkpoint}; continue with the same command plus --resume "
-                 "(TrainConfig(resume=True) in Python)"
-                 if self.last_checkpoint else "no checkpoint was written yet; start again without --resume")
+        where = (f"the last checkpoint is {self.last_checkpoint}; continue with the same settings plus "
+                 "TrainConfig.resume" if self.last_checkpoint else
+                 "no checkpoint was written yet; start again without TrainConfig.resume")
         return f"interrupted after iteration {self.iteration}: {where} (checkpoint files are never half-written)"
 
     def summary(self) -> dict:

@@ -23,3 +23,17 @@ def test_bad_input_is_one_line_not_a_traceback(capsys):
 def test_console_script_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "isanet.cli", "zoo"], capture_output=True, text=True)
     assert result.returncode == 0 and "isanet_r50-d8_4xb4-20k_voc12aug-512x512" in result.stdout
+
+
+def test_train_names_its_options_where_the_engine_names_fields():
+    from dataclasses import fields
+
+    from isanet.cli import build_parser, leaf_commands
+    from isanet.cli.train import OPTIONS, option_names
+    from isanet.engine.config import TrainConfig
+
+    train_options = leaf_commands(build_parser())[("train",)]._option_string_actions
+    assert set(OPTIONS) <= {field.name for field in fields(TrainConfig)}
+    assert set(OPTIONS.values()) <= set(train_options)
+    message = "TrainConfig.keep_checkpoints 0: out of range; TrainConfig.stop_after has no option"
+    assert option_names(message) == "--keep 0: out of range; TrainConfig.stop_after has no option"

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -30,6 +31,7 @@ from isanet.engine.trainer import (
     Trainer,
     TrainError,
     poly_lr,
+    resolve_config,
     seg_losses,
     train,
 )
@@ -218,7 +220,7 @@ def test_ddp_two_cpu_processes_keep_identical_replicas(voc_root, tmp_path):
     records = read_log(tmp_path / "run" / "log.jsonl")
     assert [r["iter"] for r in records] == [1, 2, 3]  # rank 0 alone writes
     assert torch.load(tmp_path / "run" / "iter_3.pth", weights_only=True)["sampler"]["position"] == 3 * 2 * 2
-    assert "--sync-bn is ignored on CPU" in result.stderr
+    assert "TrainConfig.sync_bn is ignored on CPU" in result.stderr
 
 
 # ---- --init ----
@@ -261,6 +263,7 @@ def cli_error(capsys, *argv: str) -> str:
     assert main(["train", *map(str, argv)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err
+    assert "TrainConfig." not in err  # the command names its options, not the fields they set
     return err
 
 
@@ -279,8 +282,23 @@ def test_bad_inputs_are_one_line_errors(voc_root, tmp_path, capsys, uninterrupte
     err = cli_error(capsys, name, "--data-root", voc_root, "--work-dir", tmp_path / "w2", "--init",
                     tmp_path / "r18.pth", "--device", "cpu")
     assert "--init: checkpoint" in err and "ResNet-18, the model a ResNet-50" in err
-    with pytest.raises(TrainError, match=r"^--iters 0: out of range"):  # the CLI refuses it in argparse already
-        train(tiny_config(voc_root, tmp_path / "w3", iters=0))
+    with pytest.raises(TrainError, match=r"^TrainConfig\.iters 0: out of range, expected at least 1$"):
+        train(tiny_config(voc_root, tmp_path / "w3", iters=0))  # the CLI refuses it in argparse already
+    with pytest.raises(TrainError, match=r"^TrainConfig\.resume: no checkpoint in .*start a fresh run without "
+                                         r"TrainConfig\.resume$"):  # the same refusal as the CLI's above
+        train(tiny_config(voc_root, tmp_path / "empty", resume=True))
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("iters", 0, "at least 1"), ("batch_size", 0, "at least 1"), ("crop_size", (4, 64), "(height, width), each 8 to"),
+    ("lr", math.inf, "a finite number above 0"), ("lr", 0.0, "a finite number above 0"),
+    ("save_every", 0, "at least 1"), ("eval_every", -1, "at least 0"), ("keep_checkpoints", 0, "None (keep all)"),
+    ("num_workers", -1, "at least 0")])
+def test_python_callers_read_the_field_they_set(field, value, expected):
+    config = TrainConfig(data_root="d", work_dir="w", **{field: value})
+    with pytest.raises(TrainError, match=rf"^TrainConfig\.{field} {re.escape(str(value))}: out of range, expected "
+                                         rf"{re.escape(expected)}"):
+        resolve_config(config, isanet.get_entry(config.name))
 
 
 def test_amp_is_ignored_on_cpu_and_the_cli_trains(voc_root, tmp_path, capsys, monkeypatch):
@@ -289,10 +307,11 @@ def test_amp_is_ignored_on_cpu_and_the_cli_trains(voc_root, tmp_path, capsys, mo
                         lambda name, num_classes, **_: isanet.ISANet(isanet.ISANetConfig.tiny(num_classes=num_classes)))
     code = main(["train", "isanet_r50-d8_4xb4-20k_voc12aug-512x512", "--data-root", str(voc_root), "--work-dir",
                  str(tmp_path / "run"), "--iters", "2", "--crop", "64", "64", "--batch-size", "1", "--eval-every",
-                 "0", "--amp", "--device", "cpu", "--no-progress", "--keep", "1", "--save-every", "1"])
+                 "0", "--amp", "--device", "cpu", "--no-progress", "--keep", "1", "--save-every", "1", "--sync-bn"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "--amp is ignored on CPU" in captured.err and "trained to iteration 2/2" in captured.out
+    assert "--sync-bn is ignored on CPU" in captured.err  # the trainer's notes name the options too
     assert sorted(p.name for p in (tmp_path / "run").glob("*.pth")) == ["iter_2.pth", "latest.pth"]
     assert math.isfinite(read_log(tmp_path / "run" / "log.jsonl")[-1]["loss"])
 
@@ -329,5 +348,5 @@ def test_fp16_on_cpu_trains_in_fp32_and_says_why(voc_root, tmp_path, capsys):
     summary = train(tiny_config(voc_root, tmp_path / "fp16", precision="fp16", iters=1, eval_every=0,
                                 save_every=1))
     assert summary["precision"] == "fp32"
-    assert "--precision fp16 on cpu: fp16 autocast is for CUDA; on CPU use bf16; running in fp32" in \
+    assert "TrainConfig.precision fp16 on cpu: fp16 autocast is for CUDA; on CPU use bf16; running in fp32" in \
         capsys.readouterr().err
