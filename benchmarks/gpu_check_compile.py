@@ -24,14 +24,14 @@ def compile_cuda_check(size: tuple[int, int] = (512, 512), depth: int = 50, repe
     from isanet import ISANet, ISANetConfig
     from isanet.analysis.measure import time_calls
     from isanet.data.sample_checkpoint import random_state_dict
+    from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
     from isanet.evaluation.inference import Predictor
     from isanet.models.zoo import TestSettings
     from isanet.runtime import resolve_precision
 
     model = ISANet(ISANetConfig(depth=depth, num_classes=21)).eval()
     model.load_state_dict(random_state_dict(model, seed=0))
-    settings = TestSettings(mode="whole", scale=size, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
-                            align_corners=False)
+    settings = TestSettings(mode="whole", scale=size, mean=IMAGENET_MEAN, std=IMAGENET_STD, align_corners=False)
     x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
     figures: dict = {"size": list(size), "depth": depth, "device": torch.cuda.get_device_name(device)}
     reference = Predictor(model, settings, "fp32", device).logits(x)

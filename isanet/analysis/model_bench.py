@@ -43,6 +43,7 @@ from torch.utils import flop_counter
 
 from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
 from isanet.analysis.memory import peak_memory
+from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isanet.evaluation.inference import Predictor, slide_predict
 from isanet.models.fold import fold_batchnorm
 from isanet.models.optimize import BlockedBackbone, CompiledModel
@@ -147,8 +148,8 @@ def bench_input(size: tuple[int, int], seed: int = 0, device: str = "cpu") -> to
     coarse = torch.rand(1, 3, max(2, height // 8), max(2, width // 8), generator=generator)
     smooth = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
     pixels = (0.7 * smooth + 0.3 * torch.rand(1, 3, height, width, generator=generator)) * 255.0
-    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return ((pixels - mean) / std).to(device)
 
 

@@ -38,9 +38,9 @@ from isanet.analysis.probe import (
     long_range_map,
     short_range_map,
 )
+from isanet.data.datasets import IGNORE_INDEX
 
 MAPS = ("long_range", "short_range", "composed", "dense")
-IGNORE_INDEX = 255
 
 
 @dataclass(frozen=True)

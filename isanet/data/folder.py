@@ -4,7 +4,7 @@ The layout (what ``isanet sample-data folder`` writes, and what ``--dataset fold
 
     ROOT/classes.txt                 one class name per line, in id order (line 1 is id 0)
     ROOT/palette.txt                 optional: one "r g b" line per class (default: Pascal VOC's colour map)
-    ROOT/images/{train,val}/NAME.jpg (or .jpeg / .png; sub-folders allowed)
+    ROOT/images/{train,val}/NAME.jpg (or .jpeg .png .bmp .tif .tiff .webp .ppm .pgm; sub-folders allowed)
     ROOT/masks/{train,val}/NAME.png  single-channel 8-bit class ids (grayscale or palette PNG), 255 = ignore
 
 Bad data is named, never silently wrong: listing a split checks every pair once, at construction, and stops at
@@ -28,9 +28,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from isanet.data.datasets import IGNORE_INDEX, DatasetError, SegDataset, read_label
-from isanet.io.image import ImageError, check_image_size, image_size
+from isanet.io.image import IMAGE_SUFFIXES, ImageError, check_image_size, image_size
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 LAYOUT = "ROOT/images/{train,val}/, ROOT/masks/{train,val}/ and ROOT/classes.txt"
 
 

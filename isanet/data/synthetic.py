@@ -24,6 +24,7 @@ from PIL import Image
 
 from isanet.data.datasets import (
     CITYSCAPES_ID_TO_TRAIN_ID,
+    IGNORE_INDEX,
     ADE20KDataset,
     CityscapesDataset,
     VOCDataset,
@@ -70,7 +71,7 @@ def void_border(label: np.ndarray, width: int = VOID_BORDER) -> np.ndarray:
     """``label`` with 255 on a band of about ``width`` pixels wherever two classes meet (VOC's outlines)."""
     kernel = np.ones((width, width), np.uint8)
     bordered = label.copy()
-    bordered[cv2.dilate(label, kernel) != cv2.erode(label, kernel)] = 255
+    bordered[cv2.dilate(label, kernel) != cv2.erode(label, kernel)] = IGNORE_INDEX
     return bordered
 
 

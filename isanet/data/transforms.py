@@ -22,6 +22,11 @@ import torch.nn.functional as F
 from isanet.data.datasets import IGNORE_INDEX
 from isanet.models.zoo import ZooEntry
 
+#: mmseg's ImageNet normalisation (RGB order), used by every published ISANet config: the training default,
+#: what pictures are shown back with, and what benchmark inputs are made like.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
 Size = tuple[int, int]  # (height, width)
 
 
@@ -172,8 +177,8 @@ class TrainTransform:
     ratio_range: tuple[float, float] = (0.5, 2.0)
     cat_max_ratio: float = 0.75
     flip_prob: float = 0.5
-    mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
-    std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     pad_before_normalize: bool = False
     ignore_index: int = IGNORE_INDEX
 

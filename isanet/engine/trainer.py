@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from isanet.data.datasets import IGNORE_INDEX
 from isanet.engine.build import build_parts, poly_lr
 from isanet.engine.config import DEFAULT_MODEL, TrainConfig, plain, resolve_config
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
@@ -60,7 +61,6 @@ from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint
 from isanet.io.digest import state_dict_digest
 from isanet.models.config import TINY
 
-IGNORE_INDEX = 255
 #: The tiny set-up for a CPU notebook on the synthetic VOC sample (measured numbers in the module doc).
 NOTEBOOK_SETTINGS = dict(
     name=DEFAULT_MODEL, iters=300, crop_size=(64, 64), batch_size=4, lr=0.05, resize_scale=(512, 128),

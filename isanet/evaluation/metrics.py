@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import torch
 
+from isanet.data.datasets import IGNORE_INDEX
 from isanet.text_table import text_table
 
 
@@ -27,7 +28,7 @@ def _as_numpy(array) -> np.ndarray:
 class SegMetrics:
     """Accumulates ``update(pred, label)`` calls; ``compute()`` returns the metrics in percent."""
 
-    def __init__(self, num_classes: int, ignore_index: int = 255):
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX):
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         self.num_classes, self.ignore_index = num_classes, ignore_index

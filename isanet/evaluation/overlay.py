@@ -11,8 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from isanet.data.datasets import IGNORE_INDEX
 
-def colorize(label: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255,
+
+def colorize(label: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = IGNORE_INDEX,
              ignore_colour: Sequence[int] = (255, 255, 255)) -> np.ndarray:
     """An ``H x W`` map of class ids as an ``H x W x 3`` picture in the data set's palette (ignore: white)."""
     colours = np.zeros((256, 3), dtype=np.uint8)

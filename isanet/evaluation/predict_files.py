@@ -29,10 +29,10 @@ from isanet.data.datasets import DatasetError, read_image
 from isanet.evaluation.inference import Predictor
 from isanet.evaluation.overlay import overlay_picture
 from isanet.io.atomic import atomic_path
+from isanet.io.image import IMAGE_SUFFIXES
 from isanet.io.outputs import check_replaceable, written_by_kit
 from isanet.models.zoo import ZooEntry
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 

@@ -32,6 +32,10 @@ EXIF_ORIENTATION = 0x0112
 TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF rotations by 90 degrees: OpenCV decodes these with width/height swapped
 #: Bytes per decoded pixel: the RGB result and OpenCV's BGR buffer it is made from.
 DECODE_BYTES_PER_PIXEL = 6
+#: The image files the kit looks for in a folder (``isanet predict DIR``, the folder data set): the formats
+#: both halves of :func:`read_image` handle, Pillow reading the header and OpenCV's wheels decoding the pixels.
+#: One tuple for every folder scan, so a picture ``isanet predict`` reads is never skipped by the data set.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 class ImageError(ValueError):

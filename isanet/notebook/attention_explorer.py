@@ -22,12 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isanet.notebook.attention_panels import array_png, draw_picker, picker_marks, plot_attention_panels
 from isanet.notebook.explorer_html import PageSizes, save_explorer_html
 from isanet.notebook.explorer_state import ExplorerState
 from isanet.notebook.model_menu import ModelChoice
 from isanet.notebook.partition_explorer import figure_png
-from isanet.notebook.plots import IMAGENET_MEAN, IMAGENET_STD
 
 
 class AttentionExplorer(ExplorerState):

@@ -17,9 +17,8 @@ import torch
 
 from isanet.analysis.probe import AttentionCapture, PixelAttention, capture
 from isanet.data.datasets import as_rgb_uint8
-from isanet.data.transforms import normalize
+from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from isanet.notebook.model_menu import ModelChoice
-from isanet.notebook.plots import IMAGENET_MEAN, IMAGENET_STD
 from isanet.runtime import resolve_precision
 
 

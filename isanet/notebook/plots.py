@@ -18,12 +18,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isanet.engine.log import read_log
 from isanet.evaluation.overlay import colorize
-
-#: mmseg's ImageNet normalisation (RGB order), used by every published ISANet config.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def axes_grid(ax: Axes | None, ncols: int = 1, size: float = 4.0) -> tuple[Figure, list[Axes]]:

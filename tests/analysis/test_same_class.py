@@ -145,7 +145,7 @@ def test_over_images_reads_labels_of_the_original_size_after_a_resize():
     samples = [{"image": rng.integers(0, 255, (41, 64, 3), dtype=np.uint8),
                 "label": np.where(np.arange(64)[None, :] < 32, 1, 2).repeat(41, axis=0)} for _ in range(2)]
     # keep-ratio resize into a (256, 64) box: 41 x 64 -> 64 x 100, an 8 x 13 feature map
-    transform = transforms.TestTransform((256, 64), (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+    transform = transforms.TestTransform((256, 64), transforms.IMAGENET_MEAN, transforms.IMAGENET_STD)
     result = same_class_over_images(model, samples, transform, queries=None)
     assert result.feature_size == (8, 13) and result.num_queries == 2 * 8 * 13
     # half the columns of each class at the feature size (6 of the 13 columns read class 1, 7 class 2): the dense map's

@@ -10,12 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from isanet.data import folder as folder_module
 from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.datasets import DatasetError
 from isanet.data.folder import FolderDataset, dataset_kind, is_folder_layout, voc_colormap
 from isanet.data.synthetic import FOLDER_CLASSES
+from isanet.evaluation.predict_files import list_inputs
+from isanet.io.image import IMAGE_SUFFIXES
 from isanet.io.outputs import LEDGER
 
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("sky", "tree", "road")
 
 
@@ -73,6 +77,32 @@ def test_palette_txt_and_jpeg_images_in_subfolders(root):
     assert [Path(image).relative_to(root).as_posix() for image, _ in dataset.samples][0] == \
         "images/val/city/photo_9.JPEG"
     assert dataset[0]["image"].shape == (6, 8, 3)
+
+
+def test_every_format_the_image_reader_decodes_is_listed_and_read(tmp_path):
+    """One suffix list for the folder data set and ``isanet predict DIR``: an image format the reader decodes is
+    never skipped here (the data set once took .jpg/.jpeg/.png only, where ``isanet predict`` took nine)."""
+    root = tmp_path / "formats"
+    for index, suffix in enumerate(IMAGE_SUFFIXES):
+        write_pair(root, "val", f"photo_{index}", labels(index), suffix=suffix)
+    (root / "images" / "val" / "notes.txt").write_text("not an image")
+    (root / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))
+    dataset = FolderDataset(root, "val")
+    assert [Path(image).suffix for image, _ in dataset.samples] == list(IMAGE_SUFFIXES)
+    assert list_inputs(root / "images" / "val") == [Path(image) for image, _ in dataset.samples]
+    lossy = {".jpg", ".jpeg", ".webp"}  # Pillow's default for these is lossy: only the size is exact
+    for index, suffix in enumerate(IMAGE_SUFFIXES):
+        sample = dataset[index]
+        np.testing.assert_array_equal(sample["label"], labels(index))
+        assert sample["image"].shape == (6, 8, 3)
+        if suffix not in lossy:
+            np.testing.assert_array_equal(sample["image"][..., 0], (labels(index) * 40).astype(np.uint8))
+
+
+def test_layout_docs_name_exactly_the_listed_formats():
+    listed = " ".join(IMAGE_SUFFIXES[1:])  # ".jpeg .png ...": the docs show NAME.jpg, then the others
+    for text in (folder_module.__doc__, (REPO / "README.md").read_text()):
+        assert f"NAME.jpg (or {listed}; sub-folders allowed)" in re.sub(r"  +", " ", text)
 
 
 @pytest.mark.parametrize("content, problem", [

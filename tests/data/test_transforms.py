@@ -9,8 +9,8 @@ import torch
 
 import isanet
 from isanet.data import transforms as T
-
-MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+from isanet.data.transforms import IMAGENET_MEAN as MEAN
+from isanet.data.transforms import IMAGENET_STD as STD
 
 
 class ScriptedRng:

@@ -13,13 +13,14 @@ from torch import nn
 import isanet
 from isanet.cli import main
 from isanet.data.build import build_dataset, write_sample_dataset
+from isanet.data.transforms import IMAGENET_MEAN as MEAN
+from isanet.data.transforms import IMAGENET_STD as STD
 from isanet.data.transforms import scale_factor_size
 from isanet.evaluation.evaluate import evaluate
 from isanet.evaluation.inference import TTA_RATIOS, predict_image, predict_ms_flip
 from isanet.io.outputs import LEDGER
 from isanet.models.zoo import TestSettings
 
-MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 NAMES = {"voc": "isanet_r50-d8_4xb4-20k_voc12aug-512x512", "cityscapes": "isanet_r50-d8_4xb2-40k_cityscapes-769x769",
          "ade20k": "isanet_r50-d8_4xb4-80k_ade20k-512x512"}
 

@@ -92,9 +92,8 @@ def test_attention_command_rejects_bad_input_in_one_line(tmp_path, capsys) -> No
 
 
 def test_attention_command_teaching_writes_the_teaching_models_weights(tmp_path, capsys, one_thread) -> None:
-    from isanet.data.transforms import normalize
+    from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
     from isanet.notebook.model_menu import TEACHING_LABEL, TEACHING_NOTE, teaching_choice
-    from isanet.notebook.plots import IMAGENET_MEAN, IMAGENET_STD
 
     picture = np.random.default_rng(2).integers(0, 255, size=(90, 120, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "mine.png"), picture[:, :, ::-1])  # RGB -> BGR for OpenCV
