@@ -40,20 +40,19 @@ def resolve_path(path: str | os.PathLike | None, root: str | os.PathLike | None 
 
 def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_train: int = 4, num_val: int = 2,
                    size: int = 256, seed: int = 0, object_classes: int | None = None, quiet: bool = False) -> Path:
-    """A synthetic data set of ``kind`` ("voc", "cityscapes", "ade20k", "folder") in the real layout, written once under
-    ``data/samples/`` of the repository (and reused afterwards); returns the data set's own top folder.
-    ``object_classes`` is :func:`isanet.data.synthetic.write_sample_dataset`'s (VOC: only its first N object classes).
+    """A synthetic data set of ``kind`` (a name in :data:`isanet.data.build.DATASETS`) in the real layout, written
+    once under ``data/samples/`` of the repository (and reused afterwards); returns the data set's own top folder.
+    ``object_classes`` is :func:`isanet.data.build.write_sample_dataset`'s (VOC: only its first N object classes).
 
     Writing goes to a temporary folder that is renamed into place, so a half-written sample is never reused.
     """
-    from isanet.data.build import write_sample_dataset
+    from isanet.data.build import DATASETS, write_sample_dataset
 
+    if kind not in DATASETS:
+        raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(DATASETS)}")
     classes = f"-{object_classes}classes" if object_classes is not None else ""
     base = Path(root or repo_root()) / "data" / "samples" / f"{kind}-{size}px-{num_train}+{num_val}-seed{seed}{classes}"
-    tops = {"voc": "VOCdevkit/VOC2012", "cityscapes": "cityscapes", "ade20k": "ADEChallengeData2016", "folder": ""}
-    if kind not in tops:
-        raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(tops)}")
-    top = base / tops[kind]
+    top = base / (DATASETS[kind].top or "")  # a spec without a top folder writes into ``base`` itself
     if not (top / "SAMPLE_DATA.txt").is_file():
         shutil.rmtree(base, ignore_errors=True)  # an incomplete sample of an older run
         with atomic_path(base) as staging:
