@@ -2,7 +2,9 @@
 
 Each sub-command module exposes ``add_parser(subparsers)``, which registers its arguments and sets
 ``func`` (called with the parsed namespace, returning an exit code). Keeping them apart keeps each
-command short and lets them import heavy modules only when they run. :func:`main` checks every marked output
+command short and lets them import their own machinery (the trainer, the evaluation loop, matplotlib, ONNX)
+only when they run. Torch itself is loaded by any ``isanet`` import (the package's API and the zoo the
+options list), so ``--help`` takes about as long as importing torch. :func:`main` checks every marked output
 of the chosen command with the one output guard (:func:`guard_outputs`) before the command's own code runs.
 """
 

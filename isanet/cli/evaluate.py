@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from isanet.cli import options
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_input, add_output, add_precision, add_scale
 from isanet.data.build import DATASETS
 from isanet.limits import positive_int
-
-if TYPE_CHECKING:  # the zoo imports torch, which `isanet eval --help` does without
-    from isanet.models.zoo import ZooEntry
+from isanet.models.zoo import ZooEntry
 
 
 def add_parser(subparsers) -> None:

@@ -32,15 +32,10 @@ import numpy as np
 import torch
 
 from isanet.io.atomic import write_text_atomic
+from isanet.notebook.attention_panels import MAP_TITLES  # the notebook's titles: a person moves between the two
 
 #: Quantisation of ISA's rows: uint8 steps of the row maximum, so a weight is off by at most max / 510.
 ISA_LEVELS = 255
-MAP_TITLES = {  # the notebook explorer's titles (kept equal: a person moves between the two)
-    "long_range": "long range (step 1)",
-    "short_range": "short range (step 2)",
-    "composed": "composed two-hop",
-    "dense": "dense (one softmax)",
-}
 
 
 def _b64(array: np.ndarray) -> str:

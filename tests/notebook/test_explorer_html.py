@@ -19,6 +19,7 @@ from isanet.data.datasets import read_image
 from isanet.data.transforms import resize_image
 from isanet.models import ISANet, ISANetConfig
 from isanet.notebook import explorer_html
+from isanet.notebook.attention_panels import MAP_TITLES
 
 
 def _captured():
@@ -61,6 +62,7 @@ def test_payload_holds_isa_weights_and_dense_tokens(one_thread) -> None:
     assert sizes.isa_numbers == hw * (p.glb_h * p.glb_w + p.loc_h * p.loc_w)
     assert sizes.dense_numbers == (captured.feature_size[0] * captured.feature_size[1]) ** 2
     assert payload["pixel"] == [3, 4] and payload["note"] == "RANDOM WEIGHTS"
+    assert payload["titles"] == MAP_TITLES  # the page's panels are titled as the notebook explorer's
     with pytest.raises(ValueError, match="60x90x3 picture"):
         explorer_html.build_payload(captured, image[:, :80], "tiny")
 
