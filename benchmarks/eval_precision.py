@@ -22,7 +22,8 @@ import time
 import torch
 
 from isanet.data.build import build_dataset
-from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS
+from isanet.engine.config import DEFAULT_MODEL
+from isanet.engine.recipes import VOC_SAMPLE, VOC_SAMPLE_DATA
 from isanet.evaluation.evaluate import evaluate_predictor
 from isanet.evaluation.inference import Predictor
 from isanet.io.checkpoint import load_model
@@ -44,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if not path.is_file():
         raise SystemExit(f"--checkpoint {path}: not found; run notebook 04 (or pass the file)")
     model = load_model(path).eval()
-    dataset = build_dataset("voc", sample_dataset("voc", **NOTEBOOK_SAMPLE_DATA).parent, "val")
-    settings = get_entry(NOTEBOOK_SETTINGS["name"]).test.replace(scale=tuple(NOTEBOOK_SETTINGS["val_scale"]))
+    dataset = build_dataset("voc", sample_dataset("voc", **VOC_SAMPLE_DATA).parent, "val")
+    settings = get_entry(DEFAULT_MODEL).test.replace(scale=tuple(VOC_SAMPLE.val_scale))
     results, predictions = {}, {}
     for way, options in WAYS.items():
         kept: list[torch.Tensor] = []  # every predicted label map, to compare predictions pixel by pixel

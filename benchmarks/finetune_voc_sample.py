@@ -1,8 +1,9 @@
 """A notebook-sized fine-tune on the synthetic VOC sample data, on CPU: does the trainer learn?
 
 Writes ``isanet sample-data voc`` (synthetic: it says nothing about the published models) with the sizes of
-:data:`isanet.engine.trainer.NOTEBOOK_SAMPLE_DATA` (objects of the first 5 VOC object classes only), trains the tiny
-R-18 ISANet of :data:`isanet.engine.trainer.NOTEBOOK_SETTINGS` from random weights with the published recipe's loss,
+:data:`isanet.engine.recipes.VOC_SAMPLE_DATA` (objects of the first 5 VOC object classes only), trains the tiny
+R-18 ISANet of the ``voc-sample`` recipe (:data:`isanet.engine.recipes.VOC_SAMPLE`) from random weights with the
+published recipe's loss,
 optimiser, poly schedule and augmentation (only the sizes, the iterations and the learning rate changed),
 evaluates on the validation split before training and every ``eval_every`` iterations, prints the start and
 end mIoU and the wall time, and saves the loss/mIoU curve.
@@ -31,23 +32,24 @@ from pathlib import Path
 import torch
 
 from isanet.data.build import write_sample_dataset
-from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA as SAMPLE_DATA
-from isanet.engine.trainer import NOTEBOOK_SETTINGS, TrainConfig, train
+from isanet.engine.recipes import VOC_SAMPLE
+from isanet.engine.recipes import VOC_SAMPLE_DATA as SAMPLE_DATA
+from isanet.engine.trainer import TrainConfig, train
 from isanet.notebook.plots import plot_training_curves
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    defaults = NOTEBOOK_SETTINGS
+    defaults = VOC_SAMPLE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--png", required=True, help="where to save the training-curve figure")
     parser.add_argument("--work-dir", help="run folder (default: a temporary one)")
-    parser.add_argument("--iters", type=int, default=defaults["iters"])
-    parser.add_argument("--lr", type=float, default=defaults["lr"])
-    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    parser.add_argument("--crop", type=int, default=defaults["crop_size"][0], help="square crop side")
-    parser.add_argument("--scale", type=int, nargs=2, default=defaults["resize_scale"], metavar=("LONG", "SHORT"),
+    parser.add_argument("--iters", type=int, default=defaults.iters)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--crop", type=int, default=defaults.crop_size[0], help="square crop side")
+    parser.add_argument("--scale", type=int, nargs=2, default=defaults.resize_scale, metavar=("LONG", "SHORT"),
                         help="RandomResize box of training and the test Resize box")
-    parser.add_argument("--eval-every", type=int, default=defaults["eval_every"])
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
     parser.add_argument("--num-train", type=int, default=SAMPLE_DATA["num_train"])
     parser.add_argument("--num-val", type=int, default=SAMPLE_DATA["num_val"])
     parser.add_argument("--object-classes", type=int, default=SAMPLE_DATA["object_classes"],
@@ -67,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     sample = {**SAMPLE_DATA, "num_train": args.num_train, "num_val": args.num_val,
               "object_classes": args.object_classes}
     data = write_sample_dataset("voc", root / "data", seed=args.seed, **sample)
-    settings = {**NOTEBOOK_SETTINGS, "iters": args.iters, "lr": args.lr, "batch_size": args.batch_size,
-                "crop_size": (args.crop, args.crop), "eval_every": args.eval_every,
+    settings = {**VOC_SAMPLE.config_fields(), "eval_at_start": True, "iters": args.iters, "lr": args.lr,
+                "batch_size": args.batch_size, "crop_size": (args.crop, args.crop), "eval_every": args.eval_every,
                 "resize_scale": tuple(args.scale), "val_scale": tuple(args.scale),
                 "save_every": max(args.iters // 3, 1), "keep_checkpoints": 1}
     config = TrainConfig(data_root=data, work_dir=args.work_dir or root / "run", seed=args.seed, device="cpu",

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/make_teaching_checkpoint.py            # writes isanet/notebook/assets/teaching_isa.pth
     .venv/bin/python benchmarks/make_teaching_checkpoint.py --out X.pth
 
-It trains :func:`isanet.notebook.teaching.train_teaching` (head ``isa``, seed 0, ``TEACHING.settings["iters"]``
+It trains :func:`isanet.notebook.teaching.train_teaching` (head ``isa``, seed 0, ``TEACHING.iters``
 iterations) on one CPU thread, so the run is deterministic for a given torch and OpenCV build (both pinned),
 and keeps only what inference needs (weights and meta, no optimiser state): about 2 MB.
 ``tests/notebook/test_teaching.py`` reruns it and checks that it reproduces the shipped file within tolerance.

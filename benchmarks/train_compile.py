@@ -107,13 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     # Inductor draws dropout masks from its own generator unless told to use torch's: without this the
     # compiled arms drop other units than the eager ones, and the losses differ by dropout, not by compile
     torch._inductor.config.fallback_random = True
-    settings = TEACHING.settings
-    batches = crop_batches(args.steps, settings["batch_size"], args.seed)
+    batches = crop_batches(args.steps, TEACHING.batch_size, args.seed)
     num_classes = build_dataset("folder", teaching_data(quiet=True), "train", progress=False).num_classes
     torch.manual_seed(args.seed)
     model = build_model(DEFAULT_MODEL, num_classes=num_classes, **TEACHING.model_overrides)
-    arms = [Arm(model, precision, compiled, settings["lr"]) for precision in PRECISIONS for compiled in (False, True)]
-    print(f"teaching recipe, batch {settings['batch_size']} x 160 x 160, {args.steps} steps per arm, torch "
+    arms = [Arm(model, precision, compiled, TEACHING.lr) for precision in PRECISIONS for compiled in (False, True)]
+    print(f"teaching recipe, batch {TEACHING.batch_size} x 160 x 160, {args.steps} steps per arm, torch "
           f"{torch.__version__}, {torch.get_num_threads()} thread(s), CPU-time clock; load average at start {load()}")
     for index, (images, labels) in enumerate(batches):
         for arm in arms:

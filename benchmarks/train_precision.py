@@ -12,8 +12,8 @@ mIoU at the evaluations, and both curves are drawn in one figure.
     .venv/bin/python benchmarks/train_precision.py --threads 1 --iters 8 --full-model --crop 256 --eval-every 0
                                                             # step time of the recipe's R-50 on 256x256 crops
 
-The data is ``isanet sample-data voc`` (synthetic) with :data:`NOTEBOOK_SAMPLE_DATA`, the settings
-:data:`NOTEBOOK_SETTINGS` (tiny R-18, 64x64 crops) unless changed; bf16 needs a CPU with native bf16
+The data is ``isanet sample-data voc`` (synthetic) with :data:`~isanet.engine.recipes.VOC_SAMPLE_DATA`, the
+settings the ``voc-sample`` recipe's (tiny R-18, 64x64 crops) unless changed; bf16 needs a CPU with native bf16
 (AVX-512 BF16 or AMX), elsewhere it falls back to fp32 with a warning and the comparison says nothing.
 """
 
@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 from isanet.data.build import write_sample_dataset
-from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, TrainConfig, Trainer
+from isanet.engine.recipes import VOC_SAMPLE, VOC_SAMPLE_DATA
+from isanet.engine.trainer import TrainConfig, Trainer
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -40,9 +41,9 @@ def running_mean(values: list[float], window: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=NOTEBOOK_SETTINGS["iters"])
-    parser.add_argument("--eval-every", type=int, default=NOTEBOOK_SETTINGS["eval_every"])
-    parser.add_argument("--crop", type=int, default=NOTEBOOK_SETTINGS["crop_size"][0], help="square crop side")
+    parser.add_argument("--iters", type=int, default=VOC_SAMPLE.iters)
+    parser.add_argument("--eval-every", type=int, default=VOC_SAMPLE.eval_every)
+    parser.add_argument("--crop", type=int, default=VOC_SAMPLE.crop_size[0], help="square crop side")
     parser.add_argument("--full-model", action="store_true", help="the recipe's R-50 instead of the tiny R-18")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 for a steady CPU-time clock)")
@@ -52,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     scratch = tempfile.TemporaryDirectory(prefix="isanet_bf16_")
     root = Path(scratch.name)
-    data = write_sample_dataset("voc", root / "data", seed=args.seed, **NOTEBOOK_SAMPLE_DATA)
-    settings = {**NOTEBOOK_SETTINGS, "iters": args.iters, "eval_every": args.eval_every,
+    data = write_sample_dataset("voc", root / "data", seed=args.seed, **VOC_SAMPLE_DATA)
+    settings = {**VOC_SAMPLE.config_fields(), "iters": args.iters, "eval_every": args.eval_every,
                 "eval_at_start": bool(args.eval_every), "crop_size": (args.crop, args.crop),
                 "save_every": args.iters, "keep_checkpoints": 1, "progress": False}
     if args.full_model:

@@ -46,7 +46,7 @@ DATA_ROOT = None          # Pascal VOC 2012 root (VOCdevkit/VOC2012 or the folde
 MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"  # the zoo recipe to follow (its loss, optimiser, pipeline)
 TINY_MODEL = True         # train a small R-18 (64 channels) instead of the recipe's R-50: feasible on a CPU
 INIT = None               # start from: an mmseg resnet*_v1c ImageNet file, or a zoo checkpoint; None: random weights
-ITERS = None              # None: 20 when QUICK, else NOTEBOOK_SETTINGS' 300 (the published recipe: 20000 on 4 GPUs)
+ITERS = None              # None: 20 when QUICK, else the voc-sample recipe's 300 (the published one: 20000 on 4 GPUs)
 QUICK = None              # None: tiny settings when run by a test runner (pytest --nbmake, CI), full otherwise
 DEVICE = "auto"           # "cpu", "cuda" or "auto"
 PRECISION = "fp32"        # "bf16": autocast on CPUs with AVX-512 BF16 (speed-ups in benchmarks/README.md); "fp16" on GPUs
@@ -94,7 +94,8 @@ from matplotlib.figure import Figure
 
 from isanet import ISANet, ISANetConfig
 from isanet.data.build import build_dataset
-from isanet.engine.trainer import NOTEBOOK_SETTINGS, TrainConfig, Trainer, poly_lr
+from isanet.engine.recipes import VOC_SAMPLE
+from isanet.engine.trainer import TrainConfig, Trainer, poly_lr
 from isanet.evaluation.inference import Predictor
 from isanet.io.checkpoint import save_checkpoint
 from isanet.models.zoo import get_entry
@@ -138,7 +139,7 @@ else:
     if synthetic:
         raise ValueError("TINY_MODEL = False needs real data: set DATA_ROOT (the R-50 recipe on the sample is "
                          "pointless on a CPU)")
-    settings = dict(NOTEBOOK_SETTINGS) if TINY_MODEL else {}
+    settings = VOC_SAMPLE.config_fields() if TINY_MODEL else {}
     settings.update(name=MODEL, iters=iters, save_every=max(iters // 3, 1), keep_checkpoints=1,
                     eval_at_start=True, progress=False)
     config = TrainConfig(data_root=data_root, work_dir=work_dir, device=device, seed=SEED, init=INIT, **settings)
@@ -402,7 +403,7 @@ for row in (row for row in reference["rows"] if "cue_attention" in row):
 # ```
 # ROOT/classes.txt                  one class name per line, in id order (line 1 is id 0)
 # ROOT/palette.txt                  optional: one "r g b" line per class
-# ROOT/images/{train,val}/NAME.jpg  (or .jpeg .png .bmp .tif .tiff .webp .ppm .pgm)
+# ROOT/images/{train,val}/NAME.jpg  (or .jpeg / .png)
 # ROOT/masks/{train,val}/NAME.png   single-channel 8-bit class ids, 255 = ignore
 # ```
 #

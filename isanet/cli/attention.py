@@ -19,7 +19,7 @@ from isanet.engine.recipes import TEACHING
 from isanet.limits import MAX_EXPLORER_WIDTH, bounded_int, non_negative_int
 
 DEFAULT_WIDTH = 512
-TEACHING_WIDTH = TEACHING.settings["val_scale"][1]  # the teaching pictures' width: the one scale that model knows
+TEACHING_WIDTH = TEACHING.val_scale[1]  # the teaching pictures' width: the one scale that model knows
 
 
 def add_parser(subparsers) -> None:

@@ -47,8 +47,8 @@ def add_parser(subparsers) -> None:
                                        "classes differ, e.g. for your own classes.txt) or an ImageNet ResNet "
                                        "backbone checkpoint")
     parser.add_argument("--recipe", choices=sorted(RECIPES),
-                        help="a named recipe over the entry's: teaching = the context task's teaching model "
-                             "(ResNet-V1c-10, whole 160-px pictures, down_factor 4x4; see isanet.engine.recipes)")
+                        help="a named recipe over the entry's (see isanet.engine.recipes): " + "; ".join(
+                            f"{name}: {recipe.description}" for name, recipe in sorted(RECIPES.items())))
     parser.add_argument("--tiny", action="store_true",
                         help="a tiny R-18 version of the architecture (ISANetConfig.tiny): smoke runs on a CPU")
     parser.add_argument("--head", choices=tuple(HEADS),

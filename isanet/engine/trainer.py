@@ -19,23 +19,8 @@ Launch with ``torchrun --nproc_per_node N -m isanet.cli train ...`` for DDP (NCC
 alone writes). ``precision`` is the one precision switch: ``bf16`` (CPUs with native bf16, GPUs) or ``fp16``
 (GPUs, with a GradScaler) autocast the forward passes; the losses stay fp32.
 
-A notebook-sized fine-tune: :data:`NOTEBOOK_SETTINGS` (tiny R-18, 64x64 crops, 4 per batch, lr 0.05, 300
-iterations, evaluation every 50) on ``write_sample_dataset("voc", out, **NOTEBOOK_SAMPLE_DATA)`` (16 train / 8
-val synthetic 128-px images whose objects belong to the first 5 VOC object classes), CPU, one thread: about two
-minutes. Measured by ``benchmarks/finetune_voc_sample.py`` (torch 2.13, this kit's 2-core CPU): val mIoU
-0.00 -> 95.95 with seed 0, 0.67 -> 47.68 with seed 1, 0.00 -> 78.65 with seed 2; the spread over seeds is wide,
-so one run says little (notebook 04 shows it). Five classes, because from random weights this model learns
-twenty far more slowly: the same run on a sample of all 20 (``object_classes=None``, seed 1) reaches an mIoU of
-about 7 after 150 iterations, 15 after 600::
-
-    from isanet.data.build import write_sample_dataset
-    from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, TrainConfig, train
-    from isanet.notebook.plots import plot_training_curves
-    top = write_sample_dataset("voc", "data/sample", **NOTEBOOK_SAMPLE_DATA)
-    records = []
-    summary = train(TrainConfig(data_root=top.parent, work_dir="work_dirs/tiny", **NOTEBOOK_SETTINGS),
-                    on_log=records.append)              # one record per iteration, mIoU on evaluation steps
-    plot_training_curves(records)                       # or the file: work_dirs/tiny/log.jsonl
+A notebook-sized fine-tune, with its measured numbers and an example: the ``voc-sample`` recipe
+(:data:`isanet.engine.recipes.VOC_SAMPLE`).
 """
 
 from __future__ import annotations
@@ -52,23 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from isanet.data.datasets import IGNORE_INDEX
 from isanet.engine.build import build_parts, poly_lr
-from isanet.engine.config import DEFAULT_MODEL, TrainConfig, plain, resolve_config
+from isanet.engine.config import TrainConfig, plain, resolve_config
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
 from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint
 from isanet.io.digest import state_dict_digest
-from isanet.models.config import TINY
 
-#: The tiny set-up for a CPU notebook on the synthetic VOC sample (measured numbers in the module doc).
-NOTEBOOK_SETTINGS = dict(
-    name=DEFAULT_MODEL, iters=300, crop_size=(64, 64), batch_size=4, lr=0.05, resize_scale=(512, 128),
-    val_scale=(512, 128), save_every=100, eval_every=50, eval_at_start=True,
-    model_overrides=TINY)
-#: The sample data those settings were measured on: ``write_sample_dataset("voc", out_dir, **NOTEBOOK_SAMPLE_DATA)``.
-NOTEBOOK_SAMPLE_DATA = dict(num_train=16, num_val=8, size=128, object_classes=5)
-
+IGNORE_INDEX = 255
 
 def cross_entropy(logits: torch.Tensor, label: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                   avg_non_ignore: bool = False) -> torch.Tensor:
@@ -264,5 +240,5 @@ def run_to_end(trainer: Trainer, on_log: Callable[[dict], None] | None = None) -
         trainer.close()
 
 
-__all__ = ["NOTEBOOK_SAMPLE_DATA", "NOTEBOOK_SETTINGS", "TrainConfig", "TrainError", "Trainer", "cross_entropy",
-           "param_digest", "poly_lr", "resolve_config", "run_to_end", "seg_losses", "train"]
+__all__ = ["TrainConfig", "TrainError", "Trainer", "cross_entropy", "param_digest", "poly_lr", "resolve_config",
+           "run_to_end", "seg_losses", "train"]

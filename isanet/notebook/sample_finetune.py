@@ -1,8 +1,8 @@
 """Notebook 04's sample fine-tune: the mechanics of the published recipe, with live curves, in CPU-minutes.
 
 :func:`sample_finetune_config` is the run; :func:`sample_trained_path` where its weights are kept. The data
-is the synthetic VOC sample of :data:`isanet.engine.trainer.NOTEBOOK_SAMPLE_DATA`, the settings
-:data:`isanet.engine.trainer.NOTEBOOK_SETTINGS` (tiny R-18, 64 px crops); numbers measured on it say nothing
+is the synthetic VOC sample of :data:`isanet.engine.recipes.VOC_SAMPLE_DATA`, the settings the ``voc-sample``
+recipe (:data:`isanet.engine.recipes.VOC_SAMPLE`: tiny R-18, 64 px crops); numbers measured on it say nothing
 about ISANet on Pascal VOC.
 
 :func:`training_step_peak_bytes` measures one training step's peak memory (notebook 04's exercise 3). The head
@@ -18,28 +18,29 @@ from pathlib import Path
 import torch
 
 from isanet.engine.config import TrainConfig
-from isanet.engine.trainer import NOTEBOOK_SAMPLE_DATA, NOTEBOOK_SETTINGS, seg_losses
-from isanet.models.config import TINY
+from isanet.engine.recipes import VOC_SAMPLE, VOC_SAMPLE_DATA
+from isanet.engine.trainer import seg_losses
 from isanet.notebook.session import repo_root, sample_dataset
 
 #: Iterations of the quick (test-runner) fine-tune: enough to run every code path, far too few to learn.
 QUICK_ITERS = 20
-FULL_ITERS = NOTEBOOK_SETTINGS["iters"]
+FULL_ITERS = VOC_SAMPLE.iters
 
 
 def sample_finetune_config(work_dir: str | os.PathLike, root: str | os.PathLike | None = None, *, seed: int = 0,
                            iters: int | None = None, head: str = "isa", quick: bool = False,
                            device: str = "cpu", quiet: bool = False, **overrides) -> TrainConfig:
-    """The notebooks' fine-tune on the synthetic VOC sample (written once under ``data/samples/``).
+    """The notebooks' fine-tune on the synthetic VOC sample (written once under ``data/samples/``): the
+    ``voc-sample`` recipe spelled out, evaluated before the first step too (the curve's starting point).
 
     ``iters``: default :data:`QUICK_ITERS` when ``quick`` else :data:`FULL_ITERS`; ``head``: the decode head
     (``"isa"``, ``"dense"``, ``"none"``); ``overrides``: any other :class:`TrainConfig` field.
     """
     iters = iters or (QUICK_ITERS if quick else FULL_ITERS)
-    data_root = sample_dataset("voc", root, seed=seed, quiet=quiet, **NOTEBOOK_SAMPLE_DATA)
-    settings = {**NOTEBOOK_SETTINGS, "iters": iters, "save_every": iters, "keep_checkpoints": 1,
-                "eval_every": max(iters // 2, 1) if quick else NOTEBOOK_SETTINGS["eval_every"],
-                "model_overrides": {**TINY, "head": head}, "progress": False}
+    data_root = sample_dataset("voc", root, seed=seed, quiet=quiet, **VOC_SAMPLE_DATA)
+    settings = {**VOC_SAMPLE.config_fields(), "iters": iters, "save_every": iters, "keep_checkpoints": 1,
+                "eval_every": max(iters // 2, 1) if quick else VOC_SAMPLE.eval_every, "eval_at_start": True,
+                "model_overrides": {**VOC_SAMPLE.model_overrides, "head": head}, "progress": False}
     if quick:
         settings["limit_val"] = 4
     settings.update(overrides)

@@ -43,7 +43,7 @@ OPENCV_VERSION = "5.0.0"
 TEACHING_DATA = dict(seed=0, **CONTEXT_DEFAULTS)
 #: Iterations of a quick (test-runner) run: every code path, far too few to learn.
 QUICK_ITERS = 20
-FULL_ITERS = TEACHING.settings["iters"]
+FULL_ITERS = TEACHING.iters
 
 
 def teaching_data(root: str | os.PathLike | None = None, quiet: bool = False) -> Path:
@@ -64,7 +64,7 @@ def teaching_config(work_dir: str | os.PathLike, root: str | os.PathLike | None 
     validation images; ``overrides``: any other :class:`TrainConfig` field."""
     iters = iters or (QUICK_ITERS if quick else FULL_ITERS)
     settings = dict(iters=iters, save_every=iters, keep_checkpoints=1, progress=False,
-                    eval_every=iters if quick else min(TEACHING.settings["eval_every"], iters),
+                    eval_every=iters if quick else min(TEACHING.eval_every, iters),
                     model_overrides={"head": head}, limit_val=4 if quick else None)
     settings.update(overrides)
     return TrainConfig(name=DEFAULT_MODEL, recipe=TEACHING.name, data_root=teaching_data(root, quiet=quiet),
@@ -104,7 +104,7 @@ def teaching_transform():
     from isanet.models.zoo import get_entry
 
     test = get_entry(DEFAULT_MODEL).test
-    return TestTransform(tuple(TEACHING.settings["val_scale"]), test.mean, test.std)
+    return TestTransform(tuple(TEACHING.val_scale), test.mean, test.std)
 
 
 def teaching_samples(root: str | os.PathLike | None = None, split: str = "val") -> list[dict]:

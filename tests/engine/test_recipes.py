@@ -1,4 +1,5 @@
-"""Named recipes: the teaching recipe's settings, its meta record, and that both ISA steps learn under it.
+"""Named recipes: one registry of frozen entries, the teaching recipe's settings, its meta record, and that both ISA
+steps learn under it.
 
 The gradient test is the reason the recipe exists: under the old sample fine-tune (64-px crops, down_factor
 (8, 8) on an 8 x 8 feature map) the long-range step has groups of one pixel, a softmax over one key is 1, and
@@ -7,15 +8,18 @@ its query/key projections get exactly zero gradient; the recipe must give every 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
+import isanet
 from isanet.data.build import write_sample_dataset
-from isanet.engine.config import TrainConfig
-from isanet.engine.recipes import TEACHING, get_recipe
+from isanet.engine.config import TrainConfig, resolve_config
+from isanet.engine.recipes import RECIPES, TEACHING, VOC_SAMPLE, get_recipe
 from isanet.engine.trainer import Trainer
+from isanet.models.config import TINY
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROJECTIONS = ("global_relation.query_project", "global_relation.key_project",
@@ -85,3 +89,25 @@ def test_a_checkpoint_of_the_teaching_model_is_small(context_root, tmp_path):
 def test_an_unknown_recipe_is_refused_with_the_known_ones():
     with pytest.raises(ValueError, match="unknown recipe 'fast'.*teaching"):
         get_recipe("fast")
+
+
+def test_every_preset_is_a_frozen_entry_of_the_one_registry():
+    assert {name: recipe.name for name, recipe in RECIPES.items()} == {"teaching": "teaching",
+                                                                        "voc-sample": "voc-sample"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TEACHING.iters = 1
+    with pytest.raises(TypeError):
+        VOC_SAMPLE.model_overrides["depth"] = 50  # read-only: a run cannot change the preset for the next one
+    assert VOC_SAMPLE.settings == dict(iters=300, crop_size=(64, 64), batch_size=4, lr=0.05, resize_scale=(512, 128),
+                                       val_scale=(512, 128), save_every=100, eval_every=50)
+    assert VOC_SAMPLE.model_overrides == TINY
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_a_recipe_named_and_a_recipe_spelled_out_resolve_to_the_same_run(name):
+    recipe = get_recipe(name)
+    entry = isanet.get_entry(TrainConfig(data_root="d", work_dir="w").name)
+    named = resolve_config(TrainConfig(data_root="d", work_dir="w", recipe=name), entry)
+    spelled = resolve_config(TrainConfig(data_root="d", work_dir="w", **recipe.config_fields()), entry)
+    assert dataclasses.replace(named, recipe=None) == spelled
+    assert named.resize_ratio == (recipe.resize_ratio or entry.train.ratio_range)  # unset: the entry's
