@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from isanet.analysis import attention_bench
-from isanet.models.interlaced import Partition
+from isanet.models.isa import Partition
 
 TARGETS = {"memory": 10.0, "flops": 6.0}  # dense/ISA at 128x128, 512 channels, explicit (matmul) kernels
 

@@ -98,22 +98,15 @@ from IPython.display import HTML, display
 from matplotlib.figure import Figure
 
 from isanet.analysis.influence import influence_vs_rollout
+from isanet.analysis.isa_matrices import attention_matrices, long_range_mask, pixel_groups, short_range_mask
 from isanet.analysis.reach import reach
 from isanet.data.build import build_dataset
 from isanet.data.datasets import read_image
 from isanet.data.sample_checkpoint import random_state_dict
 from isanet.data.transforms import rescale_size, resize_image
-from isanet.models.interlaced import (
-    ISAModule,
-    Partition,
-    attention_matrices,
-    long_range_group_ids,
-    long_range_mask,
-    pixel_groups,
-    short_range_group_ids,
-    short_range_mask,
-)
-from isanet.models.patterns import DenseAttention, compose
+from isanet.models.efficient.base import DenseAttention, compose
+from isanet.models.efficient.isa_module import ISAModule
+from isanet.models.isa import Partition, long_range_group_ids, short_range_group_ids
 from isanet.notebook.partition_explorer import PartitionExplorer
 from isanet.notebook.partition_plots import (
     complexity_html,
@@ -248,7 +241,7 @@ print("padded coordinates of its long-range group:", long_members.tolist())
 # | 6 ungroup | `view` as `n, glb_h, glb_w, c, loc_h, loc_w`; `permute` to `n, c, glb_h, loc_h, glb_w, loc_w`; `reshape` | `n, c, H, W` |
 # | 7 crop | slice off the padding | `n, c, h, w` |
 #
-# The package does the same in `isanet.models.interlaced` (`group_long_range`, `long_to_short_range`,
+# The package does the same in `isanet.models.isa` (`group_long_range`, `long_to_short_range`,
 # `ungroup_short_range`; its parity test compares it with mmseg's output). The cell runs those functions on a
 # `meta` tensor (shapes only) of this notebook's map, with 512 channels, and prints the shape after each step.
 # The batch dimension is where the groups go: attention runs on each group as if it were a separate image.

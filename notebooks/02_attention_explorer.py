@@ -105,6 +105,7 @@ EXPLORER_PAGE = "data/pages/attention_explorer.html"  # where the standalone pag
 import numpy as np
 import torch
 
+from isanet.analysis.isa_matrices import attention_matrices
 from isanet.analysis.probe import composed_map
 from isanet.analysis.same_class import cue_attention, same_class_over_images
 from isanet.data.build import build_dataset
@@ -114,7 +115,7 @@ from isanet.data.transforms import rescale_size, resize_image
 from isanet.evaluation.inference import predict_image
 from isanet.evaluation.metrics import SegMetrics
 from isanet.io.checkpoint import load_model, read_checkpoint
-from isanet.models.interlaced import Partition, attention_matrices
+from isanet.models.isa import Partition
 from isanet.notebook.attention_explorer import AttentionExplorer
 from isanet.notebook.model_menu import model_choices
 from isanet.notebook.session import configure_torch, quick_mode, repo_root, resolve_path

@@ -107,7 +107,7 @@ from isanet.analysis.cost import (
     projection_flops_per_pixel,
 )
 from isanet.analysis.measure import count_module_flops
-from isanet.models.interlaced import Partition
+from isanet.models.isa import Partition
 from isanet.models.layers import ConvBNReLU
 from isanet.notebook.plots import plot_bench
 from isanet.notebook.predict import reveal
@@ -182,7 +182,7 @@ by_key = {(row.method, row.kernel, row.height): row for row in rows}
 # For the `matmul` kernel the counted FLOPs must equal the formula exactly. The fused `sdpa` kernel is counted
 # too; on a CPU it can count more, because the only fused CPU kernel wants values as wide as keys, so the
 # package splits the $C$ value channels into $C/d$ heads that share one $QK^\top$ — computed once per head
-# (`isanet.models.self_attention.fused_attention`).
+# (`isanet.models.attention.fused_attention`).
 
 # %%
 for kernel in KERNELS:

@@ -63,9 +63,9 @@ from isanet.data.context import CONTEXT_DEFAULTS, MIN_CUE_DISTANCE
 from isanet.data.sample_checkpoint import random_state_dict
 from isanet.engine.recipes import TEACHING_MODEL
 from isanet.models.config import ISANetConfig
-from isanet.models.efficient_attention import METHODS, build_attention
-from isanet.models.head_registry import HEADS
-from isanet.models.patterns import compose, masked_dense
+from isanet.models.efficient.base import compose, masked_dense
+from isanet.models.efficient.registry import METHODS, build_attention
+from isanet.models.heads import HEADS
 from isanet.notebook.attention_patterns import (
     ReachExplorer,
     plot_affinity_growth,
@@ -138,7 +138,7 @@ for method in METHODS:
         with torch.no_grad():
             from_dense = ((out - dense_twin(features)).norm() / slow.norm()).item()
         projections = ", ".join(type(block).__name__ for block in module.relations())
-        print(f"{method:>8}{' shifted' if layer == 2 else '        '}: {len(module.hops(HEIGHT, WIDTH))} hop(s), "
+        print(f"{method:>8}{' shifted' if layer == 2 else '        '}: {len(module.hop_masks(HEIGHT, WIDTH))} hop(s), "
               f"projections {projections}; |out - masked formula| / |out|: matmul {gaps[method, layer, 'matmul']:.0e}, "
               f"sdpa {gaps[method, layer, 'sdpa']:.0e}; from dense {from_dense:.2f}")
 print(f"largest gap to the masked formula: {max(gaps.values()):.1e} (float64 rounding); SIZE {SIZE} divides "
@@ -150,8 +150,8 @@ print(f"largest gap to the masked formula: {max(gaps.values()):.1e} (float64 rou
 # whole map in one layer" is a statement about two hops; the fair comparison with criss-cross is ISA's one
 # layer against criss-cross's two. The table below lists hops per layer next to every reach.
 #
-# The pattern of one layer is `module.pattern(h, w)`; for the two-hop modules it is the product of their hops,
-# `module.hops(h, w)`. Here are the hops of ISA (over its padded map; dashed box = the real map) and of axial
+# What one layer reaches is `module.reach(h, w)`; for the two-hop modules it is the product of the masks of
+# their hops, `module.hop_masks(h, w)`. Here are the hops of ISA (over its padded map; dashed box = the real map) and of axial
 # attention, for the query `PIXEL`:
 
 # %%
@@ -159,7 +159,7 @@ display(plot_hops("isa", HEIGHT, WIDTH, PIXEL, SIZE))
 display(plot_hops("axial", HEIGHT, WIDTH, PIXEL, SIZE))
 isa = build_attention("isa", 2, 1, size=SIZE)
 print(f"ISA pads {HEIGHT}x{WIDTH} by (left, right, top, bottom) = {isa.padding(HEIGHT, WIDTH)}; "
-      f"one ISA layer reaches {isa.pattern(HEIGHT, WIDTH).float().mean():.0%} of the map, through its two hops")
+      f"one ISA layer reaches {isa.reach(HEIGHT, WIDTH).float().mean():.0%} of the map, through its two hops")
 
 # %% [markdown]
 # ISA's first hop reads one pixel per block (the long-range group, a stride-`SIZE` lattice), its second the
@@ -320,7 +320,7 @@ def head_reach(head: str) -> tuple[float, float, int]:
     pixels, the larger of the row and column gaps) any query reads from."""
     if HEADS[head].hops == 0:
         return 1 / side**2, 1 / side**2, 0
-    per_layer = len(build_attention(head, 2, 1, size=teaching_size).hops(side, side))
+    per_layer = len(build_attention(head, 2, 1, size=teaching_size).hop_masks(side, side))
     reached = reach(head, side, side, teaching_size, layers=HEADS[head].hops // per_layer)
     gap = torch.maximum((ys[:, None] - ys[None]).abs(), (xs[:, None] - xs[None]).abs())  # HW x HW
     fraction = reached.sum(1).double() / side**2
@@ -452,11 +452,11 @@ for side in cost_sides:
 #    reach the whole `HEIGHT x WIDTH` map.
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-plain = build_attention("window", 2, 1, size=SIZE, layer=1).pattern(HEIGHT, WIDTH)
+plain = build_attention("window", 2, 1, size=SIZE, layer=1).reach(HEIGHT, WIDTH)
 three_plain = compose([plain, plain, plain])
 print(f"3 plain window layers: PIXEL reaches {int(three_plain[PIXEL[0] * WIDTH + PIXEL[1]].sum())} pixels "
       f"(its own window: plain windows never mix)")
-shifted = build_attention("window", 2, 1, size=SIZE, layer=2).pattern(HEIGHT, WIDTH)
+shifted = build_attention("window", 2, 1, size=SIZE, layer=2).reach(HEIGHT, WIDTH)
 reached, layers = plain, 1
 while not reached[0].all() and layers < 100:  # row 0 of the reach matrix: the corner pixel (0, 0)
     reached = compose([reached, shifted if layers % 2 else plain])
@@ -473,9 +473,9 @@ print(f"alternating plain/shifted windows of {SIZE}: the corner reaches all {HEI
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 side = 16
-cross = build_attention("ccnet", 2, 1).pattern(side, side).float()
+cross = build_attention("ccnet", 2, 1).reach(side, side).float()
 isa_16 = build_attention("isa", 2, 1, size=4)
-long_hop, short_hop = (hop.float() for hop in isa_16.hops(side, side))
+long_hop, short_hop = (hop.float() for hop in isa_16.hop_masks(side, side))
 first, last = 0, side * side - 1
 print(f"criss-cross, 2 layers: {int((cross @ cross)[last, first])} paths (via the two other corners)")
 print(f"ISA, long then short range: {int((short_hop @ long_hop)[last, first])} path (16 is divisible by 4: "
@@ -509,7 +509,7 @@ print(f"two criss-cross - ISA = n^2 (4n - n^2/64 - 64) > 0 between the roots {ro
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 isa_hops = build_attention("isa", 2, 1, size=SIZE)
-first_hop = isa_hops.hops(HEIGHT, WIDTH)[0]  # over the padded map
+first_hop = isa_hops.hop_masks(HEIGHT, WIDTH)[0]  # over the padded map
 left, right, top, bottom = isa_hops.padding(HEIGHT, WIDTH)
 padded_w = left + WIDTH + right
 real = [(row + top) * padded_w + col + left for row in range(HEIGHT) for col in range(WIDTH)]  # padded index
@@ -540,14 +540,14 @@ print(f"the single hop that reads the most real pixels of PIXEL's {HEIGHT}x{WIDT
 # - Huang et al., *Interlaced Sparse Self-Attention for Semantic Segmentation*, 2019 —
 #   arXiv:[1907.12273](https://arxiv.org/abs/1907.12273)
 #
-# The modules: `isanet/models/{patterns,criss_cross,axial,window,strided,efficient_attention}.py`; the bench:
+# The modules: `isanet/models/efficient/{base,isa_module,criss_cross,axial,window,strided,registry}.py`; the bench:
 # `isanet bench attention --methods dense isa ccnet axial window strided`.
 
 # %% [markdown]
 # ## What a kernel computes
 #
 # A pattern says which scores are needed; a kernel decides which are *computed*. PyTorch's FlexAttention
-# (`kernel="flex"`, `isanet/models/flex.py`) takes each pattern above as a `mask_mod` and cuts the $L \times L$
+# (`kernel="flex"`, `isanet/models/efficient/flex.py`) takes each pattern above as a `mask_mod` and cuts the $L \times L$
 # scores into tiles of `block_size` queries by `block_size` keys: it skips a tile only when the pattern allows
 # none of its pairs. So what it saves depends on the order the pixels are listed in. The fewest tiles any order
 # could compute is $\lceil \text{allowed pairs} / \text{block\_size}^2 \rceil$: "tiles needed".
@@ -567,9 +567,9 @@ import torch
 
 from isanet.analysis.measure import time_calls
 from isanet.analysis.tiles import tile_view
-from isanet.models import flex
-from isanet.models.flex import ORDERS, FlexOptions
-from isanet.models.patterns import configure_flex
+from isanet.models.efficient import flex
+from isanet.models.efficient.base import configure_flex
+from isanet.models.efficient.flex import ORDERS, FlexOptions
 from isanet.notebook.tile_plots import plot_tile_view
 
 TILE_SIDE, TILE_FACTOR, BLOCK = (32, 4, 64) if quick else (64, 8, 128)

@@ -1,4 +1,5 @@
-"""The package's shape: imports only point down the layers, and ARCHITECTURE.md names every module there is.
+"""The package's shape: imports only point down the layers, no file imports itself back through others (inside a
+subpackage too, imports made only for type checking included), and ARCHITECTURE.md names every module there is.
 
 Layers, bottom up (a module may import its own subpackage and any lower layer, never a higher one):
 
@@ -66,6 +67,57 @@ def test_imports_only_point_down():
             if target_part in LAYER and target_part != source and LAYER[target_part] >= LAYER[source]:
                 upward.append(f"{path.relative_to(REPO)} ({source}) imports {target} ({target_part})")
     assert not upward, "imports that point up or sideways:\n" + "\n".join(upward)
+
+
+def imported_files(path: Path) -> set[Path]:
+    """The package files ``path`` imports, wherever the import stands (``if TYPE_CHECKING:`` blocks and function
+    bodies included): ``from isanet.a import b`` is ``isanet/a/b.py`` when that file exists, else ``isanet/a``'s
+    own file (``a.py`` or ``a/__init__.py``)."""
+    files = set()
+    for module in imported_isanet_modules(path):
+        for candidate in (module, module.rpartition(".")[0]):
+            as_path = REPO / candidate.replace(".", "/")
+            found = [f for f in (as_path.with_suffix(".py"), as_path / "__init__.py") if f.is_file()]
+            if found:
+                files.add(found[0])
+                break
+    return files - {path}
+
+
+def import_cycle(graph: dict[Path, set[Path]]) -> list[Path] | None:
+    """One cycle of ``graph`` (file -> the files it imports) as the list of files around it, or None."""
+    state: dict[Path, str] = {}
+    stack: list[Path] = []
+
+    def visit(node: Path) -> list[Path] | None:
+        state[node], _ = "open", stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[node], _ = "done", stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_import_cycle_finder_finds_a_circle_and_only_a_circle():
+    a, b, c = Path("a.py"), Path("b.py"), Path("c.py")
+    assert import_cycle({a: {b}, b: {c}, c: set()}) is None
+    assert import_cycle({a: {b}, b: {c}, c: {b}}) == [b, c, b]
+
+
+def test_no_file_imports_itself_back():
+    """The package's ``__init__`` files gather from their subpackage (the public face), so they are left out; every
+    other import, type-checking ones included, must not close a circle."""
+    files = [path for path in package_files() if path.name != "__init__.py"]
+    graph = {path: {f for f in imported_files(path) if f.name != "__init__.py"} for path in files}
+    cycle = import_cycle(graph)
+    assert cycle is None, "import circle: " + " -> ".join(str(path.relative_to(REPO)) for path in cycle)
 
 
 def modules_in_tree(text: str) -> set[str]:

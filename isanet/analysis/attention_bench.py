@@ -1,6 +1,6 @@
 """The attention bench: every size x kernel x method measured in one run, and its tables.
 
-Methods are dense, ISA and the other efficient attentions of :mod:`isanet.models.efficient_attention` (criss-cross,
+Methods are dense, ISA and the other efficient attentions of :mod:`isanet.models.efficient.registry` (criss-cross,
 axial, window, strided), all on the same projections. They are timed interleaved (a, b, a, b, ...), so that load
 from other processes on a shared machine falls on all alike and their ratios stay fair. The ``flex`` kernel
 gives one row per method and token order (``extra``: the order, the share of tiles skipped, the compile time
@@ -27,11 +27,11 @@ from isanet.analysis.measure import (
 )
 from isanet.analysis.memory import MemoryCapExceeded
 from isanet.analysis.tiles import module_tiles
-from isanet.models.efficient_attention import build_attention
-from isanet.models.flex import FlexOptions, Order
+from isanet.models.attention import PATTERN_KERNELS, Kernel
+from isanet.models.efficient.base import PatternAttention, configure_flex
+from isanet.models.efficient.flex import FlexOptions, Order
+from isanet.models.efficient.registry import build_attention
 from isanet.models.layers import ConvBNReLU
-from isanet.models.patterns import PatternAttention, configure_flex
-from isanet.models.self_attention import Kernel
 from isanet.runtime import resolve_device
 from isanet.text_table import text_table
 
@@ -45,7 +45,7 @@ PAPER_IN_CHANNELS, PAPER_CHANNELS, PAPER_ISA_CHANNELS, PAPER_SIZE = 2048, 512, 2
 
 def attention_module(method: str, kernel: Kernel, channels: int = 512, isa_channels: int = 256,
                      down_factor: tuple[int, int] = (8, 8), paper_setting: bool = False) -> nn.Module:
-    """The attention part alone (a method of :data:`isanet.models.efficient_attention.METHODS`, with
+    """The attention part alone (a method of :data:`isanet.models.efficient.registry.METHODS`, with
     ``down_factor`` as ISA's block, the window side or the stride), in eval mode; with ``paper_setting``
     preceded by the authors' 3x3 conv-BN-ReLU from ``PAPER_IN_CHANNELS`` channels."""
     block = build_attention(method, channels, isa_channels, kernel, tuple(down_factor))
@@ -184,8 +184,9 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
 
 
 def _variants(methods: Sequence[str], kernel: str, orders: Sequence[Order]) -> list[tuple[str, Order | None]]:
-    """``(method, order)`` of every module one kernel measures: one per token order for ``flex``."""
-    return [(method, order) for method in methods for order in (orders if kernel == "flex" else (None,))]
+    """``(method, order)`` of every module one kernel measures: one per token order for a kernel that takes the
+    whole map's pattern (flex), whose tiles depend on the order."""
+    return [(method, order) for method in methods for order in (orders if kernel in PATTERN_KERNELS else (None,))]
 
 
 # -------------------------------------------------------------------------------------------- reporting

@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from isanet.models.interlaced import Partition
-from isanet.models.patterns import PatternAttention
+from isanet.models.efficient.base import PatternAttention
+from isanet.models.isa import Partition
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class AttentionCost:
 
 
 def projection_flops_per_pixel(channels: int, isa_channels: int) -> int:
-    """One :class:`~isanet.models.self_attention.SelfAttentionBlock` per pixel: key and query each
+    """One :class:`~isanet.models.attention.SelfAttentionBlock` per pixel: key and query each
     ``C -> d -> d``, value ``C -> C``, output ``C -> C`` (``C = channels``, ``d = isa_channels``)."""
     return 2 * (2 * (channels * isa_channels + isa_channels ** 2) + 2 * channels ** 2)
 

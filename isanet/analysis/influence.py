@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from isanet.models.interlaced import ISAModule, attention_matrices
+from isanet.analysis.isa_matrices import attention_matrices
+from isanet.models.efficient.isa_module import ISAModule
+from isanet.models.layers import grid
 
 #: The largest ``c * h * w`` whose full Jacobian is formed (its square is the number of entries).
 MAX_JACOBIAN_SIZE = 4096
@@ -53,9 +55,8 @@ def jacobian_influence(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def real_positions(module: ISAModule, height: int, width: int) -> torch.Tensor:
     """Row-major indices, in the padded ``Hp x Wp`` map, of the ``h x w`` real pixels (in row-major order)."""
     p = module.partition(height, width)
-    rows = torch.arange(height).view(-1, 1) + p.pad_top  # h x 1
-    cols = torch.arange(width).view(1, -1) + p.pad_left  # 1 x w
-    return (rows * p.padded_w + cols).flatten()  # h x w -> hw
+    rows, cols = grid(height, width)  # h x w each
+    return ((rows + p.pad_top) * p.padded_w + cols + p.pad_left).flatten()  # h x w -> hw
 
 
 def rollout(module: ISAModule, x: torch.Tensor) -> torch.Tensor:

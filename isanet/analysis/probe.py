@@ -40,17 +40,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from isanet.evaluation.inference import evaluating
+from isanet.models.attention import SelfAttentionBlock
 from isanet.models.heads import ContextHead, DenseHead, ISAHead
-from isanet.models.interlaced import (
-    ISAWeights,
-    Partition,
-    group_long_range,
-    long_to_short_range,
-    ungroup_short_range,
-)
-from isanet.models.layers import from_tokens, to_tokens
+from isanet.models.isa import ISAWeights, Partition, Step, interlaced, member_positions
+from isanet.models.layers import to_tokens
 from isanet.models.optimize import optimize_for_inference
-from isanet.models.self_attention import SelfAttentionBlock
 from isanet.runtime import autocast, resolve_precision
 
 Coords = Literal["feature", "image"]
@@ -100,17 +94,16 @@ def upsample_map(values: np.ndarray | torch.Tensor, size: tuple[int, int],
 
 def _place(by_offset_block: torch.Tensor, p: Partition) -> torch.Tensor:
     """``(loc_h*loc_w) x (glb_h*glb_w)`` values indexed [in-block offset, block] -> the padded map."""
-    grid = by_offset_block.reshape(p.loc_h, p.loc_w, p.glb_h, p.glb_w)
-    # loc_h x loc_w x glb_h x glb_w -> glb_h x loc_h x glb_w x loc_w -> padded_h x padded_w
-    return grid.permute(2, 0, 3, 1).reshape(p.padded_h, p.padded_w)
+    placed = by_offset_block.new_zeros(p.padded_h * p.padded_w)
+    placed[member_positions(p).flatten()] = by_offset_block.flatten()  # each member to its padded position
+    return placed.view(p.padded_h, p.padded_w)  # HpWp -> Hp x Wp
 
 
 def _member_ids(p: Partition, row: int, col: int) -> tuple[int, int]:
     """(in-block offset = long-range group, block = short-range group) of unpadded ``(row, col)``."""
     if not (0 <= row < p.height and 0 <= col < p.width):
         raise ValueError(f"pixel ({row}, {col}) is outside the {p.height}x{p.width} feature map")
-    y, x = row + p.pad_top, col + p.pad_left
-    return p.long_range_group(y, x), p.short_range_group(y, x)
+    return p.groups_of(row, col)
 
 
 def long_range_map(attention: ISAWeights, row: int, col: int, image_index: int = 0) -> torch.Tensor:
@@ -149,18 +142,17 @@ def recompute_isa_context(x: torch.Tensor, attention: ISAWeights, global_relatio
     mixes positions. ``x`` is the (unpadded) input of the ISA operation.
     """
     p = attention.partition
-    padded = F.pad(x, p.padding)
 
-    def apply(relation: SelfAttentionBlock, grouped: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        value = to_tokens(relation.value_project(grouped))
-        # n x groups x K x K -> (n*groups) x K x K, the grouped maps' order
-        context = torch.matmul(weights.reshape(-1, *weights.shape[-2:]), value)
-        return relation.output_project(from_tokens(context, *grouped.shape[2:]))
+    def replay(relation: SelfAttentionBlock, weights: torch.Tensor) -> Step:
+        def step(grouped: torch.Tensor) -> torch.Tensor:
+            value = to_tokens(relation.value_project(grouped))
+            # n x groups x K x K -> (n*groups) x K x K, the grouped maps' order
+            context = torch.matmul(weights.reshape(-1, *weights.shape[-2:]), value)
+            return relation.project(context, *grouped.shape[2:])
+        return step
 
-    long_out = apply(global_relation, group_long_range(padded, p), attention.long_range)
-    short_out = apply(local_relation, long_to_short_range(long_out, p), attention.short_range)
-    return ungroup_short_range(short_out, p)[:, :, p.pad_top:p.pad_top + p.height,
-                                             p.pad_left:p.pad_left + p.width]
+    return interlaced(x, (p.loc_h, p.loc_w), replay(global_relation, attention.long_range),
+                      replay(local_relation, attention.short_range))[0]
 
 
 # ---------------------------------------------------------------------------------------------- results

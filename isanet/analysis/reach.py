@@ -1,7 +1,7 @@
 """Reach of stacked attention layers: which pixels a query has read from after one, two, ... layers of each
-method of :mod:`isanet.models.efficient_attention`, and how much of the map that is.
+method of :mod:`isanet.models.efficient.registry`, and how much of the map that is.
 
-Layer ``l`` of a method has a pattern ``P_l`` (its :meth:`~isanet.models.patterns.PatternAttention.pattern`, all
+Layer ``l`` of a method has a pattern ``P_l`` (its :meth:`~isanet.models.efficient.base.PatternAttention.pattern`, all
 of its hops). Information from pixel ``j`` reaches pixel ``i`` after ``L`` layers when there is a chain
 ``j -> m_1 -> ... -> i`` with each step allowed by its layer: the boolean product ``P_L ... P_2 P_1``. Only
 patterns are involved (no weights), so this is exact, and cheap for maps of a few hundred pixels.
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from isanet.models.efficient_attention import METHODS, build_attention
-from isanet.models.patterns import PatternAttention, compose
+from isanet.models.efficient.base import PatternAttention, compose
+from isanet.models.efficient.registry import METHODS, build_attention
 
 
 def layer_modules(method: str, size: int = 8, layers: int = 2) -> list[PatternAttention]:
@@ -25,7 +25,7 @@ def layer_modules(method: str, size: int = 8, layers: int = 2) -> list[PatternAt
 
 def reach(method: str, height: int, width: int, size: int = 8, layers: int = 2) -> torch.Tensor:
     """``HW x HW``: which pixels (columns) each pixel (row) has read from after ``layers`` layers."""
-    return compose([module.pattern(height, width) for module in layer_modules(method, size, layers)])
+    return compose([module.reach(height, width) for module in layer_modules(method, size, layers)])
 
 
 def reached_map(method: str, height: int, width: int, pixel: tuple[int, int], size: int = 8,
@@ -64,11 +64,11 @@ def reach_table(height: int, width: int, size: int = 8,
     rows = []
     for method in methods:
         first, second = layer_modules(method, size, 2)
-        one = first.pattern(height, width)
-        two = compose([one, second.pattern(height, width)])
+        one = first.reach(height, width)
+        two = compose([one, second.reach(height, width)])
         pixels = height * width
         fractions = [pattern.sum(1).double() / pixels for pattern in (one, two)]
-        rows.append(ReachRow(method, len(first.hops(height, width)), fractions[0].mean().item(),
+        rows.append(ReachRow(method, len(first.hop_masks(height, width)), fractions[0].mean().item(),
                              fractions[0].min().item(), fractions[1].mean().item(), fractions[1].min().item(),
                              first.affinity_entries(height, width), pixels ** 2))
     return rows

@@ -1,6 +1,6 @@
 """The tiles a block-sparse kernel computes: FlexAttention's BlockMask grid for a pattern in a token order.
 
-FlexAttention (:mod:`isanet.models.flex`) cuts the ``L x L`` scores into ``block_size``-token tiles and skips
+FlexAttention (:mod:`isanet.models.efficient.flex`) cuts the ``L x L`` scores into ``block_size``-token tiles and skips
 the empty ones. :func:`tile_view` reads that grid back (full / partial / empty tiles) and sets it against the
 fewest tiles *any* order could need, ``ceil(allowed pairs / block_size²)``: how much of what the pattern saves
 the kernel really saves. In row-major order ISA's long-range groups (one pixel per block, spread over the
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from isanet.models.flex import DEFAULT_BLOCK_SIZE, Order, Pattern, block_mask, inverse_order, token_order
-from isanet.models.patterns import PatternAttention
+from isanet.models.efficient.base import PatternAttention
+from isanet.models.efficient.flex import DEFAULT_BLOCK_SIZE, Order, Pattern, block_mask, inverse_order, token_order
+from isanet.models.layers import grid
 
 EMPTY, PARTIAL, FULL = 0, 1, 2
 #: Query rows of the pattern evaluated at a time when counting its allowed pairs (bounds the memory).
@@ -59,8 +60,7 @@ class TileView:
 
 def allowed_pairs(pattern: Pattern, height: int, width: int) -> int:
     """How many query-key pairs ``pattern`` allows on an ``height x width`` map (counted in slices of queries)."""
-    rows = torch.arange(height).repeat_interleave(width)  # HW: row of each position
-    cols = torch.arange(width).repeat(height)  # HW: column of each position
+    rows, cols = (t.flatten() for t in grid(height, width))  # HW: row / column of each position
     count = 0
     for start in range(0, height * width, _COUNT_ROWS):
         query = slice(start, start + _COUNT_ROWS)

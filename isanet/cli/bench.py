@@ -20,10 +20,10 @@ import sys
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_threads
 from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, image_side, positive_int
-from isanet.models.efficient_attention import METHODS
-from isanet.models.flex import ORDERS
-from isanet.models.head_registry import HEADS
-from isanet.models.self_attention import KERNELS
+from isanet.models.attention import KERNELS
+from isanet.models.efficient.flex import ORDERS
+from isanet.models.efficient.registry import METHODS
+from isanet.models.heads import HEADS
 
 DEFAULT_SIZES = ["32", "64", "128"]
 

@@ -2,7 +2,7 @@
 
 The graph comes from ``torch.onnx.export(..., dynamo=True)``: ``torch.export`` traces the model with the
 height and width as *symbols*, so ISA's padding (``ceil(h / loc_h) * loc_h - h`` in
-:class:`isanet.models.interlaced.Partition`) and the regrouping reshapes become shape arithmetic inside the
+:class:`isanet.models.isa.Partition`) and the regrouping reshapes become shape arithmetic inside the
 graph (ONNX ``Shape``/``Div``/``Mul`` nodes) instead of constants of the example size. mmdeploy exports ISANet
 only with static shapes; here one file serves every image size from :data:`MIN_SIZE` up.
 

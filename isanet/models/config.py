@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from isanet.models.head_registry import HEADS
-from isanet.models.self_attention import KERNELS, Kernel
+from isanet.models.attention import KERNELS, Kernel
+from isanet.models.heads import HEADS
 
 DEPTHS = (10, 18, 50, 101)
 
@@ -22,11 +22,12 @@ class ISANetConfig:
     channels: int = 512  # head width after the 3x3 in_conv (mmseg ``channels``)
     isa_channels: int = 256  # query/key width of each attention block (mmseg ``isa_channels``)
     aux_channels: int = 256  # width of the FCN auxiliary head's 3x3 conv
-    head: str = "isa"  # a name in isanet.models.head_registry.HEADS: "isa"; "dense": one self-attention over
+    head: str = "isa"  # a name in isanet.models.heads.HEADS: "isa"; "dense": one self-attention over
     #                    the whole map, same projections; "none": no context module, the ablation; "ccnet",
     #                    "axial", "window", "strided": notebook 06's attentions, two hops each
     window_size: int = 4  # head="window" only: the window side, smaller than the 16x16-32x32 maps it is used on
-    kernel: Kernel = "matmul"  # "matmul" forms the affinity (can show it); "sdpa" is PyTorch's fused kernel
+    kernel: Kernel = "matmul"  # "matmul" forms the affinity (can show it); "sdpa" PyTorch's fused kernel; "flex"
+    #                            PyTorch's block-sparse FlexAttention (inference on a CPU)
     auxiliary: bool = True  # build the FCN auxiliary head (training signal on stage 3; unused at inference)
 
     def __post_init__(self) -> None:

@@ -1,29 +1,39 @@
-"""The decode heads: the FCN auxiliary head, and the context heads (ISA, the dense baseline, no context, and
-notebook 06's other efficient attentions).
+"""The decode heads and their registry: the FCN auxiliary head, the context heads (ISA, the dense baseline, no
+context, and notebook 06's other efficient attentions), and :data:`HEADS`, the heads a config may name.
 
-Matches mmsegmentation 1.2.2 ``mmseg/models/decode_heads/isa_head.py`` (``ISAHead``) and ``fcn_head.py``
-(``FCNHead``, ``num_convs=1``). The module and parameter names (``conv_seg``, ``convs.0``, ``in_conv``,
-``global_relation``, ``local_relation``, ``out_conv``) are mmseg's, so that a published checkpoint's
-``decode_head.*`` and ``auxiliary_head.*`` keys land on the right tensors. Which head a config builds is
-:data:`isanet.models.head_registry.HEADS`.
+*Interlaced Sparse Self-Attention for Semantic Segmentation*, Huang et al., arXiv:1907.12273,
+https://arxiv.org/abs/1907.12273. Matches mmsegmentation 1.2.2 ``mmseg/models/decode_heads/isa_head.py``
+(``ISAHead``) and ``fcn_head.py`` (``FCNHead``, ``num_convs=1``). The module and parameter names (``conv_seg``,
+``convs.0``, ``in_conv``, ``global_relation``, ``local_relation``, ``out_conv``) are mmseg's, so that a published
+checkpoint's ``decode_head.*`` and ``auxiliary_head.*`` keys land on the right tensors.
+
+:data:`HEADS` is the one list of heads: ``ISANetConfig`` checks ``head`` against it, ``ISANet`` builds its decode
+head with it, and ``isanet train --head`` / ``isanet bench model --head`` offer its names. ``isa``, ``dense`` and
+``none`` are entries here; every attention method of :data:`isanet.models.efficient.registry.METHODS` that
+declares a ``head`` is one too, so a new attention that is also a head is one entry, there.
+
+Reach is made fair by *hops*: every sparse head attends twice, the number of hops after which ISA's
+long-range then short-range step connects every pixel to every other. Criss-cross runs its layer twice with
+shared weights (CCNet's recurrence ``R = 2``), axial attends along the rows then the columns, window attention
+uses a plain then a shifted window grid (Swin's pair; its reach stays local, which is the point of comparing
+it), strided attention two block + lattice layers. Dense attention reaches everything in one hop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
 
-from isanet.models.interlaced import (
-    ISAWeights,
-    interlaced_attention,
-    interlaced_attention_with_weights,
-)
+from isanet.models.attention import Kernel, SelfAttentionBlock, check_kernel
+from isanet.models.efficient.base import PatternAttention
+from isanet.models.efficient.isa_module import interlaced_attention, interlaced_attention_with_weights
+from isanet.models.efficient.registry import METHODS, MethodHead, build_attention
+from isanet.models.isa import ISAWeights
 from isanet.models.layers import ConvBNReLU
-from isanet.models.patterns import PatternAttention
-from isanet.models.self_attention import Kernel, SelfAttentionBlock, check_kernel
 
 
 class SegHead(nn.Module):
@@ -173,7 +183,7 @@ class AttentionHead(ContextHead):
     """One of notebook 06's efficient attentions as a context module, in :class:`ISAHead`'s frame (the same
     in_conv, out_conv on ``[context, x]`` and classifier), so that heads differ only in their attention.
 
-    ``layers`` (:class:`~isanet.models.patterns.PatternAttention` modules, kept as ``attention.0``, ...) run
+    ``layers`` (:class:`~isanet.models.efficient.base.PatternAttention` modules, kept as ``attention.0``, ...) run
     one after the other, the whole stack ``recurrences`` times with the same weights (CCNet's recurrent
     criss-cross). The modules compute their affinities without keeping them, so :meth:`forward_with_attention`
     is refused with a one-line reason; ``name`` is the head's registry name, for that line.
@@ -198,3 +208,70 @@ class AttentionHead(ContextHead):
     def forward_with_attention(self, features: list[torch.Tensor]) -> HeadOutput:
         raise ValueError(f"head={self.name!r} does not keep its attention weights; only 'isa' and 'dense' "
                          "return them")
+
+
+class HeadArguments(Protocol):
+    """What a head builder reads from the model's config (``ISANetConfig`` has every field): the heads module
+    names the fields it needs instead of importing the config, which checks its ``head`` against :data:`HEADS`."""
+
+    head: str
+    channels: int
+    isa_channels: int
+    num_classes: int
+    kernel: Kernel
+    down_factor: tuple[int, int]
+    window_size: int
+
+
+#: ``(config, in_channels) -> decode head``: ``in_channels`` is the backbone's stage-4 width.
+HeadBuilder = Callable[[HeadArguments, int], ContextHead]
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One decode head: how to build it, what it is, and the attention hops its context makes."""
+
+    description: str  # a few words for menus and tables
+    hops: int  # attention hops of the context module (0: none)
+    build: HeadBuilder
+    attention_weights: bool = False  # forward_with_attention returns the weights (else it refuses, one line)
+
+
+def _common(config: HeadArguments, in_channels: int) -> dict:
+    """The arguments every context head shares (the same in_conv, out_conv and classifier)."""
+    return dict(in_channels=in_channels, channels=config.channels, num_classes=config.num_classes,
+                kernel=config.kernel)
+
+
+def _method_head(method: str, head: MethodHead) -> HeadSpec:
+    """Head ``method``: :class:`AttentionHead` around ``head.layers`` layers of the method, on the config's
+    ``channels`` / ``isa_channels`` projections, sized by the config field ``head.size_field``."""
+    def build(config: HeadArguments, in_channels: int) -> ContextHead:
+        size = getattr(config, head.size_field)
+        modules = [build_attention(method, config.channels, config.isa_channels, config.kernel, size, layer)
+                   for layer in range(1, head.layers + 1)]
+        return AttentionHead(method, modules, recurrences=head.recurrences, **_common(config, in_channels))
+    return HeadSpec(head.description, head.hops, build)
+
+
+#: The heads, in the order menus list them; "isa", "dense" and "none" build exactly the modules (and
+#: parameter names) they always have, so published checkpoints and the mmseg parity tests are unchanged.
+HEADS: dict[str, HeadSpec] = {
+    "isa": HeadSpec("ISA: long-range then short-range attention (the published head)", 2,
+                    lambda config, in_channels: ISAHead(isa_channels=config.isa_channels,
+                                                        down_factor=config.down_factor,
+                                                        **_common(config, in_channels)),
+                    attention_weights=True),
+    "dense": HeadSpec("dense self-attention over the whole map, ISA's projections", 1,
+                      lambda config, in_channels: DenseHead(isa_channels=config.isa_channels,
+                                                            **_common(config, in_channels)),
+                      attention_weights=True),
+    "none": HeadSpec("no context module (in_conv -> out_conv -> classifier), the ablation", 0,
+                     lambda config, in_channels: NoContextHead(**_common(config, in_channels))),
+    **{name: _method_head(name, method.head) for name, method in METHODS.items() if method.head is not None},
+}
+
+
+def build_head(config: HeadArguments, in_channels: int) -> ContextHead:
+    """The decode head ``config.head`` names, reading the backbone's ``in_channels``-wide stage 4."""
+    return HEADS[config.head].build(config, in_channels)

@@ -1,4 +1,5 @@
-"""Conv-BN-ReLU, the one layer every part of ISANet is built from, and the token views attention works on.
+"""Conv-BN-ReLU, the one layer every part of ISANet is built from, the token views attention works on, and the
+pixel grid every attention pattern is defined on.
 
 The module and parameter names (``conv``/``bn``) are mmsegmentation's ``ConvModule``'s, so that a published
 checkpoint's keys land on the right tensors.
@@ -35,3 +36,18 @@ def from_tokens(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``N x HW x C`` -> ``N x C x H x W`` as a channels-last view, with no copy."""
     n, _, c = tokens.shape
     return tokens.reshape(n, height, width, c).permute(0, 3, 1, 2)  # N x HW x C -> N x H x W x C -> N x C x H x W
+
+
+def grid(height: int, width: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column index of every position of an ``height x width`` map, each ``height x width``: the
+    coordinates every group id and pattern of the kit is a function of."""
+    rows = torch.arange(height, device=device).view(-1, 1).expand(height, width)  # H -> H x 1 -> H x W
+    cols = torch.arange(width, device=device).view(1, -1).expand(height, width)  # W -> 1 x W -> H x W
+    return rows, cols
+
+
+def same_group(ids: torch.Tensor) -> torch.Tensor:
+    """``L x L`` mask of the positions whose ``ids`` (any shape, flattened row-major) are equal: the boolean
+    relation of an attention step that runs dense attention inside groups."""
+    flat = ids.flatten()
+    return flat[:, None] == flat[None, :]

@@ -19,8 +19,8 @@ from torch import nn
 
 from isanet.models.backbone import ResNetV1c
 from isanet.models.config import ISANetConfig
-from isanet.models.head_registry import build_head
-from isanet.models.heads import FCNHead, ISAWeights
+from isanet.models.heads import FCNHead, build_head
+from isanet.models.isa import ISAWeights
 
 
 class ModelOutput(NamedTuple):
@@ -33,10 +33,10 @@ class ModelOutput(NamedTuple):
 class ISANet(nn.Module):
     """The published ISANet, parameter for parameter, built from an :class:`ISANetConfig`.
 
-    ``head`` names the decode head in :data:`isanet.models.head_registry.HEADS`: ``"dense"`` swaps the ISA
+    ``head`` names the decode head in :data:`isanet.models.heads.HEADS`: ``"dense"`` swaps the ISA
     head for the dense baseline with the same projections, ``"none"`` for the head without a context module
-    (the ablation), the others for notebook 06's attentions, for comparisons; ``kernel`` ("matmul" or
-    "sdpa") picks the attention kernel of the head.
+    (the ablation), the others for notebook 06's attentions, for comparisons; ``kernel`` ("matmul", "sdpa"
+    or "flex") picks the attention kernel of the head.
     """
 
     def __init__(self, config: ISANetConfig | None = None):

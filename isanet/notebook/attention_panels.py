@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from isanet.models.interlaced import long_range_group_ids
+from isanet.models.isa import long_range_group_ids
 
 
 def array_png(image: np.ndarray) -> bytes:

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from isanet.analysis.reach import ReachRow, reached_map
-from isanet.models.efficient_attention import METHODS, build_attention
+from isanet.models.efficient.registry import METHODS, build_attention
 from isanet.notebook.explorer_pages import save_pattern_page
 from isanet.notebook.partition_explorer import figure_png
 from isanet.notebook.plots import mark_pixel
@@ -63,7 +63,7 @@ def plot_hops(method: str, height: int, width: int, pixel: tuple[int, int], size
     module = build_attention(method, 2, 1, size=size)
     left, right, top, bottom = module.padding(height, width)
     padded_h, padded_w = top + height + bottom, left + width + right
-    hops = module.hops(height, width)
+    hops = module.hop_masks(height, width)
     figure = figure or Figure(figsize=(2.6 * len(hops), 2.8), layout="constrained")
     axes = np.asarray(figure.subplots(1, len(hops), squeeze=False))[0]
     index = (pixel[0] + top) * padded_w + pixel[1] + left

@@ -5,7 +5,7 @@ The pages recompute their picture in the browser from a click or a slider, but t
 from the package, so a page cannot disagree with the modules:
 
 * the partition page stores, for every side length and ``down_factor`` its sliders offer, what
-  :class:`isanet.models.interlaced.Partition` says about one axis (blocks, padding before, padded length); the
+  :class:`isanet.models.isa.Partition` says about one axis (blocks, padding before, padded length); the
   groups, blocks, the two-hop path and the affinity counts of a map follow from those by index arithmetic;
 * the pattern page stores, for every ``size`` its slider offers, the ``HW x HW`` reach after one and two layers
   of each method, as :func:`isanet.analysis.reach.reach` computes it from the modules' own patterns: one bit per
@@ -27,8 +27,8 @@ import numpy as np
 
 from isanet.analysis.reach import reach
 from isanet.io.atomic import write_text_atomic
-from isanet.models.efficient_attention import METHODS
-from isanet.models.interlaced import Partition
+from isanet.models.efficient.registry import METHODS
+from isanet.models.isa import Partition
 from isanet.notebook.explorer_html import _b64, render_html
 
 #: The reached / not reached colours of notebook 06's pictures (attention_patterns._REACHED).

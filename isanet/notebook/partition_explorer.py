@@ -5,7 +5,7 @@ pixel-picking attention explorer in :mod:`isanet.notebook.attention_explorer`, s
 Everything is drawn on the kernel side (matplotlib's Agg into PNG bytes, shown by ``ipywidgets.Image``), and
 clicks come back through ``ipyevents``, so the widgets behave the same in JupyterLab, VS Code and a headless
 ``nbmake`` run, and what a person sees is exactly what the Python state says. The heavy parts live elsewhere
-in the package: partitions in :mod:`isanet.models.interlaced`, plots in :mod:`isanet.notebook.plots`.
+in the package: partitions in :mod:`isanet.models.isa`, plots in :mod:`isanet.notebook.plots`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 
 from matplotlib.figure import Figure
 
-from isanet.models.interlaced import Partition
+from isanet.models.isa import Partition
 from isanet.notebook.explorer_pages import save_partition_page
 from isanet.notebook.partition_plots import complexity_html, plot_partition, plot_two_hop, two_hop_path
 

@@ -3,7 +3,7 @@ between two pixels, the blocks over an image, the ``HpWp x HpWp`` relation matri
 their product, the tensor shapes of one forward pass, the pixels moving through the regroupings, and the
 affinity-cost table.
 
-They draw what :class:`isanet.models.interlaced.Partition` computes, so a picture can never disagree with the
+They draw what :class:`isanet.models.isa.Partition` computes, so a picture can never disagree with the
 model's own grouping.
 """
 
@@ -20,16 +20,13 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
-from isanet.models.interlaced import (
+from isanet.analysis.isa_matrices import long_range_mask, long_range_order, short_range_mask, short_range_order
+from isanet.models.isa import (
     Partition,
     group_long_range,
     long_range_group_ids,
-    long_range_mask,
-    long_range_order,
     long_to_short_range,
     short_range_group_ids,
-    short_range_mask,
-    short_range_order,
     ungroup_short_range,
 )
 from isanet.notebook.plots import axes_grid, mark_pixel, to_display_image

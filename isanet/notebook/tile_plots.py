@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap
 
 from isanet.analysis.tiles import TileView, pixel_tiles
-from isanet.models.flex import Pattern
+from isanet.models.efficient.flex import Pattern
 
 #: empty / partial / full tiles; skipped / computed and masked / read keys
 TILE_COLOURS = ListedColormap(["#f2f2f2", "#f4a261", "#2a9d8f"])

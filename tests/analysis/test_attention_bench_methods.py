@@ -9,7 +9,7 @@ import pytest
 
 from isanet.analysis.attention_bench import attention_module, bench_attention, format_rows
 from isanet.cli import build_parser, main
-from isanet.models.efficient_attention import METHODS
+from isanet.models.efficient.registry import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CHANNELS, KEYS, HEIGHT, WIDTH, SIZE = 16, 8, 12, 20, 8

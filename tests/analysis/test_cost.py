@@ -9,7 +9,7 @@ import torch
 from isanet.analysis.attention_bench import attention_module
 from isanet.analysis.cost import attention_cost, break_even_estimate, break_even_side, pattern_cost
 from isanet.analysis.measure import count_module_flops
-from isanet.models.efficient_attention import METHODS
+from isanet.models.efficient.registry import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from isanet.analysis.influence import correlation, influence_vs_rollout, jacobian_influence, real_positions, rollout
+from isanet.analysis.isa_matrices import attention_matrices
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.efficient_attention import build_attention
-from isanet.models.interlaced import ISAModule, attention_matrices
+from isanet.models.efficient.isa_module import ISAModule
+from isanet.models.efficient.registry import build_attention
 
 
 def _seeded(module: nn.Module) -> nn.Module:
@@ -33,7 +34,7 @@ def test_a_pointwise_convolution_influences_only_its_own_pixel_by_the_norm_of_it
 def test_influence_is_zero_where_one_window_layer_has_no_path_and_nonzero_where_it_has() -> None:
     window = _seeded(build_attention("window", 8, 4, size=3, layer=1))
     influence = jacobian_influence(window, _map())
-    pattern = window.pattern(6, 7)
+    pattern = window.reach(6, 7)
     assert influence[~pattern].abs().max().item() == 0.0
     assert (influence[pattern] > 0).float().mean().item() > 0.9
 

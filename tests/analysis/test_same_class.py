@@ -16,7 +16,7 @@ from isanet.analysis.same_class import (
 )
 from isanet.data import transforms
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.interlaced import ISAWeights, Partition
+from isanet.models.isa import ISAWeights, Partition
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

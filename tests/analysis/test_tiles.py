@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from isanet.analysis.tiles import EMPTY, FULL, PARTIAL, module_tiles, pixel_tiles, tile_view
-from isanet.models.efficient_attention import build_attention
-from isanet.models.flex import ORDERS, FlexOptions, SameCell, SameOffset, Union
-from isanet.models.patterns import configure_flex
+from isanet.models.efficient.base import configure_flex
+from isanet.models.efficient.flex import ORDERS, FlexOptions, SameCell, SameOffset, Union
+from isanet.models.efficient.registry import build_attention
 
 
 @pytest.mark.parametrize("order", ORDERS)
@@ -50,7 +50,7 @@ def test_module_tiles_and_pixel_tiles() -> None:
 
 def test_bench_gives_a_flex_row_per_order() -> None:
     from isanet.analysis.attention_bench import bench_attention, format_rows
-    from isanet.models import flex
+    from isanet.models.efficient import flex
 
     with flex.compiled(False):
         rows = bench_attention([(8, 8)], channels=8, isa_channels=4, down_factor=(4, 4), kernels=["flex"],

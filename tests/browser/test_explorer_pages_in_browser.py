@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from isanet.analysis.reach import reach
-from isanet.models.interlaced import Partition
+from isanet.models.isa import Partition
 from isanet.notebook.explorer_pages import save_partition_page, save_pattern_page
 from isanet.notebook.partition_plots import two_hop_path
 

@@ -10,7 +10,7 @@ import pytest
 from isanet.cli import build_parser, main
 from isanet.cli.errors import UsageError, usage_checks
 from isanet.cli.options import Output, outputs
-from isanet.models.self_attention import KERNELS
+from isanet.models.attention import KERNELS
 from isanet.runtime import DEVICES, PRECISIONS
 
 #: Every option that names something a command writes, by command: the marks must be exactly these.

@@ -7,7 +7,7 @@ import pytest
 from isanet.cli import build_parser
 from isanet.cli.train import config_from_args
 from isanet.models.config import TINY
-from isanet.models.head_registry import HEADS
+from isanet.models.heads import HEADS
 
 VOC = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
 TRAIN = ["train", VOC, "--data-root", "d", "--work-dir", "w"]

@@ -11,20 +11,19 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from isanet.analysis.isa_matrices import pixel_groups
 from isanet.data.sample_checkpoint import random_state_dict
+from isanet.models.attention import SelfAttentionBlock
+from isanet.models.efficient.isa_module import ISAModule, interlaced_attention
 from isanet.models.heads import DenseHead
-from isanet.models.interlaced import (
-    ISAModule,
+from isanet.models.isa import (
     Partition,
     group_long_range,
-    interlaced_attention,
     long_range_group_ids,
     long_to_short_range,
-    pixel_groups,
     short_range_group_ids,
     ungroup_short_range,
 )
-from isanet.models.self_attention import SelfAttentionBlock
 
 FAST = settings(max_examples=25, deadline=None)
 sizes = st.integers(1, 9)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.efficient_attention import METHODS, build_attention
-from isanet.models.patterns import PatternAttention, compose, masked_dense
-from isanet.models.window import WindowAttention
+from isanet.models.efficient.base import PatternAttention, compose, masked_dense
+from isanet.models.efficient.registry import METHODS, build_attention
+from isanet.models.efficient.window import WindowAttention
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,23 +49,23 @@ def test_pattern_matters(method: str) -> None:
 
 
 def keys(module: PatternAttention, height: int, width: int, pixel: tuple[int, int]) -> set[tuple[int, int]]:
-    row = module.pattern(height, width)[pixel[0] * width + pixel[1]]
+    row = module.reach(height, width)[pixel[0] * width + pixel[1]]
     return {(int(i) // width, int(i) % width) for i in row.nonzero().flatten()}
 
 
 def test_criss_cross_pattern_by_hand() -> None:
     module = build_attention("ccnet", 4, 2)
     assert keys(module, 3, 4, (1, 2)) == {(1, 0), (1, 1), (1, 2), (1, 3), (0, 2), (2, 2)}
-    assert module.pattern(3, 4).sum(1).tolist() == [3 + 4 - 1] * 12
+    assert module.reach(3, 4).sum(1).tolist() == [3 + 4 - 1] * 12
     assert module.affinity_entries(3, 4) == 12 * 7
 
 
 def test_axial_hops_and_full_reach() -> None:
     module = build_attention("axial", 4, 2)
-    row_hop, column_hop = module.hops(3, 4)
+    row_hop, column_hop = module.hop_masks(3, 4)
     assert row_hop[5].nonzero().flatten().tolist() == [4, 5, 6, 7]  # pixel (1, 1): row 1
     assert column_hop[5].nonzero().flatten().tolist() == [1, 5, 9]  # pixel (1, 1): column 1
-    assert module.pattern(3, 4).all()
+    assert module.reach(3, 4).all()
     assert module.affinity_entries(3, 4) == 12 * 4 + 12 * 3
 
 
@@ -78,7 +78,7 @@ def test_window_patterns_by_hand() -> None:
     assert keys(shifted, 5, 5, (0, 0)) == {(0, 0)}
     assert keys(shifted, 5, 5, (1, 2)) == {(1, 1), (1, 2), (2, 1), (2, 2)}
     assert build_attention("window", 4, 2, size=4).affinity_entries(8, 8) == 64 * 16 == \
-        build_attention("window", 4, 2, size=4).pattern(8, 8).sum()
+        build_attention("window", 4, 2, size=4).reach(8, 8).sum()
 
 
 def test_strided_pattern_by_hand() -> None:
@@ -88,20 +88,20 @@ def test_strided_pattern_by_hand() -> None:
     assert keys(module, 5, 4, (3, 1)) == {(2, 0), (2, 1), (3, 0), (3, 1), (1, 1), (1, 3), (3, 3)}
     assert keys(module, 5, 4, (4, 0)) == {(4, 0), (4, 1), (0, 0), (0, 2), (2, 0), (2, 2), (4, 2)}
     # the query sits in its block and in its lattice: materialised twice, counted once
-    assert module.affinity_entries(8, 8) == module.pattern(8, 8).sum() + 64
+    assert module.affinity_entries(8, 8) == module.reach(8, 8).sum() + 64
 
 
 def test_isa_pattern_is_two_hops_over_the_padded_map() -> None:
     module = build_attention("isa", 4, 2, size=4)
-    long_hop, short_hop = module.hops(7, 10)
+    long_hop, short_hop = module.hop_masks(7, 10)
     assert long_hop.shape == short_hop.shape == (8 * 12, 8 * 12)  # padded to whole 4 x 4 blocks
     assert long_hop.sum(1).tolist() == [2 * 3] * 96 and short_hop.sum(1).tolist() == [16] * 96
     assert not (long_hop & short_hop & ~torch.eye(96, dtype=torch.bool)).any()  # groups meet in one pixel
-    assert module.pattern(7, 10).all()  # every pixel reaches every other in one ISA module
+    assert module.reach(7, 10).all()  # every pixel reaches every other in one ISA module
 
 
 def test_dense_pattern_and_compose() -> None:
-    assert build_attention("dense", 4, 2).pattern(3, 5).all()
+    assert build_attention("dense", 4, 2).reach(3, 5).all()
     shift = torch.roll(torch.eye(4, dtype=torch.bool), 1, dims=1)  # i reads i + 1
     assert compose([shift, shift]).nonzero().tolist() == [[0, 2], [1, 3], [2, 0], [3, 1]]
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from test_efficient_attention import masked_dense, seeded
 
-from isanet.models import flex
 from isanet.models.config import ISANetConfig
-from isanet.models.efficient_attention import METHODS, build_attention
-from isanet.models.flex import ORDERS, FlexOptions, inverse_order, token_order
-from isanet.models.patterns import configure_flex
+from isanet.models.efficient import flex
+from isanet.models.efficient.base import configure_flex
+from isanet.models.efficient.flex import ORDERS, FlexOptions, inverse_order, token_order
+from isanet.models.efficient.registry import METHODS, build_attention
 from isanet.models.segmentor import ISANet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -48,7 +48,7 @@ def test_flex_patterns_are_the_hops(method: str) -> None:
     module = build_attention(method, 4, 2, "flex", 3, layer=2)
     left, right, top, bottom = module.padding(7, 10)
     height, width = 7 + top + bottom, 10 + left + right
-    for pattern, hop in zip(module.flex_patterns(), module.hops(7, 10), strict=True):
+    for pattern, hop in zip(module.flex_patterns(), module.hop_masks(7, 10), strict=True):
         assert torch.equal(pattern.dense(height, width), hop)
 
 
@@ -71,7 +71,8 @@ def test_orders_by_hand() -> None:
 
 
 def test_isa_group_order_is_isas_own_permute() -> None:
-    from isanet.models.interlaced import Partition, long_range_order, short_range_order
+    from isanet.analysis.isa_matrices import long_range_order, short_range_order
+    from isanet.models.isa import Partition
 
     partition = Partition(16, 24, 4, 8)
     assert torch.equal(token_order("group", 16, 24, (4, 8)), long_range_order(partition))

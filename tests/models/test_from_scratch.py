@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.interlaced import ISAModule
+from isanet.models.efficient.isa_module import ISAModule
 
 jupytext = pytest.importorskip("jupytext")
 

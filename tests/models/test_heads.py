@@ -9,8 +9,7 @@ import torch.nn.functional as F
 
 import isanet
 from isanet.io.checkpoint import load_model
-from isanet.models.head_registry import HEADS
-from isanet.models.heads import AttentionHead
+from isanet.models.heads import HEADS, AttentionHead
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIDE = 128  # input pixels: a 16 x 16 feature map at the backbone's stride 8
@@ -68,7 +67,7 @@ def test_hops_are_what_the_spec_says() -> None:
     assert [layer.stride for layer in strided] == [8, 8]
     for head in ("ccnet", "axial", "window", "strided"):
         module = tiny(head).decode_head
-        hops = sum(len(layer.hops(4, 4)) for layer in module.attention) * module.recurrences
+        hops = sum(len(layer.hop_masks(4, 4)) for layer in module.attention) * module.recurrences
         assert hops == HEADS[head].hops == 2
 
 

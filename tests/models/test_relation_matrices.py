@@ -9,20 +9,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from isanet.analysis.probe import composed_map, long_range_map, short_range_map
-from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.interlaced import (
-    ISAModule,
-    Partition,
+from isanet.analysis.isa_matrices import (
     attention_matrices,
-    group_long_range,
-    interlaced_attention,
     long_range_mask,
     long_range_order,
-    member_positions,
     short_range_mask,
     short_range_order,
 )
+from isanet.analysis.probe import composed_map, long_range_map, short_range_map
+from isanet.data.sample_checkpoint import random_state_dict
+from isanet.models.efficient.isa_module import ISAModule, interlaced_attention
+from isanet.models.isa import Partition, group_long_range, member_positions
 
 FAST = settings(max_examples=25, deadline=None)
 partitions = st.builds(Partition, height=st.integers(1, 10), width=st.integers(1, 10), loc_h=st.integers(1, 4),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from isanet.analysis.reach import reach
-from isanet.models.interlaced import Partition
+from isanet.models.isa import Partition
 from isanet.notebook import explorer_pages
 from isanet.notebook.partition_plots import two_hop_path
 from isanet.notebook.session import repo_root

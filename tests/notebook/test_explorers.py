@@ -9,11 +9,7 @@ import pytest
 import torch
 
 from isanet.models import ISANet, ISANetConfig
-from isanet.models.interlaced import (
-    Partition,
-    long_range_group_ids,
-    short_range_group_ids,
-)
+from isanet.models.isa import Partition, long_range_group_ids, short_range_group_ids
 
 pytest.importorskip("ipywidgets")
 pytest.importorskip("ipyevents")

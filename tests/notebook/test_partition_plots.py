@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from isanet.models.interlaced import Partition, interlaced_attention, long_range_mask, short_range_mask
+from isanet.analysis.isa_matrices import long_range_mask, short_range_mask
+from isanet.models.efficient.isa_module import interlaced_attention
+from isanet.models.isa import Partition
 from isanet.notebook.partition_plots import (
     isa_shape_steps,
     plot_regrouping,

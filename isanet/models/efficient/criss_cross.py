@@ -11,15 +11,16 @@ reach the whole map: a pixel's column, then the rows of those pixels.
 There is no form of this pattern that ``scaled_dot_product_attention`` takes (every query has its own key
 set), so with ``matmul`` and ``sdpa`` the affinities are computed explicitly: ``hw (h + w - 1)`` of them
 instead of ``(hw)²``. Its fused form is ``kernel="flex"``: the union of the row and column patterns as one
-``mask_mod`` (:mod:`isanet.models.flex`).
+``mask_mod`` (:mod:`isanet.models.efficient.flex`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from isanet.models.flex import Pattern, SameColumn, SameRow, Union
-from isanet.models.patterns import OneRelationAttention, grid, project_context
+from isanet.models.efficient.base import OneRelationAttention
+from isanet.models.efficient.flex import Pattern, SameColumn, SameRow, Union
+from isanet.models.layers import grid
 
 
 class CrissCrossAttention(OneRelationAttention):
@@ -27,9 +28,7 @@ class CrissCrossAttention(OneRelationAttention):
 
     uses_sdpa = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel == "flex":
-            return self.flex_forward(x)
+    def grouped_forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
         query, key, value = (t.reshape(n, height, width, -1) for t in self.relation.tokens(x))  # N x H x W x C
         scale = query.shape[-1] ** -0.5
@@ -41,9 +40,9 @@ class CrissCrossAttention(OneRelationAttention):
         context = (torch.einsum("nhwv,nhvc->nhwc", weights[..., :width], value)
                    + torch.einsum("nhwg,ngwc->nhwc", weights[..., width:], value))  # N x H x W x C
         context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
-        return project_context(self.relation, context, height, width)
+        return self.relation.project(context, height, width)
 
-    def hops(self, height: int, width: int) -> list[torch.Tensor]:
+    def hop_masks(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = (t.flatten() for t in grid(height, width))
         return [(rows[:, None] == rows[None, :]) | (cols[:, None] == cols[None, :])]
 

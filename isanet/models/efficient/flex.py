@@ -38,6 +38,9 @@ from typing import Literal, get_args
 import torch
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
+from isanet.models.isa import Partition
+from isanet.models.layers import grid
+
 #: How the tokens are listed before the kernel sees them.
 Order = Literal["row", "group", "block", "morton"]
 ORDERS: tuple[Order, ...] = get_args(Order)
@@ -54,8 +57,7 @@ class Pattern:
 
     def dense(self, height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """The ``HW x HW`` boolean mask of an ``height x width`` map, row-major: the masked-dense form."""
-        rows = torch.arange(height, device=device).repeat_interleave(width)  # HW: row of each position
-        cols = torch.arange(width, device=device).repeat(height)  # HW: column of each position
+        rows, cols = (t.flatten() for t in grid(height, width, device))  # HW: row / column of each position
         return self(rows[:, None], cols[:, None], rows[None, :], cols[None, :])
 
 
@@ -83,31 +85,40 @@ class SameColumn(Pattern):
         return query_col == key_col
 
 
+def _cells(height: int, width: int) -> Partition:
+    """ISA's geometry with ``height x width`` cells: its :meth:`~Partition.block` and :meth:`~Partition.offset`
+    are the one definition of a cell and an in-cell offset (the map's own size does not enter either)."""
+    return Partition(1, 1, height, width)
+
+
 @dataclass(frozen=True)
 class SameCell(Pattern):
     """Query and key in the same ``height x width`` cell of a grid moved by ``shift`` pixels: ISA's
-    short-range block, a (shifted) window, the strided block."""
+    short-range block (:meth:`Partition.block`), a (shifted) window, the strided block."""
 
     height: int
     width: int
     shift: int = 0
 
     def __call__(self, query_row, query_col, key_row, key_col):
-        s = self.shift
-        return (((query_row + s) // self.height == (key_row + s) // self.height)
-                & ((query_col + s) // self.width == (key_col + s) // self.width))
+        s, cells = self.shift, _cells(self.height, self.width)
+        (query_y, query_x), (key_y, key_x) = cells.block(query_row + s, query_col + s), cells.block(key_row + s,
+                                                                                                     key_col + s)
+        return (query_y == key_y) & (query_x == key_x)
 
 
 @dataclass(frozen=True)
 class SameOffset(Pattern):
-    """Query and key at the same offset inside their ``height x width`` cells: ISA's long-range group, the
-    strided lattice."""
+    """Query and key at the same offset inside their ``height x width`` cells: ISA's long-range group
+    (:meth:`Partition.offset`), the strided lattice."""
 
     height: int
     width: int
 
     def __call__(self, query_row, query_col, key_row, key_col):
-        return (query_row % self.height == key_row % self.height) & (query_col % self.width == key_col % self.width)
+        cells = _cells(self.height, self.width)
+        (query_y, query_x), (key_y, key_x) = cells.offset(query_row, query_col), cells.offset(key_row, key_col)
+        return (query_y == key_y) & (query_x == key_x)
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,25 @@ class FlexOptions:
                              f"cell={self.cell}")
 
 
+@dataclass(frozen=True)
+class PatternOnMap:
+    """A pattern over the ``height x width`` map whose pixels the tokens list row-major, with the order and tile
+    size the flex kernel lists them in: what a module hands the kernel dispatch for one hop over the whole map."""
+
+    pattern: Pattern
+    height: int
+    width: int
+    options: FlexOptions = FlexOptions()
+    cell: tuple[int, int] = (8, 8)  # the cell of the group / block orders when options.cell is None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cell", tuple(self.options.cell or self.cell))
+
+    def mask(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The ``HW x HW`` boolean mask: the same pattern for a kernel that takes masks."""
+        return self.pattern.dense(self.height, self.width, device)
+
+
 def _morton_code(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """Z-order code: the bits of row and column interleaved (row bit above column bit)."""
     code = torch.zeros_like(rows)
@@ -158,16 +188,14 @@ def token_order(order: Order, height: int, width: int, cell: tuple[int, int] = (
     ``order``: token ``t`` is the pixel at row-major index ``perm[t]``. ``cell`` is ISA's block (the down
     factor) for ``group`` and ``block``; cells the map does not fill are listed as far as they go."""
     check_order(order)
-    index = torch.arange(height * width)
-    rows, cols = index // width, index % width
-    cell_h, cell_w = cell
-    blocks_w = -(-width // cell_w)
     if order == "row":
-        return index
+        return torch.arange(height * width)
+    rows, cols = (t.flatten() for t in grid(height, width))  # HW: the coordinates of each row-major pixel
+    partition = Partition(height, width, *cell)  # cells the map does not fill: its blocks as far as they go
     if order == "group":  # by in-block offset, then (row-major) by block: ISA's long-range grouping
-        first = (rows % cell_h) * cell_w + cols % cell_w
+        first = partition.long_range_group(rows, cols)
     elif order == "block":  # by block, then (row-major) by offset: ISA's short-range grouping
-        first = (rows // cell_h) * blocks_w + cols // cell_w
+        first = partition.short_range_group(rows, cols)
     else:
         first = _morton_code(rows, cols)
     # Ties (pixels of one group or block) keep their row-major order: a stable sort by the first key alone.

@@ -1,18 +1,21 @@
-"""The efficient attentions of ISA's time side by side, on the projections of one dense block: one registry.
+"""METHODS: the efficient attentions of ISA's time side by side, on the projections of one dense block.
 
 *Interlaced Sparse Self-Attention for Semantic Segmentation*, Huang et al., arXiv:1907.12273, compared with:
-the non-local block (arXiv:1711.07971, :class:`~isanet.models.patterns.DenseAttention`), criss-cross attention
-(CCNet, arXiv:1811.11721, :mod:`isanet.models.criss_cross`), axial attention (arXiv:1912.12180,
-:mod:`isanet.models.axial`), windows (Swin, arXiv:2103.14030, :mod:`isanet.models.window`) and the strided
-pattern of the Sparse Transformer (arXiv:1904.10509, :mod:`isanet.models.strided`).
+the non-local block (arXiv:1711.07971, :class:`~isanet.models.efficient.base.DenseAttention`), criss-cross
+attention (CCNet, arXiv:1811.11721, :mod:`~isanet.models.efficient.criss_cross`), axial attention
+(arXiv:1912.12180, :mod:`~isanet.models.efficient.axial`), windows (Swin, arXiv:2103.14030,
+:mod:`~isanet.models.efficient.window`) and the strided pattern of the Sparse Transformer (arXiv:1904.10509,
+:mod:`~isanet.models.efficient.strided`).
 
-Every module owns :class:`~isanet.models.self_attention.SelfAttentionBlock` projections (one block per hop),
+Every module owns :class:`~isanet.models.attention.SelfAttentionBlock` projections (one block per hop),
 so the methods differ only in which affinities they compute. One *layer* is one module: for ISA and axial that
 is two hops (ISA: long then short range; axial: row then column), for the others one. The second layer of
 ``window`` uses shifted windows, as Swin alternates them; every other method repeats itself.
 
 :data:`METHODS` is the one list of them: the bench, the reach table, notebook 06's pictures and the CLI read
-it, so a new method is one :class:`AttentionMethod` entry here (plus its module and its tests).
+it, so a new method is one :class:`AttentionMethod` entry here (plus its module and its tests). An entry with a
+``head`` (:class:`MethodHead`) is also a decode head of :data:`isanet.models.heads.HEADS`, built around its
+layers in ISA's frame: no second entry.
 """
 
 from __future__ import annotations
@@ -20,16 +23,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from isanet.models.axial import AxialAttention
-from isanet.models.criss_cross import CrissCrossAttention
-from isanet.models.interlaced import ISAModule
-from isanet.models.patterns import DenseAttention, PatternAttention
-from isanet.models.self_attention import Kernel
-from isanet.models.strided import StridedAttention
-from isanet.models.window import WindowAttention
+from isanet.models.attention import Kernel
+from isanet.models.efficient.axial import AxialAttention
+from isanet.models.efficient.base import DenseAttention, PatternAttention
+from isanet.models.efficient.criss_cross import CrissCrossAttention
+from isanet.models.efficient.isa_module import ISAModule
+from isanet.models.efficient.strided import StridedAttention
+from isanet.models.efficient.window import WindowAttention
 
 #: ``(channels, key_channels, kernel, down_factor, layer) -> module``: how a method builds layer 1 or 2.
 Builder = Callable[[int, int, Kernel, tuple[int, int], int], PatternAttention]
+
+
+@dataclass(frozen=True)
+class MethodHead:
+    """A method as a decode head: ``layers`` layers of it (layer 2 of ``window`` is the shifted grid), the stack
+    run ``recurrences`` times with the same weights, sized by the config field ``size_field``."""
+
+    description: str  # a few words for menus and tables
+    hops: int  # attention hops of the head's context (every sparse head makes two: see isanet.models.heads)
+    layers: int = 2
+    recurrences: int = 1
+    size_field: str = "down_factor"  # the ISANetConfig field that gives the block, window side or stride
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class AttentionMethod:
     paper: str  # the paper's title and arXiv link
     build: Builder
     square_size: bool = False  # takes one side (window side, stride): the down factor must be square
+    head: MethodHead | None = None  # also a decode head (isa and dense have mmseg-named heads of their own)
 
     def check_down_factor(self, name: str, down_factor: tuple[int, int]) -> None:
         """Refuse, in one line, a down factor this method cannot take (the bench asks before building)."""
@@ -58,21 +74,27 @@ METHODS: dict[str, AttentionMethod] = {
     "ccnet": AttentionMethod(
         "criss-cross (CCNet)", "CCNet: Criss-Cross Attention for Semantic Segmentation, "
         "https://arxiv.org/abs/1811.11721",
-        lambda channels, keys, kernel, size, layer: CrissCrossAttention(channels, keys, kernel)),
+        lambda channels, keys, kernel, size, layer: CrissCrossAttention(channels, keys, kernel),
+        head=MethodHead("criss-cross attention, twice with shared weights (CCNet's R = 2)", 2, layers=1,
+                        recurrences=2)),
     "axial": AttentionMethod(
         "axial", "Axial Attention in Multidimensional Transformers, https://arxiv.org/abs/1912.12180",
-        lambda channels, keys, kernel, size, layer: AxialAttention(channels, keys, kernel)),
+        lambda channels, keys, kernel, size, layer: AxialAttention(channels, keys, kernel),
+        head=MethodHead("axial attention: a row hop, then a column hop", 2, layers=1)),
     "window": AttentionMethod(
         "window (Swin)", "Swin Transformer: Hierarchical Vision Transformer using Shifted Windows, "
         "https://arxiv.org/abs/2103.14030",
         lambda channels, keys, kernel, size, layer: WindowAttention(
             channels, keys, size[0], size[0] // 2 if layer == 2 else 0, kernel),
-        square_size=True),
+        square_size=True,
+        head=MethodHead("window attention, plain then shifted windows of window_size (Swin)", 2,
+                        size_field="window_size")),
     "strided": AttentionMethod(
         "strided (Sparse Tr.)", "Generating Long Sequences with Sparse Transformers, "
         "https://arxiv.org/abs/1904.10509",
         lambda channels, keys, kernel, size, layer: StridedAttention(channels, keys, size[0], kernel),
-        square_size=True),
+        square_size=True,
+        head=MethodHead("strided attention (block + lattice of down_factor), two layers", 2)),
 }
 
 

@@ -14,7 +14,7 @@ group (without ISA's symmetric padding): ISA applies them one after the other wi
 this module at once with one. The map is zero-padded at the bottom/right to whole blocks and padded keys
 are masked. Each query has its own key set, so ``sdpa`` does not apply: with ``matmul`` and ``sdpa`` the
 affinities are explicit. Its fused form is ``kernel="flex"``: block and lattice as one ``mask_mod`` over the
-unpadded map (:mod:`isanet.models.flex`).
+unpadded map (:mod:`isanet.models.efficient.flex`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ import math
 
 import torch
 
-from isanet.models.flex import Pattern, SameCell, SameOffset, Union
-from isanet.models.patterns import OneRelationAttention, grid, project_context
-from isanet.models.self_attention import Kernel
-from isanet.models.window import from_blocks, pad_tokens, to_blocks
+from isanet.models.attention import Kernel
+from isanet.models.efficient.base import OneRelationAttention
+from isanet.models.efficient.flex import Pattern, SameCell, SameOffset, Union
+from isanet.models.efficient.window import from_blocks, pad_tokens, to_blocks
+from isanet.models.layers import grid
 
 
 def blocks_to_lattice(t: torch.Tensor, n: int, blocks_h: int, blocks_w: int, stride: int) -> torch.Tensor:
@@ -58,9 +59,7 @@ class StridedAttention(OneRelationAttention):
         self.stride = stride
         self.cell = (stride, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel == "flex":
-            return self.flex_forward(x)
+    def grouped_forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
         s = self.stride
         blocks_h, blocks_w = math.ceil(height / s), math.ceil(width / s)
@@ -85,9 +84,9 @@ class StridedAttention(OneRelationAttention):
             torch.matmul(strided_weights, lattice[2]), n, blocks_h, blocks_w, s)  # (N*gh*gw) x s² x C
         context = from_blocks(context, n, hp, wp, s)[:, :height, :width]  # N x H x W x C
         context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
-        return project_context(self.relation, context, height, width)
+        return self.relation.project(context, height, width)
 
-    def hops(self, height: int, width: int) -> list[torch.Tensor]:
+    def hop_masks(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = (t.flatten() for t in grid(height, width))
         s = self.stride
         same_block = (rows[:, None] // s == rows[None, :] // s) & (cols[:, None] // s == cols[None, :] // s)

@@ -20,9 +20,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from isanet.models.flex import Pattern, SameCell
-from isanet.models.patterns import OneRelationAttention, grid, masked_attend, project_context, same_group
-from isanet.models.self_attention import Kernel, attend
+from isanet.models.attention import Kernel, attend
+from isanet.models.efficient.base import OneRelationAttention
+from isanet.models.efficient.flex import Pattern, SameCell
+from isanet.models.layers import grid, same_group
 
 
 def to_blocks(t: torch.Tensor, size: int) -> torch.Tensor:
@@ -65,9 +66,7 @@ class WindowAttention(OneRelationAttention):
         k, s = self.window, self.shift
         return s, math.ceil((height + s) / k) * k - height - s, s, math.ceil((width + s) / k) * k - width - s
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel == "flex":
-            return self.flex_forward(x)
+    def grouped_forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
         top, bottom, left, right = pad = self._padding(height, width)
         hp, wp = top + height + bottom, left + width + right
@@ -78,12 +77,12 @@ class WindowAttention(OneRelationAttention):
         else:
             real = torch.ones(1, height * width, 1, device=x.device)
             real = to_blocks(pad_tokens(real, height, width, *pad), self.window) > 0  # windows x k² x 1
-            context = masked_attend(query, key, value, real.transpose(1, 2).repeat(n, 1, 1), self.kernel)
+            context = attend(query, key, value, self.kernel, allowed=real.transpose(1, 2).repeat(n, 1, 1))
         context = from_blocks(context, n, hp, wp, self.window)[:, top:top + height, left:left + width]
         context = context.reshape(n, height * width, -1)  # N x H x W x C -> N x HW x C
-        return project_context(self.relation, context, height, width)
+        return self.relation.project(context, height, width)
 
-    def hops(self, height: int, width: int) -> list[torch.Tensor]:
+    def hop_masks(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = grid(height, width)
         return [same_group((rows + self.shift) // self.window * (width + self.window)
                            + (cols + self.shift) // self.window)]

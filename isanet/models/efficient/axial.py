@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from isanet.models.flex import Pattern, SameColumn, SameRow
-from isanet.models.patterns import PatternAttention, grid, same_group
-from isanet.models.self_attention import Kernel, SelfAttentionBlock
+from isanet.models.attention import Kernel, SelfAttentionBlock
+from isanet.models.efficient.base import PatternAttention
+from isanet.models.efficient.flex import Pattern, SameColumn, SameRow
+from isanet.models.layers import grid, same_group
 
 
 class AxialAttention(PatternAttention):
@@ -24,9 +25,7 @@ class AxialAttention(PatternAttention):
         self.row_relation = SelfAttentionBlock(channels, key_channels)
         self.column_relation = SelfAttentionBlock(channels, key_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel == "flex":
-            return self.flex_forward(x)
+    def grouped_forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, height, width = x.shape
         # N x C x H x W -> N x H x C x W -> (N*H) x C x 1 x W: one map per row (all projections are 1x1)
         rows = x.permute(0, 2, 1, 3).reshape(n * height, c, 1, width)
@@ -39,7 +38,7 @@ class AxialAttention(PatternAttention):
     def relations(self) -> list[SelfAttentionBlock]:
         return [self.row_relation, self.column_relation]
 
-    def hops(self, height: int, width: int) -> list[torch.Tensor]:
+    def hop_masks(self, height: int, width: int) -> list[torch.Tensor]:
         rows, cols = grid(height, width)
         return [same_group(rows), same_group(cols)]
 
