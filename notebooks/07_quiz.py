@@ -44,10 +44,12 @@ import torch
 from isanet.analysis.attention_bench import bench_attention
 from isanet.analysis.cost import attention_cost, break_even_side
 from isanet.analysis.influence import influence_vs_rollout
+from isanet.analysis.isa_matrices import attention_matrices, long_range_mask, short_range_mask
 from isanet.analysis.reach import reach_table
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.interlaced import ISAModule, Partition, attention_matrices, long_range_mask, short_range_mask
-from isanet.models.patterns import DenseAttention
+from isanet.models.efficient.base import DenseAttention
+from isanet.models.efficient.isa_module import ISAModule
+from isanet.models.isa import Partition
 from isanet.notebook.predict import reveal
 from isanet.notebook.session import configure_torch
 

@@ -17,7 +17,7 @@ from isanet.cli.options import add_device, add_input, add_output, add_precision,
 from isanet.data.build import DATASETS
 from isanet.engine.recipes import RECIPES
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR, bounded_float, bounded_int, non_negative_int, positive_int
-from isanet.models.head_registry import HEADS
+from isanet.models.heads import HEADS
 
 
 def add_parser(subparsers) -> None:

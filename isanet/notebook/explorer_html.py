@@ -4,7 +4,7 @@ ISA's point is that a pixel's attention is two short rows instead of one row ove
 can carry *all* of ISA's attention for an image: ``HpWp * (glb_h*glb_w + loc_h*loc_w)`` numbers over the padded
 feature map, where the dense affinity would be ``hw * hw``. The page stores
 
-* ``long_range`` / ``short_range`` (the captured :class:`isanet.models.interlaced.ISAWeights`), each softmax
+* ``long_range`` / ``short_range`` (the captured :class:`isanet.models.isa.ISAWeights`), each softmax
   row as ``uint8`` relative to the row's own maximum (a float32 scale per row): a stored weight is within
   ``max / 510`` of the model's; the composed two-hop map is computed in the page from these two, as
   :func:`isanet.analysis.probe.composed_map` computes it;

@@ -9,7 +9,7 @@ import isanet
 from isanet.analysis.model_bench import count_model_flops
 from isanet.cli import main
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.interlaced import Partition
+from isanet.models.isa import Partition
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
