@@ -403,7 +403,7 @@ for row in (row for row in reference["rows"] if "cue_attention" in row):
 # ```
 # ROOT/classes.txt                  one class name per line, in id order (line 1 is id 0)
 # ROOT/palette.txt                  optional: one "r g b" line per class
-# ROOT/images/{train,val}/NAME.jpg  (or .jpeg / .png)
+# ROOT/images/{train,val}/NAME.jpg  (or .jpeg .png .bmp .tif .tiff .webp .ppm .pgm)
 # ROOT/masks/{train,val}/NAME.png   single-channel 8-bit class ids, 255 = ignore
 # ```
 #

@@ -20,8 +20,8 @@ settings and no name. :data:`RECIPES` holds them all.
   (``tests/engine/test_recipes.py`` checks the query and key projections of both). The published (8, 8) on a
   map this small would leave the long-range step groups of one pixel: a softmax over one key is always 1, and
   its projections would never learn.
-- **600 iterations of 8 pictures, lr 0.05**: about four CPU-minutes on one thread (``benchmarks/
-  context_experiment.py`` times it).
+- **The schedule** (``iters`` steps of ``batch_size`` pictures at ``lr``: :data:`TEACHING`'s settings): about
+  three CPU-minutes on one thread (``benchmarks/context_experiment.py`` times it).
 
 ``voc-sample``: notebook 04's fine-tune of the synthetic VOC sample (``isanet sample-data voc`` with
 :data:`VOC_SAMPLE_DATA`: 16 train / 8 val 128-px images whose objects belong to the first 5 VOC object classes):

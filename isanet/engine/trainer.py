@@ -37,14 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from isanet.data.datasets import IGNORE_INDEX
 from isanet.engine.build import build_parts, poly_lr
 from isanet.engine.config import TrainConfig, plain, resolve_config
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
 from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint
 from isanet.io.digest import state_dict_digest
-
-IGNORE_INDEX = 255
 
 def cross_entropy(logits: torch.Tensor, label: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                   avg_non_ignore: bool = False) -> torch.Tensor:
