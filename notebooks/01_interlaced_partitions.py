@@ -120,7 +120,7 @@ from isanet.notebook.partition_plots import (
     regrouped_indices,
     two_hop_path,
 )
-from isanet.notebook.predict import reveal
+from isanet.notebook.quiz import check_guess
 from isanet.notebook.session import repo_root, resolve_path, sample_dataset
 
 ROOT = repo_root()
@@ -149,10 +149,10 @@ reached = {"blocks alone": compose([blocks_only, blocks_only]), "stride alone": 
 for label, pattern in reached.items():
     print(f"{label:<26} reaches {pattern.float().mean().item():.1%} of the map after two hops "
           f"(worst pixel {pattern.sum(1).min().item()} of {pattern.shape[1]} pixels)")
-print(reveal(guess_blocks, round(reached["blocks alone"].float().mean().item(), 4),
-             "a block is closed: reading your block twice reads the same 16 pixels again. The lattice is closed "
-             "too (the pixels at stride 4 of a lattice pixel are the same lattice). Only alternating them leaves "
-             "each group: the lattice carries the message to the right block, the block carries it to the pixel."))
+print(check_guess(guess_blocks, round(reached["blocks alone"].float().mean().item(), 4),
+                  "a block is closed: reading your block twice reads the same 16 pixels again. The lattice is closed "
+                  "too (the pixels at stride 4 of a lattice pixel are the same lattice). Only alternating them leaves "
+                  "each group: the lattice carries the message to the right block, the block carries it to the pixel."))
 
 # %% [markdown]
 # Each pattern alone is a **closed** set: repeating it adds nothing, however many layers are stacked (the first
@@ -382,9 +382,9 @@ for name, part in (("small", small), ("parameter", p)):
     print(f"{name} map {part.height}x{part.width} (padded {part.padded_h}x{part.padded_w}): S L has "
           f"{int((paths == 0).sum())} zeros among {paths.numel():,} entries; paths per pair: min {int(paths.min())}, "
           f"max {int(paths.max())}")
-print(reveal(guess_paths, int(paths.max()),
-             "a path r -> q -> p needs q in r's long-range group (r's offset) and in p's block; a block holds each "
-             "offset exactly once, so there is exactly one such q for every pair."))
+print(check_guess(guess_paths, int(paths.max()),
+                  "a path r -> q -> p needs q in r's long-range group (r's offset) and in p's block; a block holds "
+                  "each offset exactly once, so there is exactly one such q for every pair."))
 
 # %% [markdown]
 # No zero, and every entry is exactly 1: **every position reaches every other in two hops, along exactly one
@@ -525,10 +525,10 @@ narrow_x = torch.randn(1, 8, *MATRIX_SIZE, dtype=torch.float64, generator=torch.
 measured = influence_vs_rollout(narrow, narrow_x)
 print(f"{MATRIX_SIZE[0]}x{MATRIX_SIZE[1]} map, 8 channels: influence > 0 for {(measured.influence > 0).float().mean():.0%}"
       f" of the pixel pairs; correlation of influence and rollout over all pairs: {measured.correlation:.2f}")
-print(reveal(guess_correlation, round(measured.correlation, 2),
-             "the rollout follows the routing of the values, so the two are related, but the Jacobian also "
-             "carries how each pixel moves the softmax weights and what the ReLU of each output projection lets "
-             "through; neither is in the product of the weights.", tolerance=0.15))
+print(check_guess(guess_correlation, round(measured.correlation, 2),
+                  "the rollout follows the routing of the values, so the two are related, but the Jacobian also "
+                  "carries how each pixel moves the softmax weights and what the ReLU of each output projection lets "
+                  "through; neither is in the product of the weights.", tolerance=0.15))
 
 # %% [markdown]
 # The first line: the module reads every pixel (two hops reach every pair, as the product of section 3 proved);

@@ -110,7 +110,7 @@ from isanet.analysis.measure import count_module_flops
 from isanet.models.isa import Partition
 from isanet.models.layers import ConvBNReLU
 from isanet.notebook.plots import plot_bench
-from isanet.notebook.predict import reveal
+from isanet.notebook.quiz import check_guess
 from isanet.notebook.session import configure_torch
 
 device = configure_torch(DEVICE, THREADS)
@@ -248,9 +248,9 @@ fused_ratios = [by_key["dense", "sdpa", n].peak_memory_bytes / by_key["isa", "sd
                 and by_key["dense", "sdpa", n].peak_memory_bytes and by_key["isa", "sdpa", n].peak_memory_bytes]
 if fused_ratios:
     print(f"\nsdpa memory dense/ISA over all sizes: {min(fused_ratios):.2f}x to {max(fused_ratios):.2f}x")
-    print(reveal(guess_sdpa_memory, round(fused_ratios[-1], 2),
-                 "a fused kernel keeps no N x N affinity, so both peaks are made of N x C projections; what remains "
-                 "of the gap is ISA's regrouping copies against dense's tiles.", tolerance=0.25))
+    print(check_guess(guess_sdpa_memory, round(fused_ratios[-1], 2),
+                      "a fused kernel keeps no N x N affinity, so both peaks are made of N x C projections; what "
+                      "remains of the gap is ISA's regrouping copies against dense's tiles.", tolerance=0.25))
 
 # %% [markdown]
 # Read the last two columns together. With `matmul` the dense/ISA memory ratio grows with the map, because the dense
@@ -339,9 +339,9 @@ largest = max(sizes)
 kept = [(train.get(("dense", "matmul", largest)), by_key.get(("dense", "matmul", largest)))]
 if all(t and e and t.peak_memory_bytes and e.peak_memory_bytes for t, e in kept):
     extra = (kept[0][0].peak_memory_bytes - kept[0][1].peak_memory_bytes) / ((largest * largest) ** 2 * 4)
-    print(reveal(guess_kept_affinities, round(extra, 1),
-                 "autograd keeps the softmax output for the backward pass, and the backward pass makes its own "
-                 "N x N gradients (of the weights, then of the scores) while it is still alive.", tolerance=0.25))
+    print(check_guess(guess_kept_affinities, round(extra, 1),
+                      "autograd keeps the softmax output for the backward pass, and the backward pass makes its own "
+                      "N x N gradients (of the weights, then of the scores) while it is still alive.", tolerance=0.25))
 time_rows = [(n, train.get(("dense", k, n)), train.get(("isa", k, n)), k) for n in sizes for k in KERNELS]
 print("\ntraining step time dense/ISA: " + ", ".join(
     f"{k} {n}x{n} {d.time_ms / i.time_ms:.2f}x" for n, d, i, k in time_rows if d and i and d.time_ms and i.time_ms))

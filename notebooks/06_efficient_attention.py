@@ -73,7 +73,7 @@ from isanet.notebook.attention_patterns import (
     plot_reach,
     reach_html,
 )
-from isanet.notebook.predict import reveal
+from isanet.notebook.quiz import check_guess
 from isanet.notebook.session import configure_torch, quick_mode
 from isanet.notebook.teaching import reference_results, summarize
 
@@ -187,9 +187,10 @@ guess_cross_reach = None  # your guess: PIXEL's reach after two criss-cross laye
 # %%
 display(plot_reach(HEIGHT, WIDTH, PIXEL, SIZE))
 query_index = PIXEL[0] * WIDTH + PIXEL[1]
-print(reveal(guess_cross_reach, round(reach("ccnet", HEIGHT, WIDTH, SIZE, 2)[query_index].float().mean().item(), 3),
-             "every pixel of the query's cross has read its own cross in layer 1, and those crosses cover every "
-             "row and every column: any key (y', x') is on the cross of (y, x'), which is on the query's row."))
+print(check_guess(guess_cross_reach,
+                  round(reach("ccnet", HEIGHT, WIDTH, SIZE, 2)[query_index].float().mean().item(), 3),
+                  "every pixel of the query's cross has read its own cross in layer 1, and those crosses cover every "
+                  "row and every column: any key (y', x') is on the cross of (y, x'), which is on the query's row."))
 for layers in (1, 2, 3):
     window_rows, window_cols = reach("window", HEIGHT, WIDTH, SIZE, layers)[query_index].view(HEIGHT, WIDTH).nonzero(
         as_tuple=True)  # HW -> H x W: the reached pixels' rows and columns
@@ -289,8 +290,8 @@ at_128 = {method: build_attention(method, 2, 1, size=8).affinity_entries(128, 12
 fewest = min(at_128, key=at_128.get)
 print(f"128x128, size 8: {fewest} computes {at_128[fewest]:,} entries per layer, {at_128['isa'] / at_128[fewest]:.0f}x "
       f"fewer than ISA")
-print(reveal(guess_fewest, fewest, "a window costs HWk^2, linear in the map; but it never leaves its window in one "
-             "layer (section 2): the cheapest pattern is the one that reaches least."))
+print(check_guess(guess_fewest, fewest, "a window costs HWk^2, linear in the map; but it never leaves its window in "
+                  "one layer (section 2): the cheapest pattern is the one that reaches least."))
 
 # %% [markdown]
 # ### Reach against accuracy: the context task

@@ -50,7 +50,7 @@ from isanet.data.sample_checkpoint import random_state_dict
 from isanet.models.efficient.base import DenseAttention
 from isanet.models.efficient.isa_module import ISAModule
 from isanet.models.isa import Partition
-from isanet.notebook.predict import reveal
+from isanet.notebook.quiz import check_guess
 from isanet.notebook.session import configure_torch
 
 device = configure_torch(DEVICE, quick=True)
@@ -82,8 +82,8 @@ ranks = {name: int(torch.linalg.matrix_rank(matrix[block][:, group])) for name, 
          (("ISA composed", composed), ("dense", a_dense))}
 print(f"one block's 9 rows on one long-range group's 4 columns: rank {ranks}; every composed entry > 0: "
       f"{bool((composed > 0).all())}")
-print(reveal(answer_1, "false", "every pair is reached, but the 9 rows of a block are rescalings of one shared "
-             "long-range row on each group (rank 1); dense rows are free (full rank)."))
+print(check_guess(answer_1, "false", "every pair is reached, but the 9 rows of a block are rescalings of one shared "
+                  "long-range row on each group (rank 1); dense rows are free (full rank)."))
 
 # %% [markdown]
 # ### Q2. "A fused kernel (`sdpa`) removes ISA's advantage."
@@ -97,9 +97,9 @@ by_method = {row.method: row for row in rows}
 memory = by_method["dense"].peak_memory_bytes / by_method["isa"].peak_memory_bytes
 flops = by_method["dense"].flops / by_method["isa"].flops
 print(f"32 x 32 map, sdpa: dense/ISA peak memory {memory:.2f}x, FLOPs {flops:.2f}x")
-print(reveal(answer_2, "false", "the fused kernel removes most of the *memory* gap (it never stores the affinity) "
-             "but not the FLOP gap: dense still forms every (query, key) pair. Notebook 03 measures both, and the "
-             "training memory too."))
+print(check_guess(answer_2, "false", "the fused kernel removes most of the *memory* gap (it never stores the affinity) "
+                  "but not the FLOP gap: dense still forms every (query, key) pair. Notebook 03 measures both, and the "
+                  "training memory too."))
 
 # %% [markdown]
 # ### Q3. "Bright spots in an untrained model's attention map mean something."
@@ -111,9 +111,9 @@ long_rows = a_long[long_range_mask(Partition(6, 6, 3, 3))].view(36, 4)  # each p
 entropy = -(long_rows * long_rows.log()).sum(1) / torch.log(torch.tensor(4.0, dtype=torch.float64))
 print(f"random weights: row entropy {entropy.min():.3f} to {entropy.max():.3f} of the uniform row's (1 = uniform);"
       f" the largest weight in a row is at most {(long_rows.max(1).values * 4).max():.2f}x the uniform 1/4")
-print(reveal(answer_3, "false", "untrained rows are close to uniform; a colour map stretched to each row's maximum "
-             "still shows a 'brightest' pixel. Only a measured preference against a baseline (notebook 02's "
-             "same-class share) means something."))
+print(check_guess(answer_3, "false", "untrained rows are close to uniform; a colour map stretched to each row's "
+                  "maximum still shows a 'brightest' pixel. Only a measured preference against a baseline (notebook "
+                  "02's same-class share) means something."))
 
 # %% [markdown]
 # ### Q4. "The composed map $A_SA_L$ is how much each pixel influences the output."
@@ -123,8 +123,8 @@ print(reveal(answer_3, "false", "untrained rows are close to uniform; a colour m
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["answer"]
 measured = influence_vs_rollout(isa, x)
 print(f"correlation of the Jacobian influence ||dy_p/dx_r|| with the rollout A_S A_L: {measured.correlation:.2f}")
-print(reveal(answer_4, "false", "the rollout is the weights only; the measured influence of the real module "
-             "(isanet.analysis.influence) is related to it but not equal (a correlation below 1)."))
+print(check_guess(answer_4, "false", "the rollout is the weights only; the measured influence of the real module "
+                  "(isanet.analysis.influence) is related to it but not equal (a correlation below 1)."))
 
 # %% [markdown]
 # ### Q5. "Padded positions are masked out of the attention."
@@ -142,8 +142,8 @@ real[grid.pad_top:grid.pad_top + grid.height, grid.pad_left:grid.pad_left + grid
 to_padding = a_long_padded[real.flatten()][:, ~real.flatten()].sum(1)  # weight each real pixel puts on padding
 print(f"6 x 6 map padded to {grid.padded_h} x {grid.padded_w}: real pixels put {to_padding.min():.1%} to "
       f"{to_padding.max():.1%} of their long-range weight on padded positions (0% where a long-range group has no padded member)")
-print(reveal(answer_5, "false", "mmseg's ISA (and this kit, which matches it) pads with zeros and attends over the "
-             "padded positions like any pixel; no mask is applied."))
+print(check_guess(answer_5, "false", "mmseg's ISA (and this kit, which matches it) pads with zeros and attends over "
+                  "the padded positions like any pixel; no mask is applied."))
 
 # %% [markdown]
 # ### Q6. "ISA is cheaper than dense attention on every map."
@@ -154,8 +154,8 @@ print(reveal(answer_5, "false", "mmseg's ISA (and this kit, which matches it) pa
 small_cost = {method: attention_cost(method, 16, 16).total for method in ("dense", "isa")}
 print(f"16 x 16, C = 512, d = 256: dense {small_cost['dense'] / 1e9:.2f} GFLOPs, ISA {small_cost['isa'] / 1e9:.2f};"
       f" ISA is cheaper on every side from {break_even_side()} on")
-print(reveal(answer_6, "false", "on small maps the doubled projections cost more than the pairs ISA saves "
-             "(notebook 03's break-even side)."))
+print(check_guess(answer_6, "false", "on small maps the doubled projections cost more than the pairs ISA saves "
+                  "(notebook 03's break-even side)."))
 
 # %% [markdown]
 # ### Q7. "One ISA layer and one criss-cross layer reach as far."
@@ -167,8 +167,8 @@ table = {row.method: row for row in reach_table(12, 12, 4, methods=("isa", "ccne
 for method, row in table.items():
     print(f"{method}: {row.hops_per_layer} hop(s) per layer; reach after 1 layer {row.reach_1:.0%}, after 2 "
           f"{row.reach_2:.0%}")
-print(reveal(answer_7, "false", "an ISA layer is two hops and reaches the whole map; one criss-cross hop reaches "
-             "its row and column, and needs a second layer (notebook 06 compares them at equal reach)."))
+print(check_guess(answer_7, "false", "an ISA layer is two hops and reaches the whole map; one criss-cross hop reaches "
+                  "its row and column, and needs a second layer (notebook 06 compares them at equal reach)."))
 
 # %% [markdown]
 # ### Q8. "The order of the two steps decides whether every pixel is reached."
@@ -181,8 +181,8 @@ long_odd, short_odd = long_range_mask(odd).long(), short_range_mask(odd).long()
 for name, product in (("S L (long range first)", short_odd @ long_odd), ("L S (short range first)",
                                                                          long_odd @ short_odd)):
     print(f"{name}: entries from {int(product.min())} to {int(product.max())}")
-print(reveal(answer_8, "false", "both products are all ones: a block and a long-range group share exactly one "
-             "position, in either order. The order changes which pixel is the via, not the reach."))
+print(check_guess(answer_8, "false", "both products are all ones: a block and a long-range group share exactly one "
+                  "position, in either order. The order changes which pixel is the via, not the reach."))
 
 # %% [markdown]
 # ### Q9. "The published `down_factor` 8 is the cheapest for a 128 x 128 map."
@@ -193,9 +193,9 @@ print(reveal(answer_8, "false", "both products are all ones: a block and a long-
 entries = {f: Partition(128, 128, f, f).affinity_entries()[1] for f in range(2, 33)}
 cheapest = [f for f in entries if entries[f] == min(entries.values())]
 print(f"fewest affinity entries at down_factor {cheapest}; 8 costs {entries[8] / min(entries.values()) - 1:.0%} more")
-print(reveal(answer_9, "false", "10 and 13 tie for the fewest affinity entries (notebook 01, section 7); 8 pads "
-             "nothing and is close. In FLOPs, with the projections, the answer differs again (notebook 03, "
-             "exercise 3)."))
+print(check_guess(answer_9, "false", "10 and 13 tie for the fewest affinity entries (notebook 01, section 7); 8 pads "
+                  "nothing and is close. In FLOPs, with the projections, the answer differs again (notebook 03, "
+                  "exercise 3)."))
 
 # %% [markdown]
 # ## Further reading

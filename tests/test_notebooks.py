@@ -152,7 +152,7 @@ def _assigned_names(source: str) -> set[str]:
 @pytest.mark.parametrize("name", WITH_PREDICT)
 def test_predict_moments_ask_first_then_check(name: str) -> None:
     """A "**Predict:**" markdown cell, then a code cell that only sets ``guess_*`` variables, then a cell that
-    passes each of them to ``reveal`` (which measures the answer and explains it); at least two per notebook."""
+    passes each of them to ``check_guess`` (which measures the answer and explains it); at least two per notebook."""
     cells = jupytext.read(NOTEBOOKS / f"{name}.ipynb").cells
     moments = [index for index, cell in enumerate(cells) if cell.cell_type == "markdown" and "**Predict:**" in
                cell.source]
@@ -164,8 +164,8 @@ def test_predict_moments_ask_first_then_check(name: str) -> None:
         assert names and all(n.startswith("guess_") for n in names), (
             f"{name}: the cell after the Predict at {index} must only set guess_* variables, sets {sorted(names)}")
         for variable in names:
-            assert re.search(rf"reveal\(\s*{variable}\b", check.source), (
-                f"{name}: cell {index + 2} must check {variable} with reveal(...)")
+            assert re.search(rf"check_guess\(\s*{variable}\b", check.source), (
+                f"{name}: cell {index + 2} must check {variable} with check_guess(...)")
 
 
 @pytest.mark.parametrize("name", OUTPUTS_HIDDEN)
@@ -203,5 +203,5 @@ def test_quiz_has_at_least_eight_questions_each_answered_by_a_cell() -> None:
         assert answer.cell_type == "code" and "answer" in answer.metadata.get("tags", []), (
             f"{QUIZ}: question {number} must be followed by its answer cell (tagged 'answer')")
         assert f"answer_{number}" in parameters, f"{QUIZ}: no answer_{number} in the parameters cell"
-        assert re.search(rf"reveal\(\s*answer_{number}\b", answer.source), (
-            f"{QUIZ}: the answer cell of question {number} must check answer_{number} with reveal(...)")
+        assert re.search(rf"check_guess\(\s*answer_{number}\b", answer.source), (
+            f"{QUIZ}: the answer cell of question {number} must check answer_{number} with check_guess(...)")

@@ -1,6 +1,6 @@
-"""The "Predict:" moments of the notebooks: the learner writes a guess into a variable before running the cell
-that measures the answer; :func:`reveal` compares the two and says why, so a wrong guess meets its explanation
-right away (a guess left as ``None``, as under the test runner, just shows the answer)."""
+"""The notebooks' "Predict:" moments and quiz questions: the learner writes a guess into a variable before running
+the cell that measures the answer; :func:`check_guess` compares the two and says why, so a wrong guess meets its
+explanation right away (a guess left as ``None``, as under the test runner, just shows the answer)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _matches(guess: Any, answer: Any, tolerance: float) -> bool:
     return guess == answer
 
 
-def reveal(guess: Any, answer: Any, why: str, tolerance: float = 0.05) -> str:
+def check_guess(guess: Any, answer: Any, why: str, tolerance: float = 0.05) -> str:
     """One paragraph: the guess against the measured ``answer`` (numbers agree within ``tolerance``, relative),
     then ``why``. Print it in the cell after the guess."""
     if guess is None:
