@@ -3,7 +3,7 @@ subpackage too, imports made only for type checking included), and ARCHITECTURE.
 
 Layers, bottom up (a module may import its own subpackage and any lower layer, never a higher one):
 
-    text_table -> runtime, limits, models -> io -> data -> evaluation -> analysis, engine -> notebook -> cli
+    text_table, runtime -> limits, models -> io -> data -> evaluation -> analysis, engine -> notebook -> cli
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "isanet"
-LAYER = {"text_table": -1, "runtime": 0, "limits": 0, "models": 0, "io": 1, "data": 2, "evaluation": 3,
+LAYER = {"text_table": -1, "runtime": -1, "limits": 0, "models": 0, "io": 1, "data": 2, "evaluation": 3,
          "analysis": 4, "engine": 4, "notebook": 5, "cli": 6}
 
 

@@ -1,8 +1,8 @@
 """Reach of stacked attention layers: which pixels a query has read from after one, two, ... layers of each
 method of :mod:`isanet.models.efficient.registry`, and how much of the map that is.
 
-Layer ``l`` of a method has a pattern ``P_l`` (its :meth:`~isanet.models.efficient.base.PatternAttention.pattern`, all
-of its hops). Information from pixel ``j`` reaches pixel ``i`` after ``L`` layers when there is a chain
+Layer ``l`` of a method has a reach mask ``P_l`` (its :meth:`~isanet.models.efficient.base.PatternAttention.reach`,
+all of its hops). Information from pixel ``j`` reaches pixel ``i`` after ``L`` layers when there is a chain
 ``j -> m_1 -> ... -> i`` with each step allowed by its layer: the boolean product ``P_L ... P_2 P_1``. Only
 patterns are involved (no weights), so this is exact, and cheap for maps of a few hundred pixels.
 """

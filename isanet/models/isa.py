@@ -20,13 +20,12 @@ Any pixel reaches any other in two hops (long range to the pixel with its own of
 then short range within that block), at an affinity cost of ``Hp Wp (glb_h*glb_w + loc_h*loc_w)`` entries
 instead of ``(hw)²``.
 
-**One definition of the groups.** :meth:`Partition.offset` and :meth:`Partition.block` say which group a padded
-position belongs to; everything else is derived from them and tested equal: the group-id maps and
-:func:`member_positions` here, the regroupings' reshapes (``tests/models/test_relation_matrices.py``), the masks
-and matrix view (:mod:`isanet.analysis.isa_matrices`), FlexAttention's predicates and token orders
-(:mod:`isanet.models.efficient.flex`). A *step* is any function from a batch of group maps to a batch of maps
-of the same shape: ISA's are dense :class:`~isanet.models.attention.SelfAttentionBlock` s
-(:mod:`isanet.models.efficient.isa_module` wires them and the kernels).
+**One definition of the groups**: :meth:`Partition.offset` and :meth:`Partition.block`. The group ids,
+:func:`member_positions`, the masks (:mod:`isanet.analysis.isa_matrices`) and FlexAttention's predicates and
+orders (:mod:`isanet.models.efficient.flex`) derive from them; tests hold the reshapes equal to them. A *step*
+maps a batch of group maps to maps of the same shape: ISA's are dense
+:class:`~isanet.models.attention.SelfAttentionBlock` s, wired with their kernels in
+:mod:`isanet.models.efficient.isa_module`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ How the compile cost is handled:
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
 import time
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 from isanet.models.fold import fold_batchnorm
+from isanet.runtime import autocast
 
 #: How many distinct input shapes one compiled copy compiles for before new shapes run uncompiled.
 MAX_SIZES = 4
@@ -40,8 +40,6 @@ RECOMPILE_LIMIT = 64
 #: The ``torch.compile`` backend. The test suite sets Dynamo's ``"eager"`` backend where it only checks the
 #: wiring, because an Inductor compile takes tens of seconds on a small CPU.
 BACKEND = "inductor"
-#: The autocast dtype of each reduced precision.
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 #: C++ compilers Inductor can use for its CPU kernels (it runs ``$CXX`` or one of these).
 CXX_NAMES = ("g++", "c++", "clang++")
 
@@ -107,10 +105,7 @@ class _Run(nn.Module):
         self.model, self.precision, self.device_type = model, precision, device.type
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        # isanet.runtime.autocast's rule, written out: models sit beside runtime in the layers, not above it
-        cast = (contextlib.nullcontext() if self.precision == "fp32" else
-                torch.autocast(self.device_type, dtype=AUTOCAST_DTYPES[self.precision]))
-        with cast:
+        with autocast(self.precision, self.device_type):
             return _as_fp32(self.model(x))
 
 
