@@ -1,5 +1,6 @@
 """Whole-model speed of the compiled copy (``isanet.optimize_for_inference``: torch.compile, weights frozen)
-against mmsegmentation 1.2.2 fp32 on the same weights, every contender timed interleaved in one run.
+against mmsegmentation 1.2.2 fp32 on the same weights, every contender timed interleaved in one run (by
+``isanet.analysis.model_bench.time_model``, the harness ``isanet bench model`` times with).
 
 Contenders: mmseg fp32 (``EncoderDecoder.inference``) when mmseg is importable (the scratch environment of
 ``benchmarks/mmseg_env.md``), our eager fp32 and bf16, and our compiled fp32 and bf16 (each through a
@@ -35,7 +36,7 @@ import time
 import warnings
 
 import torch
-from reference_parity import build_ours, diff, find_config_dir, make_input, stub_mmcv_ops
+from reference_parity import build_ours, find_config_dir, make_input, stub_mmcv_ops
 
 BF16_TARGET, FP32_TARGET, RTOL = 3.2, 1.6, 1e-5
 AGREEMENT_RANDOM, AGREEMENT_TRAINED = 0.990, 0.999
@@ -73,28 +74,16 @@ def our_model(args):
 
 def kernel_survey(clock) -> None:
     """GFLOP/s of square matmuls and 3x3 convolutions (NCHW and channels-last) in fp32 and bf16, one line each:
-    the best single kernels this machine's libraries (MKL, oneDNN) reach, beside the peak probe."""
-    import torch.nn.functional as F
+    the best single kernels this machine's libraries (MKL, oneDNN) reach, beside the peak probe (the same
+    probes as ``peak_gflops``, over more shapes)."""
+    from isanet.analysis.model_bench import kernel_calls, kernel_gflops
 
-    from isanet.analysis.measure import time_calls
-
-    generator = torch.Generator().manual_seed(0)
-    for dtype in (torch.float32, torch.bfloat16):
-        calls, flops = {}, {}
-        for n in (1024, 2048):
-            a = torch.randn(n, n, generator=generator).to(dtype)
-            calls[f"matmul {n}"], flops[f"matmul {n}"] = (lambda a=a: a @ a), 2 * n**3
-        for channels, side in ((512, 32), (256, 64), (1024, 16)):
-            x = torch.randn(1, channels, side, side, generator=generator).to(dtype)
-            weight = torch.randn(channels, channels, 3, 3, generator=generator).to(dtype)
-            for layout, memory_format in (("", torch.contiguous_format), (" channels-last", torch.channels_last)):
-                name = f"conv3x3 {channels}ch {side}x{side}{layout}"
-                xl, wl = x.contiguous(memory_format=memory_format), weight.contiguous(memory_format=memory_format)
-                calls[name] = lambda xl=xl, wl=wl: F.conv2d(xl, wl, padding=1)
-                flops[name] = 2 * channels * channels * 9 * side * side
-        ms = time_calls(calls, repeats=3, warmup=1, clock=clock)
-        print(f"  survey {str(dtype).removeprefix('torch.')}: " +
-              ", ".join(f"{name} {flops[name] / value / 1e6:.0f}" for name, value in ms.items()) + " GFLOP/s")
+    for precision in ("fp32", "bf16"):
+        calls = kernel_calls(precision, matmuls=(1024, 2048), convolutions=((512, 32), (256, 64), (1024, 16)),
+                             channels_last=True)
+        gflops = kernel_gflops(calls, repeats=3, warmup=1, clock=clock)
+        print(f"  survey {precision}: " + ", ".join(f"{name} {value:.0f}" for name, value in gflops.items())
+              + " GFLOP/s")
 
 
 def main(argv=None) -> int:
@@ -115,8 +104,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(mmseg|mmcv)(\.|$)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    from isanet.analysis.measure import time_calls
-    from isanet.analysis.model_bench import count_model_flops, peak_gflops
+    from isanet.analysis.model_bench import count_model_flops, peak_gflops, time_model
     from isanet.evaluation.inference import Predictor
 
     x = make_input(tuple(args.size), args.seed)
@@ -129,51 +117,24 @@ def main(argv=None) -> int:
                                                                           optimize=optimize)
                   for optimize in (False, True) for precision in ("fp32", "bf16")}
     calls.update({name: (lambda p=p: p.logits(x)) for name, p in predictors.items()})
-    outputs, first = {}, {}
-    with torch.no_grad():
-        for name, call in calls.items():
-            started = time.perf_counter()
-            outputs[name] = call().float()
-            first[name] = time.perf_counter() - started
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     started = time.perf_counter()
-    with torch.no_grad():
-        ms = time_calls(calls, repeats=args.repeats, warmup=args.warmup, clock=clock)
-    base_name = "mmseg fp32" if "mmseg fp32" in ms else "ours fp32"
+    timed = time_model(calls, args.repeats, args.warmup, clock=clock)
+    base_name = "mmseg fp32" if "mmseg fp32" in timed else "ours fp32"
     flops = count_model_flops(lambda m, t: Predictor(m, settings, device="meta").logits(t), model, x)[0]
     peaks = {precision: peak_gflops(precision, clock=clock) for precision in ("fp32", "bf16")}
     print(f"{args.checkpoint or args.config}, {args.mode} {args.size[0]}x{args.size[1]}, "
           f"{'trained weights' if args.checkpoint else 'seeded random weights'}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), {args.clock} clock, median of {args.repeats} interleaved rounds "
-          f"after {args.warmup} warm-up ({time.perf_counter() - started:.0f} s); reference {base_name}")
-    eager = outputs["ours fp32"]
+          f"after {args.warmup} warm-up ({time.perf_counter() - started:.0f} s with the first calls); "
+          f"reference {base_name}")
     agreement_target = AGREEMENT_TRAINED if args.checkpoint else AGREEMENT_RANDOM
     ok = True
-    for name, value in ms.items():
-        speedup = ms[base_name] / value
-        line = (f"  {name:20s} {value / 1e3:7.3f} s   {speedup:5.2f}x {base_name}   "
-                f"{flops / value / 1e6:5.1f} GFLOP/s")
-        agreement = (outputs[name].argmax(1) == eager.argmax(1)).float().mean().item()
-        if name != "ours fp32":
-            line += f"   argmax = eager fp32 on {100 * agreement:.2f} %"
-        if name.startswith("ours") and "fp32" in name:
-            line += f"   rel diff from eager fp32 {diff(outputs[name], eager)[1]:.1e}"
-        if name.endswith("compiled"):
-            precision = name.split()[1]
-            compile_s = first[name] - value / 1e3
-            saved = ms[f"ours {precision}"] - value
-            pays = f"pays off from {math.ceil(compile_s / (saved / 1e3))} images" if saved > 0 else "never pays off"
-            line += f"   compile {compile_s:.0f} s (wall), {pays} against eager {precision}"
-            if precision == "bf16":
-                met = speedup >= BF16_TARGET and agreement >= agreement_target
-                target = f">= {BF16_TARGET}x, >= {100 * agreement_target:.1f} %"
-            else:
-                met = speedup >= FP32_TARGET and agreement == 1.0 and diff(outputs[name], eager)[1] <= RTOL
-                target = f">= {FP32_TARGET}x, argmax equal, <= {RTOL:g}"
-            line += f"   target {target}: {'met' if met else 'NOT met'}"
-            ok &= met
+    for name in timed:
+        line, met = contender_line(name, timed, base_name, flops, agreement_target)
         print(line, flush=True)
-    reference_gflops = flops / ms[base_name] / 1e6
+        ok &= met
+    reference_gflops = flops / timed[base_name].ms / 1e6
     print(f"ceiling ({flops / 1e9:.1f} GFLOPs per call; the reference runs at {reference_gflops:.1f} GFLOP/s):")
     for precision, target in (("fp32", FP32_TARGET), ("bf16", BF16_TARGET)):
         ceiling = peaks[precision] / reference_gflops
@@ -183,6 +144,35 @@ def main(argv=None) -> int:
     if args.survey:
         kernel_survey(clock)
     return 0 if ok else 1
+
+
+def contender_line(name: str, timed: dict, base_name: str, flops: int, agreement_target: float) -> tuple[str, bool]:
+    """One contender's line (time, speed-up, GFLOP/s, agreement with eager fp32; for a compiled one its compile,
+    break-even and target) and whether it met its target (True for the uncompiled ones, which have none)."""
+    from isanet.analysis.compare import max_relative_difference, pixel_agreement
+    from isanet.analysis.model_bench import break_even_images
+
+    row, eager = timed[name], timed["ours fp32"].output
+    speedup = timed[base_name].ms / row.ms
+    agreement, relative = pixel_agreement(row.output, eager), max_relative_difference(row.output, eager)
+    line = f"  {name:20s} {row.ms / 1e3:7.3f} s   {speedup:5.2f}x {base_name}   {flops / row.ms / 1e6:5.1f} GFLOP/s"
+    if name != "ours fp32":
+        line += f"   argmax = eager fp32 on {100 * agreement:.2f} %"
+    if name.startswith("ours") and "fp32" in name:
+        line += f"   rel diff from eager fp32 {relative:.1e}"
+    if not name.endswith("compiled"):
+        return line, True
+    precision = name.split()[1]
+    break_even = break_even_images(row, timed[f"ours {precision}"])
+    pays = f"pays off from {math.ceil(break_even)} images" if math.isfinite(break_even) else "never pays off"
+    line += f"   compile {row.compile_s:.0f} s (wall), {pays} against eager {precision}"
+    if precision == "bf16":
+        met = speedup >= BF16_TARGET and agreement >= agreement_target
+        target = f">= {BF16_TARGET}x, >= {100 * agreement_target:.1f} %"
+    else:
+        met = speedup >= FP32_TARGET and agreement == 1.0 and relative <= RTOL
+        target = f">= {FP32_TARGET}x, argmax equal, <= {RTOL:g}"
+    return line + f"   target {target}: {'met' if met else 'NOT met'}", met
 
 
 if __name__ == "__main__":

@@ -10,11 +10,13 @@ channels-last, ONNX Runtime) side by side.
 * **Peak memory** is :func:`isanet.analysis.memory.peak_memory` (live tensor bytes over weights and input);
   not shown for ONNX Runtime and for the blocked (oneDNN) backbone, whose tensors have no PyTorch storage.
 * **Time** is the median of ``repeats`` calls after ``warmup``, the variants **interleaved** (a, b, c, a, b, c,
-  ...) so load from other processes falls on all alike and their ratios stay fair.
+  ...) so load from other processes falls on all alike and their ratios stay fair: :func:`time_model`, the
+  whole-model harness the benchmark scripts (``benchmarks/model_speed.py``) time with too.
 * **Achieved GFLOP/s** is FLOPs / latency, printed beside the machine's measured peak for the same precision
-  (the better of a square matmul and a 3x3 convolution, :func:`peak_gflops`): how much of the hardware the
-  model really uses.
-* **Agreement** is each variant's argmax against the first variant's, and its max relative logit difference.
+  (the better of a square matmul and a 3x3 convolution, :func:`peak_gflops`; :func:`kernel_calls` builds these
+  probes, and more shapes for a survey): how much of the hardware the model really uses.
+* **Agreement** is each variant's argmax against the first variant's, and its max relative logit difference
+  (:mod:`isanet.analysis.compare`).
 * **Compile** (the ``optimized`` rows, :func:`optimize_for_inference`'s compiled copy): the first call's time
   less one steady call is the compile; divided by the time each image saves against the plain row of the same
   precision it is the **break-even** image count, below which compiling does not pay. Peak memory is not shown
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils import flop_counter
 
+from isanet.analysis.compare import max_relative_difference, pixel_agreement
 from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
 from isanet.analysis.memory import peak_memory
 from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -153,21 +156,45 @@ def bench_input(size: tuple[int, int], seed: int = 0, device: str = "cpu") -> to
     return ((pixels - mean) / std).to(device)
 
 
+def kernel_calls(precision: str = "fp32", matmuls: tuple[int, ...] = (1024,),
+                 convolutions: tuple[tuple[int, int], ...] = ((512, 32),), channels_last: bool = False,
+                 device: str = "cpu") -> dict[str, tuple[Callable[[], torch.Tensor], int]]:
+    """Single-kernel probes in ``precision``, by name, each with its FLOPs: an ``n x n`` matmul per ``n`` of
+    ``matmuls``, and a 3x3 convolution (``C -> C`` channels, padding 1) on a ``side x side`` map per
+    ``(C, side)`` of ``convolutions``, in NCHW and, with ``channels_last``, in channels-last memory too. The
+    inputs are seeded, so every run probes the same numbers."""
+    generator = torch.Generator().manual_seed(0)
+    dtype = DTYPES[precision]
+    calls: dict[str, tuple[Callable[[], torch.Tensor], int]] = {}
+    for n in matmuls:
+        a = torch.randn(n, n, generator=generator).to(device, dtype)
+        calls[f"matmul {n}"] = (lambda a=a: a @ a), 2 * n**3
+    layouts = {"": torch.contiguous_format} | ({" channels-last": torch.channels_last} if channels_last else {})
+    for channels, side in convolutions:
+        x = torch.randn(1, channels, side, side, generator=generator).to(device, dtype)
+        weight = torch.randn(channels, channels, 3, 3, generator=generator).to(device, dtype)
+        for layout, memory_format in layouts.items():
+            xl, wl = x.contiguous(memory_format=memory_format), weight.contiguous(memory_format=memory_format)
+            name = f"conv3x3 {channels}ch {side}x{side}{layout}"
+            calls[name] = (lambda xl=xl, wl=wl: F.conv2d(xl, wl, padding=1)), 2 * channels**2 * 9 * side**2
+    return calls
+
+
+def kernel_gflops(calls: dict[str, tuple[Callable[[], torch.Tensor], int]], repeats: int = 5, warmup: int = 2,
+                  device: str = "cpu", clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """GFLOP/s of each of :func:`kernel_calls`' probes: its FLOPs over its median time, timed interleaved."""
+    milliseconds = time_calls({name: call for name, (call, _) in calls.items()}, repeats=repeats, warmup=warmup,
+                              device=device, clock=clock)
+    return {name: calls[name][1] / (value * 1e-3) / 1e9 for name, value in milliseconds.items()}
+
+
 def peak_gflops(precision: str = "fp32", device: str = "cpu", repeats: int = 5,
                 clock: Callable[[], float] = time.perf_counter) -> float:
     """The machine's practical peak in ``precision``: the better GFLOP/s of a 1024 x 1024 matmul and of a 3x3
     convolution (512 -> 512 channels, 32 x 32), median of ``repeats``. Both, because the libraries differ: on
     this project's AMD EPYC, MKL's fp32 matmul reaches ~100 GFLOP/s per core and oneDNN's convolution ~220, so a
     matmul alone would put the model "above the peak"."""
-    generator = torch.Generator().manual_seed(0)
-    dtype = DTYPES[precision]
-    a, b = (torch.randn(1024, 1024, generator=generator).to(device, dtype) for _ in range(2))
-    x = torch.randn(1, 512, 32, 32, generator=generator).to(device, dtype)
-    weight = torch.randn(512, 512, 3, 3, generator=generator).to(device, dtype)
-    flops = {"matmul": 2 * 1024**3, "conv": 2 * 512 * 512 * 9 * 32 * 32}
-    milliseconds = time_calls({"matmul": lambda: a @ b, "conv": lambda: F.conv2d(x, weight, padding=1)},
-                              repeats=repeats, warmup=2, device=device, clock=clock)
-    return max(flops[name] / (value * 1e-3) / 1e9 for name, value in milliseconds.items())
+    return max(kernel_gflops(kernel_calls(precision, device=device), repeats, 2, device, clock).values())
 
 
 def count_model_flops(call: Callable[[nn.Module, torch.Tensor], torch.Tensor], model: nn.Module,
@@ -180,6 +207,48 @@ def count_model_flops(call: Callable[[nn.Module, torch.Tensor], torch.Tensor], m
     by_op = counter.get_flop_counts().get("Global", {})
     attention = sum(count for op, count in by_op.items() if getattr(op, "overloadpacket", op) in ATTENTION_OPS)
     return counter.get_total_flops(), attention
+
+
+@dataclass
+class Timed:
+    """One contender of :func:`time_model`: what its first call returned, and how long its calls took."""
+
+    output: torch.Tensor  # the first call's, float32 on the CPU: what agreement is measured on
+    first_s: float  # the first call, wall clock: a compiled contender compiles in it
+    ms: float  # milliseconds per call, the median of the timed rounds
+
+    @property
+    def compile_s(self) -> float:
+        """The first call less a steady one: a compiled contender's compile time (never below 0)."""
+        return max(self.first_s - self.ms * 1e-3, 0.0)
+
+
+def time_model(calls: dict[str, Callable[[], torch.Tensor]], repeats: int = 5, warmup: int = 1,
+               device: str = "cpu", clock: Callable[[], float] = time.perf_counter,
+               progress: Callable[[str], None] = lambda message: None) -> dict[str, Timed]:
+    """The whole-model speed harness, shared by ``isanet bench model`` and the benchmark scripts: each call once,
+    in order, for its output and its first-call time (on the wall clock whatever ``clock`` is: a compile runs
+    on threads of its own), then all of them timed **interleaved** (a, b, c, a, b, c, ...:
+    :func:`~isanet.analysis.measure.time_calls`, ``warmup`` untimed rounds, then the median of ``repeats``), so
+    load from other processes falls on every contender alike and their ratios stay fair. No gradients."""
+    outputs, first_s = {}, {}
+    with torch.no_grad():
+        for label, call in calls.items():
+            started = time.perf_counter()
+            outputs[label] = call().float().cpu()
+            first_s[label] = time.perf_counter() - started
+        progress(f"timing {len(calls)} variants interleaved, {repeats} rounds after {warmup} warm-up")
+        started = time.perf_counter()
+        milliseconds = time_calls(calls, repeats=repeats, warmup=warmup, device=device, clock=clock)
+    progress(f"timed in {time.perf_counter() - started:.0f} s")
+    return {label: Timed(outputs[label], first_s[label], milliseconds[label]) for label in calls}
+
+
+def break_even_images(compiled: Timed, plain: Timed) -> float:
+    """From how many images compiling pays for itself: the compile over the time each image saves against the
+    ``plain`` contender; infinite when the compiled one is no faster."""
+    saved_s = (plain.ms - compiled.ms) * 1e-3
+    return compiled.compile_s / saved_s if saved_s > 0 else float("inf")
 
 
 def _onnx_callable(model: nn.Module, size: tuple[int, int], folder: Path) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -231,33 +300,24 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
                     compiled[ran.label] = Variant(ran.precision, "plain", ran.channels_last).label
                 variant = ran
             calls[variant.label] = call
-        outputs, first_call = {}, {}
-        for label, call in calls.items():  # the first call compiles (compiled rows): timed on the wall clock
-            started = time.perf_counter()
-            outputs[label] = call().float().cpu()
-            first_call[label] = time.perf_counter() - started
-        progress(f"timing {len(calls)} variants interleaved, {repeats} rounds after {warmup} warm-up")
-        started = time.perf_counter()
-        milliseconds = time_calls(calls, repeats=repeats, warmup=warmup, device=device, clock=timer)
-        progress(f"timed in {time.perf_counter() - started:.0f} s; measuring peak memory")
+        timed = time_model(calls, repeats, warmup, device, timer, progress)
+        progress("measuring peak memory")
         memory = {label: None if label in uncounted else peak_memory(call, device) for label, call in calls.items()}
     peaks = {precision: peak_gflops(precision, device, clock=timer) for precision in set(precisions.values())}
-    reference = next(iter(outputs.values()))
+    reference = next(iter(timed.values())).output
     head = getattr(getattr(model, "config", None), "head", "isa")
     result = ModelBench(name, tuple(size), settings.mode, head, device, torch.get_num_threads(),
                         sum(p.numel() for p in model.parameters()), flops, attention, weights, repeats=repeats,
                         warmup=warmup, clock=clock)
-    for label, out in outputs.items():
-        latency = milliseconds[label]
-        compile_s = saved_s = None
+    for label, row in timed.items():
+        compile_s = break_even = None
         if label in compiled:
-            compile_s = max(first_call[label] - latency * 1e-3, 0.0)
-            saved_s = (milliseconds[compiled[label]] - latency) * 1e-3 if compiled[label] in milliseconds else None
+            compile_s = row.compile_s
+            break_even = break_even_images(row, timed[compiled[label]]) if compiled[label] in timed else None
         result.rows.append(VariantRow(
-            label, precisions[label], latency, 1e3 / latency, flops / (latency * 1e-3) / 1e9,
-            peaks[precisions[label]], memory[label], (out.argmax(1) == reference.argmax(1)).float().mean().item(),
-            ((out - reference).abs().max() / reference.abs().max()).item(), compile_s,
-            None if saved_s is None else compile_s / saved_s if saved_s > 0 else float("inf")))
+            label, precisions[label], row.ms, 1e3 / row.ms, flops / (row.ms * 1e-3) / 1e9, peaks[precisions[label]],
+            memory[label], pixel_agreement(row.output, reference), max_relative_difference(row.output, reference),
+            compile_s, break_even))
     return result
 
 
