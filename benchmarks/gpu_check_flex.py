@@ -13,12 +13,13 @@ import json
 
 import torch
 
+from isanet.analysis.compare import relative_norm_difference
 from isanet.analysis.measure import time_calls
 from isanet.analysis.tiles import module_tiles
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.efficient_attention import METHODS, build_attention
-from isanet.models.flex import FlexOptions
-from isanet.models.patterns import configure_flex
+from isanet.models.efficient.base import configure_flex
+from isanet.models.efficient.flex import FlexOptions
+from isanet.models.efficient.registry import METHODS, build_attention
 
 
 def _seeded(method: str, kernel: str, channels: int, key_channels: int, size: int) -> torch.nn.Module:
@@ -41,7 +42,7 @@ def flex_cuda_check(side: int = 128, channels: int = 512, key_channels: int = 25
             reference = _seeded(method, "matmul", channels, key_channels, size)
             module = configure_flex(_seeded(method, "flex", channels, key_channels, size), FlexOptions("group"))
             expected = reference(x)
-            errors[method] = float((module(x) - expected).norm() / expected.norm())
+            errors[method] = relative_norm_difference(module(x), expected)
     x = torch.randn(1, channels, side, side, device="cuda")
     calls, tiles = {}, {}
     for name, kernel, order in (("flex row", "flex", "row"), ("flex group", "flex", "group"),

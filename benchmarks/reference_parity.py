@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
 import time
 import types
@@ -187,10 +186,13 @@ def make_input(size: tuple[int, int], seed: int) -> torch.Tensor:
 
 
 def diff(ours: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
-    if ours.shape != ref.shape:
-        raise SystemExit(f"shape mismatch: ours {tuple(ours.shape)} vs mmseg {tuple(ref.shape)}")
-    abs_diff = (ours.double() - ref.double()).abs().max().item()
-    return abs_diff, abs_diff / max(ref.abs().max().item(), 1e-30)
+    """``(max |ours - ref|, that over max |ref|)``; a shape mismatch ends the run, naming both shapes."""
+    from isanet.analysis.compare import max_abs_difference, max_relative_difference
+
+    try:
+        return max_abs_difference(ours, ref), max_relative_difference(ours, ref)
+    except ValueError as error:
+        raise SystemExit(f"ours against mmseg: {error}") from None
 
 
 def diagnose(ours, ref, x: torch.Tensor) -> None:
@@ -294,22 +296,6 @@ def run_parity(args, config_dir: Path) -> bool:
 
 # ------------------------------------------------------------------------------------------------- timing
 
-def time_interleaved(fns: dict, repeats: int, warmup: int, clock) -> dict:
-    """Median time of each callable, the calls interleaved (a, b, c, a, b, c, ...) so that load from other
-    processes on a shared machine hits every contender alike."""
-    times = {key: [] for key in fns}
-    with torch.no_grad():
-        for _ in range(warmup):
-            for fn in fns.values():
-                fn()
-        for _ in range(repeats):
-            for key, fn in fns.items():
-                t0 = clock()
-                fn()
-                times[key].append(clock() - t0)
-    return {key: statistics.median(values) for key, values in times.items()}
-
-
 def bench_head(args, config_dir: Path) -> list:
     """Median time of the decode head's forward, mmseg's against ours, same weights, eval, no_grad.
 
@@ -320,6 +306,7 @@ def bench_head(args, config_dir: Path) -> list:
     :func:`isanet.analysis.memory.peak_memory`'s CPU tracker: bytes of live tensors over the inputs and weights."""
     from torch import nn
 
+    from isanet.analysis.measure import time_calls
     from isanet.analysis.memory import peak_memory
 
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
@@ -351,16 +338,15 @@ def bench_head(args, config_dir: Path) -> list:
                             head.kernel = kernel
                         rel[kernel] = diff(head(feats), ref_out)[1]
                         fns[kernel] = lambda head=head, feats=feats: head(feats)
-                medians = time_interleaved(fns, args.repeats, args.warmup, clock)
-                with torch.no_grad():
+                    medians = time_calls(fns, args.repeats, args.warmup, clock=clock)  # ms, interleaved
                     peaks = {key: peak_memory(fn, "cpu") / 2**20 for key, fn in fns.items()}
             finally:
                 ref.decode_head.in_conv, ours.decode_head.in_conv = saved
             t_ref, peak_ref = medians.pop("mmseg"), peaks["mmseg"]
             label = f"1x{channels}x{side}x{side}" + (" (no in_conv)" if skip_in_conv else "")
-            line = f"  {label:28s} mmseg ISAHead.forward {t_ref * 1e3:8.1f} ms, peak {peak_ref:7.1f} MiB"
+            line = f"  {label:28s} mmseg ISAHead.forward {t_ref:8.1f} ms, peak {peak_ref:7.1f} MiB"
             for kernel, t_ours in medians.items():
-                line += (f" | ours[{kernel}] {t_ours * 1e3:8.1f} ms, peak {peaks[kernel]:7.1f} MiB "
+                line += (f" | ours[{kernel}] {t_ours:8.1f} ms, peak {peaks[kernel]:7.1f} MiB "
                          f"(ours/mmseg: time {t_ours / t_ref:.3f}, peak {peaks[kernel] / peak_ref:.2f}; "
                          f"rel diff {rel[kernel]:.1e})")
                 rows.append((label, kernel, t_ref, t_ours, peak_ref, peaks[kernel]))
