@@ -33,8 +33,8 @@ from isanet.cli import error_message, main
 from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.datasets import as_rgb_uint8
 from isanet.engine import trainer as trainer_module
-from isanet.engine.config import resolve_config
-from isanet.engine.state import TrainError, WorkDirLock, write_checkpoint
+from isanet.engine.config import TrainError, resolve_config
+from isanet.engine.state import WorkDirLock, write_checkpoint
 from isanet.engine.trainer import TrainConfig, train
 from isanet.evaluation.evaluate import evaluate
 from isanet.evaluation.inference import Predictor, predict, slide_windows

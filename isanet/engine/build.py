@@ -3,31 +3,29 @@
 :func:`build_parts` takes a :class:`~isanet.engine.config.TrainConfig`, resolves it against the zoo entry or the
 checkpoint being resumed, then joins the process group, reads the data, builds (and initialises or restores)
 the model, the optimisation (SGD, poly schedule, precision) and DDP, in the order that keeps a resumed run's
-random numbers identical to an uninterrupted one's. What it returns is two parts: the :class:`RunState` (what the
-run trains on and where it stands) and the :class:`Optimisation` (how the weights move).
+random numbers identical to an uninterrupted one's. What it returns is two parts: the
+:class:`~isanet.engine.state.RunState` (what the run trains on and where it stands) and the :class:`Optimisation`
+(how the weights move).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from isanet.data.transforms import transforms_from_entry
-from isanet.engine.config import TrainConfig, plain, resolve_config
+from isanet.engine.config import TrainConfig, TrainError, resolve_config
 from isanet.engine.loader import DistContext, TrainStream
 from isanet.engine.state import (
     LOG_NAME,
-    TrainError,
+    RunState,
     WorkDirLock,
     apply_init,
-    capture_rng,
     check_fresh_work_dir,
     find_resume_checkpoint,
     read_resume_checkpoint,
@@ -38,9 +36,6 @@ from isanet.io.checkpoint import extract_state_dict
 from isanet.io.outputs import check_output
 from isanet.models.zoo import TestSettings, ZooEntry, build_model, get_entry, short_dataset_name
 from isanet.runtime import Precision, autocast, resolve_device, resolve_precision
-
-if TYPE_CHECKING:
-    from isanet.data.datasets import SegDataset
 
 
 def poly_lr(iteration: int, max_iters: int, base_lr: float, eta_min: float = 1e-4, power: float = 0.9) -> float:
@@ -110,57 +105,6 @@ class Optimisation:
         self.optimizer.load_state_dict(previous["optimizer"])
         if self.scaler is not None and "scaler" in previous:
             self.scaler.load_state_dict(previous["scaler"])
-
-
-@dataclass
-class RunState:
-    """What one run trains on and where it stands: the resolved config, the process group and device, the
-    work folder and its lock, the data, the model (``model`` may be DDP-wrapped, ``bare_model`` never is),
-    the iteration and sample position it starts from, and the messages to print before it starts."""
-
-    config: TrainConfig
-    entry: ZooEntry
-    dist: DistContext
-    device: torch.device
-    work_dir: Path
-    stream: TrainStream
-    val_set: SegDataset | None  # None when the run never evaluates
-    eval_settings: TestSettings
-    model: nn.Module
-    bare_model: nn.Module
-    start_iter: int = 0
-    position: int = 0  # the global sample position at ``start_iter`` (see isanet.engine.loader)
-    resumed_from: Path | None = None
-    init_report: str = ""
-    messages: list[str] = field(default_factory=list)
-    lock: WorkDirLock | None = None
-
-    def close(self) -> None:
-        """Leave the process group and free the work folder for the next run."""
-        if self.lock is not None:
-            self.lock.release()
-        self.dist.close()
-
-    def checkpoint_content(self, optimisation: Optimisation, iteration: int) -> tuple[dict, dict]:
-        """``(meta, extra)`` of the checkpoint after ``iteration``: mmengine's fields plus what resume needs."""
-        config = self.config
-        position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
-        reader = self.stream.dataset
-        meta = {"iter": iteration, "epoch": self.stream.order.epoch(position), "seed": config.seed,
-                "config": plain(asdict(config)), "recipe": config.recipe, "zoo_name": self.entry.name,
-                "world_size": self.dist.world_size,
-                "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]},
-                "time": time.strftime("%Y%m%d_%H%M%S"), "isanet_version": _version()}
-        extra = {**optimisation.state(iteration), "rng": capture_rng(),
-                 "sampler": {"position": position, "seed": config.seed, "batch_size": config.batch_size,
-                             "world_size": self.dist.world_size, "num_samples": len(reader)}}
-        return meta, extra
-
-
-def _version() -> str:
-    from isanet import __version__
-
-    return __version__
 
 
 def _previous(config: TrainConfig, work_dir: Path, dist: DistContext,

@@ -20,12 +20,15 @@ from typing import Any
 import torch
 
 from isanet.engine.recipes import get_recipe
-from isanet.engine.state import TrainError
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
 from isanet.models.zoo import ZooEntry
 from isanet.runtime import Precision
 
 DEFAULT_MODEL = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
+
+
+class TrainError(ValueError):
+    """Bad trainer input (a work folder, a checkpoint, a setting), in one line that names it."""
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Everything the trainer keeps on disk: the work folder, mmseg-format checkpoints, RNG states, the JSONL log.
+"""Where a run stands and what it keeps on disk: the :class:`RunState`, the work folder and its lock,
+mmseg-format checkpoints and RNG states. (The JSONL log is :mod:`isanet.engine.log`; its file name,
+:data:`LOG_NAME`, is here with the other names in the work folder.)
 
 A checkpoint is what mmseg/mmengine write (``{"meta": {iter, epoch, seed, config, dataset_meta, ...},
 "state_dict", "optimizer", "param_schedulers"}``, so mmseg can load our weights) plus what exact resume
@@ -15,12 +17,17 @@ import random
 import re
 import shutil
 import socket
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from isanet.data.datasets import SegDataset
+from isanet.engine.config import TrainConfig, TrainError, plain
+from isanet.engine.loader import DistContext, TrainStream
 from isanet.io.atomic import atomic_path, clean_stale_temporaries, process_alive
 from isanet.io.checkpoint import (
     Checkpoint,
@@ -30,13 +37,10 @@ from isanet.io.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from isanet.models.zoo import TestSettings, ZooEntry
 
 LOG_NAME, LATEST_NAME = "log.jsonl", "latest.pth"
 ITER_FILE = re.compile(r"^iter_(\d+)\.pth$")
-
-
-class TrainError(ValueError):
-    """Bad trainer input (a work folder, a checkpoint, a setting), in one line that names it."""
 
 
 # ---- the work folder ----
@@ -223,3 +227,57 @@ def apply_init(model: nn.Module, path: str | os.PathLike) -> str:
         raise TrainError(f"TrainConfig.init: {error}") from None
     raise TrainError(f"TrainConfig.init {path}: neither an ISANet checkpoint (decode_head.* keys) nor a ResNet "
                      f"backbone (backbone.* or stem.*/layer1.* keys); its first keys: {', '.join(list(state)[:4])}")
+
+
+# ---- where a run stands ----
+
+@dataclass
+class RunState:
+    """What one run trains on and where it stands: the resolved config, the process group and device, the
+    work folder and its lock, the data, the model (``model`` may be DDP-wrapped, ``bare_model`` never is),
+    the iteration and sample position it starts from, and the messages to print before it starts."""
+
+    config: TrainConfig
+    entry: ZooEntry
+    dist: DistContext
+    device: torch.device
+    work_dir: Path
+    stream: TrainStream
+    val_set: SegDataset | None  # None when the run never evaluates
+    eval_settings: TestSettings
+    model: nn.Module
+    bare_model: nn.Module
+    start_iter: int = 0
+    position: int = 0  # the global sample position at ``start_iter`` (see isanet.engine.loader)
+    resumed_from: Path | None = None
+    init_report: str = ""
+    messages: list[str] = field(default_factory=list)
+    lock: WorkDirLock | None = None
+
+    def close(self) -> None:
+        """Leave the process group and free the work folder for the next run."""
+        if self.lock is not None:
+            self.lock.release()
+        self.dist.close()
+
+    def checkpoint_content(self, optimisation_state: dict, iteration: int) -> tuple[dict, dict]:
+        """``(meta, extra)`` of the checkpoint after ``iteration``: mmengine's fields plus what resume needs
+        (``optimisation_state``: what :meth:`isanet.engine.build.Optimisation.state` gives for ``iteration``)."""
+        config = self.config
+        position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
+        reader = self.stream.dataset
+        meta = {"iter": iteration, "epoch": self.stream.order.epoch(position), "seed": config.seed,
+                "config": plain(asdict(config)), "recipe": config.recipe, "zoo_name": self.entry.name,
+                "world_size": self.dist.world_size,
+                "dataset_meta": {"classes": list(reader.CLASSES), "palette": [list(c) for c in reader.PALETTE]},
+                "time": time.strftime("%Y%m%d_%H%M%S"), "isanet_version": _version()}
+        extra = {**optimisation_state, "rng": capture_rng(),
+                 "sampler": {"position": position, "seed": config.seed, "batch_size": config.batch_size,
+                             "world_size": self.dist.world_size, "num_samples": len(reader)}}
+        return meta, extra
+
+
+def _version() -> str:
+    from isanet import __version__
+
+    return __version__

@@ -39,11 +39,12 @@ from tqdm import tqdm
 
 from isanet.data.datasets import IGNORE_INDEX
 from isanet.engine.build import build_parts, poly_lr
-from isanet.engine.config import TrainConfig, plain, resolve_config
+from isanet.engine.config import TrainConfig, TrainError, plain, resolve_config
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
-from isanet.engine.state import LOG_NAME, TrainError, write_checkpoint
+from isanet.engine.state import LOG_NAME, write_checkpoint
 from isanet.io.digest import state_dict_digest
+
 
 def cross_entropy(logits: torch.Tensor, label: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                   avg_non_ignore: bool = False) -> torch.Tensor:
@@ -196,8 +197,9 @@ class Trainer:
         self.dist.barrier()
 
     def checkpoint_content(self, iteration: int) -> tuple[dict, dict]:
-        """``(meta, extra)`` of the checkpoint after ``iteration`` (see :meth:`RunState.checkpoint_content`)."""
-        return self.state.checkpoint_content(self.optimisation, iteration)
+        """``(meta, extra)`` of the checkpoint after ``iteration`` (see
+        :meth:`isanet.engine.state.RunState.checkpoint_content`)."""
+        return self.state.checkpoint_content(self.optimisation.state(iteration), iteration)
 
     def interrupt_message(self) -> str:
         where = (f"the last checkpoint is {self.last_checkpoint}; continue with the same settings plus "
