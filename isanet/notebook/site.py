@@ -15,11 +15,17 @@ with an explorer (01: partitions, 02: attention, 06: patterns; see ``EMBEDS``) g
 makes or saves it, a hidden cell that saves the explorer as a standalone page into the site and shows it in an
 ``<iframe>``: those pages answer clicks and sliders without a kernel, and the index links them. The notation card
 (``notebooks/notation.md``) becomes a page of its own, and the notebooks' links to it point there.
+
+Each notebook is also kept as it ran, outputs and errors included, in ``executed/`` inside the site (before the
+pages' changes to its outputs). With ``ISANET_SITE_DIR`` naming the site, the test suite checks those copies
+(:func:`executed_notebook`, :func:`cell_failure`) instead of running every notebook a second time: CI builds
+the site, then runs the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import os
 import re
@@ -37,6 +43,10 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 HIDDEN_TAG = "site-hidden"
 EXPLORER_NOTEBOOK = "02_attention_explorer"
 EXPLORER_PAGE = "02_attention_explorer_page.html"
+EXECUTED_DIR = "executed"  # in the site: each notebook as it ran, for the tests to check
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"  # the notebooks a build executes
+SKIP_TAG, RAISES_TAG = "skip-execution", "raises-exception"  # nbclient's (and nbmake's) cell tags
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of a kernel's traceback
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ def _output_html(output) -> str:
     if output.get("output_type") == "stream":
         return f"<pre>{html.escape(output.get('text', ''))}</pre>"
     if output.get("output_type") == "error":
-        traceback = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(output.get("traceback", [])))  # no ANSI colours
+        traceback = ANSI.sub("", "\n".join(output.get("traceback", [])))
         return f"<pre>{html.escape(traceback)}</pre>"
     data = output.get("data", {})
     if "text/html" in data:
@@ -143,6 +153,67 @@ def execute(nb, folder: Path, timeout: int) -> None:
 
     NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
                    resources={"metadata": {"path": str(folder)}}).execute()
+
+
+def cell_failure(nb) -> str | None:
+    """What stopped an executed notebook, as nbmake reports it: the first code cell with an error output (its
+    number as the notebook counts it, its source, the traceback without colours) or that never ran; None when
+    every code cell ran without an error. Cells tagged ``raises-exception`` may fail, ``skip-execution`` ones
+    are not run; a cell that the site build added (its explorer page) is named as such."""
+    added = 0
+    for index, cell in enumerate(nb.cells):
+        tags = cell.metadata.get("tags", [])
+        site_cell = HIDDEN_TAG in tags
+        added += site_cell
+        if cell.cell_type != "code" or not cell.source.strip() or SKIP_TAG in tags:
+            continue
+        where = "the cell the site build added after cell" if site_cell else "cell"
+        errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+        if errors and RAISES_TAG not in tags:
+            traceback = ANSI.sub("", "\n".join(errors[0].get("traceback", [])))
+            return f"{where} {index - added} failed:\n{cell.source}\n------------------\n{traceback}"
+        if cell.get("execution_count") is None:
+            return f"{where} {index - added} never ran (the run stopped before it):\n{cell.source}"
+    return None
+
+
+def executed_copy(site_dir: str | os.PathLike, notebook: Path):
+    """The copy of ``notebook`` that the site build in ``site_dir`` executed. A ValueError names what is wrong
+    when there is none, or when it no longer stands for a run of the code as it is now: its cells differ from
+    the notebook's (the cells the build adds aside), or a file of the package changed after it was written."""
+    import nbformat
+
+    copy = Path(site_dir) / EXECUTED_DIR / notebook.name
+    again = "rebuild the site (python3 kit.py site --quick) or unset ISANET_SITE_DIR to run the notebooks here"
+    if not copy.is_file():
+        raise ValueError(f"ISANET_SITE_DIR={site_dir}: no executed copy {copy} (the site build executes "
+                         f"{NOTEBOOK_PATTERN}): {again}")
+    executed, current = nbformat.read(copy, as_version=4), nbformat.read(notebook, as_version=4)
+    ran = [(cell.cell_type, cell.source) for cell in executed.cells if HIDDEN_TAG not in cell.metadata.get("tags", [])]
+    if ran != [(cell.cell_type, cell.source) for cell in current.cells]:
+        raise ValueError(f"{copy} ran other cells than {notebook} has now: {again}")
+    written = copy.stat().st_mtime
+    package = Path(__file__).resolve().parents[1]
+    changed = next((path for path in sorted(package.rglob("*")) if path.is_file() and "__pycache__" not in
+                    path.parts and path.stat().st_mtime > written), None)
+    if changed is not None:
+        raise ValueError(f"{copy} is older than {changed}: {again}")
+    return executed
+
+
+def executed_notebook(notebook: Path, site_dir: str | os.PathLike | None = None, timeout: int = 300):
+    """``notebook`` after a run, for :func:`cell_failure` to judge: the copy the site build in ``site_dir``
+    executed (:func:`executed_copy`; CI builds the site first, so no notebook runs twice), else the notebook
+    executed now, as ``pytest --nbmake`` would (a failing cell keeps its error in its outputs)."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
+    if site_dir:
+        return executed_copy(site_dir, notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    with contextlib.suppress(CellExecutionError):  # the error output stays in its cell, for cell_failure
+        execute(nb, notebook.parent, timeout)
+    return nb
 
 
 def install_mathjax(out: Path) -> str | None:
@@ -222,8 +293,8 @@ MathJax in <code>{MATHJAX_DIR}/</code>, with no network.</small></p>
 def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeout: int = 300,
                notebooks_dir: str | os.PathLike | None = None, quick: bool = False) -> int:
     """Execute the notebooks (all ``NN_*.ipynb``, or those named) and write the site; returns how many failed.
-    A failing notebook is still written (with the error in its outputs) and named in one line. ``quick``: the
-    notebooks' test-runner settings."""
+    A failing notebook is still written, page and executed copy (with the error in its outputs), and named in one
+    line. ``quick``: the notebooks' test-runner settings."""
     import nbformat
     from nbclient.exceptions import CellExecutionError
 
@@ -231,7 +302,7 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
     folder = Path(notebooks_dir) if notebooks_dir else repo_root() / "notebooks"
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    paths = sorted(folder.glob(NOTEBOOK_PATTERN))
     if names:
         wanted = {Path(name).stem for name in names}
         unknown = wanted - {path.stem for path in paths}
@@ -256,6 +327,7 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
             failures += 1
             status = " (a cell failed while building this page)"
             print(f"site: error: {path.name}: {str(error).strip().splitlines()[-1]}", file=sys.stderr)
+        write_text_atomic(nbformat.writes(nb), out / EXECUTED_DIR / path.name)
         replace_widget_outputs(nb)
         collapse_hidden_outputs(nb)
         page = f"{path.stem}.html"
