@@ -1,7 +1,7 @@
 """The teaching notebooks are kept as pairs: ``notebooks/NAME.ipynb`` (no outputs) + ``notebooks/NAME.py``
 (jupytext ``py:percent``) with the same cells. Each starts with a markdown goal, and its first code cell holds
-the parameters (tagged ``parameters``) so a user can point it at real data. Running them is ``pytest --nbmake
-notebooks/``'s job; this file checks their form, fast.
+the parameters (tagged ``parameters``) so a user can point it at real data. Running them is
+``tests/test_notebook_runs.py``'s job; this file checks their form, fast.
 
 To edit a notebook: change the ``.py`` (or the ``.ipynb`` in JupyterLab) and run
 ``jupytext --sync notebooks/NAME.py``; then clear the outputs of the ``.ipynb`` before committing, e.g.
@@ -111,7 +111,7 @@ TEACHING = sorted(set(WITH_EXERCISES) | {name for name in PAIRS if any(
 @pytest.mark.parametrize("name", TEACHING)
 def test_teaching_structure_with_hidden_executed_solutions(name: str) -> None:
     """Learn list first; then Summary, Exercises (3-6, each followed by its solution code cells: tagged
-    ``solution``, collapsed with ``jupyter.source_hidden`` in the .ipynb *and* the .py, and run by nbmake, i.e.
+    ``solution``, collapsed with ``jupyter.source_hidden`` in the .ipynb *and* the .py, and run by the tests, i.e.
     not tagged to be skipped or to fail), and Further reading, in that order."""
     cells = jupytext.read(NOTEBOOKS / f"{name}.ipynb").cells
     script = jupytext.read(NOTEBOOKS / f"{name}.py", fmt="py:percent").cells

@@ -48,7 +48,10 @@ def test_readme_commands_are_the_kit_commands_and_ci_runs_the_test_one():
     assert re.search(r"^python3 kit\.py test$", ci, flags=re.MULTILINE)
     assert re.search(r"^python3 kit\.py lint$", ci, flags=re.MULTILINE), ".ci/run must run ruff (kit.py lint)"
     assert re.search(r"^python3 kit\.py site\b", ci, flags=re.MULTILINE), "CI builds the site the browser test opens"
-    assert '"--nbmake"' in KIT and '"notebooks"' in KIT and '"tests"' in KIT
+    assert '"tests"' in KIT and (REPO / "tests" / "test_notebook_runs.py").is_file(), "kit.py test runs the notebooks"
+    site, copies, test = (ci.index(text) for text in ("\npython3 kit.py site", '\nexport ISANET_SITE_DIR=',
+                                                      "\npython3 kit.py test"))
+    assert site < copies < test, "CI runs each notebook once: the tests check the copies the site build executed"
 
 
 def test_kit_lab_allows_root_only_when_running_as_root(monkeypatch):
