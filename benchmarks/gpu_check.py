@@ -8,17 +8,19 @@ machine's own Python from a plain checkout (``PYTHONPATH=.``, no install), and l
     PYTHONUNBUFFERED=1 PYTHONPATH=. python3 benchmarks/gpu_check.py --device cuda --out OUT_DIR
     PYTHONPATH=. .venv/bin/python benchmarks/gpu_check.py --device cpu --quick     # what CI runs (<= 3 min)
 
-Each check (:data:`CHECKS`, a registry: a later feature adds its own with ``@check``) is a list of named parts,
-each ``pass``, ``fail`` or ``skipped`` with its figures. A check fails when one of its parts fails and is skipped
+Each check (a function, listed with its time budgets in :data:`CHECKS`) is a list of named parts, each
+``pass``, ``fail`` or ``skipped`` with its figures. A check fails when one of its parts fails and is skipped
 when all of them are; a part that needs CUDA is ``skipped`` on a CPU (fp16, TF32, NCCL), so ``--device cpu``
 runs every other code path and keeps the script from rotting before a GPU arrives. Each check has its own time
 budget: a part that would start after it is spent fails as not run, and a command still running when it is
 spent is killed; a failure never stops the checks after it.
 
 The commands the kit has (``isanet train``, ``bench attention``, ``bench model``, ``attention``) run as
-subprocesses, their stable interface; the few direct package calls (a forward pass in two precisions, one
-attention capture) are in :class:`Package`. Writes ``gpu_report.json`` and ``gpu_report.md`` (a table ready for
-benchmarks/README.md) into ``--out``, each atomically.
+subprocesses, their stable interface: whole-model speed, eager and compiled, is ``isanet bench model``'s harness
+(``isanet.analysis.model_bench.time_model``). The few direct package calls (a forward pass in two precisions,
+one attention capture) are in :class:`Package`; every figure comparing two outputs is a measure of
+``isanet.analysis.compare``, the one the tests assert with. Writes ``gpu_report.json`` and ``gpu_report.md`` (a
+table ready for benchmarks/README.md) into ``--out``, each atomically.
 """
 
 from __future__ import annotations
@@ -167,40 +169,10 @@ def expect(condition: bool, message: str) -> None:
         raise PartFailed(message)
 
 
-def relative_difference(values: list[float], reference: list[float]) -> float:
-    """The largest ``|a - b| / |b|`` over two equally long series (losses of two runs)."""
-    if len(values) != len(reference):
-        raise PartFailed(f"{len(values)} values against {len(reference)} in the reference run")
-    return max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(values, reference))
-
-
-# ------------------------------------------------------------------------------------------ the registry
-
-@dataclass(frozen=True)
-class Check:
-    """One named check: what it does (its docstring), its budget on a GPU and in ``--quick`` mode."""
-
-    name: str
-    body: Callable[[Context, Parts], None]
-    budget_s: float
-    quick_budget_s: float
-
-
-CHECKS: dict[str, Check] = {}
-
-
-def check(name: str, budget_s: float, quick_budget_s: float) -> Callable:
-    """Register a check under ``name``; the report lists them in registration order."""
-    def register(body: Callable[[Context, Parts], None]) -> Callable[[Context, Parts], None]:
-        CHECKS[name] = Check(name, body, budget_s, quick_budget_s)
-        return body
-    return register
-
-
 # ------------------------------------------------------------------------------- direct package calls
 
 class Package:
-    """The only direct calls into the package (no command does these): building a model with the published
+    """The direct package calls the checks share (no command does these): building a model with the published
     R-50 architecture, one forward pass in a given precision, and one attention capture."""
 
     @staticmethod
@@ -229,12 +201,6 @@ class Package:
         return logits if logits.dtype == torch.float64 else logits.float()
 
     @staticmethod
-    def resolve_precision(precision: str, device: str) -> str:
-        from isanet.runtime import resolve_precision
-
-        return resolve_precision(precision, device)
-
-    @staticmethod
     def capture_pixel(model: torch.nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """The captured logits and the centre pixel's long-range, short-range and composed maps."""
         from isanet.analysis.probe import capture
@@ -245,17 +211,6 @@ class Package:
         maps = {name: torch.from_numpy(getattr(pixel, name).feature)
                 for name in ("long_range", "short_range", "composed")}
         return {"logits": captured.logits.float().cpu(), **maps}
-
-
-def max_relative(values: torch.Tensor, reference: torch.Tensor) -> float:
-    """``max |a - b| / max |b|``: the parity tests' measure (of the largest reference logit)."""
-    values, reference = values.double().cpu(), reference.double().cpu()
-    return float((values - reference).abs().max() / reference.abs().max())
-
-
-def pixel_agreement(logits: torch.Tensor, reference: torch.Tensor) -> float:
-    """Percent of pixels whose class (argmax) equals the reference's."""
-    return 100.0 * float((logits.argmax(1).cpu() == reference.argmax(1).cpu()).double().mean())
 
 
 @contextmanager
@@ -277,11 +232,13 @@ PARITY_RTOL = 1e-4
 AGREEMENT_PERCENT = 99.0
 
 
-@check("parity", budget_s=60, quick_budget_s=90)
 def parity(ctx: Context, parts: Parts) -> None:
     """Forward on the device in fp32 (TF32 off) for both kernels against the same weights in float64 on the CPU,
     by the parity tests' measure and bound; TF32's error (PyTorch's default for convolutions) as a figure; the
     argmax agreement of bf16 and fp16 autocast with fp32 on the device."""
+    from isanet.analysis.compare import max_relative_difference, pixel_agreement
+    from isanet.runtime import resolve_precision
+
     batch = Package.batch(ctx.quick)
     reference = Package.forward(Package.model().double(), batch.double())
     fp32: dict[str, torch.Tensor] = {}
@@ -293,7 +250,7 @@ def parity(ctx: Context, parts: Parts) -> None:
             with tf32(False):
                 fp32[kernel] = Package.forward(model, batch.to(ctx.device))
             figures.update(input=list(batch.shape[2:]), seconds=round(time.perf_counter() - started, 3),
-                           max_rel_vs_float64=max_relative(fp32[kernel], reference), bound=PARITY_RTOL)
+                           max_rel_vs_float64=max_relative_difference(fp32[kernel], reference), bound=PARITY_RTOL)
             expect(figures["max_rel_vs_float64"] <= PARITY_RTOL,
                    f"{kernel}: {figures['max_rel_vs_float64']:.2e} of the largest logit > {PARITY_RTOL:.0e}")
         return body
@@ -304,8 +261,8 @@ def parity(ctx: Context, parts: Parts) -> None:
     def tf32_body(figures: dict) -> None:
         with tf32(True):
             logits = Package.forward(Package.model().to(ctx.device), batch.to(ctx.device))
-        figures.update(max_rel_vs_float64=max_relative(logits, reference),
-                       agreement_percent=pixel_agreement(logits, reference))
+        figures.update(max_rel_vs_float64=max_relative_difference(logits, reference),
+                       agreement_percent=100 * pixel_agreement(logits, reference))
 
     parts.run("tf32 matmul", tf32_body, cuda_only=True)
 
@@ -313,11 +270,11 @@ def parity(ctx: Context, parts: Parts) -> None:
         def body(figures: dict) -> None:
             if "matmul" not in fp32:
                 raise PartFailed("no fp32 logits to compare with (fp32 matmul failed)")
-            if Package.resolve_precision(precision, ctx.device) != precision:
+            if resolve_precision(precision, ctx.device) != precision:
                 raise PartSkipped(f"{precision} does not run on this {ctx.device} (it would fall back to fp32)")
             logits = Package.forward(Package.model().to(ctx.device), batch.to(ctx.device), precision)
-            figures.update(agreement_percent=pixel_agreement(logits, fp32["matmul"]),
-                           max_rel_vs_fp32=max_relative(logits, fp32["matmul"]), bound=AGREEMENT_PERCENT)
+            figures.update(agreement_percent=100 * pixel_agreement(logits, fp32["matmul"]),
+                           max_rel_vs_fp32=max_relative_difference(logits, fp32["matmul"]), bound=AGREEMENT_PERCENT)
             expect(figures["agreement_percent"] >= AGREEMENT_PERCENT,
                    f"{precision}: {figures['agreement_percent']:.2f} % of pixels agree with fp32, "
                    f"< {AGREEMENT_PERCENT} %")
@@ -351,16 +308,18 @@ def train_iters(ctx: Context) -> int:
     return 6 if ctx.quick else 12
 
 
-@check("amp", budget_s=80, quick_budget_s=150)
 def amp(ctx: Context, parts: Parts) -> None:
     """A few training steps in fp16 (+ GradScaler) and in bf16: every loss finite, the last third's mean below
     the first third's, then the run resumed from its half-way checkpoint (as after a kill) equal to the
     uninterrupted run."""
+    from isanet.analysis.compare import max_relative_series_difference
+    from isanet.runtime import resolve_precision
+
     iters = train_iters(ctx)
 
     def precision_part(precision: str) -> Callable[[dict], None]:
         def body(figures: dict) -> None:
-            if Package.resolve_precision(precision, ctx.device) != precision:
+            if resolve_precision(precision, ctx.device) != precision:
                 raise PartSkipped(f"{precision} does not run on this {ctx.device} (it would train in fp32)")
             whole, resumed = ctx.work / f"train_{precision}", ctx.work / f"resume_{precision}"
             started = time.perf_counter()
@@ -379,7 +338,7 @@ def amp(ctx: Context, parts: Parts) -> None:
             shutil.copy(whole / "log.jsonl", resumed)
             ctx.isanet(*train_args(ctx, resumed, iters, precision, iters // 2), "--resume")
             again = losses(resumed)
-            figures["resume_max_rel_diff"] = relative_difference(again, values)
+            figures["resume_max_rel_diff"] = max_relative_series_difference(again, values)
             bound = SAME_RUN_RTOL[ctx.device]
             expect(figures["resume_max_rel_diff"] <= bound,
                    f"{precision}: the resumed run's losses differ by {figures['resume_max_rel_diff']:.2e} > {bound}")
@@ -389,10 +348,11 @@ def amp(ctx: Context, parts: Parts) -> None:
     parts.run("bf16", precision_part("bf16"))
 
 
-@check("ddp", budget_s=60, quick_budget_s=120)
 def ddp(ctx: Context, parts: Parts) -> None:
     """``torchrun --nproc_per_node 1`` (NCCL on CUDA, gloo on a CPU) for a few fp32 steps, equal to the same
     steps in a plain process."""
+    from isanet.analysis.compare import max_relative_series_difference
+
     iters = train_iters(ctx)
     single = {}
 
@@ -409,7 +369,7 @@ def ddp(ctx: Context, parts: Parts) -> None:
         values = losses(ctx.work / "ddp")
         bound = SAME_RUN_RTOL[ctx.device]
         figures.update(backend="nccl" if ctx.cuda else "gloo", losses=[round(value, 4) for value in values],
-                       max_rel_diff=relative_difference(values, single["losses"]), bound=bound)
+                       max_rel_diff=max_relative_series_difference(values, single["losses"]), bound=bound)
         expect(figures["max_rel_diff"] <= bound, f"DDP losses differ by {figures['max_rel_diff']:.2e} > {bound}")
 
     parts.run("single process", single_body)
@@ -437,7 +397,6 @@ def _giga(value: float | None) -> float | None:
     return None if value is None else round(value / 1e9, 3)
 
 
-@check("attention", budget_s=75, quick_budget_s=120)
 def attention(ctx: Context, parts: Parts) -> None:
     """``isanet bench attention`` on the device: dense vs ISA, both kernels, at 64² and 128² (16² and 32² in
     quick mode, on 64 channels), forward and forward + backward, and the authors' setting (on a GPU their
@@ -471,13 +430,36 @@ def attention(ctx: Context, parts: Parts) -> None:
 
 
 def model_rows(data: dict) -> dict[str, dict]:
-    """``bench model``'s JSON rows by precision: latency, images/s, peak MiB, agreement with fp32."""
-    return {row["precision"]: dict(latency_ms=row["latency_ms"], images_per_s=row["images_per_s"],
-                                   gflops_per_s=row["gflops_per_s"], peak_mib=_mib(row["peak_memory_bytes"]),
-                                   agreement_percent=100.0 * row["pixel_agreement"]) for row in data["rows"]}
+    """``bench model``'s JSON rows by variant (``fp32``, ``bf16 optimized``, ...): latency, images/s, GFLOP/s,
+    peak MiB, agreement with the first row (fp32), and a compiled row's compile seconds and break-even images."""
+    rows = {}
+    for row in data["rows"]:
+        figures = dict(latency_ms=row["latency_ms"], images_per_s=row["images_per_s"],
+                       gflops_per_s=row["gflops_per_s"], peak_mib=_mib(row["peak_memory_bytes"]),
+                       agreement_percent=100.0 * row["pixel_agreement"], max_rel_diff=row["max_rel_diff"])
+        if row["compile_s"] is not None:
+            figures.update(compile_s=row["compile_s"], break_even_images=row["break_even_images"])
+        rows[row["label"].removeprefix("pytorch ")] = figures
+    return rows
 
 
-@check("model", budget_s=90, quick_budget_s=120)
+def bench_model_part(ctx: Context, tag: str, name: str, precisions: list[str], *options) -> Callable[[dict], None]:
+    """A part running ``isanet bench model NAME`` on the device, one row per precision (and with ``--optimize``
+    a compiled row per precision too); its figures are the model's size, parameters, GFLOPs and rows."""
+    wanted = precisions + [f"{precision} optimized" for precision in precisions if "--optimize" in options]
+
+    def body(figures: dict) -> None:
+        out = ctx.work / f"model_{tag}.json"
+        ctx.isanet("bench", "model", name, "--device", ctx.device, "--precision", *precisions, *options,
+                   "--json", out)
+        data = json.loads(out.read_text(encoding="utf-8"))
+        figures.update(size=data["size"], params_m=round(data["params"] / 1e6, 2), gflops=_giga(data["flops"]),
+                       rows=model_rows(data))
+        missing = [row for row in wanted if row not in figures["rows"]]
+        expect(not missing, f"no row for {', '.join(missing)}")
+    return body
+
+
 def model(ctx: Context, parts: Parts) -> None:
     """``isanet bench model`` for R-50 and R-101 at 512 x 512 (32 x 32 in quick mode) in fp32, bf16 and fp16,
     timed interleaved: latency, images/s, GFLOP/s, peak memory, argmax agreement with fp32."""
@@ -485,16 +467,7 @@ def model(ctx: Context, parts: Parts) -> None:
     size = ("32", "32") if ctx.quick else ("512", "512")
     speed = ("--repeats", 1, "--warmup", 0, "--threads", 1) if ctx.quick else ("--repeats", 10, "--warmup", 3)
     for label, name in (("R-50", R50), ("R-101", R101)):
-        def body(figures: dict, name: str = name, label: str = label) -> None:
-            out = ctx.work / f"model_{label}.json"
-            ctx.isanet("bench", "model", name, "--size", *size, "--device", ctx.device, "--precision", *precisions,
-                       *speed, "--json", out)
-            data = json.loads(out.read_text(encoding="utf-8"))
-            figures.update(size=data["size"], params_m=round(data["params"] / 1e6, 2),
-                           gflops=_giga(data["flops"]), rows=model_rows(data))
-            missing = sorted(set(precisions) - set(figures["rows"]))
-            expect(not missing, f"no row for {', '.join(missing)}")
-        parts.run(label, body)
+        parts.run(label, bench_model_part(ctx, label, name, precisions, "--size", *size, *speed))
         if not ctx.cuda:
             parts.skip(f"{label} fp16", CUDA_ONLY)
 
@@ -503,10 +476,11 @@ def model(ctx: Context, parts: Parts) -> None:
 CAPTURE_ATOL = 1e-4
 
 
-@check("explorer", budget_s=40, quick_budget_s=90)
 def explorer(ctx: Context, parts: Parts) -> None:
     """The attention capture on the device: ``isanet attention`` writes its page from a capture there, and the
     centre pixel's captured maps and the logits equal the CPU's."""
+    from isanet.analysis.compare import max_abs_difference, max_relative_difference
+
     width = 64 if ctx.quick else 512
 
     def page_body(figures: dict) -> None:
@@ -521,9 +495,10 @@ def explorer(ctx: Context, parts: Parts) -> None:
         batch = Package.batch(ctx.quick)
         on_cpu = Package.capture_pixel(Package.model(), batch)
         on_device = Package.capture_pixel(Package.model().to(ctx.device), batch.to(ctx.device))
-        figures.update({f"{name}_max_abs_diff": float((on_device[name] - on_cpu[name]).abs().max())
+        figures.update({f"{name}_max_abs_diff": max_abs_difference(on_device[name], on_cpu[name])
                         for name in ("long_range", "short_range", "composed")},
-                       logits_max_rel=max_relative(on_device["logits"], on_cpu["logits"]), bound=CAPTURE_ATOL)
+                       logits_max_rel=max_relative_difference(on_device["logits"], on_cpu["logits"]),
+                       bound=CAPTURE_ATOL)
         worst = max(figures[f"{name}_max_abs_diff"] for name in ("long_range", "short_range", "composed"))
         expect(worst <= CAPTURE_ATOL, f"captured weights differ from the CPU's by {worst:.2e} > {CAPTURE_ATOL}")
 
@@ -545,12 +520,12 @@ def script_part(module: str, function: str, **options) -> Callable[[dict], None]
     return body
 
 
-@check("flex", budget_s=60, quick_budget_s=60)
 def flex(ctx: Context, parts: Parts) -> None:
     """``kernel="flex"``: every method's eager flex form against its ``matmul`` form on a small map the cells do
     not divide (any device), and on CUDA the compiled kernel's errors and ISA's times in row order, in ISA's
     order and as reshape + sdpa (``benchmarks/gpu_check_flex.py``)."""
     def eager_body(figures: dict) -> None:
+        from isanet.analysis.compare import max_relative_difference
         from isanet.data.sample_checkpoint import random_state_dict
         from isanet.models import flex as flex_kernels
         from isanet.models.efficient_attention import METHODS, build_attention
@@ -564,7 +539,7 @@ def flex(ctx: Context, parts: Parts) -> None:
                     module = build_attention(method, 16, 8, kernel, 4).double().eval()
                     module.load_state_dict(random_state_dict(module, 0))
                     outputs[kernel] = module(x)
-                worst = max(worst, max_relative(outputs["flex"], outputs["matmul"]))
+                worst = max(worst, max_relative_difference(outputs["flex"], outputs["matmul"]))
         figures.update(methods=len(METHODS), max_rel_vs_matmul=worst, bound=1e-10)
         expect(worst <= 1e-10, f"eager flex differs from matmul by {worst:.2e} > 1e-10 (float64)")
 
@@ -573,13 +548,14 @@ def flex(ctx: Context, parts: Parts) -> None:
               cuda_only=True)
 
 
-@check("compile", budget_s=120, quick_budget_s=60)
 def compiled_inference(ctx: Context, parts: Parts) -> None:
     """Compiled inference (``isanet.optimize_for_inference``): the compiled path's wiring on any device with
-    Dynamo's cheap ``eager`` backend (equal logits), and on CUDA Inductor with freezing against eager in fp32 and
-    bf16 (``benchmarks/gpu_check_compile.py``)."""
+    Dynamo's cheap ``eager`` backend (equal logits), and on CUDA ``isanet bench model --optimize`` for R-50 at
+    512 x 512 in fp32, bf16 and fp16: Inductor with freezing against eager, each compile, its break-even image
+    count, and the compiled logits' agreement with eager fp32."""
     def wiring_body(figures: dict) -> None:
         from isanet import ISANet, ISANetConfig
+        from isanet.analysis.compare import max_relative_difference
         from isanet.models import optimize
 
         torch.manual_seed(0)
@@ -588,15 +564,23 @@ def compiled_inference(ctx: Context, parts: Parts) -> None:
         backend, optimize.BACKEND = optimize.BACKEND, "eager"  # the wiring, not Inductor's code generation
         try:
             with torch.no_grad():
-                difference = max_relative(optimize.optimize_for_inference(model)(batch), model(batch))
+                difference = max_relative_difference(optimize.optimize_for_inference(model)(batch), model(batch))
         finally:
             optimize.BACKEND = backend
         figures.update(backend="eager", max_rel_vs_eager=difference, bound=1e-4)
         expect(difference <= 1e-4, f"the compiled path differs from eager by {difference:.2e} > 1e-4")
 
     parts.run("compiled path wiring", wiring_body)
-    parts.run("inductor on cuda", script_part("gpu_check_compile", "compile_cuda_check",
-                                              repeats=3 if ctx.quick else 5), cuda_only=True)
+    speed = ("--repeats", 3 if ctx.quick else 5, "--warmup", 1)
+    parts.run("inductor on cuda", bench_model_part(ctx, "compiled", R50, ["fp32", "bf16", "fp16"], "--size", 512, 512,
+                                                   "--optimize", *speed), cuda_only=True)
+
+
+#: The checks in report order, each with its time budget in seconds on a GPU and in ``--quick`` mode (CPU).
+CHECKS: dict[str, tuple[Callable[[Context, Parts], None], float, float]] = {
+    "parity": (parity, 60, 90), "amp": (amp, 80, 150), "ddp": (ddp, 60, 120), "attention": (attention, 75, 120),
+    "model": (model, 90, 120), "explorer": (explorer, 40, 90), "flex": (flex, 60, 60),
+    "compile": (compiled_inference, 120, 60)}
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -629,14 +613,14 @@ def run_checks(names: list[str], device: str, quick: bool, work: Path) -> list[d
     ctx = Context(device, quick, work)
     results = []
     for name in names:
-        spec = CHECKS[name]
-        budget = spec.quick_budget_s if quick else spec.budget_s
+        body, budget_s, quick_budget_s = CHECKS[name]
+        budget = quick_budget_s if quick else budget_s
         started = time.monotonic()
         ctx.deadline = started + budget
         parts = Parts(ctx)
         print(f"[{name}] budget {budget:.0f} s", flush=True)
         try:
-            spec.body(ctx, parts)
+            body(ctx, parts)
             status = parts.status()
         except Exception as error:  # a check's set-up failing must not stop the others
             parts.items["setup"] = {"status": "fail", **failure(error)}

@@ -92,9 +92,8 @@ def test_a_check_past_its_budget_or_broken_fails_alone(tmp_path, monkeypatch):
     def skips(ctx, parts):
         parts.skip("only", "needs CUDA")
 
-    monkeypatch.setattr(gpu_check, "CHECKS", {})
-    for name, body, budget in (("hangs", hangs, 1), ("breaks", breaks, 30), ("skips", skips, 30)):
-        gpu_check.check(name, budget_s=budget, quick_budget_s=budget)(body)
+    monkeypatch.setattr(gpu_check, "CHECKS", {"hangs": (hangs, 1, 1), "breaks": (breaks, 30, 30),
+                                              "skips": (skips, 30, 30)})
     started = time.monotonic()
     results = {result["name"]: result for result in gpu_check.run_checks(list(gpu_check.CHECKS), "cpu", True,
                                                                          tmp_path)}
@@ -109,6 +108,27 @@ def test_a_check_past_its_budget_or_broken_fails_alone(tmp_path, monkeypatch):
     assert broken["broken"]["error"] == "ZeroDivisionError: division by zero"
     assert broken["cuda"] == {"status": "skipped", "reason": "needs CUDA"}
     assert results["skips"]["status"] == "skipped"
+
+
+def test_the_compile_part_reads_bench_models_compiled_rows_and_names_the_missing_ones(tmp_path, monkeypatch):
+    """The CUDA compile part is ``bench model --optimize``; here in-process on a CPU with Dynamo's cheap backend,
+    where fp16 runs as fp32 and so has no row of its own."""
+    from isanet.cli import main
+
+    monkeypatch.setattr("isanet.models.optimize.BACKEND", "eager")
+    ctx = gpu_check.Context("cpu", True, tmp_path, deadline=time.monotonic() + 300)
+    monkeypatch.setattr(ctx, "isanet", lambda *args: main(list(map(str, args))))
+    parts = gpu_check.Parts(ctx)
+    with pytest.warns(UserWarning, match="fp16 autocast is for CUDA"):
+        parts.run("compiled", gpu_check.bench_model_part(ctx, "compiled", gpu_check.R50, ["fp32", "fp16"], "--size",
+                                                         32, 32, "--optimize", "--repeats", 1, "--warmup", 0))
+    part = parts.items["compiled"]
+    assert part["status"] == "fail" and part["error"] == "no row for fp16, fp16 optimized"
+    rows = part["rows"]
+    assert list(rows) == ["fp32", "fp32 optimized"]
+    assert rows["fp32"]["agreement_percent"] == 100.0 and "compile_s" not in rows["fp32"]
+    assert rows["fp32 optimized"]["compile_s"] > 0 and rows["fp32 optimized"]["max_rel_diff"] < 1e-5
+    assert rows["fp32 optimized"]["break_even_images"] > 0
 
 
 def test_a_failing_command_reports_its_last_error_line(tmp_path):
