@@ -30,6 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from isanet.analysis.compare import max_relative_series_difference
 from isanet.data.build import build_dataset
 from isanet.engine.config import DEFAULT_MODEL, TrainConfig
 from isanet.engine.recipes import TEACHING
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         eager, compiled = (arm for arm in arms if arm.precision == precision)
         eager_s, compiled_s = statistics.median(eager.seconds[1:]), statistics.median(compiled.seconds[1:])
         speedup = eager_s / compiled_s
-        relative = max(abs(c - e) / abs(e) for c, e in zip(compiled.losses, eager.losses, strict=True))
+        relative = max_relative_series_difference(compiled.losses, eager.losses)
         use = speedup >= SPEEDUP_RULE and relative <= LOSS_TOLERANCE[precision]
         print(f"  {precision}: step eager {eager_s * 1000:.0f} ms, compiled {compiled_s * 1000:.0f} ms "
               f"({speedup:.2f}x; first compiled step, with its compile, {compiled.seconds[0]:.1f} s CPU); "
