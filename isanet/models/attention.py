@@ -19,12 +19,19 @@ kernel (or a change to what a step computes) is decided in this one place. Three
   (:data:`PATTERN_KERNELS`), so modules hand it their hops as patterns over the whole map. Inference only on a
   CPU: an input that requires grad is computed with ``"matmul"`` and the pattern's mask instead (one warning).
 
+**The identity step.** Inside :func:`identity_steps`, the named steps of ISA (``"long_range"``,
+``"short_range"``) attend each position to itself alone: their context is their value (query, key, value and
+output projections kept). It is state of this dispatch, so every kernel, attention capture and a compiled copy
+(Dynamo guards the state and recompiles) see it; ``isanet.analysis.identity_step`` is the tool built on it.
+
 Projection names and shapes are mmsegmentation's ISA ``SelfAttentionBlock``: two conv-BN-ReLU layers for keys
 and queries, a plain 1x1 conv for values, and a conv-BN-ReLU output projection.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Literal, NamedTuple, get_args
 
 import torch
@@ -40,6 +47,33 @@ Kernel = Literal["matmul", "sdpa", "flex"]
 KERNELS: tuple[Kernel, ...] = get_args(Kernel)
 #: The kernels that compute a pattern over the whole map rather than dense attention inside regrouped tokens.
 PATTERN_KERNELS: tuple[Kernel, ...] = ("flex",)
+#: The named attention steps: ISA's two (the other modules' hops are unnamed).
+StepName = Literal["long_range", "short_range"]
+STEP_NAMES: tuple[StepName, ...] = get_args(StepName)
+#: The steps that attend to themselves alone right now (see :func:`identity_steps`). A module global that is
+#: rebound, never mutated, so that a compiled graph guards on its value.
+_identity: frozenset[str] = frozenset()
+
+
+@contextlib.contextmanager
+def identity_steps(*steps: StepName) -> Iterator[None]:
+    """Inside, each named step attends every position to itself alone (its context is its value): the ablation
+    that shows whether a model uses that step. Nested calls add steps; leaving restores the previous set."""
+    global _identity
+    unknown = [step for step in steps if step not in STEP_NAMES]
+    if unknown:
+        raise ValueError(f"identity step must be one of {STEP_NAMES}, got {unknown[0]!r}")
+    previous = _identity
+    _identity = previous | frozenset(steps)
+    try:
+        yield
+    finally:
+        _identity = previous
+
+
+def is_identity(step: StepName | None) -> bool:
+    """Whether ``step`` attends to itself alone right now (:func:`identity_steps`)."""
+    return step is not None and step in _identity
 
 
 def check_kernel(kernel: str) -> Kernel:
@@ -60,15 +94,19 @@ def attention_weights(query: torch.Tensor, key: torch.Tensor, allowed: torch.Ten
 
 
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel: Kernel = "matmul",
-           allowed: torch.Tensor | None = None, pattern: PatternOnMap | None = None) -> torch.Tensor:
+           allowed: torch.Tensor | None = None, pattern: PatternOnMap | None = None,
+           step: StepName | None = None) -> torch.Tensor:
     """The context ``B x L x C_value`` of token tensors (``B x L x C``), scaled by ``C_key ** -0.5``: the one
     kernel dispatch.
 
     ``allowed`` restricts which keys each query reads (boolean mask, see :func:`attention_weights`). ``pattern``
     is the same restriction as a rule over the whole map the tokens list row-major: the flex kernel computes it
-    block-sparse, the others as its mask. Without either, attention is dense.
+    block-sparse, the others as its mask. Without either, attention is dense. ``step`` names the step the
+    tokens belong to, for :func:`identity_steps`.
     """
     kernel = check_kernel(kernel)
+    if is_identity(step):
+        return value  # every position reads itself alone: softmax over one key is 1
     if kernel == "flex" and not needs_fallback(query, key, value):
         if pattern is None:
             return flex_attend(query, key, value, None, 1, query.shape[1])
@@ -81,9 +119,13 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel: 
     return torch.matmul(attention_weights(query, key, allowed), value)
 
 
-def attend_with_weights(query: torch.Tensor, key: torch.Tensor,
-                        value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def attend_with_weights(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                        step: StepName | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`attend` with the explicit kernel, and the ``B x L x L`` weights it used (for the probes)."""
+    if is_identity(step):
+        batch, length = query.shape[:2]
+        eye = torch.eye(length, dtype=value.dtype, device=value.device).expand(batch, length, length)
+        return value, eye
     weights = attention_weights(query, key)  # B x L x L
     return torch.matmul(weights, value), weights
 
@@ -152,11 +194,12 @@ class SelfAttentionBlock(nn.Module):
         """The output projection of ``N x HW x C`` context tokens: the ``N x C x H x W`` output."""
         return self.output_project(from_tokens(context, height, width))
 
-    def forward(self, x: torch.Tensor, kernel: Kernel = "matmul") -> torch.Tensor:
-        """Attend within ``x`` (``N x C x H x W``); the output has the input's shape."""
-        return self.project(attend(*self.tokens(x), kernel), *x.shape[2:])  # N x HW x C context
+    def forward(self, x: torch.Tensor, kernel: Kernel = "matmul", step: StepName | None = None) -> torch.Tensor:
+        """Attend within ``x`` (``N x C x H x W``); the output has the input's shape. ``step`` names the block's
+        step (ISA's ``long_range`` or ``short_range``) for :func:`identity_steps`."""
+        return self.project(attend(*self.tokens(x), kernel, step=step), *x.shape[2:])  # N x HW x C context
 
-    def forward_with_attention(self, x: torch.Tensor) -> BlockOutput:
+    def forward_with_attention(self, x: torch.Tensor, step: StepName | None = None) -> BlockOutput:
         """The same output (explicit kernel) and the ``N x HW x HW`` weights it used."""
-        context, weights = attend_with_weights(*self.tokens(x))  # N x HW x C, N x HW x HW
+        context, weights = attend_with_weights(*self.tokens(x), step=step)  # N x HW x C, N x HW x HW
         return BlockOutput(self.project(context, *x.shape[2:]), weights)

@@ -17,13 +17,21 @@ such step is a hop with its own projections; :meth:`PatternAttention.hop_masks` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isanet.models.attention import PATTERN_KERNELS, Kernel, SelfAttentionBlock, attend, attention_weights, check_kernel
+from isanet.models.attention import (
+    PATTERN_KERNELS,
+    Kernel,
+    SelfAttentionBlock,
+    StepName,
+    attend,
+    attention_weights,
+    check_kernel,
+)
 from isanet.models.efficient.flex import Everything, FlexOptions, Pattern, PatternOnMap
 from isanet.models.layers import grid
 
@@ -43,7 +51,7 @@ def compose(hops: list[torch.Tensor]) -> torch.Tensor:
 def compute_hops(x: torch.Tensor, relations: list[SelfAttentionBlock], kernel: Kernel,
                  grouped: Callable[[torch.Tensor], torch.Tensor], patterns: list[Pattern],
                  padding: tuple[int, int, int, int] = (0, 0, 0, 0), options: FlexOptions = ROW_MAJOR,
-                 cell: tuple[int, int] = (8, 8)) -> torch.Tensor:
+                 cell: tuple[int, int] = (8, 8), steps: Sequence[StepName | None] | None = None) -> torch.Tensor:
     """Every attention module's forward pass on ``N x C x H x W``, in one of its two forms.
 
     A kernel that takes a pattern (:data:`~isanet.models.attention.PATTERN_KERNELS`: flex) gets the hops as
@@ -52,6 +60,7 @@ def compute_hops(x: torch.Tensor, relations: list[SelfAttentionBlock], kernel: K
     crop. Every projection is 1x1, so one pass over the whole map equals ISA's or axial's per-group passes. The
     other kernels run the module's ``grouped`` form: its tokens regrouped so that each hop is dense attention
     inside groups (ISA's permutes, axial's rows), or its own explicit affinities (criss-cross, strided).
+    ``steps`` names the hops (ISA's) for :func:`~isanet.models.attention.identity_steps`.
     """
     if kernel not in PATTERN_KERNELS:
         return grouped(x)
@@ -59,9 +68,9 @@ def compute_hops(x: torch.Tensor, relations: list[SelfAttentionBlock], kernel: K
     left, right, top, bottom = padding
     out = F.pad(x, padding) if any(padding) else x  # N x C x Hp x Wp
     padded_h, padded_w = out.shape[2:]
-    for relation, pattern in zip(relations, patterns, strict=True):
+    for relation, pattern, step in zip(relations, patterns, steps or [None] * len(relations), strict=True):
         context = attend(*relation.tokens(out), kernel,  # N x HpWp x C_key, C_key, C -> N x HpWp x C
-                         pattern=PatternOnMap(pattern, padded_h, padded_w, options, cell))
+                         pattern=PatternOnMap(pattern, padded_h, padded_w, options, cell), step=step)
         out = relation.project(context, padded_h, padded_w)  # N x C x Hp x Wp
     return out[:, :, top:top + height, left:left + width]
 

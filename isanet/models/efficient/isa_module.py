@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from isanet.models.attention import Kernel, SelfAttentionBlock
+from isanet.models.attention import STEP_NAMES, Kernel, SelfAttentionBlock
 from isanet.models.efficient.base import ROW_MAJOR, PatternAttention, compute_hops
 from isanet.models.efficient.flex import FlexOptions, Pattern, SameCell, SameOffset
 from isanet.models.isa import (
@@ -36,8 +36,8 @@ def isa_patterns(down_factor: tuple[int, int]) -> list[Pattern]:
 def grouped_isa(x: torch.Tensor, global_relation: SelfAttentionBlock, local_relation: SelfAttentionBlock,
                 down_factor: tuple[int, int], kernel: Kernel = "matmul") -> torch.Tensor:
     """ISA's grouped form (``matmul``, ``sdpa``): each relation is dense attention inside the regrouped maps."""
-    return interlaced(x, tuple(down_factor), lambda groups: global_relation(groups, kernel),
-                      lambda blocks: local_relation(blocks, kernel))[0]
+    return interlaced(x, tuple(down_factor), lambda groups: global_relation(groups, kernel, "long_range"),
+                      lambda blocks: local_relation(blocks, kernel, "short_range"))[0]
 
 
 def interlaced_attention(x: torch.Tensor, global_relation: SelfAttentionBlock, local_relation: SelfAttentionBlock,
@@ -49,14 +49,15 @@ def interlaced_attention(x: torch.Tensor, global_relation: SelfAttentionBlock, l
     padding = Partition(*x.shape[2:], *down_factor).padding
     return compute_hops(x, [global_relation, local_relation], kernel,
                         lambda x: grouped_isa(x, global_relation, local_relation, down_factor, kernel),
-                        isa_patterns(down_factor), padding, options, down_factor)
+                        isa_patterns(down_factor), padding, options, down_factor, STEP_NAMES)
 
 
 def interlaced_attention_with_weights(x: torch.Tensor, global_relation: SelfAttentionBlock,
                                       local_relation: SelfAttentionBlock, down_factor: tuple[int, int]) -> ISAOutput:
     """:func:`interlaced_attention` with the explicit kernel, and the weights of both stages."""
-    return interlaced_with_weights(x, tuple(down_factor), global_relation.forward_with_attention,
-                                   local_relation.forward_with_attention)
+    return interlaced_with_weights(x, tuple(down_factor),
+                                   lambda groups: global_relation.forward_with_attention(groups, "long_range"),
+                                   lambda blocks: local_relation.forward_with_attention(blocks, "short_range"))
 
 
 class ISAModule(PatternAttention):
