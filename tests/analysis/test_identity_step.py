@@ -106,9 +106,8 @@ def test_names_and_heads_are_checked():
     assert step_name("short-range") == "short_range" and step_name("long_range") == "long_range"
     with pytest.raises(ValueError, match="identity step 'middle': use one of long-range, short-range"):
         step_name("middle")
-    with pytest.raises(ValueError, match="identity step must be one of"):
-        with identity_steps("middle"):
-            pass
+    with pytest.raises(ValueError, match="identity step must be one of"), identity_steps("middle"):
+        pass
     dense = ISANet(ISANetConfig.tiny(head="dense"))
     with pytest.raises(ValueError, match=r"^identity step: head 'dense' has no long-range and short-range step"):
         check_isa(dense)
