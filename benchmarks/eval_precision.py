@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from isanet.data.build import build_dataset
+from isanet.data.registry import build_dataset
 from isanet.engine.config import DEFAULT_MODEL
 from isanet.engine.recipes import VOC_SAMPLE, VOC_SAMPLE_DATA
 from isanet.evaluation.evaluate import evaluate_predictor

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from isanet.data.build import write_sample_dataset
+from isanet.data.registry import write_sample_dataset
 from isanet.engine.recipes import VOC_SAMPLE
 from isanet.engine.recipes import VOC_SAMPLE_DATA as SAMPLE_DATA
 from isanet.engine.trainer import TrainConfig, train

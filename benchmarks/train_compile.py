@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from isanet.analysis.compare import max_relative_series_difference
-from isanet.data.build import build_dataset
+from isanet.data.registry import build_dataset
 from isanet.engine.config import DEFAULT_MODEL, TrainConfig
 from isanet.engine.recipes import TEACHING
 from isanet.engine.trainer import seg_losses

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from isanet.data.build import write_sample_dataset
+from isanet.data.registry import write_sample_dataset
 from isanet.engine.recipes import VOC_SAMPLE, VOC_SAMPLE_DATA
 from isanet.engine.trainer import TrainConfig, Trainer
 

@@ -100,8 +100,8 @@ from matplotlib.figure import Figure
 from isanet.analysis.influence import influence_vs_rollout
 from isanet.analysis.isa_matrices import attention_matrices, long_range_mask, pixel_groups, short_range_mask
 from isanet.analysis.reach import reach
-from isanet.data.build import build_dataset
 from isanet.data.datasets import read_image
+from isanet.data.registry import build_dataset
 from isanet.data.sample_checkpoint import random_state_dict
 from isanet.data.transforms import rescale_size, resize_image
 from isanet.models.efficient.base import DenseAttention, compose

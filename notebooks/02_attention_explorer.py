@@ -108,9 +108,9 @@ import torch
 from isanet.analysis.isa_matrices import attention_matrices
 from isanet.analysis.probe import composed_map
 from isanet.analysis.same_class import cue_attention, same_class_over_images
-from isanet.data.build import build_dataset
 from isanet.data.context import BEACON, CONTEXT_CLASSES, TEAM_CLASSES
 from isanet.data.datasets import read_image
+from isanet.data.registry import build_dataset
 from isanet.data.transforms import rescale_size, resize_image
 from isanet.evaluation.inference import predict_image
 from isanet.evaluation.metrics import SegMetrics

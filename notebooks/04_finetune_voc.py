@@ -93,7 +93,7 @@ from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
 from isanet import ISANet, ISANetConfig
-from isanet.data.build import build_dataset
+from isanet.data.registry import build_dataset
 from isanet.engine.recipes import VOC_SAMPLE
 from isanet.engine.trainer import TrainConfig, Trainer, poly_lr
 from isanet.evaluation.inference import Predictor

@@ -72,7 +72,7 @@ from pathlib import Path
 import numpy as np
 from IPython.display import display
 
-from isanet.data.build import build_dataset
+from isanet.data.registry import build_dataset
 from isanet.evaluation.evaluate import evaluate_predictor
 from isanet.evaluation.inference import Predictor
 from isanet.evaluation.metrics import SegMetrics, format_confused, format_table, most_confused

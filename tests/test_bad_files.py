@@ -19,9 +19,9 @@ from PIL import Image
 import isanet
 from isanet.analysis.model_bench import Variant, bench_model
 from isanet.cli import main
-from isanet.data.build import write_sample_dataset
 from isanet.data.datasets import DatasetError
 from isanet.data.folder import FolderDataset, read_classes
+from isanet.data.registry import write_sample_dataset
 from isanet.io.atomic import write_text_atomic
 from isanet.io.checkpoint import save_checkpoint
 from isanet.io.image import ImageError, read_image

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 import isanet
 from isanet.analysis.attention_bench import bench_attention
 from isanet.cli import error_message, main
-from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.datasets import as_rgb_uint8
+from isanet.data.registry import build_dataset, write_sample_dataset
 from isanet.engine import trainer as trainer_module
 from isanet.engine.config import TrainError, resolve_config
 from isanet.engine.state import WorkDirLock, write_checkpoint

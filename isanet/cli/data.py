@@ -11,7 +11,7 @@ from pathlib import Path
 
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_output
-from isanet.data.build import DATASETS
+from isanet.data.registry import DATASETS
 from isanet.limits import MAX_IMAGE_SIDE, MAX_SAMPLE_IMAGES, bounded_int, non_negative_int
 
 
@@ -43,7 +43,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_sample_data(args: argparse.Namespace) -> int:
-    from isanet.data.build import write_sample_dataset
+    from isanet.data.registry import write_sample_dataset
     sizes = {key: getattr(args, key) for key in ("num_train", "num_val", "size") if getattr(args, key) is not None}
     with usage_checks(errors=(ValueError,)):  # its refusals (not a sample, not empty); a failed write is OSError
         top = write_sample_dataset(args.kind, args.out, seed=args.seed, label_ids_only=args.label_ids_only,

@@ -15,7 +15,7 @@ from pathlib import Path
 from isanet.cli import options
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_input, add_output, add_precision, add_scale
-from isanet.data.build import DATASETS
+from isanet.data.registry import DATASETS
 from isanet.limits import positive_int
 from isanet.models.zoo import ZooEntry
 
@@ -71,8 +71,8 @@ def summary(results: dict, entry: ZooEntry, dataset_root: Path, own_data: bool =
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.data.build import build_dataset
     from isanet.data.folder import dataset_kind
+    from isanet.data.registry import build_dataset
     from isanet.evaluation.evaluate import evaluate_predictor
     from isanet.evaluation.inference import Predictor
     from isanet.evaluation.metrics import format_confused, format_table, most_confused

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from isanet.cli.errors import USER_ERRORS, error_message, usage_checks
 from isanet.cli.options import add_device, add_input, add_output, add_precision, add_scale
-from isanet.data.build import DATASETS
+from isanet.data.registry import DATASETS
 from isanet.engine.recipes import RECIPES
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR, bounded_float, bounded_int, non_negative_int, positive_int
 from isanet.models.heads import HEADS

@@ -111,7 +111,7 @@ def _render(label: np.ndarray, team: int, rng: np.random.Generator) -> np.ndarra
 
 
 def write_context(root: Path, num_train: int, num_val: int, size: int, rng: np.random.Generator) -> Path:
-    """The context task's writer (:data:`isanet.data.build.DATASETS` ``"context"``): ``size``-px square pictures
+    """The context task's writer (:data:`isanet.data.registry.DATASETS` ``"context"``): ``size``-px square pictures
     in the folder layout into ``root``. Teams are dealt in shuffled rounds per split, so each split holds every
     team about equally often."""
     for split, count in (("train", num_train), ("val", num_val)):

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from isanet.data.build import dataset_class
+from isanet.data.registry import dataset_class
 from isanet.io.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from isanet.models.zoo import build_model, get_entry
 

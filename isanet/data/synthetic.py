@@ -11,7 +11,7 @@ weights learns five such classes, but not twenty). VOC gets the 255 "void" borde
 real labels have (its SBD-style aug labels do not), Cityscapes gets both ``labelIds`` and ``labelTrainIds``
 (including ids without a train id, such as the ego vehicle), ADE20K uses file value 0 for "other".
 Everything is a function of ``seed``. Each writer here draws one layout into a given folder; which writer
-belongs to which data set, and where its top folder goes, is :data:`isanet.data.build.DATASETS`.
+belongs to which data set, and where its top folder goes, is :data:`isanet.data.registry.DATASETS`.
 """
 
 from __future__ import annotations

@@ -122,9 +122,9 @@ def _previous(config: TrainConfig, work_dir: Path, dist: DistContext,
 
 def _datasets(config: TrainConfig, entry: ZooEntry) -> tuple[object, object]:
     """The training split (required) and the validation split (when evaluating), with errors naming the root."""
-    from isanet.data.build import build_dataset
     from isanet.data.datasets import DatasetError
     from isanet.data.folder import dataset_kind
+    from isanet.data.registry import build_dataset
 
     root = config.data_root
     kind = dataset_kind(config.dataset, root, short_dataset_name(entry))

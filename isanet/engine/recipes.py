@@ -32,7 +32,7 @@ spread over seeds is wide, so one run says little (notebook 04 shows it). Five c
 weights this model learns twenty far more slowly: the same run on a sample of all 20 (``object_classes=None``,
 seed 1) reaches an mIoU of about 7 after 150 iterations, 15 after 600::
 
-    from isanet.data.build import write_sample_dataset
+    from isanet.data.registry import write_sample_dataset
     from isanet.engine.recipes import VOC_SAMPLE, VOC_SAMPLE_DATA
     from isanet.engine.trainer import TrainConfig, train
     from isanet.notebook.plots import plot_training_curves

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from isanet.data.build import dataset_class
 from isanet.data.datasets import DatasetError, read_image
+from isanet.data.registry import dataset_class
 from isanet.evaluation.inference import Predictor
 from isanet.evaluation.overlay import overlay_picture
 from isanet.io.atomic import atomic_path

@@ -40,13 +40,13 @@ def resolve_path(path: str | os.PathLike | None, root: str | os.PathLike | None 
 
 def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_train: int = 4, num_val: int = 2,
                    size: int = 256, seed: int = 0, object_classes: int | None = None, quiet: bool = False) -> Path:
-    """A synthetic data set of ``kind`` (a name in :data:`isanet.data.build.DATASETS`) in the real layout, written
+    """A synthetic data set of ``kind`` (a name in :data:`isanet.data.registry.DATASETS`) in the real layout, written
     once under ``data/samples/`` of the repository (and reused afterwards); returns the data set's own top folder.
-    ``object_classes`` is :func:`isanet.data.build.write_sample_dataset`'s (VOC: only its first N object classes).
+    ``object_classes`` is :func:`isanet.data.registry.write_sample_dataset`'s (VOC: only its first N object classes).
 
     Writing goes to a temporary folder that is renamed into place, so a half-written sample is never reused.
     """
-    from isanet.data.build import DATASETS, write_sample_dataset
+    from isanet.data.registry import DATASETS, write_sample_dataset
 
     if kind not in DATASETS:
         raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(DATASETS)}")

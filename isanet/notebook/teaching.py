@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from isanet.data.build import write_sample_dataset
 from isanet.data.context import CONTEXT_DEFAULTS
+from isanet.data.registry import write_sample_dataset
 from isanet.engine.config import DEFAULT_MODEL, TrainConfig
 from isanet.engine.recipes import TEACHING
 from isanet.engine.trainer import train
@@ -109,7 +109,7 @@ def teaching_transform():
 
 def teaching_samples(root: str | os.PathLike | None = None, split: str = "val") -> list[dict]:
     """The context task's ``split`` as ``{"image", "label", ...}`` samples (the folder reader's)."""
-    from isanet.data.build import build_dataset
+    from isanet.data.registry import build_dataset
 
     return list(build_dataset("folder", teaching_data(root, quiet=True), split, progress=False))
 

@@ -16,7 +16,7 @@ from PIL import Image
 import isanet
 from isanet.cli import build_parser, leaf_commands, main
 from isanet.cli.options import INPUT_MARK, outputs
-from isanet.data.build import write_sample_dataset
+from isanet.data.registry import write_sample_dataset
 from isanet.io.checkpoint import save_checkpoint
 
 VOC = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"

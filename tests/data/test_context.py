@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from isanet.cli import main
-from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.context import (
     BEACON,
     CONTEXT_CLASSES,
@@ -19,6 +18,7 @@ from isanet.data.context import (
     TEAM_COLOURS,
     context_scene,
 )
+from isanet.data.registry import build_dataset, write_sample_dataset
 
 
 @pytest.fixture(scope="module")

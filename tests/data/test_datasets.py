@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.datasets import ADE20KDataset, CityscapesDataset, DatasetError, VOCDataset, read_image
+from isanet.data.registry import build_dataset, write_sample_dataset
 from isanet.data.synthetic import voc_colormap
 
 

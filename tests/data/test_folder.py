@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from isanet.data import folder as folder_module
-from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.datasets import DatasetError
 from isanet.data.folder import FolderDataset, dataset_kind, is_folder_layout, voc_colormap
+from isanet.data.registry import build_dataset, write_sample_dataset
 from isanet.data.synthetic import FOLDER_CLASSES
 from isanet.evaluation.predict_files import list_inputs
 from isanet.io.image import IMAGE_SUFFIXES

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from isanet.cli import build_parser
-from isanet.data.build import DATASETS, build_dataset, dataset_class, write_sample_dataset
+from isanet.data.registry import DATASETS, build_dataset, dataset_class, write_sample_dataset
 
 
 @pytest.mark.parametrize("kind", list(DATASETS))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from isanet.data.build import build_dataset, write_sample_dataset
 from isanet.data.datasets import CityscapesDataset
+from isanet.data.registry import build_dataset, write_sample_dataset
 from isanet.data.synthetic import (
     class_texture,
     deal_classes,

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import isanet
-from isanet.data.build import write_sample_dataset
+from isanet.data.registry import write_sample_dataset
 from isanet.engine.config import TrainConfig, resolve_config
 from isanet.engine.recipes import RECIPES, TEACHING, VOC_SAMPLE, get_recipe
 from isanet.engine.trainer import Trainer

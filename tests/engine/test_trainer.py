@@ -21,7 +21,7 @@ import torch
 
 import isanet
 from isanet.cli import main
-from isanet.data.build import write_sample_dataset
+from isanet.data.registry import write_sample_dataset
 from isanet.data.sample_checkpoint import random_state_dict
 from isanet.engine.loader import SampleOrder, StreamBatches
 from isanet.engine.log import read_log

@@ -12,7 +12,7 @@ from torch import nn
 
 import isanet
 from isanet.cli import main
-from isanet.data.build import build_dataset, write_sample_dataset
+from isanet.data.registry import build_dataset, write_sample_dataset
 from isanet.data.transforms import IMAGENET_MEAN as MEAN
 from isanet.data.transforms import IMAGENET_STD as STD
 from isanet.data.transforms import scale_factor_size

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from isanet.data.build import DATASETS, build_dataset
+from isanet.data.registry import DATASETS, build_dataset
 from isanet.notebook.session import sample_dataset
 
 
