@@ -262,7 +262,7 @@ class RunState:
 
     def checkpoint_content(self, optimisation_state: dict, iteration: int) -> tuple[dict, dict]:
         """``(meta, extra)`` of the checkpoint after ``iteration``: mmengine's fields plus what resume needs
-        (``optimisation_state``: what :meth:`isanet.engine.build.Optimisation.state` gives for ``iteration``)."""
+        (``optimisation_state``: what :meth:`isanet.engine.run_setup.Optimisation.state` gives for ``iteration``)."""
         config = self.config
         position = self.position + (iteration - self.start_iter) * config.batch_size * self.dist.world_size
         reader = self.stream.dataset

@@ -38,10 +38,10 @@ from torch import nn
 from tqdm import tqdm
 
 from isanet.data.datasets import IGNORE_INDEX
-from isanet.engine.build import build_parts, poly_lr
 from isanet.engine.config import TrainConfig, TrainError, plain, resolve_config
 from isanet.engine.loader import StreamBatches, build_loader, worker_errors_in_one_line
 from isanet.engine.log import JsonlLog
+from isanet.engine.run_setup import build_parts, poly_lr
 from isanet.engine.state import LOG_NAME, write_checkpoint
 from isanet.io.digest import state_dict_digest
 

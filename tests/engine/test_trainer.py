@@ -303,7 +303,7 @@ def test_python_callers_read_the_field_they_set(field, value, expected):
 
 def test_amp_is_ignored_on_cpu_and_the_cli_trains(voc_root, tmp_path, capsys, monkeypatch):
     """The whole CLI path, with the zoo's R-50 swapped for the tiny model to keep it fast."""
-    monkeypatch.setattr("isanet.engine.build.build_model",
+    monkeypatch.setattr("isanet.engine.run_setup.build_model",
                         lambda name, num_classes, **_: isanet.ISANet(isanet.ISANetConfig.tiny(num_classes=num_classes)))
     code = main(["train", "isanet_r50-d8_4xb4-20k_voc12aug-512x512", "--data-root", str(voc_root), "--work-dir",
                  str(tmp_path / "run"), "--iters", "2", "--crop", "64", "64", "--batch-size", "1", "--eval-every",
