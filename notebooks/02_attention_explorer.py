@@ -112,7 +112,7 @@ from isanet.data.context import BEACON, CONTEXT_CLASSES, TEAM_CLASSES
 from isanet.data.datasets import read_image
 from isanet.data.registry import build_dataset
 from isanet.data.transforms import rescale_size, resize_image
-from isanet.evaluation.inference import predict_image
+from isanet.evaluation.inference import image_logits
 from isanet.evaluation.metrics import SegMetrics
 from isanet.io.checkpoint import load_model, read_checkpoint
 from isanet.models.isa import Partition
@@ -380,7 +380,7 @@ print(f"  (machine: {reference['machine']})")
 
 segmentation = SegMetrics(len(CONTEXT_CLASSES))
 for item in cue_samples:
-    logits = predict_image(trained_model, item["image"], transform.scale, transform.mean, transform.std)
+    logits = image_logits(trained_model, item["image"], transform.scale, transform.mean, transform.std)
     segmentation.update(logits.argmax(dim=0).cpu(), item["label"])
 metrics = segmentation.compute()
 teams = ", ".join(f"{CONTEXT_CLASSES[c]} {metrics['IoU'][c]:.1f}" for c in TEAM_CLASSES)

@@ -168,7 +168,7 @@ shown = [val_set[i] for i in range(min(3, len(val_set)))]
 
 def predictions() -> list:
     """Class maps of the shown validation images, predicted the way evaluation predicts them."""
-    return [predictor.predict(sample["image"]).numpy() for sample in shown]
+    return [predictor.class_ids(sample["image"]).numpy() for sample in shown]
 
 
 def head_input_sizes(run) -> list[tuple[int, int]]:

@@ -188,7 +188,7 @@ def evaluate_published(model_name: str, checkpoint, data_root, limit, show: int 
     result = evaluate_predictor(predictor, dataset, ms_flip=MS_FLIP, limit=limit, progress=False)
     samples = [dataset[i] for i in range(min(show, result["num_images"]))]
     for sample in samples:
-        sample["prediction"] = predictor.predict(sample["image"], MS_FLIP).numpy()
+        sample["prediction"] = predictor.class_ids(sample["image"], MS_FLIP).numpy()
     published = entry.mIoU_ms_flip if MS_FLIP else entry.mIoU
     reasons = [why for why, flag in (
         ("synthetic sample data", synthetic_data), ("random weights", random_weights),

@@ -381,7 +381,7 @@ def test_predict_takes_any_float_batch(convert):
 
 
 @pytest.mark.parametrize("x, message", [
-    (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "normalised float pixels, got dtype torch.uint8: .*predict_image"),
+    (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "normalised float pixels, got dtype torch.uint8: .*image_logits"),
     ([torch.zeros(3, 8, 8)], "got a list: stack the images"),
     (torch.zeros(0, 3, 8, 8), r"empty batch \(shape \(0, 3, 8, 8\)\)"),
     (torch.zeros(3, 8, 8), r"add a batch dimension: x\[None\]"),

@@ -47,7 +47,7 @@ from isanet.analysis.compare import max_relative_difference, pixel_agreement
 from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
 from isanet.analysis.memory import peak_memory
 from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from isanet.evaluation.inference import Predictor, slide_predict
+from isanet.evaluation.inference import Predictor, slide_logits
 from isanet.models.fold import fold_batchnorm
 from isanet.models.optimize import BlockedBackbone, CompiledModel
 from isanet.models.zoo import TestSettings
@@ -282,7 +282,7 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
                 folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
                 run = _onnx_callable(model, size, folder)
                 call = ((lambda run=run: run(x.cpu())) if settings.mode == "whole" else
-                        (lambda run=run: slide_predict(run, x.cpu(), settings.crop_size, settings.stride)))
+                        (lambda run=run: slide_logits(run, x.cpu(), settings.crop_size, settings.stride)))
                 precisions[variant.label] = "fp32"
                 uncounted.add(variant.label)
             else:

@@ -67,7 +67,7 @@ def evaluate_predictor(predictor: Predictor, dataset: SegDataset, ms_flip: bool 
     bar = tqdm(range(count), desc=f"eval {type(dataset).__name__}", unit="img", disable=not progress)
     for index in bar:
         sample = dataset[index]
-        prediction = predictor.predict(sample["image"], ms_flip)
+        prediction = predictor.class_ids(sample["image"], ms_flip)
         if on_prediction is not None:
             on_prediction(prediction)
         metrics.update(prediction, sample["label"])

@@ -63,8 +63,8 @@ def slide_windows(height: int, width: int, crop_size: tuple[int, int],
     return windows
 
 
-def slide_predict(model: nn.Module, x: torch.Tensor, crop_size: tuple[int, int],
-                  stride: tuple[int, int]) -> torch.Tensor:
+def slide_logits(model: nn.Module, x: torch.Tensor, crop_size: tuple[int, int],
+                 stride: tuple[int, int]) -> torch.Tensor:
     """Average of the model's logits over the sliding windows (each pixel divided by its window count)."""
     logits = count = None
     for y1, y2, x1, x2 in slide_windows(x.shape[2], x.shape[3], crop_size, stride):
@@ -88,7 +88,7 @@ def as_batch(model: nn.Module, x) -> torch.Tensor:
                          f"{type(x).__name__}: stack the images into one batch, e.g. torch.stack(images)")
     if not x.is_floating_point():
         raise ValueError(f"predict expects normalised float pixels, got dtype {x.dtype}: for an H x W x 3 uint8 "
-                         "picture use predict_image (it resizes and normalises), or normalise it yourself")
+                         "picture use image_logits (it resizes and normalises), or normalise it yourself")
     if x.dim() != 4:
         hint = " (one image? add a batch dimension: x[None])" if x.dim() == 3 else ""
         raise ValueError(f"predict expects an N x 3 x H x W batch, got shape {tuple(x.shape)}{hint}")
@@ -111,7 +111,7 @@ def _forward(model: nn.Module, x: torch.Tensor, mode: str, crop_size: tuple[int,
     with evaluating(model), autocast(precision, x.device):
         if mode == "whole":
             return full_precision(model(x))
-        return slide_predict(model, x, tuple(crop_size), tuple(stride))
+        return slide_logits(model, x, tuple(crop_size), tuple(stride))
 
 
 def predict(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size: tuple[int, int] | None = None,
@@ -200,7 +200,7 @@ class Predictor:
         views = [(ratio, flip) for ratio in settings.ratios for flip in (False, True)]
         return sum(probabilities(ratio, flip) for ratio, flip in views) / len(views)
 
-    def predict(self, image: np.ndarray, ms_flip: bool = False) -> torch.Tensor:
+    def class_ids(self, image: np.ndarray, ms_flip: bool = False) -> torch.Tensor:
         """``H x W`` int64 class ids (on the CPU) of an original ``H x W x 3`` uint8 RGB image."""
         return self.scores(image, ms_flip).argmax(dim=0).cpu()
 
@@ -217,20 +217,20 @@ def _one_call(model: nn.Module, scale: tuple[int, int], mean: tuple[float, ...],
     return Predictor(model, settings, precision, model_device(model))
 
 
-def predict_image(model: nn.Module, image: np.ndarray, scale: tuple[int, int], mean: tuple[float, ...],
-                  std: tuple[float, ...], mode: str = "whole", crop_size: tuple[int, int] | None = None,
-                  stride: tuple[int, int] | None = None, align_corners: bool | None = None,
-                  precision: str = "fp32") -> torch.Tensor:
+def image_logits(model: nn.Module, image: np.ndarray, scale: tuple[int, int], mean: tuple[float, ...],
+                 std: tuple[float, ...], mode: str = "whole", crop_size: tuple[int, int] | None = None,
+                 stride: tuple[int, int] | None = None, align_corners: bool | None = None,
+                 precision: str = "fp32") -> torch.Tensor:
     """``K x H x W`` logits for an original ``H x W x 3`` uint8 RGB image, at its own size
     (:meth:`Predictor.scores`)."""
     return _one_call(model, scale, mean, std, mode, crop_size, stride, TTA_RATIOS, align_corners,
                      precision).scores(image)
 
 
-def predict_ms_flip(model: nn.Module, image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...],
-                    mode: str = "whole", crop_size: tuple[int, int] | None = None,
-                    stride: tuple[int, int] | None = None, ratios: tuple[float, ...] = TTA_RATIOS,
-                    align_corners: bool | None = None, precision: str = "fp32") -> torch.Tensor:
+def ms_flip_probabilities(model: nn.Module, image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...],
+                          mode: str = "whole", crop_size: tuple[int, int] | None = None,
+                          stride: tuple[int, int] | None = None, ratios: tuple[float, ...] = TTA_RATIOS,
+                          align_corners: bool | None = None, precision: str = "fp32") -> torch.Tensor:
     """``K x H x W`` class probabilities for an original image with mmseg 1.x's multi-scale + flip TTA
     (:meth:`Predictor.scores` with ``ms_flip``); its argmax is mmseg's TTA prediction. The TTA has no
     test-scale resize, so the image's own size stands in for the (unused) scale."""

@@ -96,7 +96,7 @@ class PredictionWriter:
 
     def labels(self, image: np.ndarray) -> np.ndarray:
         """``H x W`` uint8 class ids of an original ``H x W x 3`` uint8 RGB image, at its own size."""
-        return self.predictor.predict(image, self.options.ms_flip).to(torch.uint8).numpy()
+        return self.predictor.class_ids(image, self.options.ms_flip).to(torch.uint8).numpy()
 
     def overlay(self, image: np.ndarray, label: np.ndarray, legend_inside: bool = False) -> np.ndarray:
         return overlay_picture(image, label, self.classes, self.palette, self.options.opacity, legend_inside)

@@ -83,7 +83,7 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
 
 def onnx_runner(session):
     """``x -> logits`` through an ONNX Runtime session, as a function of torch tensors (so that
-    :func:`isanet.evaluation.inference.slide_predict` and the benchmarks can call it like a model)."""
+    :func:`isanet.evaluation.inference.slide_logits` and the benchmarks can call it like a model)."""
     def run(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.detach().cpu().contiguous().numpy()})[0])
     return run

@@ -17,7 +17,7 @@ from isanet.data.transforms import IMAGENET_MEAN as MEAN
 from isanet.data.transforms import IMAGENET_STD as STD
 from isanet.data.transforms import scale_factor_size
 from isanet.evaluation.evaluate import evaluate
-from isanet.evaluation.inference import TTA_RATIOS, predict_image, predict_ms_flip
+from isanet.evaluation.inference import TTA_RATIOS, image_logits, ms_flip_probabilities
 from isanet.io.outputs import LEDGER
 from isanet.models.zoo import TestSettings
 
@@ -79,7 +79,7 @@ def test_whole_prediction_of_a_constant_image_is_the_linear_map():
     model = LinearModel()
     image = np.empty((30, 40, 3), np.uint8)
     image[:] = (200, 10, 90)
-    logits = predict_image(model, image, (64, 16), MEAN, STD)
+    logits = image_logits(model, image, (64, 16), MEAN, STD)
     pixel = (torch.tensor([200.0, 10, 90]) - torch.tensor(MEAN)) / torch.tensor(STD)
     expected = model.conv.weight[:, :, 0, 0] @ pixel + model.conv.bias
     assert logits.shape == (3, 30, 40)
@@ -90,7 +90,7 @@ def test_whole_prediction_comes_back_at_the_original_size():
     model = LinearModel()
     columns = np.linspace(0, 255, 40)
     image = np.stack([np.tile(columns, (30, 1))] * 3, axis=-1).round().astype(np.uint8)
-    logits = predict_image(model, image, (80, 60), MEAN, STD)  # up to 60 x 80, then back down to 30 x 40
+    logits = image_logits(model, image, (80, 60), MEAN, STD)  # up to 60 x 80, then back down to 30 x 40
     direct = model(((torch.from_numpy(image).float() - torch.tensor(MEAN)) / torch.tensor(STD)).permute(2, 0, 1)[None])
     assert logits.shape == (3, 30, 40)
     torch.testing.assert_close(logits[:, :, 2:-2], direct[0, :, :, 2:-2].detach(), atol=0.05, rtol=0)
@@ -100,8 +100,8 @@ def test_slide_prediction_averages_window_means_by_hand():
     image = np.zeros((4, 10, 3), np.uint8)
     image[..., 0] = np.arange(10)
     # test scale (10, 4) keeps 4 x 10; mean 0 / std 1 keeps the column index as the value
-    logits = predict_image(CropMeanModel(), image, (10, 4), (0, 0, 0), (1, 1, 1), mode="slide", crop_size=(4, 4),
-                           stride=(3, 3))
+    logits = image_logits(CropMeanModel(), image, (10, 4), (0, 0, 0), (1, 1, 1), mode="slide", crop_size=(4, 4),
+                          stride=(3, 3))
     # windows x = [0, 4), [3, 7), [6, 10) have means 1.5, 4.5, 7.5; columns 3 and 6 are in two windows each
     assert logits[0].tolist() == [[1.5, 1.5, 1.5, 3.0, 4.5, 4.5, 6.0, 7.5, 7.5, 7.5]] * 4
     assert (logits[1] == 0).all()
@@ -110,7 +110,7 @@ def test_slide_prediction_averages_window_means_by_hand():
 def test_ms_flip_averages_probabilities_of_unflipped_views():
     model = RampModel()
     image = np.full((50, 63, 3), 128, np.uint8)
-    probabilities = predict_ms_flip(model, image, MEAN, STD)
+    probabilities = ms_flip_probabilities(model, image, MEAN, STD)
     # every unflipped view gives t = 6 x / 62 back at the original size, every flipped one 6 - t (align_corners=True
     # resizes a ramp exactly); mmseg averages softmax probabilities: (sigmoid(t) + sigmoid(6 - t)) / 2
     t = torch.linspace(0, 6, 63)
@@ -125,7 +125,7 @@ def test_ms_flip_averages_probabilities_of_unflipped_views():
 def test_ms_flip_views_follow_mmcv_scale_factors_and_mirror():
     model = RampModel()
     image = np.random.default_rng(0).integers(0, 256, (50, 63, 3), dtype=np.uint8)
-    predict_ms_flip(model, image, MEAN, STD)
+    ms_flip_probabilities(model, image, MEAN, STD)
     sizes = [tuple(x.shape[2:]) for x in model.inputs]
     assert sizes == [scale_factor_size(50, 63, ratio) for ratio in TTA_RATIOS for _ in range(2)]
     assert sizes[2] == (37, 47)  # 0.75: mmcv's two-step rounding, not round(50 * 0.75) = 38

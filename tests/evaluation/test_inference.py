@@ -6,7 +6,7 @@ from torch import nn
 import isanet
 from isanet.analysis.compare import max_relative_difference, pixel_agreement
 from isanet.evaluation import inference
-from isanet.evaluation.inference import Predictor, predict_image, slide_windows
+from isanet.evaluation.inference import Predictor, image_logits, slide_windows
 
 
 class PositionModel(nn.Module):
@@ -109,8 +109,8 @@ def test_predictor_logits_equal_the_loose_path_whole_and_slide(tiny_model):
     image = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
     small = settings.replace(scale=(64, 32))
     assert torch.equal(Predictor(tiny_model, small).scores(image),
-                       predict_image(tiny_model, image, (64, 32), small.mean, small.std, "slide", (20, 24), (13, 11),
-                                     align_corners=small.align_corners))
+                       image_logits(tiny_model, image, (64, 32), small.mean, small.std, "slide", (20, 24), (13, 11),
+                                    align_corners=small.align_corners))
 
 
 def test_precision_is_resolved_once_per_predictor(tiny_model, monkeypatch):
@@ -121,7 +121,7 @@ def test_precision_is_resolved_once_per_predictor(tiny_model, monkeypatch):
     predictor = Predictor(tiny_model, settings, precision="fp32")
     image = np.zeros((24, 24, 3), np.uint8)
     for _ in range(3):
-        predictor.predict(image, ms_flip=True)
+        predictor.class_ids(image, ms_flip=True)
     assert len(calls) == 1
 
 

@@ -14,7 +14,7 @@ import isanet
 from isanet.cli import main
 from isanet.data.datasets import VOCDataset
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.evaluation.inference import predict_image, predict_ms_flip
+from isanet.evaluation.inference import image_logits, ms_flip_probabilities
 from isanet.evaluation.overlay import blend, classes_present, colorize, draw_legend
 from isanet.io.checkpoint import load_model
 from isanet.io.outputs import LEDGER
@@ -86,7 +86,7 @@ def test_predict_an_image_writes_the_models_prediction(tmp_path, checkpoint, cap
     label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
     model = load_model(checkpoint)
     settings = get_entry(VOC).test
-    expected = predict_image(model.eval(), image, (64, 64), settings.mean, settings.std).argmax(0).numpy()
+    expected = image_logits(model.eval(), image, (64, 64), settings.mean, settings.std).argmax(0).numpy()
     assert label.shape == (30, 44) and label.dtype == np.uint8
     assert np.array_equal(label, expected)
     overlay = _read(tmp_path / "out" / "mine_overlay.png")
@@ -100,7 +100,7 @@ def test_ms_flip_is_the_tta_prediction(tmp_path, checkpoint, capsys, one_thread)
     assert main(["predict", str(tmp_path / "mine.png"), "--model", VOC, "--checkpoint", str(checkpoint),
                  "--out", str(tmp_path / "out"), "--ms-flip", "--no-progress"]) == 0
     settings = get_entry(VOC).test
-    expected = predict_ms_flip(load_model(checkpoint).eval(), image, settings.mean, settings.std).argmax(0)
+    expected = ms_flip_probabilities(load_model(checkpoint).eval(), image, settings.mean, settings.std).argmax(0)
     label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(label, expected.numpy())
     assert main(["predict", str(tmp_path / "mine.png"), "--model", VOC, "--checkpoint", str(checkpoint),
@@ -146,7 +146,7 @@ def test_video_gives_an_overlay_video(tmp_path, checkpoint, capsys, one_thread) 
     decoded = cv2.cvtColor(source.read()[1], cv2.COLOR_BGR2RGB)
     source.release()
     settings = get_entry(VOC).test
-    label = predict_image(load_model(checkpoint).eval(), decoded, (64, 64), settings.mean, settings.std).argmax(0)
+    label = image_logits(load_model(checkpoint).eval(), decoded, (64, 64), settings.mean, settings.std).argmax(0)
     expected = blend(decoded, label.numpy().astype(np.uint8), VOCDataset.PALETTE, 0.5)
     got = cv2.cvtColor(first, cv2.COLOR_BGR2RGB).astype(int)
     error = np.abs(got - expected.astype(int)).mean()
@@ -168,7 +168,7 @@ def test_bad_inputs_get_one_line(tmp_path, checkpoint, capsys) -> None:
 
 
 def test_predict_bf16_is_the_bf16_prediction(tmp_path, checkpoint, monkeypatch, one_thread) -> None:
-    """--precision bf16 (as on a CPU with AVX-512 BF16) writes predict_image's bf16 labels."""
+    """--precision bf16 (as on a CPU with AVX-512 BF16) writes the argmax of image_logits in bf16."""
     from isanet import runtime
 
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
@@ -179,7 +179,7 @@ def test_predict_bf16_is_the_bf16_prediction(tmp_path, checkpoint, monkeypatch, 
     label = cv2.imread(str(tmp_path / "out" / "mine_label.png"), cv2.IMREAD_UNCHANGED)
     settings = get_entry(VOC).test
     model = load_model(checkpoint).eval()
-    bf16 = predict_image(model, image, (64, 64), settings.mean, settings.std, precision="bf16").argmax(0).numpy()
-    fp32 = predict_image(model, image, (64, 64), settings.mean, settings.std).argmax(0).numpy()
+    bf16 = image_logits(model, image, (64, 64), settings.mean, settings.std, precision="bf16").argmax(0).numpy()
+    fp32 = image_logits(model, image, (64, 64), settings.mean, settings.std).argmax(0).numpy()
     assert np.array_equal(label, bf16)
     assert (label == fp32).mean() > 0.9  # random weights: near-ties may flip
