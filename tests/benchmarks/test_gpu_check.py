@@ -147,3 +147,7 @@ def test_bad_options_name_the_option(capsys):
         with pytest.raises(SystemExit):
             gpu_check.main(["--device", "cuda"])
         assert "--device cuda: no CUDA device" in capsys.readouterr().err
+
+
+def test_the_gpu_budgets_fit_one_call_of_four_minutes():
+    assert sum(budget for _, budget, _ in gpu_check.CHECKS.values()) <= gpu_check.GPU_SECONDS == 240
