@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import isanet
 from isanet.analysis.compare import max_abs_difference, max_relative_difference
+from isanet.analysis.isa_matrices import pixel_groups
 from isanet.analysis.probe import (
     AttentionCapture,
     capture,
@@ -22,12 +23,7 @@ from isanet.analysis.probe import (
     upsample_map,
 )
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.models.interlaced import (
-    Partition,
-    long_range_group_ids,
-    pixel_groups,
-    short_range_group_ids,
-)
+from isanet.models.isa import Partition, long_range_group_ids, short_range_group_ids
 
 IMAGE_SIZE = (85, 101)  # an 11 x 13 feature map: ISA pads it to 16 x 16, unevenly (2+3, 1+2)
 

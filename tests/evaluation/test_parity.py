@@ -122,7 +122,7 @@ def _first_fixture(align_corners: bool) -> dict:
 
 def test_check_catches_isa_padding_on_the_wrong_side(monkeypatch):
     """The extra padded row/column goes bottom/right in mmseg; putting it top/left must fail the check."""
-    from isanet.models.interlaced import Partition
+    from isanet.models.isa import Partition
 
     fixture = _first_fixture(False)
     model = seeded_model(fixture["name"], fixture["seed"])
