@@ -21,7 +21,6 @@ from collections.abc import Iterator
 
 from torch import nn
 
-from isanet.evaluation.evaluate import evaluate
 from isanet.models.attention import STEP_NAMES, StepName, identity_steps
 
 #: The step names as the command line spells them.
@@ -55,6 +54,8 @@ def identity_step(model: nn.Module, step: str) -> Iterator[None]:
 def evaluate_identity_step(model: nn.Module, dataset, settings, step: str | None, **options) -> dict:
     """:func:`isanet.evaluation.evaluate.evaluate` of ``model`` on ``dataset`` with ``step`` replaced by identity
     (``None``: intact); ``options`` go to ``evaluate`` (precision, device, optimize, limit, ...)."""
+    from isanet.evaluation.evaluate import evaluate  # here, so that the command line's choices load no evaluation
+
     if step is None:
         return evaluate(model, dataset, settings, **options)
     with identity_step(model, step):

@@ -4,14 +4,19 @@ Prints a per-class table, the most-confused class pairs and a summary; with ``--
 confusion matrix (pixel counts) and the settings that produced them as JSON, with ``--confusion`` the
 row-normalised matrix as a picture (both atomically: a temporary file renamed into place, so a reader never
 sees half of it). Your own data in the folder layout (:mod:`isanet.data.folder`) is read with ``--dataset
-folder``, or found by itself; the model then predicts the classes of its ``classes.txt``.
+folder``, or found by itself; the model then predicts the classes of its ``classes.txt``. A checkpoint whose meta
+records a training recipe (``isanet train --recipe``) is evaluated at the scale it was validated at, unless
+``--scale`` says otherwise. ``--identity-step`` evaluates an ISA model with one step's attention replaced by
+identity (:mod:`isanet.analysis.identity_step`): the ablation that says whether the model uses that step.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
+from isanet.analysis.identity_step import STEP_OPTIONS
 from isanet.cli import options
 from isanet.cli.errors import usage_checks
 from isanet.cli.options import add_checkpoint, add_device, add_input, add_output, add_precision, add_scale
@@ -41,6 +46,9 @@ def add_parser(subparsers) -> None:
     add_precision(parser, help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX and GPUs, fp16 on "
                                "GPUs; an unsupported choice falls back to fp32 with a warning (default: %(default)s)")
     options.add_optimize(parser)
+    parser.add_argument("--identity-step", choices=STEP_OPTIONS,
+                        help="ISA models only: that step's attention replaced by identity (each pixel attends to "
+                             "itself alone; projections kept), to measure whether the model uses the step")
     add_output(parser, "--out", kind="file", suffixes=(".json",),
                help="write the results (with the confusion matrix's pixel counts) as JSON")
     add_output(parser, "--confusion", kind="file", suffixes=(".png",),
@@ -54,6 +62,9 @@ def summary(results: dict, entry: ZooEntry, dataset_root: Path, own_data: bool =
     kind = "ms+flip" if results["settings"]["ms_flip"] else "single-scale"
     lines = [f"mIoU {results['mIoU']:.2f}  aAcc {results['aAcc']:.2f}  mAcc {results['mAcc']:.2f}  "
              f"on {results['num_images']} images"]
+    if results.get("identity_step"):
+        lines.append(f"note: --identity-step {results['identity_step']}: that step's attention was replaced by "
+                     "identity (an ablation); the number measures the model without it")
     if own_data:
         lines.append(f"your own data (folder data set at {dataset_root}): no published figure to compare with")
         if (dataset_root / "SAMPLE_DATA.txt").is_file():
@@ -67,10 +78,19 @@ def summary(results: dict, entry: ZooEntry, dataset_root: Path, own_data: bool =
         lines.append(f"note: test scale {results['settings']['scale']} overrides the zoo's; not comparable")
     if results["settings"]["limit"] is not None:
         lines.append("note: --limit evaluates a subset; the published figure is over the whole split")
+
     return "\n".join(lines)
 
 
+def recipe_scale(meta: dict) -> tuple[int, int] | None:
+    """The validation scale of the recipe a checkpoint records it was trained with (None: no recipe, or none set):
+    a model trained on small pictures (the teaching model: 160 px) is evaluated at the scale it learnt."""
+    scale = (meta.get("config") or {}).get("val_scale") if meta.get("recipe") else None
+    return tuple(scale) if scale else None
+
+
 def run(args: argparse.Namespace) -> int:
+    from isanet.analysis.identity_step import check_isa, identity_step
     from isanet.data.folder import dataset_kind
     from isanet.data.registry import build_dataset
     from isanet.evaluation.evaluate import evaluate_predictor
@@ -88,13 +108,17 @@ def run(args: argparse.Namespace) -> int:
         if args.skip_bad and kind != "folder":
             raise ValueError(f"--skip-bad applies to folder data sets only, not {kind}")
         dataset = build_dataset(kind, args.data_root, args.split, **({"skip_bad": True} if args.skip_bad else {}))
-        model, _ = load_model_for(args.checkpoint, entry.name, num_classes=dataset.num_classes)
-        settings = entry.test.override(args.mode, args.scale)
+        model, meta = load_model_for(args.checkpoint, entry.name, num_classes=dataset.num_classes)
+        if args.identity_step:
+            check_isa(model)
+        settings = entry.test.override(args.mode, args.scale or recipe_scale(meta))
         predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
     note = options.short_run_note(min(len(dataset), args.limit or len(dataset))) if args.optimize else None
     if note:
         print(note)
-    results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
+    with identity_step(model, args.identity_step) if args.identity_step else contextlib.nullcontext():
+        results = evaluate_predictor(predictor, dataset, ms_flip=args.ms_flip, limit=args.limit)
+    results["identity_step"] = args.identity_step
     if not sum(map(sum, results["confusion"])):
         raise ValueError(f"no labelled pixel in {results['num_images']} images of {dataset.root} {args.split}: "
                          "every mask pixel is 255 (ignore), so there is no mIoU to report")

@@ -271,3 +271,37 @@ def test_isanet_eval_fp16_on_cpu_warns_and_runs_fp32(sample_setup, tmp_path):
         assert main(["eval", NAMES["voc"], "--checkpoint", str(checkpoint), "--data-root", str(data_root),
                      "--scale", "64", "32", "--limit", "1", "--out", str(out), "--precision", "fp16"]) == 0
     assert json.loads(out.read_text())["settings"]["precision"] == "fp32"
+
+
+def test_isanet_eval_identity_step_on_the_teaching_model(tmp_path, capsys):
+    """The shipped teaching model (its meta records the teaching recipe) is evaluated at the recipe's 160 px; with
+    its long-range step replaced by identity it loses the beacon's colour, and the record says which step."""
+    from isanet.notebook.teaching import SHIPPED_CHECKPOINT
+
+    data = tmp_path / "context"
+    assert main(["sample-data", "context", "--out", str(data), "--num-train", "1", "--num-val", "4"]) == 0
+    base = ["eval", NAMES["voc"], "--checkpoint", str(SHIPPED_CHECKPOINT), "--data-root", str(data)]
+    records = {}
+    for step in (None, "long-range", "short-range"):
+        out = tmp_path / f"{step}.json"
+        assert main([*base, "--out", str(out), *(["--identity-step", step] if step else [])]) == 0
+        records[step] = json.loads(out.read_text())
+        printed = capsys.readouterr().out
+        assert (f"note: --identity-step {step}: that step's attention was replaced by identity" in printed) == bool(step)
+    assert [records[step]["identity_step"] for step in records] == [None, "long-range", "short-range"]
+    assert all(record["settings"]["scale"] == [160, 160] for record in records.values())  # the recipe's val_scale
+    assert records["long-range"]["mIoU"] < records[None]["mIoU"] - 20  # the beacon reaches the objects no more
+    scaled = tmp_path / "scaled.json"
+    assert main([*base, "--out", str(scaled), "--scale", "128", "128"]) == 0  # --scale still overrides the recipe
+    assert json.loads(scaled.read_text())["settings"]["scale"] == [128, 128]
+
+
+def test_isanet_eval_identity_step_refuses_other_heads(tmp_path, capsys):
+    model = isanet.ISANet(isanet.ISANetConfig.tiny(head="dense", num_classes=5))
+    checkpoint = isanet.save_checkpoint(model, tmp_path / "dense.pth")
+    data = tmp_path / "context"
+    assert main(["sample-data", "context", "--out", str(data), "--num-train", "1", "--num-val", "1", "--size",
+                 "64"]) == 0
+    assert main(["eval", NAMES["voc"], "--checkpoint", str(checkpoint), "--data-root", str(data),
+                 "--identity-step", "short-range"]) == 2
+    assert "identity step: head 'dense' has no long-range and short-range step" in capsys.readouterr().err
