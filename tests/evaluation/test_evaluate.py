@@ -287,7 +287,8 @@ def test_isanet_eval_identity_step_on_the_teaching_model(tmp_path, capsys):
         assert main([*base, "--out", str(out), *(["--identity-step", step] if step else [])]) == 0
         records[step] = json.loads(out.read_text())
         printed = capsys.readouterr().out
-        assert (f"note: --identity-step {step}: that step's attention was replaced by identity" in printed) == bool(step)
+        said = f"note: --identity-step {step}: that step's attention was replaced by identity" in printed
+        assert said == bool(step)
     assert [records[step]["identity_step"] for step in records] == [None, "long-range", "short-range"]
     assert all(record["settings"]["scale"] == [160, 160] for record in records.values())  # the recipe's val_scale
     assert records["long-range"]["mIoU"] < records[None]["mIoU"] - 20  # the beacon reaches the objects no more
