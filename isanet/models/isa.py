@@ -23,9 +23,7 @@ instead of ``(hw)²``.
 **One definition of the groups**: :meth:`Partition.offset` and :meth:`Partition.block`. The group ids,
 :func:`member_positions`, the masks (:mod:`isanet.analysis.isa_matrices`) and FlexAttention's predicates and
 orders (:mod:`isanet.models.efficient.flex`) derive from them; tests hold the reshapes equal to them. A *step*
-maps a batch of group maps to maps of the same shape: ISA's are dense
-:class:`~isanet.models.attention.SelfAttentionBlock` s, wired with their kernels in
-:mod:`isanet.models.efficient.isa_module`.
+maps a batch of group maps to maps of that shape: ISA's are dense ``SelfAttentionBlock`` s (``attention.py``).
 """
 
 from __future__ import annotations
@@ -40,8 +38,7 @@ import torch.nn.functional as F
 
 from isanet.models.layers import grid
 
-#: One attention step over a batch of group maps: ``B x C x gh x gw -> B x C x gh x gw``.
-Step = Callable[[torch.Tensor], torch.Tensor]
+Step = Callable[[torch.Tensor], torch.Tensor]  # one attention step: ``B x C x gh x gw -> B x C x gh x gw``
 
 
 @dataclass(frozen=True)
