@@ -39,6 +39,7 @@ from isanet.analysis.probe import (
     short_range_map,
 )
 from isanet.data.datasets import IGNORE_INDEX
+from isanet.models.isa import long_range_group_ids, short_range_group_ids
 
 MAPS = ("long_range", "short_range", "composed", "dense")
 
@@ -145,12 +146,9 @@ def _support(name: str, capture: AttentionCapture, row: int, col: int, shape: tu
     if name in ("composed", "dense") or capture.isa is None:
         return np.ones(shape, dtype=bool)
     p = capture.isa.partition
-    ys = np.arange(shape[0])[:, None] + p.pad_top
-    xs = np.arange(shape[1])[None, :] + p.pad_left
-    y, x = row + p.pad_top, col + p.pad_left
-    if name == "long_range":  # same in-block offset
-        return (ys % p.loc_h == y % p.loc_h) & (xs % p.loc_w == x % p.loc_w)
-    return (ys // p.loc_h == y // p.loc_h) & (xs // p.loc_w == x // p.loc_w)  # short range: same block
+    long_group, block = p.groups_of(row, col)
+    same = (long_range_group_ids(p) == long_group) if name == "long_range" else (short_range_group_ids(p) == block)
+    return same[p.pad_top:p.pad_top + shape[0], p.pad_left:p.pad_left + shape[1]].numpy()  # Hp x Wp -> h x w
 
 
 def same_class_attention(capture: AttentionCapture, label: np.ndarray, queries: int | None = 256, seed: int = 0,
