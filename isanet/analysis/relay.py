@@ -1,0 +1,76 @@
+"""The relay, measured: does a pixel that cannot read the cue in ISA's first step fetch it from its block in the
+second?
+
+*Interlaced Sparse Self-Attention for Semantic Segmentation*, Huang et al., arXiv:1907.12273,
+https://arxiv.org/abs/1907.12273. In two hops, information reaches pixel ``p`` from the cue (the context task's
+beacon, :mod:`isanet.data.context`) only through the members ``q`` of ``p``'s block whose long-range group holds
+a cue pixel: ``q`` reads the cue in step 1 (long range), ``p`` reads ``q`` in step 2 (short range). Those members
+are the block's *relay* pixels. For every object pixel whose own long-range group holds no cue pixel (it cannot
+read the cue in step 1), this module takes the short-range map's weight on the relay pixels and compares it
+with their uniform share of the block: a ratio (lift) of 1 is what random weights give; a model that learnt to
+relay puts its second step's weight on them. Cue and object pixels are read from the labels at the feature
+pixels' centres, so "holds a cue pixel" is the geometry of the labels, not of the features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from isanet.analysis.probe import capture
+from isanet.analysis.same_class import labels_at_features
+from isanet.models.isa import ISAWeights, long_range_group_ids, member_positions
+
+
+@dataclass(frozen=True)
+class RelayAttention:
+    """Sums over the measured query pixels (object pixels whose long-range group holds no cue pixel)."""
+
+    queries: int  # how many such pixels were measured
+    weight: float  # sum of their short-range weight on their block's relay pixels
+    uniform: float  # sum of the relay pixels' share of each block (the weight uniform attention would give)
+
+    @property
+    def lift(self) -> float:
+        """Mean weight on the relay pixels over their mean uniform share (NaN when nothing was measured)."""
+        return self.weight / self.uniform if self.uniform > 0 else float("nan")
+
+    def __add__(self, other: RelayAttention) -> RelayAttention:
+        return RelayAttention(self.queries + other.queries, self.weight + other.weight, self.uniform + other.uniform)
+
+
+def relay_attention(attention: ISAWeights, feature_label: np.ndarray, cue_classes: Iterable[int],
+                    query_classes: Iterable[int], image_index: int = 0) -> RelayAttention:
+    """The relay measurement of one captured image: ``attention`` its ISA weights, ``feature_label`` its
+    ``h x w`` labels at the feature size (the unpadded map)."""
+    p = attention.partition
+    label = np.full((p.padded_h, p.padded_w), -1)  # padded positions are neither cue nor query
+    label[p.pad_top:p.pad_top + p.height, p.pad_left:p.pad_left + p.width] = feature_label
+    groups = long_range_group_ids(p).numpy()  # Hp x Wp
+    cue_groups = np.unique(groups[np.isin(label, list(cue_classes))])
+    positions = member_positions(p).numpy()  # offset x block: the padded position of each member
+    relay = np.isin(np.arange(p.num_long_range_groups), cue_groups)  # B: which offsets of a block relay
+    short = attention.short_range[image_index].detach().double().cpu().numpy()  # blocks x B x B
+    queries, weight = 0, 0.0
+    for offset, block in zip(*np.nonzero(np.isin(label.flat[positions], list(query_classes)) & ~relay[:, None])):
+        queries += 1
+        weight += short[block, offset, relay].sum()
+    return RelayAttention(queries, weight, queries * relay.mean())
+
+
+def relay_over_images(model: torch.nn.Module, samples: Iterable[dict],
+                      transform: Callable[[np.ndarray], torch.Tensor], cue_classes: Iterable[int],
+                      query_classes: Iterable[int]) -> RelayAttention:
+    """:func:`relay_attention` of an ISA ``model`` over labelled ``samples`` (``{"image", "label"}``), summed."""
+    device = next(model.parameters()).device
+    total = RelayAttention(0, 0.0, 0.0)
+    for sample in samples:
+        captured = capture(model, transform(sample["image"])[None].to(device))
+        if captured.isa is None:
+            raise ValueError("the relay is measured on ISA models only: this model's head has no ISA weights")
+        label = labels_at_features(sample["label"], captured.feature_size, captured.align_corners)
+        total = total + relay_attention(captured.isa, label, cue_classes, query_classes)
+    return total
