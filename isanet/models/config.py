@@ -9,6 +9,34 @@ from isanet.models.heads import HEADS
 
 DEPTHS = (10, 18, 50, 101)
 
+# The bounds of every size, each with its reason. A config also comes from a checkpoint's meta, which is
+# untrusted: a typo or a hostile file must be refused here, before a weight, a padded map or an affinity is
+# allocated (a 3 KB file claiming ``channels=30000`` would otherwise build 7 GB of weights).
+#: Classes: ADE20K-Full, the largest label set of segmentation's benchmarks, has 847; the full-size logits of a
+#: 2048 x 1024 picture already take 8 GiB at this bound.
+MAX_CLASSES = 1024
+#: Head widths (``channels``, ``isa_channels``, ``aux_channels``): four times the published 512; the head's
+#: convolutions grow with the square of the width (about 100M weights, 0.4 GB, at the bound).
+MAX_HEAD_CHANNELS = 2048
+#: Backbone width (mmseg ``base_channels``): twice the published 64 (Wide ResNet's widening), where R-101 holds
+#: about 170M weights (0.7 GB); at least 2, since the deep stem's first convolutions take half of it.
+MIN_BACKBONE_WIDTH, MAX_BACKBONE_WIDTH = 2, 128
+#: ISA's block side and the window side: the largest feature map the kit makes is 1024 pixels a side (the
+#: largest image side, 8192 = ``isanet.limits.MAX_IMAGE_SIDE``, over the output stride 8); a larger block only
+#: pads every map with zeros (the published block is 8).
+MAX_BLOCK_SIDE = 1024
+BLOCK_REASON = "a larger block than the largest feature map only pads it with zeros"
+#: ``(field, lowest, highest, why)`` of every integer size field but ``down_factor`` (a pair).
+SIZE_BOUNDS = (
+    ("num_classes", 1, MAX_CLASSES, "ADE20K-Full, the largest benchmark label set, has 847"),
+    ("backbone_width", MIN_BACKBONE_WIDTH, MAX_BACKBONE_WIDTH,
+     "the deep stem's first convolutions take half of it; twice the published 64"),
+    ("channels", 1, MAX_HEAD_CHANNELS, "four times the published 512"),
+    ("isa_channels", 1, MAX_HEAD_CHANNELS, "four times the published 512"),
+    ("aux_channels", 1, MAX_HEAD_CHANNELS, "four times the published 512"),
+    ("window_size", 1, MAX_BLOCK_SIDE, BLOCK_REASON),
+)
+
 
 @dataclass(frozen=True)
 class ISANetConfig:
@@ -31,21 +59,26 @@ class ISANetConfig:
     auxiliary: bool = True  # build the FCN auxiliary head (training signal on stage 3; unused at inference)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "down_factor", tuple(self.down_factor))
+        if isinstance(self.down_factor, (list, tuple)):  # JSON meta stores a list
+            object.__setattr__(self, "down_factor", tuple(self.down_factor))
         problems = []
-        if self.depth not in DEPTHS:
+        if not _is_int(self.depth) or self.depth not in DEPTHS:
             problems.append(f"depth must be one of {DEPTHS}, got {self.depth!r}")
-        if not isinstance(self.num_classes, int) or self.num_classes < 1:
-            problems.append(f"num_classes must be a positive integer, got {self.num_classes!r}")
-        for name in ("backbone_width", "channels", "isa_channels", "aux_channels", "window_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                problems.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if len(self.down_factor) != 2 or min(self.down_factor) < 1:
+        for name, low, high, reason in SIZE_BOUNDS:
+            problems += _bound_problem(name, getattr(self, name), low, high, reason)
+        if not (isinstance(self.down_factor, tuple) and len(self.down_factor) == 2
+                and all(_is_int(side) and side >= 1 for side in self.down_factor)):
             problems.append(f"down_factor must be two positive integers, got {self.down_factor!r}")
-        if self.head not in HEADS:
+        elif max(self.down_factor) > MAX_BLOCK_SIDE:
+            problems.append(f"down_factor must be at most {MAX_BLOCK_SIDE} a side ({BLOCK_REASON}), got "
+                            f"{self.down_factor!r}")
+        if not isinstance(self.head, str) or self.head not in HEADS:
             problems.append(f"head must be one of {tuple(HEADS)}, got {self.head!r}")
-        if self.kernel not in KERNELS:
+        if not isinstance(self.kernel, str) or self.kernel not in KERNELS:
             problems.append(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
+        for name in ("align_corners", "auxiliary"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
         if problems:
             raise ValueError("ISANetConfig: " + "; ".join(problems))
 
@@ -73,6 +106,20 @@ class ISANetConfig:
     def from_dict(cls, values: dict) -> ISANetConfig:
         """The config stored by :meth:`to_dict` (unknown keys are an error, not silently dropped)."""
         return cls().replace(**values)
+
+
+def _is_int(value) -> bool:
+    """A whole number, and not a bool (``True`` is an ``int`` to Python, never a size to a model)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bound_problem(name: str, value, low: int, high: int, reason: str) -> list[str]:
+    """The one-line problem with size field ``name`` (none when ``value`` is a whole number in its bounds)."""
+    if not _is_int(value) or value < 1:
+        return [f"{name} must be a positive integer, got {value!r}"]
+    if not low <= value <= high:
+        return [f"{name} must be {low} to {high} ({reason}), got {value!r}"]
+    return []
 
 
 #: The architecture :meth:`ISANetConfig.tiny` sets (classes aside): also the trainer's ``model_overrides`` for

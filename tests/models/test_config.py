@@ -8,7 +8,9 @@ import torch
 import isanet
 from isanet.data.sample_checkpoint import random_state_dict
 from isanet.io.checkpoint import load_model, read_checkpoint
+from isanet.limits import MAX_IMAGE_SIDE
 from isanet.models import ISANetConfig, model_config
+from isanet.models.config import MAX_BLOCK_SIDE
 from isanet.models.heads import DenseHead, ISAHead
 
 
@@ -37,10 +39,28 @@ def test_tiny_builds_the_small_teaching_model():
     ("down_factor", (0, 8), r"down_factor must be two positive integers, got \(0, 8\)"),
     ("head", "sparse", "head must be one of"),
     ("kernel", "flash", "kernel must be one of"),
+    ("num_classes", True, "num_classes must be a positive integer, got True"),
+    ("num_classes", 5000, r"num_classes must be 1 to 1024 \(ADE20K-Full, the largest benchmark label set, has 847\)"),
+    ("channels", 30000, r"channels must be 1 to 2048 \(four times the published 512\), got 30000"),
+    ("isa_channels", 4096, r"isa_channels must be 1 to 2048"),
+    ("aux_channels", 2.5, r"aux_channels must be a positive integer, got 2.5"),
+    ("backbone_width", 1, r"backbone_width must be 2 to 128 \(the deep stem's first convolutions take half of it"),
+    ("window_size", 2000, r"window_size must be 1 to 1024 \(a larger block than the largest feature map"),
+    ("down_factor", (4.5, 4), r"down_factor must be two positive integers, got \(4.5, 4\)"),
+    ("down_factor", "88", r"down_factor must be two positive integers, got '88'"),
+    ("align_corners", 1, "align_corners must be True or False, got 1"),
 ])
 def test_bad_values_are_refused_with_the_field_named(field, value, message):
     with pytest.raises(ValueError, match=message):
         ISANetConfig(**{field: value})
+
+
+def test_a_block_larger_than_any_feature_map_is_refused():
+    with pytest.raises(ValueError, match=r"down_factor must be at most 1024 a side \(a larger block than the largest "
+                                         r"feature map only pads it with zeros\), got \(3000, 3000\)"):
+        ISANetConfig.tiny(down_factor=(3000, 3000))
+    assert ISANetConfig.tiny(down_factor=(1024, 1)).down_factor == (1024, 1)
+    assert MAX_BLOCK_SIDE == MAX_IMAGE_SIDE // 8  # the largest feature map: the largest image at stride 8
 
 
 def test_build_model_refuses_zero_classes_instead_of_using_the_zoo_default():
