@@ -21,6 +21,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -301,6 +302,23 @@ def test_the_memory_cap_counts_the_input_map_and_never_allocates_past_it():
     fits = bench_attention([(8, 8)], channels=16, isa_channels=8, kernels=["matmul"], memory_cap_bytes=4 * 16 * 64
                            + 1, repeats=1, down_factor=(2, 2))
     assert {row.status for row in fits} == {"oom"} and "input map" not in fits[0].error
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "export"])
+def test_a_small_file_claiming_a_huge_model_is_refused_before_a_model_is_built(tmp_path, capsys, voc_root, command,
+                                                                               monkeypatch):
+    path = tmp_path / "claims.pth"  # 3 KB: what its meta claims would be 7 GB of weights
+    torch.save({"meta": {"model_config": {**isanet.ISANetConfig.tiny().to_dict(), "channels": 30000}},
+                "state_dict": {"decode_head.conv_seg.weight": torch.zeros(21, 64, 1, 1)}}, path)
+    monkeypatch.setattr("isanet.io.checkpoint.ISANet", lambda config: pytest.fail(f"a model was built: {config}"))
+    picture = tmp_path / "a.png"
+    cv2.imwrite(str(picture), np.zeros((8, 8, 3), np.uint8))
+    argv = {"eval": ["eval", VOC, "--checkpoint", path, "--data-root", voc_root],
+            "predict": ["predict", picture, "--model", VOC, "--checkpoint", path, "--out", tmp_path / "out"],
+            "export": ["export", "--checkpoint", path, "--out", tmp_path / "model.onnx"]}[command]
+    code, err = cli(capsys, *argv)
+    assert code == 2 and err.endswith(f"checkpoint {path}: its meta is not a model this kit can build: ISANetConfig: "
+                                      "channels must be 1 to 2048 (four times the published 512), got 30000")
 
 
 # ---------------------------------------------------------------- 4. every argument checked, every message useful

@@ -27,8 +27,9 @@ from torch import nn
 from isanet.io.atomic import atomic_path
 from isanet.io.digest import sha256_hex
 from isanet.models.config import ISANetConfig
-from isanet.models.from_meta import model_from_meta
-from isanet.models.zoo import build_model, entries_with_classes
+from isanet.models.from_meta import config_from_meta, meta_state_dict
+from isanet.models.segmentor import ISANet
+from isanet.models.zoo import entries_with_classes, model_config
 
 CLASSIFIER_KEYS = re.compile(r"^(decode_head|auxiliary_head)\.conv_seg\.(weight|bias)$")
 
@@ -209,26 +210,35 @@ def load_checkpoint(model: nn.Module, source: str | os.PathLike | Checkpoint, *,
     ``open-mmlab://resnet50_v1c``) into ``model.backbone``, ignoring its ``fc`` classifier.
     """
     checkpoint = _as_checkpoint(source, map_location)
-    path, state = checkpoint.path, checkpoint.state_dict
-    report = LoadReport(str(path), checkpoint.meta)
+    report = LoadReport(str(checkpoint.path), checkpoint.meta)
     if backbone_only:
-        return _load_backbone(model, state, path, report)
-    model_state = model.state_dict()
+        return _load_backbone(model, checkpoint.state_dict, checkpoint.path, report)
+    state, report.reinitialised = fitted_state(checkpoint, model.state_dict(), reinit_classifier)
+    model.load_state_dict(state, strict=True)
+    return report
+
+
+def fitted_state(checkpoint: Checkpoint, model_state: dict[str, torch.Tensor],
+                 reinit_classifier: bool = False) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The checkpoint's weights to load into a model whose state dict is ``model_state`` and the classifier keys
+    left to the model (``reinit_classifier``: a checkpoint with another class count, fine-tuning), or the
+    :class:`CheckpointError` that says why they do not fit (class count, missing, unexpected or misshapen keys).
+    Only ``model_state``'s keys and shapes are read, so a model built on the ``meta`` device checks a file
+    before any real weight is allocated."""
+    path, state = checkpoint.path, checkpoint.state_dict
     ours, theirs = _num_classes_in(model_state), checkpoint.num_classes
+    reinitialised = []
     if ours is not None and theirs is not None and ours != theirs:
         if not reinit_classifier:
             fits = ", ".join(entries_with_classes(ours)) or "none"
             raise CheckpointError(
                 f"checkpoint {path} has {theirs} classes but the model has {ours}. Zoo entries with {ours} "
                 f"classes: {fits}. To fine-tune from it, load with reinit_classifier=True (CLI: --init).")
-        report.reinitialised = sorted(key for key in state if CLASSIFIER_KEYS.match(key))
-        state = {key: value for key, value in state.items() if key not in report.reinitialised}
-        for key in report.reinitialised:
-            state[key] = model_state[key]
+        reinitialised = sorted(key for key in state if CLASSIFIER_KEYS.match(key))
+        state = {**state, **{key: model_state[key] for key in reinitialised}}
     if set(state) != set(model_state) or any(state[k].shape != v.shape for k, v in model_state.items()):
         raise _mismatch_error(path, model_state, state)
-    model.load_state_dict(state, strict=True)
-    return report
+    return state, reinitialised
 
 
 def _load_backbone(model: nn.Module, state: dict, path, report: LoadReport) -> LoadReport:
@@ -249,15 +259,11 @@ def load_model(source: str | os.PathLike | Checkpoint, name: str | None = None,
     """An ``ISANet`` with the weights of checkpoint ``source`` (a file, or one already read).
 
     The architecture is zoo entry ``name`` when given (published files); otherwise it is the one the file's
-    ``meta`` records (:func:`isanet.models.from_meta.model_from_meta`).
+    ``meta`` records (:func:`isanet.models.from_meta.config_from_meta`). Either way the weights' shapes are
+    checked against it before the model is built (:func:`build_checked`).
     """
     checkpoint = _as_checkpoint(source, map_location)
-    model = build_model(name) if name is not None else model_from_meta(checkpoint.meta)
-    if model is None:
-        raise CheckpointError(f"checkpoint {checkpoint.path}: its meta names no model configuration or zoo "
-                              "model; pass the zoo name to use")
-    load_checkpoint(model, checkpoint)
-    return model
+    return build_checked(checkpoint, model_config(name) if name is not None else None)
 
 
 def load_model_for(path: str | os.PathLike, name: str, map_location: str = "cpu",
@@ -267,10 +273,28 @@ def load_model_for(path: str | os.PathLike, name: str, map_location: str = "cpu"
     ``name``'s (published files), with ``num_classes`` classes when given."""
     checkpoint = Checkpoint.read(path, map_location)
     if checkpoint.meta.get("model_config"):
-        return load_model(checkpoint), checkpoint.meta
-    model = build_model(name, num_classes=num_classes)
+        return build_checked(checkpoint), checkpoint.meta
+    return build_checked(checkpoint, model_config(name, num_classes=num_classes)), checkpoint.meta
+
+
+def build_checked(checkpoint: Checkpoint, config: ISANetConfig | None = None) -> ISANet:
+    """``ISANet(config)`` (default: the config the file's meta records) with the checkpoint's weights. A file is
+    untrusted: its meta is checked as a config (every size bounded) and its weights' shapes against that
+    config's, from a model built on the ``meta`` device, before the real model is allocated; each problem is one
+    :class:`CheckpointError` line naming the file."""
+    path = checkpoint.path
+    if config is None:
+        try:
+            config = config_from_meta(checkpoint.meta)
+        except ValueError as error:
+            raise CheckpointError(f"checkpoint {path}: its meta is not a model this kit can build: {error}") from None
+        if config is None:
+            raise CheckpointError(f"checkpoint {path}: its meta names no model configuration or zoo model; pass "
+                                  "the zoo name to use")
+    fitted_state(checkpoint, meta_state_dict(config))
+    model = ISANet(config)
     load_checkpoint(model, checkpoint)
-    return model, checkpoint.meta
+    return model
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:

@@ -4,12 +4,17 @@ import pytest
 import torch
 
 import isanet
+from isanet.io import checkpoint as checkpoint_module
 from isanet.io.checkpoint import (
     CheckpointError,
     load_checkpoint,
+    load_model,
+    load_model_for,
+    read_checkpoint,
     save_checkpoint,
 )
 from isanet.io.outputs import LEDGER
+from isanet.notebook.teaching import teaching_checkpoint
 
 
 def fresh(num_classes=5, **overrides):
@@ -150,3 +155,78 @@ def test_save_is_atomic_and_leaves_no_temporary_on_failure(tiny_model, tmp_path,
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(fresh(), target)
     assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name != LEDGER] == ["ckpt.pth"]
+
+
+# ---------------------------------------------------------------- untrusted meta: checked before a model is built
+
+@pytest.fixture()
+def no_model_built(monkeypatch):
+    """Fails the test if loading builds a real ISANet: a file's meta and weight shapes are checked first."""
+    def refuse(config):
+        raise AssertionError(f"a model was built for {config}")
+    monkeypatch.setattr(checkpoint_module, "ISANet", refuse)
+
+
+def with_meta(path, meta, state=None):
+    """A small checkpoint file with ``meta`` and (default) one small tensor: 3 KB on disk."""
+    torch.save({"meta": meta, "state_dict": state or {"decode_head.conv_seg.weight": torch.zeros(5, 64, 1, 1)}},
+               path)
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"channels": 30000}, r"channels must be 1 to 2048 \(four times the published 512\), got 30000"),
+    ({"num_classes": 10**6}, r"num_classes must be 1 to 1024 \(ADE20K-Full, .* has 847\), got 1000000"),
+    ({"down_factor": [6000, 6000]}, r"down_factor must be at most 1024 a side \(a larger block .*\), got "
+                                    r"\(6000, 6000\)"),
+    ({"backbone_width": 4096}, r"backbone_width must be 2 to 128"),
+    ({"depth": "50"}, r"depth must be one of \(10, 18, 50, 101\), got '50'"),
+    ({"head": ["isa"]}, r"head must be one of"),
+])
+def test_a_meta_out_of_bounds_is_refused_naming_the_file_before_a_model_is_built(tmp_path, no_model_built, change,
+                                                                                  message):
+    path = with_meta(tmp_path / "small.pth", {"model_config": {**isanet.ISANetConfig.tiny().to_dict(), **change}})
+    assert path.stat().st_size < 4096
+    with pytest.raises(CheckpointError, match=f"small.pth: its meta is not a model this kit can build: "
+                                              f"ISANetConfig: {message}"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"model_config": [1, 2]}, "model_config must be a dict of ISANetConfig fields, got list"),
+    ({"model_config": {"channel": 64}}, r"unknown ISANetConfig field\(s\) \['channel'\]"),
+    ({"zoo_name": "isanet_r50-d8_4xb4-20k_voc12aug-512x512", "config": {"model_overrides": {"channels": 30000}}},
+     "channels must be 1 to 2048"),
+    ({"zoo_name": "isanet_r50-d8_4xb4-20k_voc12aug-512x512", "config": {"model_overrides": [1]}},
+     "model_overrides must be a dict, got list"),
+    ({"zoo_name": "resnet"}, "name no model: unknown ISANet zoo model 'resnet'"),
+])
+def test_a_meta_of_the_wrong_form_is_one_line_naming_the_file(tmp_path, no_model_built, meta, message):
+    path = with_meta(tmp_path / "odd.pth", meta)
+    with pytest.raises(CheckpointError, match=f"odd.pth: its meta is not a model this kit can build: .*{message}"):
+        load_model(path)
+
+
+def test_the_teaching_checkpoint_with_a_huge_down_factor_is_refused(tmp_path, no_model_built):
+    saved = read_checkpoint(teaching_checkpoint())
+    saved["meta"]["model_config"]["down_factor"] = [6000, 6000]  # the weights do not depend on it
+    torch.save(saved, tmp_path / "teaching.pth")
+    with pytest.raises(CheckpointError, match=r"teaching.pth: .*down_factor must be at most 1024 a side"):
+        load_model(tmp_path / "teaching.pth")
+
+
+def test_weights_are_checked_against_the_meta_before_a_model_is_built(tiny_model, tmp_path, no_model_built):
+    state = {key: value for key, value in tiny_model.state_dict().items() if key.startswith("decode_head.conv_seg")}
+    meta = {"model_config": isanet.ISANetConfig.tiny(channels=2048).to_dict()}  # in bounds; the weights say 64
+    path = with_meta(tmp_path / "claims.pth", meta, state)
+    with pytest.raises(CheckpointError, match=r"claims.pth does not fit the model\. missing \(\d+\): .*; shape "
+                                              r"mismatch \(1\): decode_head\.conv_seg\.weight"):
+        load_model(path)
+    published = with_meta(tmp_path / "published.pth", {}, state)  # no meta: the zoo entry's architecture
+    with pytest.raises(CheckpointError, match=r"published.pth does not fit the model\. missing"):
+        load_model_for(published, "isanet_r50-d8_4xb4-20k_voc12aug-512x512", num_classes=5)
+
+
+def test_the_teaching_checkpoint_still_loads_through_the_checks():
+    model = load_model(teaching_checkpoint())
+    assert model.config.down_factor == (4, 4) and model.config.backbone_width == 16
