@@ -233,10 +233,15 @@ def test_a_set_with_no_labelled_pixel_says_so_instead_of_nan(tmp_path, checkpoin
     assert code == 1 and "no labelled pixel" in err[-1] and "nan" not in err[-1]
 
 
-def test_the_site_is_never_written_into_the_notebooks(capsys):
+def test_the_site_is_never_written_into_the_notebooks(capsys, tmp_path):
     from isanet.notebook import site
     from isanet.notebook.session import repo_root
 
-    assert site.main(["--out", str(repo_root() / "notebooks" / "site")]) == 1
+    assert site.main(["--out", str(repo_root() / "notebooks" / "site")]) == 2  # a usage error, as the commands'
     assert "lies inside the input folder notebooks" in capsys.readouterr().err
     assert not (repo_root() / "notebooks" / "site").exists()
+    assert site.main(["--out", str(tmp_path / "site"), "99_nope"]) == 2
+    assert "site: error: no notebook 99_nope in " in capsys.readouterr().err and not (tmp_path / "site").exists()
+    with pytest.raises(SystemExit) as exit_:
+        site.main(["--out", str(tmp_path / "site"), "--timeout", "-1"])
+    assert exit_.value.code == 2 and "argument --timeout: -1 is out of range: expected 1 to" in capsys.readouterr().err

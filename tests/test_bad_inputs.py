@@ -13,6 +13,7 @@ Everything runs on the tiny R-18 model and 64-px synthetic data (isanet/data/syn
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -342,10 +343,45 @@ def test_a_small_file_claiming_a_huge_model_is_refused_before_a_model_is_built(t
     (["attention", "in.png", "--model", VOC, "--out", "o.html", "--width", "100000"],
      "argument --width: 100000 is out of range: expected 8 to 1024"),
     (["attention", "in.png", "--model", VOC, "--out", "o.html", "--pixel", "-1", "3"], "argument --pixel: -1 is out"),
+    (["export", "--checkpoint", "c", "--out", "m.onnx", "--rtol", "nan"], "argument --rtol: nan is out of range: "
+                                                                           "expected a finite number at least 0"),
+    (["export", "--checkpoint", "c", "--out", "m.onnx", "--rtol=-1e-4"], "argument --rtol: -1e-4 is out of range"),
+    (["predict", "in.png", "--model", VOC, "--checkpoint", "c", "--out", "o", "--opacity", "inf"],
+     "argument --opacity: inf is out of range: expected a finite number at least 0 and at most 1"),
+    (["sample-data", "voc", "--out", "o", "--object-classes", "0"], "argument --object-classes: 0 is out of range"),
 ])
 def test_bad_arguments_get_one_line_naming_them(capsys, argv, message):
     code, err = cli(capsys, *argv)
     assert code == 2 and message in err
+
+
+def number_options() -> list[tuple[str, argparse.Action]]:
+    """Every option (or positional) of every command whose value is a number: its type takes "1" but not "abc"."""
+    from isanet.cli import build_parser, leaf_commands
+    from isanet.notebook.site import build_parser as site_parser
+
+    parsers = {" ".join(words): parser for words, parser in leaf_commands(build_parser()).items()}
+    parsers["kit.py site"] = site_parser()
+    return [(f"{name} {(action.option_strings or [action.dest])[0]}", action) for name, parser in parsers.items()
+            for action in parser._actions if action.type is not None and refuses(action.type, "abc")]
+
+
+def refuses(parse, text: str) -> bool:
+    try:
+        parse(text)
+    except (argparse.ArgumentTypeError, ValueError, TypeError):
+        return True
+    return False
+
+
+def test_every_number_option_is_checked_finite_and_in_range():
+    options = number_options()
+    names = [name for name, _ in options]
+    assert {"export --rtol", "predict --opacity", "kit.py site --timeout", "train --lr"} <= set(names)
+    for name, action in options:
+        assert action.type not in (int, float), f"{name}: a bare {action.type.__name__} takes nan, inf and negatives"
+        assert all(refuses(action.type, text) for text in ("nan", "inf", "-inf", "1e309", "-1")), name  # none is
+        # negative
 
 
 def test_zoo_dataset_is_case_insensitive(capsys):

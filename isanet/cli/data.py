@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
     data.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     data.add_argument("--label-ids-only", action="store_true",
                       help="Cityscapes: write only *_gtFine_labelIds.png (readers convert them on the fly)")
-    data.add_argument("--object-classes", type=int, metavar="N",
+    most = max(spec.max_object_classes or 0 for spec in DATASETS.values())
+    data.add_argument("--object-classes", type=bounded_int(1, most), metavar="N",
                       help="VOC / folder: draw the objects from the first N object classes only (default: all 20 "
                            "for VOC, 4 of 7 for folder)")
     data.set_defaults(func=run_sample_data)

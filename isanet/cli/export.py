@@ -12,6 +12,7 @@ import argparse
 
 from isanet.cli.errors import USER_ERRORS, usage_checks
 from isanet.cli.options import add_checkpoint, add_output
+from isanet.limits import bounded_float
 
 
 def add_parser(subparsers) -> None:
@@ -22,8 +23,8 @@ def add_parser(subparsers) -> None:
     add_checkpoint(parser, required=True, help="weights file (mmseg format or isanet's)")
     add_output(parser, "--out", kind="file", suffixes=(".onnx",), required=True, help="the .onnx file to write")
     parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime check")
-    parser.add_argument("--rtol", type=float, default=1e-4,
-                        help="largest max|ort-torch|/max|torch| accepted by the check (default: %(default)s)")
+    parser.add_argument("--rtol", type=bounded_float(0, 1), default=1e-4,
+                        help="largest max|ort-torch|/max|torch| accepted by the check, 0 to 1 (default: %(default)s)")
     parser.set_defaults(func=run)
 
 

@@ -22,6 +22,7 @@ from isanet.cli.options import (
     add_scale,
     short_run_note,
 )
+from isanet.limits import bounded_float
 
 SHOW_WRITTEN = 20  # a folder of thousands of pictures should not print thousands of lines
 
@@ -39,7 +40,8 @@ def add_parser(subparsers) -> None:
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The prediction choices (each one a field of :class:`isanet.evaluation.predict_files.PredictOptions`)."""
     group = parser.add_argument_group("prediction")
-    group.add_argument("--opacity", type=float, default=0.5, help="colour share of the overlay, 0-1 (default: 0.5)")
+    group.add_argument("--opacity", type=bounded_float(0, 1), default=0.5,
+                       help="colour share of the overlay, 0-1 (default: 0.5)")
     group.add_argument("--mode", choices=("whole", "slide"), help="override the zoo entry's test mode")
     group.add_argument("--ms-flip", action="store_true", help="mmseg's multi-scale (0.5-1.75) + flip TTA")
     add_scale(group, help="override the test resize (quick runs on small pictures; not the zoo's setting)")

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isanet.io.atomic import atomic_path, write_text_atomic
-from isanet.io.outputs import check_output
+from isanet.io.outputs import OutputError, check_output
+from isanet.limits import bounded_int
 from isanet.notebook.session import repo_root
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -290,6 +291,18 @@ MathJax in <code>{MATHJAX_DIR}/</code>, with no network.</small></p>
 """
 
 
+def notebook_paths(folder: Path, names: list[str] | None = None) -> list[Path]:
+    """The notebooks of ``folder`` a build runs: all, or those ``names`` names (an unknown one refused)."""
+    paths = sorted(folder.glob(NOTEBOOK_PATTERN))
+    if not names:
+        return paths
+    wanted = {Path(name).stem for name in names}
+    unknown = wanted - {path.stem for path in paths}
+    if unknown:
+        raise FileNotFoundError(f"no notebook {', '.join(sorted(unknown))} in {folder}")
+    return [path for path in paths if path.stem in wanted]
+
+
 def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeout: int = 300,
                notebooks_dir: str | os.PathLike | None = None, quick: bool = False) -> int:
     """Execute the notebooks (all ``NN_*.ipynb``, or those named) and write the site; returns how many failed.
@@ -302,13 +315,7 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
     folder = Path(notebooks_dir) if notebooks_dir else repo_root() / "notebooks"
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    paths = sorted(folder.glob(NOTEBOOK_PATTERN))
-    if names:
-        wanted = {Path(name).stem for name in names}
-        unknown = wanted - {path.stem for path in paths}
-        if unknown:
-            raise FileNotFoundError(f"no notebook {', '.join(sorted(unknown))} in {folder}")
-        paths = [path for path in paths if path.stem in wanted]
+    paths = notebook_paths(folder, names)
     start, failures, pages = time.monotonic(), 0, []
     mathjax_url = install_mathjax(out)
     if mathjax_url is None:
@@ -345,23 +352,39 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
     return failures
 
 
-def main(argv: list[str] | None = None) -> int:
+#: The longest a cell may run: a day (notebook 04's full teaching runs take about an hour in one cell).
+MAX_CELL_SECONDS = 86_400
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``kit.py site`` (walked by the tests with every command's)."""
     parser = argparse.ArgumentParser(prog="python3 kit.py site", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebook names (e.g. 02_attention_explorer); default: all")
     parser.add_argument("--out", default=str(repo_root() / "site"), help="folder for the site (default: site/)")
-    parser.add_argument("--timeout", type=int,
-                        help="seconds per cell (default: 300 with --quick; 3600 with the full settings, where "
-                             "notebook 04 trains its live teaching runs in one cell)")
+    parser.add_argument("--timeout", type=bounded_int(1, MAX_CELL_SECONDS),
+                        help=f"seconds per cell, 1 to {MAX_CELL_SECONDS} (default: 300 with --quick; 3600 with the "
+                             "full settings, where notebook 04 trains its live teaching runs in one cell)")
     parser.add_argument("--quick", action="store_true",
                         help="the notebooks' tiny test-runner settings (what CI builds); default: full settings")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``kit.py site``: exit 2 for a refusal before any notebook runs (as every ``isanet`` command), 1 when a
+    notebook failed or a write did."""
+    args = build_parser().parse_args(argv)
     try:
         check_output(args.out, "--out", kind="dir", inputs=[("notebooks", repo_root() / "notebooks")])
+        notebook_paths(repo_root() / "notebooks", args.notebooks)
+    except (OSError, ValueError) as error:
+        print(f"site: error: {error}", file=sys.stderr)
+        return 2
+    try:
         timeout = args.timeout or (300 if args.quick else 3600)
         return 1 if build_site(args.out, args.notebooks, timeout, quick=args.quick) else 0
     except (OSError, ValueError) as error:
         print(f"site: error: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, OutputError) else 1  # the guard's refusals come before any notebook runs
 
 
 if __name__ == "__main__":
