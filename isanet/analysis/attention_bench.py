@@ -4,7 +4,10 @@ Methods are dense, ISA and the other efficient attentions of :mod:`isanet.models
 axial, window, strided), all on the same projections. They are timed interleaved (a, b, a, b, ...), so that load
 from other processes on a shared machine falls on all alike and their ratios stay fair. The ``flex`` kernel
 gives one row per method and token order (``extra``: the order, the share of tiles skipped, the compile time
-of the first call, which the warm-up takes out of the timed calls).
+of the first call, which the warm-up takes out of the timed calls). Each row is named by the kernel that ran:
+``flex`` with a backward pass on a CPU, where the kit computes the same pattern as a masked ``matmul`` over the
+whole map (:func:`~isanet.models.efficient.flex.falls_back`), gives ``matmul`` rows marked ``masked`` (one per
+method, no token order), measured like the others.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from isanet.analysis.memory import MemoryCapExceeded
 from isanet.analysis.tiles import module_tiles
 from isanet.models.attention import PATTERN_KERNELS, Kernel
 from isanet.models.efficient.base import PatternAttention, configure_flex
-from isanet.models.efficient.flex import FlexOptions, Order
+from isanet.models.efficient.flex import FlexOptions, Order, falls_back
 from isanet.models.efficient.registry import build_attention
 from isanet.models.layers import ConvBNReLU
 from isanet.runtime import resolve_device
@@ -125,7 +128,7 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
                     progress: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:
     """Measure attention methods (default dense and ISA) on ``batch x channels x h x w`` maps
     (``PAPER_IN_CHANNELS`` input channels with ``paper_setting``), every size x kernel x method (x token order
-    for ``flex``), in one run on one device."""
+    for ``flex``), in one run on one device; a kernel that falls back gives rows named by the one that ran."""
     torch_device = torch.device(resolve_device(device))
     in_channels = PAPER_IN_CHANNELS if paper_setting else channels
     cap = memory_cap_bytes if torch_device.type == "cpu" else None
@@ -135,11 +138,14 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
         x = _input_map((batch, in_channels, height, width), seed, torch_device, cap)
         for kernel in kernels:
             modules, results, extras = {}, {}, {}
-            for method, order in _variants(methods, kernel, orders):
+            masked = kernel in PATTERN_KERNELS and falls_back(torch_device.type, backward)
+            ran = "matmul" if masked else kernel
+            for method, order in _variants(methods, kernel, () if masked else orders):
                 torch.manual_seed(seed)
                 module = attention_module(method, kernel, channels, isa_channels, down_factor, paper_setting)
                 modules[method, order] = module.to(torch_device)
-                extras[method, order] = {"computed_with": computed_with(module)}
+                extras[method, order] = ({"computed_with": ran, "asked_kernel": kernel, "masked": True} if masked
+                                         else {"computed_with": computed_with(module)})
                 if order is not None:
                     configure_flex(module, FlexOptions(order))
                     computed, needed, total = module_tiles(module, height, width)
@@ -172,7 +178,7 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
                     results[variant] = oom_measurement(modules[variant], x, backward, error)
             for method, order in list(modules):
                 result, module = results[method, order], modules.pop((method, order))
-                row = BenchRow(method, kernel, height, width, channels, result.peak_memory_bytes, result.flops,
+                row = BenchRow(method, ran, height, width, channels, result.peak_memory_bytes, result.flops,
                                result.time_ms, result.status, isa_channels, tuple(down_factor), str(torch_device),
                                backward, paper_setting,
                                _tensor_bytes(list(module.parameters()) + list(module.buffers())),
@@ -185,8 +191,9 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
 
 def _variants(methods: Sequence[str], kernel: str, orders: Sequence[Order]) -> list[tuple[str, Order | None]]:
     """``(method, order)`` of every module one kernel measures: one per token order for a kernel that takes the
-    whole map's pattern (flex), whose tiles depend on the order."""
-    return [(method, order) for method in methods for order in (orders if kernel in PATTERN_KERNELS else (None,))]
+    whole map's pattern (flex), whose tiles depend on the order (no ``orders``: one, in no order)."""
+    return [(method, order) for method in methods
+            for order in (orders if kernel in PATTERN_KERNELS and orders else (None,))]
 
 
 # -------------------------------------------------------------------------------------------- reporting
@@ -200,8 +207,10 @@ def _ratio(dense: float | None, isa: float | None) -> str:
 
 
 def _kernel_name(row: BenchRow) -> str:
-    """The kernel, with its token order for ``flex`` (``flex:group``)."""
-    return row.kernel + (f":{row.extra['order']}" if "order" in row.extra else "")
+    """The kernel that ran, with its token order for ``flex`` (``flex:group``), ``+mask`` for the masked
+    ``matmul`` that ran instead of flex."""
+    return row.kernel + (f":{row.extra['order']}" if "order" in row.extra else "") + (
+        "+mask" if row.extra.get("masked") else "")
 
 
 def _kernel_label(row: BenchRow) -> str:
@@ -222,6 +231,9 @@ def format_rows(rows: Sequence[BenchRow]) -> str:
     explicit = sorted({row.method for row in rows if _kernel_label(row).endswith("*")})
     note = (f"\n* {', '.join(explicit)}: no sdpa form for this pattern; affinities computed explicitly (matmul)"
             if explicit else "")
+    if any(row.extra.get("masked") for row in rows):
+        note += ("\nmatmul+mask: flex has no backward on a CPU; the same pattern ran as matmul with a mask over the "
+                 "whole map")
     return text_table(lines) + note
 
 

@@ -65,7 +65,7 @@ def add_parser(subparsers) -> None:
     add_device(attention, auto=False)
     attention.add_argument("--kernels", nargs="+", choices=KERNELS, default=["matmul", "sdpa"],
                            help="default: matmul sdpa (flex compiles each mask first: seconds per mask on a CPU)")
-    attention.add_argument("--orders", nargs="+", choices=ORDERS, default=["row"],
+    attention.add_argument("--orders", nargs="+", choices=ORDERS,
                            help="--kernels flex only: one row per token order (default: row)")
     attention.add_argument("--methods", nargs="+", choices=tuple(METHODS), default=["dense", "isa"],
                            help="dense, isa and the other efficient attentions (default: dense isa)")
@@ -171,6 +171,20 @@ def run_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_orders(orders: list[str] | None, kernels: list[str], device: str, backward: bool) -> None:
+    """``--orders`` only where a row uses it: flex rows that run flex (not its masked fallback)."""
+    from isanet.models.efficient.flex import falls_back
+
+    if not orders:
+        return
+    if "flex" not in kernels:
+        raise ValueError(f"--orders {' '.join(orders)}: token orders apply to --kernels flex only (the order of "
+                         "its block mask); add flex to --kernels or drop --orders")
+    if falls_back(device, backward):
+        raise ValueError(f"--orders {' '.join(orders)}: flex has no backward on a CPU, so with --backward its "
+                         "rows run as masked matmul, in no token order; drop --orders or --backward")
+
+
 def run_attention(args: argparse.Namespace) -> int:
     import torch
 
@@ -180,6 +194,7 @@ def run_attention(args: argparse.Namespace) -> int:
 
     with usage_checks():
         on_gpu = resolve_device(args.device, "--device") == "cuda"
+        check_orders(args.orders, args.kernels, "cuda" if on_gpu else "cpu", args.backward)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.paper_setting:
@@ -205,7 +220,7 @@ def run_attention(args: argparse.Namespace) -> int:
         sizes, channels=args.channels, isa_channels=args.isa_channels, down_factor=tuple(args.down_factor),
         kernels=args.kernels, methods=args.methods, device=args.device, backward=args.backward,
         repeats=repeats, warmup=warmup, memory_cap_bytes=cap, paper_setting=args.paper_setting,
-        statistic="mean" if args.paper_setting else "median", orders=args.orders, progress=progress)
+        statistic="mean" if args.paper_setting else "median", orders=args.orders or ["row"], progress=progress)
     print(attention_bench.format_rows(rows))
     print()
     print(attention_bench.format_ratios(rows))

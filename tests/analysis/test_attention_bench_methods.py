@@ -70,3 +70,17 @@ def test_format_rows_marks_explicit_sdpa_rows() -> None:
 def test_window_and_strided_need_a_square_down_factor() -> None:
     with pytest.raises(ValueError, match="window takes a square down_factor"):
         attention_module("window", "matmul", 8, 4, (4, 8))
+
+
+def test_flex_with_backward_on_a_cpu_is_named_by_what_ran() -> None:
+    """torch's CPU flex kernel has no backward: the kit computes the pattern as masked matmul, and says so in
+    every row (not ``flex``), one per method (no token order), measured like any matmul row."""
+    rows = bench_attention([(8, 8)], channels=8, isa_channels=4, down_factor=(4, 4), kernels=["flex"],
+                           backward=True, orders=["row", "group"], repeats=1, warmup=0)
+    assert [(row.method, row.kernel, row.extra) for row in rows] == [
+        (method, "matmul", {"computed_with": "matmul", "asked_kernel": "flex", "masked": True})
+        for method in ("dense", "isa")]
+    assert all(row.status == "ok" and row.flops > 0 and row.peak_memory_bytes > 0 for row in rows)
+    table = format_rows(rows).splitlines()
+    assert [line.split()[1] for line in table[2:4]] == ["matmul+mask", "matmul+mask"] and "flex" not in table[2]
+    assert table[-1].startswith("matmul+mask: flex has no backward on a CPU; the same pattern ran as matmul")

@@ -251,11 +251,17 @@ def _compiled_kernel():
     return torch.compile(flex_attention, dynamic=False)
 
 
+def falls_back(device_type: str, grad: bool) -> bool:
+    """Whether the flex kernel is replaced by the explicit one on ``device_type`` (``"cpu"``, ``"cuda"``) when
+    gradients are needed: on a CPU (torch 2.13's CPU flex kernel has no backward). What a caller that labels
+    its results (the attention bench) asks before it runs anything."""
+    return grad and device_type == "cpu"
+
+
 def needs_fallback(*tensors: torch.Tensor) -> bool:
-    """True (and a warning, once) when the flex kernel cannot run these inputs: on a CPU, any input that
-    requires grad (torch 2.13's CPU flex kernel has no backward); the caller then computes the same pattern
-    explicitly."""
-    if not any(t.requires_grad for t in tensors) or tensors[0].device.type != "cpu":
+    """True (and a warning, once) when the flex kernel cannot run these inputs (:func:`falls_back`): the caller
+    then computes the same pattern explicitly."""
+    if not falls_back(tensors[0].device.type, any(t.requires_grad for t in tensors)):
         return False
     _warn_fallback()
     return True
