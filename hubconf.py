@@ -42,7 +42,8 @@ def isanet(name: str | None = None, checkpoint: str | None = None, **overrides):
     weights = Checkpoint.read(checkpoint)  # once: the class count and the weights come from the same read
     if name is None:
         return load_model(weights).eval()
-    num_classes = overrides.pop("num_classes", None) or weights.num_classes
+    num_classes = overrides.pop("num_classes", None)
+    num_classes = weights.num_classes if num_classes is None else num_classes  # 0 is refused, not replaced
     model = build_model(name, num_classes=num_classes, **overrides)
     load_checkpoint(model, weights)
     return model.eval()

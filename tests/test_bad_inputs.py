@@ -384,6 +384,37 @@ def test_every_number_option_is_checked_finite_and_in_range():
         # negative
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "attention", "--orders", "group"], "--orders group: token orders apply to --kernels flex only"),
+    (["bench", "attention", "--kernels", "flex", "--backward", "--orders", "group"],
+     "flex has no backward on a CPU, so with --backward its rows run as masked matmul"),
+    (["bench", "model", VOC, "--mode", "whole", "--crop", "64", "64"], "--crop sets the sliding window, and the run "
+                                                                      "predicts whole pictures (--mode whole)"),
+    (["attention", "in.png", "--teaching", "--seed", "3", "--out", "o.html"],
+     "--seed 3 seeds random weights, and --teaching gives trained ones: drop --seed"),
+    (["attention", "in.png", "--model", VOC, "--checkpoint", "c.pth", "--seed", "3", "--out", "o.html"],
+     "--seed 3 seeds random weights, and --checkpoint gives trained ones"),
+    (["train", VOC, "--data-root", "d", "--work-dir", "w", "--recipe", "teaching", "--tiny"],
+     "--tiny and --recipe teaching each choose the architecture"),
+    (["train", VOC, "--data-root", "d", "--work-dir", "w", "--crop", "8", "8", "--batch-size", "1"],
+     "--crop (8, 8) with --batch-size 1: one crop this small is one pixel at 1/8 resolution, and BatchNorm cannot"),
+])
+def test_mixed_or_ignored_options_are_refused_naming_both(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, err = cli(capsys, *argv)
+    assert code == 2 and message in err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "o.html").exists()
+
+
+def test_one_picture_a_batch_in_training_mode_says_what_to_do():
+    model = isanet.ISANet(isanet.ISANetConfig.tiny()).train()
+    with pytest.raises(ValueError, match=r"a batch of one 8x5 picture in training mode is one pixel at 1/8 resolution"
+                                         r".*2 or more pictures a batch .*model\.eval\(\) to predict"):
+        model(torch.zeros(1, 3, 8, 5))
+    assert model(torch.zeros(2, 3, 8, 5))[0].shape == (2, 5, 8, 5)  # two pictures, or one larger, train
+    assert model(torch.zeros(1, 3, 9, 8))[0].shape == (1, 5, 9, 8)
+
+
 def test_zoo_dataset_is_case_insensitive(capsys):
     assert main(["zoo", "--dataset", "VOC"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]]

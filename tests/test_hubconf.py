@@ -61,3 +61,5 @@ def test_bad_calls_are_one_line(tiny_checkpoint, tmp_path):
         hub(name=VOC, checkpoint=str(tiny_checkpoint[0]))  # an R-50 cannot take the tiny R-18 weights
     with pytest.raises(CheckpointError, match="no such file"):
         hub(name=VOC, checkpoint=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
+        hub(name=VOC, checkpoint=str(tiny_checkpoint[0]), num_classes=0, **TINY)  # refused, not the file's 3

@@ -37,19 +37,23 @@ def add_parser(subparsers) -> None:
                              "page and the dense queries/keys grow with its square)")
     parser.add_argument("--pixel", type=non_negative_int, nargs=2, metavar=("ROW", "COL"),
                         help="first query (resized image)")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed of the random weights (default: %(default)s)")
+    parser.add_argument("--seed", type=non_negative_int,
+                        help="seed of the random weights, without --checkpoint and --teaching (default: 0)")
     add_device(parser)
     add_output(parser, "--out", kind="file", suffixes=(".html",), required=True, help="the HTML file to write")
     parser.set_defaults(func=run)
 
 
 def check_model_choice(args: argparse.Namespace) -> None:
-    """Exactly one source of weights: ``--teaching``, or ``--model`` (with or without ``--checkpoint``)."""
+    """Exactly one source of weights: ``--teaching``, or ``--model`` (with or without ``--checkpoint``); a
+    ``--seed`` only for the random weights it seeds."""
     if args.teaching and (args.model or args.checkpoint):
         raise UsageError("--teaching replaces --model and --checkpoint: give one or the other")
     if not args.teaching and not args.model:
         raise UsageError("--model is required (a zoo name), unless --teaching picks the shipped teaching model")
+    if args.seed is not None and (args.teaching or args.checkpoint):
+        trained = "--teaching" if args.teaching else "--checkpoint"
+        raise UsageError(f"--seed {args.seed} seeds random weights, and {trained} gives trained ones: drop --seed")
 
 
 def checkpoint_note(meta: dict) -> str:
@@ -94,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
             model, meta = load_model_for(args.checkpoint, entry.name)
         label, note = f"{entry.name} with {args.checkpoint}", checkpoint_note(meta)
     else:
-        torch.manual_seed(args.seed)
+        seed = args.seed or 0
+        torch.manual_seed(seed)
         model = zoo.build_model(entry.name)
-        label = f"random weights ({entry.name}, seed {args.seed})"
+        label = f"random weights ({entry.name}, seed {seed})"
         note = "RANDOM WEIGHTS (no --checkpoint): the maps show the pattern ISA allows, not learned attention."
     batch = normalize(image, entry.test.mean, entry.test.std)[None].to(device)
     captured = capture(model.to(device).eval(), batch)

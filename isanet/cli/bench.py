@@ -138,6 +138,11 @@ def run_model(args: argparse.Namespace) -> int:
         device = resolve_device(args.device, "--device")
     test = entry.test
     mode = args.mode or test.mode
+    if mode == "whole" and (args.crop or args.stride):
+        with usage_checks():
+            raise ValueError(f"{'--crop' if args.crop else '--stride'} sets the sliding window, and the run predicts "
+                             f"whole pictures ({'--mode whole' if args.mode else f'{entry.name} tests whole'}): "
+                             "add --mode slide or drop it")
     size = tuple(args.size or entry.train.crop_size)
     crop = tuple(args.crop or test.crop_size or entry.train.crop_size)
     stride = tuple(args.stride or test.stride or [max(1, 2 * side // 3) for side in crop])

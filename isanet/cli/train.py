@@ -111,6 +111,10 @@ def config_from_args(args: argparse.Namespace):
     from isanet.engine.trainer import TrainConfig
     from isanet.models.config import TINY
 
+    own = dict(RECIPES[args.recipe].model_overrides) if args.recipe else {}
+    if args.tiny and own and own != TINY:  # two architectures: the mix would be neither
+        raise ValueError(f"--tiny and --recipe {args.recipe} each choose the architecture (the recipe's: "
+                         f"{RECIPES[args.recipe].description}): give one or the other")
     overrides = {**(TINY if args.tiny else {}), **({"head": args.head} if args.head else {})}
     return TrainConfig(name=args.name, recipe=args.recipe, data_root=args.data_root, work_dir=args.work_dir,
                        iters=args.iters,

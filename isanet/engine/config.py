@@ -21,6 +21,7 @@ import torch
 
 from isanet.engine.recipes import get_recipe
 from isanet.limits import MAX_IMAGE_SIDE, MAX_LR
+from isanet.models.backbone import OUTPUT_STRIDE
 from isanet.models.zoo import ZooEntry
 from isanet.runtime import Precision
 
@@ -192,3 +193,7 @@ def _validate(config: TrainConfig) -> None:
         value = getattr(config, name)
         if not in_range(value):
             raise TrainError(f"TrainConfig.{name} {value}: out of range, expected {expected}")
+    if config.batch_size == 1 and max(config.crop_size) <= OUTPUT_STRIDE:  # the model refuses it at the first step
+        raise TrainError(f"TrainConfig.crop_size {config.crop_size} with TrainConfig.batch_size 1: one crop this small "
+                         f"is one pixel at 1/{OUTPUT_STRIDE} resolution, and BatchNorm cannot train on one value per "
+                         "channel; a larger TrainConfig.crop_size or TrainConfig.batch_size")

@@ -22,6 +22,8 @@ from torch import nn
 STAGE_BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 STRIDES = (1, 2, 1, 1)
 DILATIONS = (1, 1, 2, 4)
+#: The backbone's output stride: 4 (stem and max pool) times stage 2's 2; stages 3 and 4 dilate instead.
+OUTPUT_STRIDE = 8
 
 
 class BasicBlock(nn.Module):

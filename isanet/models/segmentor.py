@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isanet.models.backbone import ResNetV1c
+from isanet.models.backbone import OUTPUT_STRIDE, ResNetV1c
 from isanet.models.config import ISANetConfig
 from isanet.models.heads import FCNHead, build_head
 from isanet.models.isa import ISAWeights
@@ -67,6 +67,11 @@ class ISANet(nn.Module):
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a normalised N x 3 x H x W batch, got shape {tuple(x.shape)}")
+        if self.training and x.shape[0] == 1 and max(x.shape[2:]) <= OUTPUT_STRIDE:  # else BatchNorm's own error
+            raise ValueError(f"a batch of one {x.shape[2]}x{x.shape[3]} picture in training mode is one pixel at 1/"
+                             f"{OUTPUT_STRIDE} resolution, and BatchNorm cannot train on one value per channel: give "
+                             f"2 or more pictures a batch or pictures over {OUTPUT_STRIDE} pixels a side, or call "
+                             "model.eval() to predict")
         return self.backbone(x)  # four stages; stages 3 and 4 at 1/8 resolution
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
