@@ -5,8 +5,10 @@ ledger of the kit's own outputs, and the bench's bounds. Everything is small and
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import sys
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -104,6 +106,56 @@ def test_a_folder_data_set_names_a_decompression_bomb_in_one_line(tmp_path, skip
         with pytest.raises(DatasetError, match="too large to decode") as error:
             FolderDataset(root, "val", progress=False)
         assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_a_broken_link_in_a_folder_data_set_is_named_and_counted(tmp_path, capsys, kind):
+    root = write_sample_dataset("folder", tmp_path / "mine", num_train=1, num_val=2, size=64)
+    image = sorted((root / "images" / "val").iterdir())[0]
+    image.unlink()
+    image.symlink_to(tmp_path / "gone.jpg" if kind == "dangling" else image)
+    reason = f"a broken symlink (to {tmp_path / 'gone.jpg'}, which does not exist)" if kind == "dangling" else \
+        "a symlink loop"
+    code, err = one_line(capsys, "eval", VOC, "--checkpoint", tmp_path / "none.pth", "--data-root", root)
+    assert code == 2 and err.endswith(f"error: cannot read image {image}: {reason}")  # it vanished, exit 0
+    if kind == "dangling":  # with --skip-bad: left out, named, and counted
+        checkpoint = save_checkpoint(isanet.ISANet(isanet.ISANetConfig.tiny()), tmp_path / "five.pth")
+        assert main(["eval", VOC, "--checkpoint", str(checkpoint), "--data-root", str(root), "--scale", "64", "48",
+                     "--skip-bad"]) == 0
+        captured = capsys.readouterr()
+        assert f"warning: skipping cannot read image {image}: {reason}" in captured.err
+        assert "warning: skipped 1 of 2 val images" in captured.err and "on 1 images" in captured.out
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs and /dev/zero")
+def test_a_fifo_or_a_device_is_not_a_regular_file(tmp_path, checkpoint, capsys):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    unblock = threading.Timer(20, lambda: os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)))  # a reader fails,
+    unblock.daemon = True  # not hangs
+    unblock.start()
+    html = ["--model", VOC, "--out", tmp_path / "p.html"]
+    for argv, message in [
+        (["attention", fifo, *html], f"cannot read image {fifo}: not a regular file (a FIFO)"),
+        (["attention", "/dev/zero", *html], "cannot read image /dev/zero: not a regular file (a device)"),
+        (["attention", picture(tmp_path / "a.png"), "--checkpoint", fifo, *html],
+         f"checkpoint {fifo}: not a regular file (a FIFO)"),
+        (["attention", tmp_path / "a.png", "--checkpoint", "/dev/zero", *html],
+         "checkpoint /dev/zero: not a regular file (a device)"),
+        (["predict", fifo, "--model", VOC, "--checkpoint", checkpoint, "--out", tmp_path / "out"],
+         f"INPUT {fifo}: not a regular file (a FIFO)"),
+    ]:
+        code, err = one_line(capsys, *argv)
+        assert code == 2 and message in err, err
+    unblock.cancel()
+    folder = tmp_path / "pictures"  # in a folder: counted as a failure, never waited on
+    folder.mkdir()
+    picture(folder / "a.png")
+    os.mkfifo(folder / "b.png")
+    assert predict(folder, tmp_path / "out", checkpoint) == 1
+    captured = capsys.readouterr()
+    assert "done 1, failed 1" in captured.out
+    assert f"error: cannot read image {folder / 'b.png'}: not a regular file (a FIFO)" in captured.err
 
 
 def test_bom_and_crlf_in_classes_txt_are_read_as_text(tmp_path):

@@ -10,11 +10,11 @@ The layout (what ``isanet sample-data folder`` writes, and what ``--dataset fold
 Bad data is named, never silently wrong: listing a split checks every pair once, at construction, and stops at
 the first problem with a one-line :class:`DatasetError` naming the file (an image without a mask, a mask whose
 size differs from its image, a multi-channel mask, a class id not in ``classes.txt`` other than 255, a file that
-is not an image). With ``skip_bad`` the bad pairs are left out instead, each with a warning line, and a count at
-the end. The check reads image *headers* only (size and EXIF orientation, no pixel decoding) but decodes every
-mask, because ids can only be checked in the pixels; masks are small single-channel PNGs, so this costs a
-fraction of one epoch's image decoding, and a progress bar shows it on large folders. A file whose header is
-fine but whose pixels are corrupt is still named when it is first read.
+is not an image, a broken or looping symlink, a FIFO). With ``skip_bad`` the bad pairs are left out instead,
+each with a warning line, and a count at the end. The check reads image *headers* only (size and EXIF
+orientation, no pixel decoding) but decodes every mask, because ids can only be checked in the pixels; masks are
+small single-channel PNGs, so this costs a fraction of one epoch's image decoding, and a progress bar shows it on
+large folders. A file whose header is fine but whose pixels are corrupt is still named when it is first read.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from isanet.data.datasets import IGNORE_INDEX, DatasetError, SegDataset, read_label
+from isanet.io.files import not_a_regular_file
 from isanet.io.image import IMAGE_SUFFIXES, ImageError, check_image_size, image_size
 
 LAYOUT = "ROOT/images/{train,val}/, ROOT/masks/{train,val}/ and ROOT/classes.txt"
@@ -134,7 +135,9 @@ class FolderDataset(SegDataset):
     def list_samples(self, split: str) -> list[tuple[Path, Path]]:
         """Every image of ``split`` with its mask, sorted by path; each pair checked (see the module docstring)."""
         image_dir, mask_dir = self.root / "images" / split, self.root / "masks" / split
-        images = [path for path in self.scan(image_dir, "") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+        # every entry but a folder: a broken link or a FIFO named like a picture is checked below, so it is named
+        images = [path for path in self.scan(image_dir, "") if path.suffix.lower() in IMAGE_SUFFIXES
+                  and not path.is_dir()]
         masks: dict[Path, Path] = {}
         for image in images:
             mask = mask_dir / image.relative_to(image_dir).with_suffix(".png")
@@ -161,8 +164,11 @@ class FolderDataset(SegDataset):
 
     def problem(self, image: Path, mask: Path) -> str | None:
         """What is wrong with the pair ``image``/``mask`` (one line naming the file), or None."""
-        if not mask.is_file():
+        if not os.path.lexists(mask):
             return f"image {image} has no mask: expected {mask}"
+        unreadable = not_a_regular_file(mask)
+        if unreadable:
+            return f"cannot read mask {mask}: {unreadable}"
         try:
             width, height = image_size(image)
             check_image_size(image, (width, height))

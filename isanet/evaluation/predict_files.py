@@ -29,6 +29,7 @@ from isanet.data.registry import dataset_class
 from isanet.evaluation.inference import Predictor
 from isanet.evaluation.overlay import overlay_picture
 from isanet.io.atomic import atomic_path
+from isanet.io.files import not_a_regular_file
 from isanet.io.image import IMAGE_SUFFIXES
 from isanet.io.outputs import check_replaceable, written_by_kit
 from isanet.models.zoo import ZooEntry
@@ -138,6 +139,9 @@ def predict_image_file(writer: PredictionWriter, path: Path, out_dir: Path, stem
 def predict_video_file(writer: PredictionWriter, path: Path, out_dir: Path, stem: str | None = None) -> list[Path]:
     """``STEM_overlay.mp4`` (mp4v, the input's frame rate and size): every frame predicted and blended, with
     the legend of its classes in the top-left corner."""
+    unreadable = not_a_regular_file(path)  # a FIFO would block the capture
+    if unreadable:
+        raise DatasetError(f"cannot open video {path}: {unreadable}")
     reader = cv2.VideoCapture(str(path))
     if not reader.isOpened():
         raise DatasetError(f"cannot open video {path}: not a readable video file")
@@ -183,19 +187,22 @@ def is_video(path: Path) -> bool:
 def list_inputs(source: str | os.PathLike) -> list[Path]:
     """The files an INPUT names: itself (an image or a video), or the images and videos in a folder (sorted,
     not recursive). Other files in a folder are left out, and so are the kit's own outputs (an earlier run's
-    ``STEM_overlay.png``, by its ledger); a broken or looping symlink is kept, so that it fails and is counted.
-    A missing INPUT is an error."""
+    ``STEM_overlay.png``, by its ledger); a broken or looping symlink or a FIFO is kept, so that it fails and is
+    counted. A missing INPUT, or one that is not a regular file, is an error."""
     source = Path(source)
     if source.is_dir():
         found = sorted(p for p in source.iterdir()
-                       if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+                       if not p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
                        and not written_by_kit(p))
         if not found:
             raise FileNotFoundError(f"INPUT folder {source} holds no images or videos "
                                     f"({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
         return found
-    if not source.exists():
+    if not os.path.lexists(source):
         raise FileNotFoundError(f"INPUT {source} does not exist (expected an image, a folder of images or a video)")
+    unreadable = not_a_regular_file(source)
+    if unreadable:
+        raise ValueError(f"INPUT {source}: {unreadable} (expected an image, a folder of images or a video)")
     return [source]
 
 

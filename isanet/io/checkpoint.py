@@ -26,6 +26,7 @@ from torch import nn
 
 from isanet.io.atomic import atomic_path
 from isanet.io.digest import sha256_hex
+from isanet.io.files import not_a_regular_file
 from isanet.models.config import ISANetConfig
 from isanet.models.from_meta import config_from_meta, meta_state_dict
 from isanet.models.segmentor import ISANet
@@ -75,8 +76,9 @@ def _file_bytes(path: Path) -> bytes:
     """The whole content of checkpoint ``path``, refusing a missing or empty file by name."""
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path}: is a folder, not a checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: no such file")
+    problem = not_a_regular_file(path)  # a FIFO would block the read, /dev/zero never end
+    if problem:
+        raise CheckpointError(f"checkpoint {path}: {problem}")
     data = path.read_bytes()
     if not data:
         raise CheckpointError(f"checkpoint {path}: the file is empty")

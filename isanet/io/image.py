@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from isanet.io.files import not_a_regular_file
 from isanet.limits import MAX_DECODED_BYTES, MAX_IMAGE_SIDE
 
 EXIF_ORIENTATION = 0x0112
@@ -54,6 +55,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"cannot read image {path}: is a folder, not an image file")
+    problem = not_a_regular_file(path)  # a FIFO would block the read, a device never end
+    if problem:
+        raise ImageError(f"cannot read image {path}: {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own bound decides below

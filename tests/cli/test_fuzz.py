@@ -1,5 +1,5 @@
 """A fuzzer over every sub-command's options: hostile values (out of range, wrong type, empty, huge,
-non-finite, a folder, a symlink loop, a dangling link, an unreadable file) for every option argparse knows,
+non-finite, a folder, a symlink loop, a dangling link, an unreadable file, a FIFO) for every option argparse knows,
 run in-process through :func:`isanet.cli.main`. Each run exits 0 or ends in one ``error:`` line (argparse's
 usage lines aside), never a traceback, within a time and memory bound.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import resource
 import signal
 from pathlib import Path
@@ -43,8 +44,9 @@ def hostile(tmp_path_factory) -> list[str]:
     unreadable.write_bytes(b"\x80 not a checkpoint")
     unreadable.chmod(0)
     (root / "empty.png").write_bytes(b"")
+    os.mkfifo(root / "fifo.png")  # opened as a file, it would wait for a writer for ever
     return [str(root / name) for name in ("missing.png", "folder", "loop", "dangling.png", "unreadable.pth",
-                                          "empty.png")]
+                                          "empty.png", "fifo.png")]
 
 
 def values(action: argparse.Action, hostile: list[str]) -> st.SearchStrategy[list[str]]:

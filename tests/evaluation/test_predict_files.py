@@ -162,8 +162,11 @@ def test_bad_inputs_get_one_line(tmp_path, checkpoint, capsys) -> None:
     assert main(["predict", str(tmp_path / "empty"), *base]) == 2
     assert "holds no images or videos" in capsys.readouterr().err
     _save(_picture(8, 8), tmp_path / "x.png")
-    assert main(["predict", str(tmp_path / "x.png"), *base, "--opacity", "2"]) == 2
-    assert "opacity must be between 0 and 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # refused by its argparse type, as every number option
+        main(["predict", str(tmp_path / "x.png"), *base, "--opacity", "2"])
+    assert exit_.value.code == 2
+    assert "argument --opacity: 2 is out of range: expected a finite number at least 0 and at most 1" in \
+        capsys.readouterr().err
     assert not (tmp_path / "out").exists(), "nothing written for bad arguments"
 
 
