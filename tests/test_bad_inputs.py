@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from isanet.engine.state import WorkDirLock, write_checkpoint
 from isanet.engine.trainer import TrainConfig, train
 from isanet.evaluation.evaluate import evaluate
 from isanet.evaluation.inference import Predictor, predict, slide_windows
+from isanet.io import atomic
 from isanet.io.atomic import atomic_path, write_json_atomic
 from isanet.io.checkpoint import CheckpointError, load_model, save_checkpoint
 from isanet.io.outputs import LEDGER, check_output
@@ -184,6 +187,36 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
         raise RuntimeError("killed")
     assert json.loads((tmp_path / "a.json").read_text()) == {"v": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, "a.json"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_one_line_naming_the_file_and_its_folder(tmp_path, monkeypatch, capsys):
+    """Every write to /dev/full fails for want of space: with the kit's temporary linked there, a checkpoint and a
+    --json output fail as on a full disk, said in the kit's words (not torch's "unexpected pos", nor the
+    temporary's name), and leave nothing behind."""
+    monkeypatch.setattr(atomic.uuid, "uuid4", lambda: uuid.UUID(int=0))  # the temporary's name, known in advance
+
+    def full(name: str) -> Path:
+        (tmp_path / f".{name}{atomic.TEMPORARY_MARK}{os.getpid()}-00000000.tmp").symlink_to("/dev/full")
+        return tmp_path / name
+
+    with pytest.raises(OSError) as caught:
+        tiny_checkpoint(full("model.pth"))
+    assert error_message(caught.value) == f"{tmp_path / 'model.pth'}: no space left on {tmp_path}"
+    code, err = cli(capsys, "bench", "attention", "--sizes", 8, "--channels", 8, "--isa-channels", 4, "--down-factor",
+                    4, 4, "--repeats", 1, "--json", full("rows.json"))
+    assert (code, err) == (1, f"isanet bench: error: {tmp_path / 'rows.json'}: no space left on {tmp_path}")
+    assert [path.name for path in tmp_path.iterdir() if path.name != LEDGER] == []
+
+
+@pytest.mark.parametrize("given", ["", ".", ".."])
+def test_an_output_path_that_names_no_file_is_refused_in_the_kits_words(tmp_path, monkeypatch, given):
+    monkeypatch.chdir(tmp_path / "..")  # was: "PosixPath('.') has an empty name"
+    with pytest.raises(ValueError, match=re.escape(f"cannot write {given!r}: it names no file (expected a file name)")):
+        write_json_atomic({}, given)
+    with pytest.raises(ValueError, match="it names no file"):
+        isanet.save_checkpoint(isanet.ISANet(isanet.ISANetConfig.tiny()), given)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------- 2. no normal-looking number from broken math

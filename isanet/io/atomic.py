@@ -14,6 +14,7 @@ temporary whose writer is gone, so a killed save does not keep hundreds of megab
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -74,17 +75,32 @@ def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _named(error: OSError, temporary: Path, path: Path) -> OSError:
+    """``error`` of a write into ``temporary`` (or a file inside it) naming ``path`` instead, the name the user
+    knows; a full disk said as ``no space left on <folder>``."""
+    name = str(error.filename or temporary)
+    name = str(path) + name[len(str(temporary)):] if name.startswith(str(temporary)) else name
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    reason = f"no space left on {path.parent.absolute()}" if full else error.strerror
+    return type(error)(error.errno, reason, name) if error.errno else error
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a fresh temporary path beside ``path``; rename it over ``path`` when the block succeeds, remove it
     (file or folder) when it raises. The block creates the file or folder at the yielded path. Temporaries
     of dead writers in the same folder are removed first."""
-    path = Path(path)
+    given, path = os.fspath(path), Path(path)
+    if path.name in ("", ".", ".."):  # Path("") is "."; with_name would say "PosixPath('.') has an empty name"
+        raise ValueError(f"cannot write {given!r}: it names no file (expected a file name)")
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(path.parent)
     temporary = path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
     try:
-        yield temporary
+        try:
+            yield temporary
+        except OSError as error:  # a failed write names the output, not its temporary
+            raise _named(error, temporary, path) from None
         os.replace(temporary, path)
         record_output(path)
     finally:

@@ -300,9 +300,15 @@ def build_checked(checkpoint: Checkpoint, config: ISANetConfig | None = None) ->
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically: a reader never sees half a checkpoint."""
-    with atomic_path(path) as temporary:
-        torch.save(obj, temporary)
+    """``torch.save`` to ``path`` atomically: a reader never sees half a checkpoint. Saved through a Python file,
+    so that a failed write is the OSError that says why (torch's own writer says only "unexpected pos")."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        try:
+            torch.save(obj, file)
+        except RuntimeError as error:
+            if isinstance(error.__context__, OSError):  # the write that failed inside torch's writer
+                raise error.__context__ from None
+            raise
     return Path(path)
 
 
