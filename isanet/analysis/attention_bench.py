@@ -8,6 +8,10 @@ of the first call, which the warm-up takes out of the timed calls). Each row is 
 ``flex`` with a backward pass on a CPU, where the kit computes the same pattern as a masked ``matmul`` over the
 whole map (:func:`~isanet.models.efficient.flex.falls_back`), gives ``matmul`` rows marked ``masked`` (one per
 method, no token order), measured like the others.
+
+A row whose estimated peak (:func:`estimated_bytes`, from :mod:`isanet.models.footprint`) with its input map and
+weights passes the memory cap is reported ``oom`` without being allocated: its module is only planned on the
+``meta`` device, so a down factor or a map far too large for the machine costs milliseconds, not swap.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from isanet.analysis.measure import (
 )
 from isanet.analysis.memory import MemoryCapExceeded
 from isanet.analysis.tiles import module_tiles
+from isanet.models import footprint
 from isanet.models.attention import PATTERN_KERNELS, Kernel
 from isanet.models.efficient.base import PatternAttention, configure_flex
 from isanet.models.efficient.flex import FlexOptions, Order, falls_back
@@ -119,6 +124,34 @@ def _input_map(shape: tuple[int, int, int, int], seed: int, device: torch.device
         return f"the input map ({needed / 2**30:.2f} GiB) could not be allocated: {str(error).splitlines()[0]}"
 
 
+def estimated_bytes(module: nn.Module, batch: int, in_channels: int, height: int, width: int, backward: bool = False,
+                    paper_setting: bool = False) -> int:
+    """Peak bytes of one measured call of ``module`` (:func:`attention_module`, on any device, ``meta``
+    included) on a ``batch x in_channels x height x width`` map, with what the cap is on: the input map and the
+    weights. The attention is :func:`isanet.models.footprint.attention_elements`; the paper setting's 3x3
+    conv-BN-ReLU adds its output and BatchNorm's (their gradients, and the input's, with ``backward``)."""
+    attention = next(inner for inner in module.modules() if isinstance(inner, PatternAttention))
+    pixels = batch * height * width
+    conv = 0
+    if paper_setting:
+        channels = attention.relations()[0].value_project.in_channels
+        conv = (6 if backward else 2) * channels * pixels + backward * in_channels * pixels
+    return (footprint.FLOAT * (in_channels * pixels + conv
+                               + footprint.attention_elements(attention, batch, height, width, backward))
+            + _tensor_bytes(list(module.parameters()) + list(module.buffers())))
+
+
+def over_cap(module: nn.Module, batch: int, in_channels: int, height: int, width: int, backward: bool,
+             paper_setting: bool, cap: int | None) -> str | None:
+    """Why one call of ``module`` would pass ``cap`` by its estimate (:func:`estimated_bytes`), or None when it
+    fits (or there is no cap): a row refused so is never allocated."""
+    needed = estimated_bytes(module, batch, in_channels, height, width, backward, paper_setting)
+    if cap is None or needed <= cap:
+        return None
+    return (f"its estimated peak, {needed / 2**30:.2f} GiB counting its input and weights, is over the memory cap "
+            f"of {cap / 2**30:.2f} GiB")
+
+
 def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, isa_channels: int = 256,
                     down_factor: tuple[int, int] = (8, 8), kernels: Sequence[str] = ("matmul", "sdpa"),
                     methods: Sequence[str] = DEFAULT_METHODS, device: str = "cpu", backward: bool = False,
@@ -137,25 +170,33 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
         input_bytes = batch * in_channels * height * width * 4  # float32, known before allocating it
         x = _input_map((batch, in_channels, height, width), seed, torch_device, cap)
         for kernel in kernels:
-            modules, results, extras = {}, {}, {}
+            modules, results, extras, refused = {}, {}, {}, {}
             masked = kernel in PATTERN_KERNELS and falls_back(torch_device.type, backward)
             ran = "matmul" if masked else kernel
             for method, order in _variants(methods, kernel, () if masked else orders):
+                with torch.device("meta"):  # the plan: shapes only, to estimate before a weight is allocated
+                    planned = attention_module(method, kernel, channels, isa_channels, down_factor, paper_setting)
+                refused[method, order] = x if isinstance(x, str) else over_cap(
+                    planned, batch, in_channels, height, width, backward, paper_setting, cap)
                 torch.manual_seed(seed)
-                module = attention_module(method, kernel, channels, isa_channels, down_factor, paper_setting)
-                modules[method, order] = module.to(torch_device)
+                module = planned if refused[method, order] else attention_module(
+                    method, kernel, channels, isa_channels, down_factor, paper_setting).to(torch_device)
+                modules[method, order] = module
                 extras[method, order] = ({"computed_with": ran, "asked_kernel": kernel, "masked": True} if masked
                                          else {"computed_with": computed_with(module)})
                 if order is not None:
                     configure_flex(module, FlexOptions(order))
+                    extras[method, order]["order"] = order
+                if order is not None and not refused[method, order]:  # a refused map's tiles need its mask
                     computed, needed, total = module_tiles(module, height, width)
-                    extras[method, order].update(order=order, skipped_tiles=1 - computed / total,
+                    extras[method, order].update(skipped_tiles=1 - computed / total,
                                                  possible_skipped_tiles=1 - needed / total)
             for variant, module in modules.items():
-                if isinstance(x, str):  # the input map alone did not fit: nothing else is run
-                    results[variant] = oom_measurement(
-                        module, torch.empty(batch, in_channels, height, width, device="meta"), backward,
-                        MemoryCapExceeded(x))
+                if refused[variant]:  # over the cap by its estimate (or the input alone): nothing was allocated
+                    results[variant] = (  # FLOPs counted on meta tensors; flex's higher-order op has no meta form
+                        Measurement(None, None, None, "oom", refused[variant]) if kernel in PATTERN_KERNELS else
+                        oom_measurement(module, torch.empty(batch, in_channels, height, width, device="meta"),
+                                        backward, MemoryCapExceeded(refused[variant])))
                     continue
                 if variant[1] is not None:  # flex: the first call compiles; its time is not the kernel's
                     extras[variant]["compile_s"] = time_calls({"first": module_step(module, x, backward)}, 1, 0,

@@ -235,6 +235,10 @@ class HeadSpec:
     hops: int  # attention hops of the context module (0: none)
     build: HeadBuilder
     attention_weights: bool = False  # forward_with_attention returns the weights (else it refuses, one line)
+    #: The attention modules its context runs, in order (recurrences repeated), for a config: their geometry is
+    #: what the memory estimate counts (:mod:`isanet.models.footprint`, which builds them on the meta device);
+    #: None for a head without attention.
+    attention: Callable[[HeadArguments], list[PatternAttention]] | None = None
 
 
 def _common(config: HeadArguments, in_channels: int) -> dict:
@@ -243,15 +247,23 @@ def _common(config: HeadArguments, in_channels: int) -> dict:
                 kernel=config.kernel)
 
 
+def _one_module(method: str) -> Callable[[HeadArguments], list[PatternAttention]]:
+    """The attention of a head that is one module of ``method`` (ISA, dense) on the config's projections."""
+    return lambda config: [build_attention(method, config.channels, config.isa_channels, config.kernel,
+                                           config.down_factor)]
+
+
 def _method_head(method: str, head: MethodHead) -> HeadSpec:
     """Head ``method``: :class:`AttentionHead` around ``head.layers`` layers of the method, on the config's
     ``channels`` / ``isa_channels`` projections, sized by the config field ``head.size_field``."""
-    def build(config: HeadArguments, in_channels: int) -> ContextHead:
+    def layers(config: HeadArguments) -> list[PatternAttention]:
         size = getattr(config, head.size_field)
-        modules = [build_attention(method, config.channels, config.isa_channels, config.kernel, size, layer)
-                   for layer in range(1, head.layers + 1)]
-        return AttentionHead(method, modules, recurrences=head.recurrences, **_common(config, in_channels))
-    return HeadSpec(head.description, head.hops, build)
+        return [build_attention(method, config.channels, config.isa_channels, config.kernel, size, layer)
+                for layer in range(1, head.layers + 1)]
+
+    def build(config: HeadArguments, in_channels: int) -> ContextHead:
+        return AttentionHead(method, layers(config), recurrences=head.recurrences, **_common(config, in_channels))
+    return HeadSpec(head.description, head.hops, build, attention=lambda config: layers(config) * head.recurrences)
 
 
 #: The heads, in the order menus list them; "isa", "dense" and "none" build exactly the modules (and
@@ -261,11 +273,11 @@ HEADS: dict[str, HeadSpec] = {
                     lambda config, in_channels: ISAHead(isa_channels=config.isa_channels,
                                                         down_factor=config.down_factor,
                                                         **_common(config, in_channels)),
-                    attention_weights=True),
+                    attention_weights=True, attention=_one_module("isa")),
     "dense": HeadSpec("dense self-attention over the whole map, ISA's projections", 1,
                       lambda config, in_channels: DenseHead(isa_channels=config.isa_channels,
                                                             **_common(config, in_channels)),
-                      attention_weights=True),
+                      attention_weights=True, attention=_one_module("dense")),
     "none": HeadSpec("no context module (in_conv -> out_conv -> classifier), the ablation", 0,
                      lambda config, in_channels: NoContextHead(**_common(config, in_channels))),
     **{name: _method_head(name, method.head) for name, method in METHODS.items() if method.head is not None},

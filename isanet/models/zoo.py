@@ -36,6 +36,15 @@ def check_windows(crop_size: tuple[int, int], stride: tuple[int, int]) -> None:
                          "windows would be predicted by none (NaN logits); use a stride at most the crop size")
 
 
+def window_grid(height: int, width: int, crop_size: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
+    """Rows and columns of mmseg's sliding-window grid over an ``height x width`` input (the windows checked):
+    what slide inference runs and what the memory estimate counts."""
+    check_windows(crop_size, stride)
+    (crop_h, crop_w), (stride_h, stride_w) = crop_size, stride
+    return (max(height - crop_h + stride_h - 1, 0) // stride_h + 1,
+            max(width - crop_w + stride_w - 1, 0) // stride_w + 1)
+
+
 def _pair(value) -> tuple[int, int] | None:
     return None if value is None else (int(value[0]), int(value[1]))
 

@@ -84,6 +84,9 @@ class PatternAttention(nn.Module):
     #: True when ``kernel="sdpa"`` really reaches PyTorch's ``scaled_dot_product_attention``; False when the
     #: pattern has no form sdpa takes and the module always computes its affinities explicitly.
     uses_sdpa = True
+    #: True when its grouped form may hand sdpa a mask (window attention's padded windows), which sends it to
+    #: PyTorch's unfused path on a CPU: the affinity is then formed after all (the memory estimate counts it).
+    sdpa_masked = False
     #: The token order and tile size of ``kernel="flex"`` (:func:`configure_flex` sets them on a whole model).
     flex: FlexOptions = ROW_MAJOR
     #: The cell of the ``group`` and ``block`` token orders: ISA's block, the window, the stride.
@@ -120,6 +123,13 @@ class PatternAttention(nn.Module):
         """``(left, right, top, bottom)`` zero padding the module applies to the map before its projections;
         :meth:`hop_masks` are masks over the padded map."""
         return 0, 0, 0, 0
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """The sides of the largest map the module computes on: the map padded as :meth:`padding` says, or, for a
+        module whose grouped form pads its tokens to whole cells (window, strided), to those cells; what the
+        memory estimate (:mod:`isanet.models.footprint`) counts its tokens over."""
+        left, right, top, bottom = self.padding(height, width)
+        return top + height + bottom, left + width + right
 
     def hop_masks(self, height: int, width: int) -> list[torch.Tensor]:
         """One boolean ``L x L`` mask per hop over the (padded) map, row-major; ``L`` = padded pixels."""

@@ -59,12 +59,16 @@ class StridedAttention(OneRelationAttention):
         self.stride = stride
         self.cell = (stride, stride)
 
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """The map padded at the bottom and right to whole ``s x s`` blocks."""
+        return math.ceil(height / self.stride) * self.stride, math.ceil(width / self.stride) * self.stride
+
     def grouped_forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
         s = self.stride
-        blocks_h, blocks_w = math.ceil(height / s), math.ceil(width / s)
-        pad = (0, blocks_h * s - height, 0, blocks_w * s - width)
-        hp, wp = blocks_h * s, blocks_w * s
+        hp, wp = self.padded_size(height, width)
+        blocks_h, blocks_w = hp // s, wp // s
+        pad = (0, hp - height, 0, wp - width)
         query, key, value = (to_blocks(pad_tokens(t, height, width, *pad), s)  # (N*gh*gw) x s² x C
                              for t in self.relation.tokens(x))
         lattice = [blocks_to_lattice(t, n, blocks_h, blocks_w, s) for t in (query, key, value)]  # (N*s²) x G x C
@@ -98,5 +102,6 @@ class StridedAttention(OneRelationAttention):
 
     def affinity_entries(self, height: int, width: int) -> int:
         s = self.stride
-        blocks = math.ceil(height / s) * math.ceil(width / s)
+        padded_h, padded_w = self.padded_size(height, width)
+        blocks = padded_h * padded_w // (s * s)
         return blocks * s * s * (s * s + blocks)

@@ -53,6 +53,8 @@ class WindowAttention(OneRelationAttention):
     """Attention inside non-overlapping ``window x window`` windows, the grid moved by ``shift`` pixels
     (0: plain; ``window // 2``: Swin's shifted windows)."""
 
+    sdpa_masked = True  # padded windows mask their padded keys
+
     def __init__(self, channels: int = 512, key_channels: int = 256, window: int = 8, shift: int = 0,
                  kernel: Kernel = "matmul"):
         if window < 1 or not 0 <= shift < window:
@@ -66,10 +68,14 @@ class WindowAttention(OneRelationAttention):
         k, s = self.window, self.shift
         return s, math.ceil((height + s) / k) * k - height - s, s, math.ceil((width + s) / k) * k - width - s
 
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        top, bottom, left, right = self._padding(height, width)
+        return top + height + bottom, left + width + right
+
     def grouped_forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
         top, bottom, left, right = pad = self._padding(height, width)
-        hp, wp = top + height + bottom, left + width + right
+        hp, wp = self.padded_size(height, width)
         query, key, value = (to_blocks(pad_tokens(t, height, width, *pad), self.window)  # B x k² x C
                              for t in self.relation.tokens(x))
         if pad == (0, 0, 0, 0):
@@ -92,5 +98,5 @@ class WindowAttention(OneRelationAttention):
         return [SameCell(self.window, self.window, self.shift)]
 
     def affinity_entries(self, height: int, width: int) -> int:
-        top, bottom, left, right = self._padding(height, width)
-        return (top + height + bottom) * (left + width + right) * self.window ** 2
+        padded_h, padded_w = self.padded_size(height, width)
+        return padded_h * padded_w * self.window ** 2
