@@ -20,6 +20,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +34,8 @@ from hypothesis import strategies as st
 
 import isanet
 from isanet.analysis.attention_bench import bench_attention
+from isanet.analysis.memory import LiveTensorTracker
+from isanet.analysis.probe import capture
 from isanet.cli import error_message, main
 from isanet.data.datasets import as_rgb_uint8
 from isanet.data.registry import build_dataset, write_sample_dataset
@@ -41,13 +44,16 @@ from isanet.engine.config import TrainError, resolve_config
 from isanet.engine.state import WorkDirLock, write_checkpoint
 from isanet.engine.trainer import TrainConfig, train
 from isanet.evaluation.evaluate import evaluate
-from isanet.evaluation.inference import Predictor, predict, slide_windows
+from isanet.evaluation.inference import MemoryCap, Predictor, predict, slide_windows
 from isanet.io import atomic
 from isanet.io.atomic import atomic_path, write_json_atomic
 from isanet.io.checkpoint import CheckpointError, load_model, save_checkpoint
+from isanet.io.export import check_memory
 from isanet.io.outputs import LEDGER, check_output
 from isanet.limits import MAX_IMAGE_SIDE, bounded_float, bounded_int
 from isanet.models.config import TINY
+from isanet.models.footprint import MemoryCapError
+from isanet.notebook.teaching import teaching_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 VOC = "isanet_r50-d8_4xb4-20k_voc12aug-512x512"
@@ -353,6 +359,102 @@ def test_a_small_file_claiming_a_huge_model_is_refused_before_a_model_is_built(t
     code, err = cli(capsys, *argv)
     assert code == 2 and err.endswith(f"checkpoint {path}: its meta is not a model this kit can build: ISANetConfig: "
                                       "channels must be 1 to 2048 (four times the published 512), got 30000")
+
+
+# ---------------------------------------------------------------- 3b. memory: estimated before anything is allocated
+
+def refused_quickly(call, error: type[BaseException] | None = None) -> tuple[object, float, int]:
+    """``call()``'s result (or the ``error`` it raises), its seconds, and the most tensor memory it had alive,
+    from a second call under the live-tensor tracker (which is slow to start)."""
+    def run():
+        if error is None:
+            return call()
+        with pytest.raises(error) as raised:
+            call()
+        return raised.value
+
+    started = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - started
+    tracker = LiveTensorTracker()
+    with tracker:
+        run()
+    return result, seconds, tracker.peak_bytes
+
+
+@pytest.mark.parametrize("argv, refused, reason", [
+    (["--down-factor", "8192", "8192", "--sizes", "8", "--methods", "isa"], {"isa"}, "its estimated peak"),
+    (["--sizes", "8192"], {"dense", "isa"}, "the input map alone needs 128.00 GiB"),
+    (["--memory-cap-gb", "1", "--sizes", "4096"], {"dense", "isa"}, "the input map alone needs 32.00 GiB"),
+    (["--memory-cap-gb", "0.05", "--sizes", "64", "--channels", "64", "--isa-channels", "32", "--kernels", "matmul"],
+     {"dense"}, "its estimated peak, 0.14 GiB"),  # under a small cap: dense's 4096 x 4096 weights, twice
+])
+def test_bench_attention_refuses_a_row_by_its_estimate_before_allocating(tmp_path, capsys, argv, refused, reason):
+    rows_file = tmp_path / "rows.json"
+    code, seconds, peak = refused_quickly(lambda: main(["bench", "attention", *argv, "--repeats", "1", "--warmup", "0",
+                                                        "--json", str(rows_file)]))
+    rows = json.loads(rows_file.read_text())
+    assert code == 0 and {row["method"] for row in rows if row["status"] == "oom"} == refused
+    assert all(reason in row["error"] for row in rows if row["status"] == "oom")
+    assert seconds < 1 and peak < 2**24  # nothing near what the refused rows would need
+
+
+def test_bench_model_counts_the_windows_before_building(capsys):
+    code, seconds, peak = refused_quickly(lambda: main(
+        ["bench", "model", VOC, "--mode", "slide", "--crop", "1", "1", "--stride", "1", "1", "--size", "2048",
+         "2048"]))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith("--size 2048 2048: a slide 2048x2048 prediction (4194304 windows of 1x1) takes "
+                                      "4,194,304 model calls, more than the 4,096 a picture may take "
+                                      "(isanet.models.footprint.MAX_CALLS): a larger crop or stride")
+    assert seconds < 1 and peak < 2**20
+
+
+@pytest.mark.parametrize("command", ["predict", "eval"])
+def test_predict_and_eval_refuse_a_test_scale_over_the_cap_before_any_picture(tmp_path, capsys, voc_root, command):
+    teaching = teaching_checkpoint()  # 1.7 MB, but a 4096 x 4096 picture's long-range affinity is 34 GiB
+    picture = tmp_path / "a.png"
+    cv2.imwrite(str(picture), np.zeros((8, 8, 3), np.uint8))
+    argv = {"predict": ["predict", picture, "--model", VOC, "--out", tmp_path / "out"],
+            "eval": ["eval", VOC, "--data-root", voc_root]}[command]
+    code, seconds, peak = refused_quickly(lambda: main([str(arg) for arg in argv] + [
+        "--checkpoint", str(teaching), "--scale", "4096", "4096"]))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith("test scale 4096x4096: a single-scale prediction of a 4096x4096 picture needs "
+                                      "about 34.4 GiB at its peak (estimated before allocating), more than the "
+                                      "memory cap of 8 GiB (--memory-cap-gb 8): a smaller input, or a larger cap")
+    assert seconds < 1 and peak < 2**23 and not (tmp_path / "out").exists()
+    code, err = cli(capsys, *argv, "--checkpoint", teaching, "--scale", 512, 512, "--memory-cap-gb", "0.01")
+    assert code == 2 and "test scale 512x512" in err and "(--memory-cap-gb 0.01)" in err  # a small cap, a small scale
+
+
+def test_predict_refuses_one_picture_by_its_own_estimate_and_goes_on(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "big.png"), np.zeros((1200, 1200, 3), np.uint8))  # ms-flip views up to 2100 x 2100
+    cv2.imwrite(str(folder / "small.png"), np.zeros((64, 64, 3), np.uint8))
+    code = main(["predict", str(folder), "--model", VOC, "--checkpoint", str(teaching_checkpoint()), "--out",
+                 str(tmp_path / "out"), "--ms-flip", "--memory-cap-gb", "0.25", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"error: {folder / 'big.png'}: a multi-scale + flip prediction of a 1200x1200 picture " \
+                         "needs about" in err
+    assert sorted((tmp_path / "out").glob("*.png")) == [tmp_path / "out" / name for name in ("small_label.png",
+                                                                                              "small_overlay.png")]
+
+
+def test_the_python_api_refuses_by_the_estimate(tmp_path):
+    model = load_model(teaching_checkpoint()).eval()
+    x = torch.zeros(1, 3, 512, 512)
+    for call in (lambda: predict(model, x, memory_cap_bytes=2**22),
+                 lambda: Predictor(model, isanet.get_entry(VOC).test.replace(scale=(512, 512)),
+                                   memory_cap=MemoryCap(2**22)).scores(np.zeros((512, 512, 3), np.uint8)),
+                 lambda: capture(model, x, memory_cap_bytes=2**22),
+                 lambda: check_memory(model, ((512, 512),), 2**22)):
+        error, seconds, peak = refused_quickly(call, MemoryCapError)
+        assert re.search(r"needs about \d+(\.\d)? MiB at its peak \(estimated before allocating\), more than the "
+                         r"memory cap of 4 MiB \(memory_cap_bytes\)", str(error)), error
+        assert seconds < 1 and peak < 2**20
+    assert predict(model, x[:, :, :64, :64], memory_cap_bytes=2**22).shape == (1, 5, 64, 64)  # a small one runs
 
 
 # ---------------------------------------------------------------- 4. every argument checked, every message useful

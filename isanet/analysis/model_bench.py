@@ -47,7 +47,7 @@ from isanet.analysis.compare import max_relative_difference, pixel_agreement
 from isanet.analysis.measure import EXTRA_FLOP_FORMULAS, time_calls
 from isanet.analysis.memory import peak_memory
 from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from isanet.evaluation.inference import Predictor, slide_logits
+from isanet.evaluation.inference import DEFAULT_MEMORY_CAP, MemoryCap, Predictor, slide_logits
 from isanet.models.fold import fold_batchnorm
 from isanet.models.optimize import BlockedBackbone, CompiledModel
 from isanet.models.zoo import TestSettings
@@ -82,16 +82,17 @@ class Variant:
         return " ".join([f"pytorch {self.precision}"] + [self.preparation] * (self.preparation != "plain")
                         + ["channels-last"] * self.channels_last)
 
-    def predictor(self, model: nn.Module, settings: TestSettings, device: str) -> Predictor:
+    def predictor(self, model: nn.Module, settings: TestSettings, device: str,
+                  memory_cap: MemoryCap = DEFAULT_MEMORY_CAP) -> Predictor:
         """The :class:`~isanet.evaluation.inference.Predictor` of this way of running ``model``: the precision
         resolved once (an unsupported one warns and runs fp32), the model BatchNorm-folded or optimized (the
         Predictor's :func:`~isanet.models.optimize.optimize_for_inference` copy), in channels-last memory when
-        asked (before optimizing, so the optimized copy is made from it)."""
+        asked (before optimizing, so the optimized copy is made from it); ``memory_cap`` bounds its estimate."""
         prepared = fold_batchnorm(model) if self.preparation == "folded-bn" else model
         if self.channels_last:
             prepared = copy.deepcopy(prepared).to(memory_format=torch.channels_last)
         return Predictor(prepared, settings, self.precision, device, optimize=self.preparation == "optimized",
-                         precision_option="--precision")
+                         precision_option="--precision", memory_cap=memory_cap)
 
 
 @dataclass
@@ -128,19 +129,6 @@ class ModelBench:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-#: Peak bytes per input pixel of a whole-mode fp32 forward pass (R-50 D8: 11.8 GB at 8192 x 8192, measured as
-#: RSS), used to refuse before allocating a size the memory cap cannot hold.
-BYTES_PER_PIXEL = 180
-
-
-def estimate_peak_bytes(size: tuple[int, int], settings: TestSettings, num_classes: int) -> int:
-    """What one prediction of a ``size`` input needs at its peak, roughly: the activations of one window (the
-    whole input in whole mode, one crop in slide mode) plus the full-size logits, counted twice (the sum of
-    the windows and its copy)."""
-    window = settings.crop_size if settings.mode == "slide" and settings.crop_size else size
-    return window[0] * window[1] * BYTES_PER_PIXEL + 2 * 4 * num_classes * size[0] * size[1]
 
 
 def bench_input(size: tuple[int, int], seed: int = 0, device: str = "cpu") -> torch.Tensor:
@@ -261,16 +249,19 @@ def _onnx_callable(model: nn.Module, size: tuple[int, int], folder: Path) -> Cal
 def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: list[Variant],
                 settings: TestSettings, device: str = "cpu", repeats: int = 5, warmup: int = 1,
                 weights: str = "random (seed 0)", clock: str = "wall",
-                progress: Callable[[str], None] = lambda message: None) -> ModelBench:
+                progress: Callable[[str], None] = lambda message: None,
+                memory_cap: MemoryCap = DEFAULT_MEMORY_CAP) -> ModelBench:
     """Measure ``model`` (eval mode, on ``device``) on one ``size`` input for every variant, timed interleaved,
     each PyTorch variant through its :class:`~isanet.evaluation.inference.Predictor` with the test ``settings``
-    (whole or slide, and the windows). The first variant is the reference of the agreement columns.
+    (whole or slide, and the windows) and ``memory_cap``. The first variant is the reference of the agreement
+    columns.
     ``clock="cpu"`` times process CPU time (for one thread on a busy machine; see
     :func:`isanet.analysis.measure.time_calls`)."""
     timer = time.process_time if clock == "cpu" else time.perf_counter
     model = model.eval().to(device)
     x = bench_input(size, device=device)
-    flops, attention = count_model_flops(lambda m, t: Predictor(m, settings, device="meta").logits(t), model, x)
+    flops, attention = count_model_flops(  # on meta tensors: nothing allocated, nothing to cap
+        lambda m, t: Predictor(m, settings, device="meta", memory_cap=MemoryCap(None)).logits(t), model, x)
     calls: dict[str, Callable[[], torch.Tensor]] = {}
     precisions: dict[str, str] = {}
     uncounted: set[str] = set()  # memory the tracker cannot see: ONNX Runtime's, oneDNN's blocked tensors
@@ -286,7 +277,7 @@ def bench_model(model: nn.Module, name: str, size: tuple[int, int], variants: li
                 precisions[variant.label] = "fp32"
                 uncounted.add(variant.label)
             else:
-                predictor = variant.predictor(model, settings, device)
+                predictor = variant.predictor(model, settings, device, memory_cap)
                 ran = dataclasses.replace(variant, precision=predictor.precision)  # a row names what ran
                 if ran.label in calls:
                     progress(f"{variant.label} runs as {ran.label}: measured once")

@@ -40,7 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from isanet.evaluation.inference import evaluating
+from isanet.models import footprint
 from isanet.models.attention import SelfAttentionBlock
+from isanet.models.config import ISANetConfig
 from isanet.models.heads import ContextHead, DenseHead, ISAHead
 from isanet.models.isa import ISAWeights, Partition, Step, interlaced, member_positions
 from isanet.models.layers import to_tokens
@@ -306,7 +308,8 @@ def optimized_backbone(backbone: nn.Module, precision: str, device: torch.device
 
 
 def capture(model: nn.Module, image: torch.Tensor, dense_block: DenseSource = "auto",
-            precision: str = "fp32", optimize: bool = False) -> AttentionCapture:
+            precision: str = "fp32", optimize: bool = False,
+            memory_cap_bytes: int | None = footprint.DEFAULT_CAP_BYTES) -> AttentionCapture:
     """One forward pass of an ``ISANet`` on a normalised ``1 x 3 x H x W`` image, keeping the attention.
 
     The model runs in eval mode without gradients (its mode is restored). The logits are those of
@@ -321,9 +324,16 @@ def capture(model: nn.Module, image: torch.Tensor, dense_block: DenseSource = "a
     weights frozen; made at the first capture and reused while the weights are unchanged), the same features
     within 1e-5 relative in fp32; the head stays eager, because the attention weights are what a capture keeps.
     It pays only over many pictures of one size: each new size compiles first (tens of seconds on a CPU).
+    An ``ISANet`` whose capture would pass ``memory_cap_bytes`` (None: no cap; the estimate counts the attention
+    it keeps, :func:`isanet.models.footprint.forward_bytes`) is refused before anything is allocated.
     """
     if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
         raise ValueError(f"expected one normalised 1 x 3 x H x W image, got shape {tuple(image.shape)}")
+    config = getattr(model, "config", None)
+    if isinstance(config, ISANetConfig):
+        height, width = image.shape[2:]
+        footprint.forward(config, height, width, keep_attention=isinstance(model.decode_head, ISAHead),
+                          what=f"the attention capture of a {height}x{width} picture").check(memory_cap_bytes)
     precision = resolve_precision(precision, image.device)
     with evaluating(model):
         if optimize:  # the compiled copy applies the precision's autocast inside

@@ -14,12 +14,21 @@ table; ``--json`` and ``--plot`` save them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import add_checkpoint, add_device, add_output, add_precision, add_threads
-from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_float, bounded_int, image_side, positive_int
+from isanet.cli.options import (
+    add_checkpoint,
+    add_device,
+    add_memory_cap,
+    add_output,
+    add_precision,
+    add_threads,
+    memory_cap,
+)
+from isanet.limits import MAX_CHANNELS, MAX_IMAGE_SIDE, bounded_int, image_side, positive_int
 from isanet.models.attention import KERNELS
 from isanet.models.efficient.flex import ORDERS
 from isanet.models.efficient.registry import METHODS
@@ -41,13 +50,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if max(parts) > MAX_IMAGE_SIDE:
         raise argparse.ArgumentTypeError(f"{text} is out of range: a side is at most {MAX_IMAGE_SIDE}")
     return parts[0], parts[1]
-
-
-def add_memory_cap(parser: argparse.ArgumentParser, what: str = "refuse, before allocating, a run whose "
-                   "estimated peak passes this many GiB") -> None:
-    """``--memory-cap-gb``, the one memory bound of both benches (CPU only; 0: none)."""
-    parser.add_argument("--memory-cap-gb", type=bounded_float(0), default=8.0,
-                        help=f"CPU only: {what} (default 8; 0 for no cap)")
 
 
 def add_parser(subparsers) -> None:
@@ -74,7 +76,7 @@ def add_parser(subparsers) -> None:
                            help="timed calls (default 5; paper setting: 100 on GPU, 3 on CPU)")
     attention.add_argument("--warmup", type=bounded_int(0),
                            help="untimed calls first (default 1; paper setting: 10 on GPU, 1 on CPU)")
-    add_memory_cap(attention, "report a row as oom instead of letting live tensors pass this many GiB")
+    add_memory_cap(attention, "a row (reported as oom)", cpu_only=True)
     attention.add_argument("--paper-setting", action="store_true",
                            help="the authors' setting: 2048-channel input, 3x3 conv-BN-ReLU to --channels, "
                                 "then the block; mean time")
@@ -114,7 +116,7 @@ def add_model_parser(commands) -> None:
     model.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default: %(default)s)")
     model.add_argument("--warmup", type=bounded_int(0), default=1, help="untimed rounds first (default: %(default)s)")
     add_threads(model, help="torch.set_num_threads (and ONNX Runtime's intra-op threads)")
-    add_memory_cap(model)
+    add_memory_cap(model, "a run (every variant's copy of the weights included)", cpu_only=True)
     model.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                        help="wall time, or process CPU time (steady on a busy machine; use with --threads 1)")
     add_output(model, "--json", kind="file", suffixes=(".json",), help="write the measurements as JSON")
@@ -124,11 +126,12 @@ def add_model_parser(commands) -> None:
 def run_model(args: argparse.Namespace) -> int:
     import torch
 
-    from isanet.analysis.model_bench import Variant, bench_model, estimate_peak_bytes, format_bench
+    from isanet.analysis.model_bench import Variant, bench_model, format_bench
     from isanet.data.sample_checkpoint import random_state_dict
+    from isanet.evaluation.inference import MemoryCap
     from isanet.io.atomic import write_json_atomic
     from isanet.io.checkpoint import load_checkpoint
-    from isanet.models import zoo
+    from isanet.models import footprint, zoo
     from isanet.runtime import resolve_device
 
     if args.threads:
@@ -148,12 +151,18 @@ def run_model(args: argparse.Namespace) -> int:
     stride = tuple(args.stride or test.stride or [max(1, 2 * side // 3) for side in crop])
     windows = {"crop_size": crop, "stride": stride} if mode == "slide" else {"crop_size": None, "stride": None}
     settings = test.replace(mode=mode, **windows)
-    needed = estimate_peak_bytes(size, settings, entry.model.num_classes)
-    if args.memory_cap_gb and device == "cpu" and needed > args.memory_cap_gb * 2**30:
-        with usage_checks():
-            raise ValueError(f"--size {size[0]} {size[1]}: one {mode} prediction needs about {needed / 2**30:.1f} "
-                             f"GiB, more than --memory-cap-gb {args.memory_cap_gb:g}: a smaller --size, --mode "
-                             "slide, or a larger cap")
+    preparations = ["plain"] + ["folded-bn"] * args.fold_bn + ["optimized"] * args.optimize
+    variants = [Variant(precision, preparation, last) for precision in args.precision for preparation in preparations
+                for last in ((False, True) if args.channels_last else (False,))]
+    if args.onnx:
+        variants.append(Variant(onnx=True))
+    cap_bytes, option = memory_cap(args)
+    cap = MemoryCap(cap_bytes if device == "cpu" else None, option)
+    config = zoo.model_config(entry.name, head=args.head)
+    with usage_checks():  # every window counted and the peak estimated, a copy of the weights per variant, first
+        one = footprint.logits(config, *size, 1, mode, settings.crop_size, settings.stride)
+        cap.check(dataclasses.replace(one, what=f"--size {size[0]} {size[1]}: {one.what}",
+                                      bytes=one.bytes + (1 + len(variants)) * footprint.model_bytes(config)))
     model = zoo.build_model(entry.name, head=args.head)
     if args.checkpoint:
         with usage_checks():
@@ -162,14 +171,9 @@ def run_model(args: argparse.Namespace) -> int:
     else:
         model.load_state_dict(random_state_dict(model, seed=0))
         weights = "random (seed 0)"
-    preparations = ["plain"] + ["folded-bn"] * args.fold_bn + ["optimized"] * args.optimize
-    variants = [Variant(precision, preparation, last) for precision in args.precision for preparation in preparations
-                for last in ((False, True) if args.channels_last else (False,))]
-    if args.onnx:
-        variants.append(Variant(onnx=True))
     result = bench_model(model, entry.name, size, variants, settings, device, args.repeats,
                          args.warmup, weights, args.clock,
-                         progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True))
+                         progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True), memory_cap=cap)
     print(format_bench(result))
     if args.json:
         print(f"wrote {write_json_atomic(result.to_dict(), args.json)}")
@@ -209,7 +213,7 @@ def run_attention(args: argparse.Namespace) -> int:
         repeats, warmup = args.repeats or 5, args.warmup if args.warmup is not None else 1
     sizes = args.sizes or [parse_size(text) for text in
                            ([str(attention_bench.PAPER_SIZE)] if args.paper_setting else DEFAULT_SIZES)]
-    cap = int(args.memory_cap_gb * 2**30) if args.memory_cap_gb and not on_gpu else None
+    cap = None if on_gpu else memory_cap(args)[0]
     print(f"{' vs '.join(args.methods)} attention on {args.device} (torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads)"
           f", channels {args.channels}, isa channels {args.isa_channels}, down factor {tuple(args.down_factor)}"

@@ -19,7 +19,16 @@ from pathlib import Path
 from isanet.analysis.identity_step import STEP_OPTIONS
 from isanet.cli import options
 from isanet.cli.errors import usage_checks
-from isanet.cli.options import add_checkpoint, add_device, add_input, add_output, add_precision, add_scale
+from isanet.cli.options import (
+    add_checkpoint,
+    add_device,
+    add_input,
+    add_memory_cap,
+    add_output,
+    add_precision,
+    add_scale,
+    memory_cap,
+)
 from isanet.data.registry import DATASETS
 from isanet.limits import positive_int
 from isanet.models.zoo import ZooEntry
@@ -46,6 +55,7 @@ def add_parser(subparsers) -> None:
     add_precision(parser, help="autocast of the forward passes: bf16 on CPUs with AVX-512 BF16/AMX and GPUs, fp16 on "
                                "GPUs; an unsupported choice falls back to fp32 with a warning (default: %(default)s)")
     options.add_optimize(parser)
+    add_memory_cap(parser, "a picture")
     parser.add_argument("--identity-step", choices=STEP_OPTIONS,
                         help="ISA models only: that step's attention replaced by identity (each pixel attends to "
                              "itself alone; projections kept), to measure whether the model uses the step")
@@ -94,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from isanet.data.folder import dataset_kind
     from isanet.data.registry import build_dataset
     from isanet.evaluation.evaluate import evaluate_predictor
-    from isanet.evaluation.inference import Predictor
+    from isanet.evaluation.inference import MemoryCap, Predictor
     from isanet.evaluation.metrics import format_confused, format_table, most_confused
     from isanet.io.atomic import write_json_atomic
     from isanet.io.checkpoint import load_model_for
@@ -112,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
         if args.identity_step:
             check_isa(model)
         settings = entry.test.override(args.mode, args.scale or recipe_scale(meta))
-        predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision")
+        predictor = Predictor(model, settings, args.precision, device, args.optimize, precision_option="--precision",
+                              memory_cap=MemoryCap(*memory_cap(args)))
+        if not args.ms_flip:  # multi-scale + flip has no test-scale resize: each picture is estimated alone
+            predictor.check_test_scale()
     note = options.short_run_note(min(len(dataset), args.limit or len(dataset))) if args.optimize else None
     if note:
         print(note)

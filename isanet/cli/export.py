@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from isanet.cli.errors import USER_ERRORS, usage_checks
-from isanet.cli.options import add_checkpoint, add_output
+from isanet.cli.options import add_checkpoint, add_memory_cap, add_output, memory_cap
 from isanet.limits import bounded_float
 
 
@@ -23,6 +23,7 @@ def add_parser(subparsers) -> None:
     add_checkpoint(parser, required=True, help="weights file (mmseg format or isanet's)")
     add_output(parser, "--out", kind="file", suffixes=(".onnx",), required=True, help="the .onnx file to write")
     parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime check")
+    add_memory_cap(parser, "an export whose example or check forward")
     parser.add_argument("--rtol", type=bounded_float(0, 1), default=1e-4,
                         help="largest max|ort-torch|/max|torch| accepted by the check, 0 to 1 (default: %(default)s)")
     parser.set_defaults(func=run)
@@ -32,19 +33,21 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from isanet.io.checkpoint import load_model
-    from isanet.io.export import check_onnx, export_onnx, require_export
+    from isanet.io.export import CHECK_SIZES, EXAMPLE_SIZE, check_memory, check_onnx, export_onnx, require_export
 
-    with usage_checks((ImportError, *USER_ERRORS)):  # the extra, then the weights: before any work
+    cap, option = memory_cap(args)
+    with usage_checks((ImportError, *USER_ERRORS)):  # the extra, the weights, the memory: before any work
         require_export(check=not args.no_check)
         model = load_model(args.checkpoint, args.name)
+        check_memory(model, (EXAMPLE_SIZE,) + (() if args.no_check else CHECK_SIZES), cap, option)
     started = time.perf_counter()
-    path = export_onnx(model, args.out)
+    path = export_onnx(model, args.out, memory_cap_bytes=cap)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - started:.0f} s; "
           "input 'image' 1x3xHxW (H, W >= 65), output 'logits' 1xKxHxW")
     if args.no_check:
         return 0
     worst = 0.0
-    for row in check_onnx(model, path):
+    for row in check_onnx(model, path, memory_cap_bytes=cap):
         worst = max(worst, row["max_rel_error"])
         print(f"  onnxruntime vs pytorch at {row['size'][0]}x{row['size'][1]}: max rel error "
               f"{row['max_rel_error']:.2e}")

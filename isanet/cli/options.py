@@ -14,7 +14,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Literal
 
-from isanet.limits import bounded_int, image_side
+from isanet.limits import bounded_float, bounded_int, image_side
+from isanet.models.footprint import DEFAULT_CAP_GB, cap_bytes
 from isanet.runtime import DEVICES, PRECISIONS
 
 #: The attributes :func:`add_output` and :func:`add_input` set on an option's argparse action.
@@ -118,6 +119,23 @@ def short_run_note(images: int) -> str | None:
     return (f"note: --optimize compiles first (tens of seconds per input size); {images} image(s) will not pay "
             f"that back (break-even is about {FEW_IMAGES} images here; `isanet bench model NAME --optimize` "
             "measures it): leave --optimize off for a few images")
+
+
+def add_memory_cap(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str,
+                   cpu_only: bool = False) -> argparse.Action:
+    """``--memory-cap-gb GB``, the one memory bound of every command that builds tensors from the user's sizes:
+    ``what`` (a picture, a bench row, ...) whose estimated peak (:mod:`isanet.models.footprint`) passes it is
+    refused before anything is allocated; ``cpu_only`` where a GPU run reports its own out-of-memory as a
+    result (the benches). :func:`memory_cap` reads it."""
+    return parser.add_argument(
+        "--memory-cap-gb", type=bounded_float(0), default=DEFAULT_CAP_GB, metavar="GB",
+        help=f"{'CPU runs only: ' if cpu_only else ''}refuse, before allocating, {what} whose estimated peak "
+             f"memory passes this many GiB (default: {DEFAULT_CAP_GB:g}; 0: no cap)")
+
+
+def memory_cap(args: argparse.Namespace) -> tuple[int | None, str]:
+    """``--memory-cap-gb`` in bytes (None: no cap), and how a refusal names it (``--memory-cap-gb 8``)."""
+    return cap_bytes(args.memory_cap_gb), f"--memory-cap-gb {args.memory_cap_gb:g}"
 
 
 def add_scale(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, help: str) -> argparse.Action:

@@ -16,10 +16,12 @@ from isanet.cli.options import (
     add_checkpoint,
     add_device,
     add_input,
+    add_memory_cap,
     add_optimize,
     add_output,
     add_precision,
     add_scale,
+    memory_cap,
     short_run_note,
 )
 from isanet.limits import bounded_float
@@ -49,17 +51,19 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     add_precision(group, help="bf16: ~2x faster on CPUs with AVX-512 BF16/AMX and on GPUs; fp16: GPUs; an "
                               "unsupported choice falls back to fp32 with a warning (default: %(default)s)")
     add_optimize(group)
+    add_memory_cap(group, "a picture")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def options_from(args: argparse.Namespace):
+    from isanet.evaluation.inference import MemoryCap
     from isanet.evaluation.predict_files import PredictOptions
     from isanet.runtime import resolve_device
 
     return PredictOptions(mode=args.mode, scale=tuple(args.scale) if args.scale else None, ms_flip=args.ms_flip,
                           opacity=args.opacity, device=resolve_device(args.device, "--device"),
                           progress=not args.no_progress, precision=args.precision,
-                          optimize=args.optimize)
+                          optimize=args.optimize, memory_cap=MemoryCap(*memory_cap(args)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         inputs = list_inputs(args.input)  # a missing or empty INPUT fails here, before the model is loaded
         model, meta = load_model_for(args.checkpoint, entry.name)
         writer = PredictionWriter.from_entry(model, entry, options, meta.get("dataset_meta"),
-                                             precision_option="--precision")  # checks --mode and --scale
+                                             precision_option="--precision")  # checks --mode, --scale, the cap
     if "RANDOM" in str(meta.get("note", "")):
         print(f"note: {args.checkpoint} holds RANDOM WEIGHTS ({meta['note']}): the overlays show no real prediction")
     note = short_run_note(len(inputs)) if options.optimize and not any(map(is_video, inputs)) else None

@@ -7,12 +7,19 @@ shrunk to the image when it is smaller than a crop) and averages the overlapping
 :class:`Predictor` is the one way the kit predicts with test settings (evaluation, ``isanet predict``, the
 trainer's validation, the benches, the notebooks): a model, its :class:`~isanet.models.zoo.TestSettings`
 (checked when they were made) and a precision resolved once, not once per image.
+
+**Memory.** Before anything is allocated, every prediction of an ``ISANet`` is estimated
+(:mod:`isanet.models.footprint`: the head, its padding and kernel, every slide window and every multi-scale view)
+and refused with one :class:`~isanet.models.footprint.MemoryCapError` line when it would pass the memory cap
+(``memory_cap_bytes``, default :data:`~isanet.models.footprint.DEFAULT_CAP_BYTES`; None for no cap).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,12 +29,15 @@ from torch import nn
 from isanet.data.transforms import (
     TestTransform,
     normalize,
+    rescale_size,
     resize_image,
     scale_factor_size,
 )
 from isanet.limits import check_side
+from isanet.models import footprint
+from isanet.models.config import ISANetConfig
 from isanet.models.optimize import optimize_for_inference
-from isanet.models.zoo import TEST_MODES, TTA_RATIOS, TestSettings, check_windows
+from isanet.models.zoo import TEST_MODES, TTA_RATIOS, TestSettings, window_grid
 from isanet.runtime import autocast, resolve_precision
 
 
@@ -51,10 +61,8 @@ def full_precision(logits: torch.Tensor) -> torch.Tensor:
 def slide_windows(height: int, width: int, crop_size: tuple[int, int],
                   stride: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     """mmseg's window grid: ``(y1, y2, x1, x2)`` of every crop, row by row."""
-    check_windows(crop_size, stride)
+    rows, cols = window_grid(height, width, crop_size, stride)
     (crop_h, crop_w), (stride_h, stride_w) = crop_size, stride
-    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
-    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
     windows = []
     for row in range(rows):
         for col in range(cols):
@@ -105,9 +113,36 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters(), torch.empty(0)).device
 
 
+def model_config(model: nn.Module) -> ISANetConfig | None:
+    """The architecture of an ``ISANet`` (what the memory estimate reads); None for any other model."""
+    config = getattr(model, "config", None)
+    return config if isinstance(config, ISANetConfig) else None
+
+
+@dataclass(frozen=True)
+class MemoryCap:
+    """A memory cap in bytes (None: no cap) and the name the user sets it by, for the refusal's line."""
+
+    bytes: int | None = footprint.DEFAULT_CAP_BYTES
+    option: str = "memory_cap_bytes"
+
+    def check(self, estimate: footprint.Estimate) -> None:
+        """Refuse (:class:`~isanet.models.footprint.MemoryCapError`) what ``estimate`` says would pass the cap
+        or take too many model calls."""
+        estimate.check(self.bytes, self.option)
+
+
+#: The cap of the Python API: :data:`~isanet.models.footprint.DEFAULT_CAP_BYTES`, named by its argument.
+DEFAULT_MEMORY_CAP = MemoryCap()
+
+
 def _forward(model: nn.Module, x: torch.Tensor, mode: str, crop_size: tuple[int, int] | None,
-             stride: tuple[int, int] | None, precision: str) -> torch.Tensor:
-    """Whole or slide logits of a checked batch, in eval mode, under the autocast of a resolved precision."""
+             stride: tuple[int, int] | None, precision: str, cap: MemoryCap,
+             config: ISANetConfig | None) -> torch.Tensor:
+    """Whole or slide logits of a checked batch, in eval mode, under the autocast of a resolved precision;
+    refused first when ``config``'s estimate of it passes ``cap`` (a model without one is not estimated)."""
+    if config is not None:
+        cap.check(footprint.logits(config, *x.shape[2:], x.shape[0], mode, crop_size, stride))
     with evaluating(model), autocast(precision, x.device):
         if mode == "whole":
             return full_precision(model(x))
@@ -115,7 +150,8 @@ def _forward(model: nn.Module, x: torch.Tensor, mode: str, crop_size: tuple[int,
 
 
 def predict(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size: tuple[int, int] | None = None,
-            stride: tuple[int, int] | None = None, precision: str = "fp32") -> torch.Tensor:
+            stride: tuple[int, int] | None = None, precision: str = "fp32",
+            memory_cap_bytes: int | None = footprint.DEFAULT_CAP_BYTES) -> torch.Tensor:
     """Logits (``N x K x H x W``, float32) for a normalised batch ``x``, in eval mode and without gradients.
 
     ``mode="whole"`` runs the model on the full input; ``mode="slide"`` needs ``crop_size`` and ``stride``
@@ -125,15 +161,17 @@ def predict(model: nn.Module, x: torch.Tensor, mode: str = "whole", crop_size: t
     faster only where the hardware's reduced-precision units outrun its fp32 ones (R-50: 2.3x on an AMD EPYC,
     0.7x on an AVX-512 BF16 Xeon without AMX; ``isanet bench model --precision fp32 bf16`` measures yours),
     and an unsupported choice falls back to fp32 with a warning
-    (:func:`isanet.runtime.resolve_precision`). This is the loose-argument form; for many images with the same
-    settings, make one :class:`Predictor`.
+    (:func:`isanet.runtime.resolve_precision`). An ``ISANet`` whose estimated peak for ``x`` passes
+    ``memory_cap_bytes`` (None: no cap) is refused before anything is allocated. This is the loose-argument
+    form; for many images with the same settings, make one :class:`Predictor`.
     """
     x = as_batch(model, x)
     if mode not in TEST_MODES:
         raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
     if mode == "slide" and (crop_size is None or stride is None):
         raise ValueError("mode='slide' needs crop_size and stride, e.g. (769, 769) and (513, 513)")
-    return _forward(model, x, mode, crop_size, stride, resolve_precision(precision, x.device))
+    return _forward(model, x, mode, crop_size, stride, resolve_precision(precision, x.device),
+                    MemoryCap(memory_cap_bytes), model_config(model))
 
 
 class Predictor:
@@ -146,12 +184,13 @@ class Predictor:
     to ``device``. ``optimize`` predicts with the compiled copy of
     :func:`isanet.models.optimize.optimize_for_inference` (same logits within 1e-5 in fp32; each new input
     size compiles once, at most a few sizes), made after the precision is resolved so it compiles for the one
-    that runs; ``optimize`` is stored as given.
+    that runs; ``optimize`` is stored as given. ``memory_cap`` bounds every prediction of an ``ISANet`` by its
+    estimate, before anything is allocated (:class:`MemoryCap`; its ``option`` names the cap in the refusal).
     """
 
     def __init__(self, model: nn.Module, settings: TestSettings, precision: str = "fp32",
                  device: str | torch.device = "cpu", optimize: bool = False,
-                 precision_option: str = "precision") -> None:
+                 precision_option: str = "precision", memory_cap: MemoryCap = DEFAULT_MEMORY_CAP) -> None:
         if not isinstance(settings, TestSettings):
             raise ValueError(f"settings must be TestSettings (a zoo entry's .test), got {type(settings).__name__}")
         for side in settings.scale:
@@ -160,16 +199,28 @@ class Predictor:
         self.settings = settings
         self.precision = resolve_precision(precision, self.device, precision_option)
         self.optimize = optimize
+        self.memory_cap = memory_cap
+        self.config = model_config(model)  # read before a compiled copy stands in for the model
         self.model = model.to(self.device)
         if optimize:
             self.model = optimize_for_inference(self.model, self.precision, self.device)
+
+    def check_test_scale(self) -> None:
+        """Refuse, before any picture is read, settings whose single-scale prediction of a picture that fills the
+        test-scale box (either way round) would pass the memory cap: what ``--scale`` is checked by."""
+        if self.config is not None:
+            long, short = self.settings.scale
+            for size in ((short, long), (long, short)):
+                estimate = footprint.scores(self.config, self.settings, size, [size])
+                self.memory_cap.check(dataclasses.replace(
+                    estimate, what=f"test scale {long}x{short}: {estimate.what}"))
 
     def logits(self, batch) -> torch.Tensor:
         """``N x K x h x w`` float32 logits of a normalised ``N x 3 x h x w`` batch (the batch form), whole or
         slide as the settings say."""
         settings = self.settings
         return _forward(self.model, as_batch(self.model, batch), settings.mode, settings.crop_size,
-                        settings.stride, self.precision)
+                        settings.stride, self.precision, self.memory_cap, self.config)
 
     def _at_size(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """mmseg's ``postprocess_result`` resize: ``1 x K x h x w`` logits bilinear to the original ``size`` with
@@ -188,6 +239,10 @@ class Predictor:
         (not logits), summed in its order: ratio by ratio, unflipped before flipped.
         """
         settings, size = self.settings, image.shape[:2]
+        if self.config is not None:  # every view, every window, before the first is resized
+            views = ([scale_factor_size(*size, ratio) for ratio in settings.ratios] if ms_flip
+                     else [rescale_size(*size, settings.scale)])
+            self.memory_cap.check(footprint.scores(self.config, settings, size, views, ms_flip))
         if not ms_flip:
             pixels = TestTransform(settings.scale, settings.mean, settings.std)(image)  # 3 x h x w
             return self._at_size(self.logits(pixels[None]), size)

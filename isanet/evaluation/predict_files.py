@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from isanet.data.datasets import DatasetError, read_image
 from isanet.data.registry import dataset_class
-from isanet.evaluation.inference import Predictor
+from isanet.evaluation.inference import DEFAULT_MEMORY_CAP, MemoryCap, Predictor
 from isanet.evaluation.overlay import overlay_picture
 from isanet.io.atomic import atomic_path
 from isanet.io.files import not_a_regular_file
@@ -42,8 +42,8 @@ class PredictOptions:
     """How to predict and draw: ``mode`` overrides the entry's whole/slide test mode, ``ms_flip`` switches on
     mmseg's multi-scale + flip TTA, ``scale`` overrides the test resize (quick runs on small pictures),
     ``opacity`` is the colours' share in the overlay, ``precision`` the forward passes' (resolved once, by the
-    :class:`~isanet.evaluation.inference.Predictor`), ``optimize`` whether they run compiled. The test settings
-    are checked when the writer is made."""
+    :class:`~isanet.evaluation.inference.Predictor`), ``optimize`` whether they run compiled, ``memory_cap``
+    the bound of every picture's estimated peak. The test settings are checked when the writer is made."""
 
     mode: str | None = None
     scale: tuple[int, int] | None = None
@@ -53,6 +53,7 @@ class PredictOptions:
     progress: bool = True
     precision: str = "fp32"
     optimize: bool = False
+    memory_cap: MemoryCap = DEFAULT_MEMORY_CAP
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.opacity <= 1.0:
@@ -72,7 +73,8 @@ class PredictionWriter:
     @classmethod
     def from_entry(cls, model: nn.Module, entry: ZooEntry, options: PredictOptions,
                    dataset_meta: dict | None = None, precision_option: str = "precision") -> PredictionWriter:
-        """The entry's test settings with the options' mode and scale; classes and palette from the checkpoint's
+        """The entry's test settings with the options' mode and scale (a scale whose pictures would pass the memory
+        cap refused here); classes and palette from the checkpoint's
         ``dataset_meta`` when they match the model's classes, else the entry's data set (and numbered names for
         any extra classes). The options' precision is resolved by the Predictor, once (``precision_option``
         names it in the fallback warning)."""
@@ -92,7 +94,9 @@ class PredictionWriter:
             classes.append(f"class {len(classes)}")
             palette.append(tuple(int(v) for v in rng.integers(0, 256, 3)))
         predictor = Predictor(model.eval(), settings, options.precision, options.device, options.optimize,
-                              precision_option=precision_option)
+                              precision_option=precision_option, memory_cap=options.memory_cap)
+        if not options.ms_flip:  # multi-scale + flip has no test-scale resize: each picture is estimated alone
+            predictor.check_test_scale()
         return cls(predictor, classes, palette, options)
 
     def labels(self, image: np.ndarray) -> np.ndarray:

@@ -10,7 +10,9 @@ Why a minimum of 65 pixels: ``torch.export`` specialises dimensions of size 1, a
 1/8-resolution map is at most 8 wide, so ISA has a single block column (``glb_w == 1``); the exported graph
 assumes at least two. The batch is fixed at 1 (one picture at a time, the way the kit predicts).
 
-``onnx`` and ``onnxruntime`` are the optional ``[export]`` extra; the error says so when they are missing.
+``onnx`` and ``onnxruntime`` are the optional ``[export]`` extra; the error says so when they are missing. An
+``ISANet`` whose example or check forward would pass the memory cap (:mod:`isanet.models.footprint`) is refused
+before anything is traced or run.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ import torch
 from torch import nn
 
 from isanet.io.atomic import atomic_path
+from isanet.models import footprint
+from isanet.models.config import ISANetConfig
 
 MIN_SIZE, MAX_SIZE = 65, 8192
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
+EXAMPLE_SIZE = (512, 512)
+#: The sizes :func:`check_onnx` compares at: 385x517's 1/8 map (49x65) is one ``down_factor`` 8 does not divide.
+CHECK_SIZES = ((512, 512), (385, 517), (256, 768))
 
 
 def _require(module: str):
@@ -47,17 +54,31 @@ def require_export(check: bool = True) -> None:
         _require(module)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, example_size: tuple[int, int] = (512, 512)) -> Path:
+def check_memory(model: nn.Module, sizes: tuple[tuple[int, int], ...],
+                 memory_cap_bytes: int | None = footprint.DEFAULT_CAP_BYTES, option: str = "memory_cap_bytes") -> None:
+    """Refuse (:class:`~isanet.models.footprint.MemoryCapError`), before anything is traced or run, an ``ISANet``
+    whose forward at one of ``sizes`` would pass ``memory_cap_bytes`` (None: no cap); ``option`` names the cap."""
+    config = getattr(model, "config", None)
+    if isinstance(config, ISANetConfig):
+        for height, width in sizes:
+            footprint.forward(config, height, width, what=f"the export's {height}x{width} forward").check(
+                memory_cap_bytes, option)
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, example_size: tuple[int, int] = EXAMPLE_SIZE,
+                memory_cap_bytes: int | None = footprint.DEFAULT_CAP_BYTES) -> Path:
     """Write ``model`` (eval mode, fp32, CPU) to ``path`` as ONNX taking a ``1 x 3 x H x W`` normalised
     ``image`` of any ``H, W`` in ``[MIN_SIZE, MAX_SIZE]`` and returning ``1 x K x H x W`` ``logits``.
     The file appears only when complete (atomic rename). A ``kernel="flex"`` model is refused: FlexAttention
-    has no ONNX form, and the same weights export with ``kernel="matmul"``."""
+    has no ONNX form, and the same weights export with ``kernel="matmul"``; so is one whose ``example_size``
+    forward would pass ``memory_cap_bytes`` (:func:`check_memory`)."""
     if getattr(getattr(model, "config", None), "kernel", None) == "flex":
         raise ValueError("model: kernel='flex' has no ONNX form; rebuild it with kernel='matmul' or 'sdpa' (the "
                          "same weights and logits) to export")
     _require("onnxscript")
     if min(example_size) < MIN_SIZE:
         raise ValueError(f"example_size {example_size}: both sides must be at least {MIN_SIZE}")
+    check_memory(model, (tuple(example_size),), memory_cap_bytes)
     model = copy.deepcopy(model).eval().cpu().float()  # the caller's model stays where and as it was
     height = torch.export.Dim("height", min=MIN_SIZE, max=MAX_SIZE)
     width = torch.export.Dim("width", min=MIN_SIZE, max=MAX_SIZE)
@@ -89,11 +110,11 @@ def onnx_runner(session):
     return run
 
 
-def check_onnx(model: nn.Module, path: str | os.PathLike,
-               sizes: tuple[tuple[int, int], ...] = ((512, 512), (385, 517), (256, 768)),
-               seed: int = 0) -> list[dict]:
+def check_onnx(model: nn.Module, path: str | os.PathLike, sizes: tuple[tuple[int, int], ...] = CHECK_SIZES,
+               seed: int = 0, memory_cap_bytes: int | None = footprint.DEFAULT_CAP_BYTES) -> list[dict]:
     """ONNX Runtime against PyTorch fp32 on a random image of each size: ``max|ort - torch| / max|torch|`` per
-    size (the default sizes include 385x517, whose 1/8 map 49x65 ``down_factor`` 8 does not divide)."""
+    size (:data:`CHECK_SIZES` by default); refused first when a size's forward would pass ``memory_cap_bytes``."""
+    check_memory(model, sizes, memory_cap_bytes)
     run = onnx_runner(onnx_session(path))
     generator = torch.Generator().manual_seed(seed)
     rows = []
