@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from isanet.io.atomic import json_safe, write_text_atomic
+from isanet.io.outputs import record_output
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
@@ -30,21 +31,24 @@ def read_log(path: str | os.PathLike) -> list[dict]:
 
 
 class JsonlLog:
-    """``work_dir/log.jsonl``: one JSON object per line, flushed as written (a live notebook can tail it)."""
+    """``work_dir/log.jsonl``: one JSON object per line, flushed as written (a live notebook can tail it).
 
-    def __init__(self, path: Path, keep_up_to: int | None = None):
+    The file is first written whole with the records up to ``keep_up_to`` (atomically, through the output guard:
+    only the kit's own earlier log is replaced), then recorded in the folder's ledger as a file the kit appends
+    to, and appended to through a descriptor that never follows a symbolic link; it is recorded again when
+    closed. ``resumed``: the log is that of the run being continued, whoever last wrote it (a run of an older
+    version recorded its log only in part), so it is taken as the kit's: its records up to ``keep_up_to`` stay."""
+
+    def __init__(self, path: Path, keep_up_to: int | None = None, resumed: bool = False):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if keep_up_to is not None:
-            self.truncate(keep_up_to)
-        self.handle = path.open("a", encoding="utf-8")
-
-    def truncate(self, last_iter: int) -> None:
-        """Drop the records after ``last_iter`` (a killed run's iterations that the checkpoint does not hold;
-        all of them for ``-1``), and a half-written last line; rewritten atomically."""
-        if self.path.is_file():
-            kept = [record for record in read_log(self.path) if record["iter"] <= last_iter]
-            write_text_atomic("".join(json.dumps(record) + "\n" for record in kept), self.path)
+        kept = [] if not path.is_file() else [record for record in read_log(path)
+                                               if keep_up_to is None or record["iter"] <= keep_up_to]
+        if resumed and path.is_file() and not path.is_symlink():
+            record_output(path, appendable=True)
+        write_text_atomic("".join(json.dumps(record) + "\n" for record in kept), path)
+        record_output(path, appendable=True)
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        self.handle = os.fdopen(handle, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
         self.handle.write(json.dumps(json_safe(record)) + "\n")
@@ -52,3 +56,4 @@ class JsonlLog:
 
     def close(self) -> None:
         self.handle.close()
+        record_output(self.path, appendable=True)

@@ -170,7 +170,14 @@ def seed_everything(seed: int) -> None:
 # ---- checkpoints ----
 
 def _link_or_copy(source: Path, target: Path) -> None:
-    """Make ``target`` the same file as ``source`` atomically: hard link (free) or copy, then rename."""
+    """Make ``target`` the same file as ``source`` atomically: hard link (free) or copy, then rename. A
+    ``target`` that is itself a second name of a numbered checkpoint in the folder is unlinked first: that loses
+    nothing, whoever changed the file since (otherwise the output guard decides)."""
+    if target.is_file() and not target.is_symlink():
+        same = target.lstat()
+        if any((info.st_dev, info.st_ino) == (same.st_dev, same.st_ino)
+               for info in map(Path.lstat, iteration_checkpoints(target.parent).values())):
+            target.unlink()
     with atomic_path(target) as temporary:
         try:
             os.link(source, temporary)

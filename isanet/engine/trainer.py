@@ -100,7 +100,8 @@ class Trainer:
         state, config = self.state, self.config
         # resumed: the records up to the checkpoint's iteration stay; fresh: an empty log (an earlier one can
         # only be of a run stopped before its first checkpoint, see check_fresh_work_dir)
-        log = JsonlLog(state.work_dir / LOG_NAME, keep_up_to=state.start_iter if config.resume else -1) \
+        log = JsonlLog(state.work_dir / LOG_NAME, keep_up_to=state.start_iter if config.resume else -1,
+                       resumed=config.resume) \
             if self.dist.is_main else None
         try:
             for message in state.messages:

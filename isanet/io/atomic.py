@@ -3,7 +3,9 @@
 Every file the kit writes (checkpoints, downloads, results JSON, the training log, sample data sets) goes
 through :func:`atomic_path`: the content is written under a temporary name beside the target and renamed over
 it only once complete (a rename within one folder is atomic), and recorded in the folder's ledger of the
-kit's own outputs (:mod:`isanet.io.outputs`), so that a later run may replace it and nothing else. The temporary
+kit's own outputs (:mod:`isanet.io.outputs`), so that a later run may replace it and nothing else: the rename
+itself is refused when the name holds anything the kit did not write, so this is the one door every writer of
+the kit goes through (``tests/test_writers.py`` finds every other write call and holds it to a list). The temporary
 name is created by the caller with ordinary ``open``/``mkdir``, so files get the user's umask like any other file.
 
 A temporary's name carries the writing process's id (``.NAME.isanet-tmp-PID-XXXXXXXX.tmp``): a process killed
@@ -25,7 +27,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from isanet.io.outputs import record_output
+from isanet.io.outputs import check_replaceable, record_output
 
 TEMPORARY_MARK = ".isanet-tmp-"
 #: ``.NAME.isanet-tmp-[PID-]XXXXXXXX.tmp|.part``: the writer's pid is absent from names of older versions.
@@ -75,6 +77,32 @@ def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _put_in_place(temporary: Path, path: Path) -> None:
+    """Rename ``temporary`` over ``path``, which may only be replaced when it is the kit's own (the guard's
+    last check, raising :class:`~isanet.io.outputs.OutputError` otherwise). A folder is first renamed aside
+    (a rename cannot replace a folder that holds files), then removed."""
+    if not os.path.lexists(path):
+        os.replace(temporary, path)
+        return
+    check_replaceable(path, "output")
+    if not path.is_dir():
+        os.replace(temporary, path)
+        return
+    aside = _temporary_name(path, ".tmp")
+    os.replace(path, aside)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _temporary_name(path: Path, suffix: str) -> Path:
+    """A fresh name beside ``path`` that :func:`clean_stale_temporaries` recognises (this process's id in it)."""
+    return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
 def _named(error: OSError, temporary: Path, path: Path) -> OSError:
     """``error`` of a write into ``temporary`` (or a file inside it) naming ``path`` instead, the name the user
     knows; a full disk said as ``no space left on <folder>``."""
@@ -88,20 +116,22 @@ def _named(error: OSError, temporary: Path, path: Path) -> OSError:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a fresh temporary path beside ``path``; rename it over ``path`` when the block succeeds, remove it
-    (file or folder) when it raises. The block creates the file or folder at the yielded path. Temporaries
-    of dead writers in the same folder are removed first."""
+    (file or folder) when it raises. The block creates the file or folder at the yielded path. An existing
+    ``path`` is replaced only when it is the kit's own, unchanged (a folder: every file in it); otherwise the
+    output guard's error is raised and nothing changes. Temporaries of dead writers in the same folder are
+    removed first."""
     given, path = os.fspath(path), Path(path)
     if path.name in ("", ".", ".."):  # Path("") is "."; with_name would say "PosixPath('.') has an empty name"
         raise ValueError(f"cannot write {given!r}: it names no file (expected a file name)")
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(path.parent)
-    temporary = path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+    temporary = _temporary_name(path, suffix)
     try:
         try:
             yield temporary
         except OSError as error:  # a failed write names the output, not its temporary
             raise _named(error, temporary, path) from None
-        os.replace(temporary, path)
+        _put_in_place(temporary, path)
         record_output(path)
     finally:
         if temporary.is_dir() and not temporary.is_symlink():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 
@@ -24,10 +24,19 @@ def sha256_hex(chunks: Iterable[bytes]) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """The hex sha256 of the file at ``path``, read in 1 MiB pieces so a large checkpoint is never held whole."""
+def file_sha256(path: str | os.PathLike, limit: int | None = None) -> str:
+    """The hex sha256 of the file at ``path``, read in 1 MiB pieces so a large checkpoint is never held whole;
+    with ``limit``, of its first ``limit`` bytes only (the part of a growing log that a record covers)."""
     with open(path, "rb") as handle:
-        return sha256_hex(iter(lambda: handle.read(CHUNK_BYTES), b""))
+        if limit is None:
+            return sha256_hex(iter(lambda: handle.read(CHUNK_BYTES), b""))
+        return sha256_hex(_first_bytes(handle, limit))
+
+
+def _first_bytes(handle, limit: int) -> Iterator[bytes]:
+    while limit > 0 and (chunk := handle.read(min(CHUNK_BYTES, limit))):
+        limit -= len(chunk)
+        yield chunk
 
 
 def state_dict_digest(state: Mapping[str, torch.Tensor]) -> str:
