@@ -12,7 +12,6 @@ Kept apart from the readers so that :mod:`isanet.data.datasets` (the published l
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from isanet.data.synthetic import (
     write_voc,
 )
 from isanet.io.atomic import atomic_path
+from isanet.io.outputs import check_output, check_replaceable
 from isanet.limits import MAX_SAMPLE_IMAGES, check_side
 from isanet.models.zoo import DATASET_SHORT_NAMES
 
@@ -100,8 +100,10 @@ def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int |
     ``*_gtFine_labelIds.png`` files. ``object_classes`` (VOC, folder) draws the objects from the first that many
     object classes only (default: all 20 for VOC, 4 of 7 for folder). "folder" writes into ``out_dir`` itself,
     so it refuses a folder that is not empty, and writes atomically (a staging folder renamed into place). The
-    published layouts are written the same way; an earlier sample there is replaced whole, and a top folder
-    that is not a sample (no ``SAMPLE_DATA.txt``: perhaps the real data set) is refused.
+    published layouts are written the same way; an earlier sample there is replaced whole while every file in it
+    is the one isanet wrote (:func:`isanet.io.outputs.check_replaceable`: a file you added or edited there is
+    named and kept, and nothing is written), and a top folder that is not a sample (no ``SAMPLE_DATA.txt``:
+    perhaps the real data set) is refused. An empty ``out_dir`` is refused (it would mean the current folder).
     """
     if kind not in DATASETS:
         raise ValueError(f"unknown sample data set {kind!r}: choose one of {sorted(DATASETS)}")
@@ -119,6 +121,7 @@ def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int |
         limits = " and ".join(f"{name} (1 to {other.max_object_classes})" for name, other in DATASETS.items()
                               if other.max_object_classes)
         raise ValueError(f"object_classes applies to {limits} samples only, got {object_classes} for {kind}")
+    check_output(out_dir, "out_dir", kind="dir")
     options = {"label_ids_only": True} if label_ids_only else {}
     if object_classes is not None:
         options["object_classes"] = object_classes
@@ -133,17 +136,16 @@ def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int |
             (spec.writer(staging, num_train, num_val, size, rng, **options) / "SAMPLE_DATA.txt").write_text(notice)
         return out
     top = Path(out_dir) / spec.top
-    _check_replaceable(top)
+    _check_sample(top)
+    check_replaceable(top, "the earlier sample")
     # written whole into a temporary folder and renamed into place: an interrupt leaves nothing half-written,
     # and a previous sample is replaced, never mixed with the new one
     with atomic_path(top) as staging:
         (spec.writer(staging, num_train, num_val, size, rng, **options) / "SAMPLE_DATA.txt").write_text(notice)
-        if top.exists():
-            shutil.rmtree(top)
     return top
 
 
-def _check_replaceable(top: Path) -> None:
+def _check_sample(top: Path) -> None:
     """Only an earlier *sample* may be replaced: a folder without ``SAMPLE_DATA.txt`` may be the real data set
     (or anything else), and is never written into."""
     if top.is_symlink() or (top.exists() and not top.is_dir()):

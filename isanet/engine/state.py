@@ -37,6 +37,7 @@ from isanet.io.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from isanet.io.outputs import OutputError, check_replaceable, written_by_kit
 from isanet.models.zoo import TestSettings, ZooEntry
 
 LOG_NAME, LATEST_NAME = "log.jsonl", "latest.pth"
@@ -54,8 +55,8 @@ def iteration_checkpoints(work_dir: Path) -> dict[int, Path]:
 
 def check_fresh_work_dir(work_dir: Path) -> bool:
     """Refuse to start over a folder that already holds a run: its log and checkpoints would be mixed up.
-    A log without any checkpoint (a run stopped before its first save: nothing to resume) may be replaced;
-    returns whether there is such a log."""
+    A log without any checkpoint (a run stopped before its first save: nothing to resume) may be replaced
+    when the kit wrote it (a ``log.jsonl`` of your own is named and kept); returns whether there is such a log."""
     if work_dir.exists() and not work_dir.is_dir():
         raise TrainError(f"TrainConfig.work_dir {work_dir}: exists and is not a folder")
     found = sorted(path.name for path in [work_dir / LATEST_NAME, *iteration_checkpoints(work_dir).values()]
@@ -63,6 +64,10 @@ def check_fresh_work_dir(work_dir: Path) -> bool:
     if found:
         raise TrainError(f"TrainConfig.work_dir {work_dir} already holds a run ({', '.join(found[:4])}): pass "
                          "TrainConfig.resume to continue it, or choose an empty folder")
+    try:
+        check_replaceable(work_dir / LOG_NAME, "TrainConfig.work_dir holds")
+    except OutputError as error:
+        raise TrainError(f"{error} (a fresh run starts its own {LOG_NAME})") from None
     return (work_dir / LOG_NAME).is_file()
 
 
@@ -188,8 +193,9 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def write_checkpoint(model: nn.Module, work_dir: Path, iteration: int, meta: dict, keep: int | None = None,
                      **extra) -> Path:
     """``work_dir/iter_{iteration}.pth`` (atomically, mmseg's layout) and ``latest.pth`` pointing at it; with
-    ``keep``, only the newest ``keep`` numbered files stay (mmengine's ``max_keep_ckpts``). Weights holding
-    NaN or inf are refused before anything is written or removed: the last good checkpoint stays."""
+    ``keep``, only the newest ``keep`` numbered files the kit wrote stay (mmengine's ``max_keep_ckpts``); an
+    ``iter_N.pth`` of your own there is never removed. Weights holding NaN or inf are refused before anything
+    is written or removed: the last good checkpoint stays."""
     try:
         check_finite(model.state_dict(), f"the weights after iteration {iteration}")
     except CheckpointError as error:
@@ -197,9 +203,9 @@ def write_checkpoint(model: nn.Module, work_dir: Path, iteration: int, meta: dic
     path = save_checkpoint(model, work_dir / f"iter_{iteration}.pth", meta, **extra)
     _link_or_copy(path, work_dir / LATEST_NAME)
     if keep is not None:
-        numbered = iteration_checkpoints(work_dir)
-        for old in sorted(numbered)[:-keep]:
-            numbered[old].unlink(missing_ok=True)
+        ours = {number: file for number, file in iteration_checkpoints(work_dir).items() if written_by_kit(file)}
+        for old in sorted(ours)[:-keep]:
+            ours[old].unlink(missing_ok=True)
     return path
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from isanet.evaluation.metrics import row_normalised
-from isanet.io.atomic import atomic_path
-from isanet.notebook.plots import axes_grid
+from isanet.notebook.plots import axes_grid, save_figure
 
 ANNOTATE_UP_TO = 25  # classes; beyond this the numbers in the cells would be unreadable
 
@@ -45,6 +43,5 @@ def plot_confusion(confusion: np.ndarray | Sequence[Sequence[int]], class_names:
                 ax.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=font,
                         color="white" if value > 50 else "black")
     if path is not None:
-        with atomic_path(path, suffix=Path(path).suffix) as temporary:  # the suffix tells matplotlib the format
-            figure.savefig(temporary, dpi=120)
+        save_figure(figure, path, dpi=120)
     return figure

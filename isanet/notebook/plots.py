@@ -21,6 +21,15 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isanet.engine.log import read_log
 from isanet.evaluation.overlay import colorize
+from isanet.io.atomic import atomic_path
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, **options) -> Path:
+    """``figure`` saved to ``path`` (the suffix names the format; ``options`` go to ``savefig``) atomically and
+    through the output guard: only a file the kit wrote earlier is replaced."""
+    with atomic_path(path, suffix=Path(path).suffix) as temporary:  # the suffix tells matplotlib the format
+        figure.savefig(temporary, **options)
+    return Path(path)
 
 
 def axes_grid(ax: Axes | None, ncols: int = 1, size: float = 4.0) -> tuple[Figure, list[Axes]]:
@@ -80,7 +89,7 @@ def plot_bench(rows: Sequence, path: str | Path | None = None) -> Figure:
     figure.suptitle(f"dense vs ISA attention, {device}" + (" (x: out of memory)" if any(
         r["status"] != "ok" for r in rows) else ""))
     if path is not None:
-        figure.savefig(path, dpi=120)
+        save_figure(figure, path, dpi=120)
     return figure
 
 

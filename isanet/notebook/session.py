@@ -4,7 +4,6 @@ and sample checkpoints in the real formats (announced as such), and quick settin
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -44,7 +43,9 @@ def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_trai
     once under ``data/samples/`` of the repository (and reused afterwards); returns the data set's own top folder.
     ``object_classes`` is :func:`isanet.data.registry.write_sample_dataset`'s (VOC: only its first N object classes).
 
-    Writing goes to a temporary folder that is renamed into place, so a half-written sample is never reused.
+    Writing goes to a temporary folder that is renamed into place, so a half-written sample is never reused; a
+    folder there without a complete sample is replaced only when every file in it is one isanet wrote (else
+    the error names the first that is not).
     """
     from isanet.data.registry import DATASETS, write_sample_dataset
 
@@ -54,8 +55,7 @@ def sample_dataset(kind: str, root: str | os.PathLike | None = None, *, num_trai
     base = Path(root or repo_root()) / "data" / "samples" / f"{kind}-{size}px-{num_train}+{num_val}-seed{seed}{classes}"
     top = base / (DATASETS[kind].top or "")  # a spec without a top folder writes into ``base`` itself
     if not (top / "SAMPLE_DATA.txt").is_file():
-        shutil.rmtree(base, ignore_errors=True)  # an incomplete sample of an older run
-        with atomic_path(base) as staging:
+        with atomic_path(base) as staging:  # replaces an incomplete sample of an older run
             write_sample_dataset(kind, staging, num_train=num_train, num_val=num_val, size=size, seed=seed,
                                  object_classes=object_classes)
     if not quiet:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isanet.io.atomic import atomic_path, write_text_atomic
-from isanet.io.outputs import OutputError, check_output
+from isanet.io.outputs import OutputError, check_output, check_replaceable, foreign_files
 from isanet.limits import bounded_int
 from isanet.notebook.session import repo_root
 
@@ -219,15 +219,16 @@ def executed_notebook(notebook: Path, site_dir: str | os.PathLike | None = None,
 
 def install_mathjax(out: Path) -> str | None:
     """Copy MathJax 2 (the ``jupyter-server-mathjax`` package's bundle) into the site, so that the formulas are
-    typeset with no network; returns the pages' MathJax URL, or None (then nbconvert's CDN URL) without it."""
+    typeset with no network; returns the pages' MathJax URL, or None (then nbconvert's CDN URL) without it. An
+    earlier build's copy is reused while every file in it is as the kit wrote it; a ``mathjax/`` holding anything
+    else is never replaced (:func:`site_outputs` refuses it before the build)."""
     try:
         import jupyter_server_mathjax
     except ImportError:
         return None
     target = out / MATHJAX_DIR
-    if not (target / "MathJax.js").is_file():
-        shutil.rmtree(target, ignore_errors=True)  # a copy an interrupted build left half-written
-        with atomic_path(target) as staging:
+    if not (target / "MathJax.js").is_file() or foreign_files(target):  # reused only while whole and the kit's
+        with atomic_path(target) as staging:  # replaces only a copy of the kit's own, unchanged
             shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", staging)
     return f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
 
@@ -291,6 +292,16 @@ MathJax in <code>{MATHJAX_DIR}/</code>, with no network.</small></p>
 """
 
 
+def site_outputs(out: Path, notebooks: list[Path], card: Path) -> list[Path]:
+    """Every name a build of ``notebooks`` writes in the site ``out`` (pages, executed copies, explorer pages,
+    the notation page, ``mathjax/``, the index): checked before any notebook runs, so that a user's own
+    ``index.html`` or ``mathjax/`` is named in an error and kept, not found after an hour of building."""
+    pages = [out / f"{path.stem}.html" for path in notebooks] + [out / EXECUTED_DIR / path.name for path in notebooks]
+    explorers = [out / EMBEDS[path.stem].page for path in notebooks if path.stem in EMBEDS]
+    return [*pages, *explorers, *([out / NOTATION_PAGE] if card.is_file() else []), out / MATHJAX_DIR,
+            out / "index.html"]
+
+
 def notebook_paths(folder: Path, names: list[str] | None = None) -> list[Path]:
     """The notebooks of ``folder`` a build runs: all, or those ``names`` names (an unknown one refused)."""
     paths = sorted(folder.glob(NOTEBOOK_PATTERN))
@@ -307,7 +318,8 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
                notebooks_dir: str | os.PathLike | None = None, quick: bool = False) -> int:
     """Execute the notebooks (all ``NN_*.ipynb``, or those named) and write the site; returns how many failed.
     A failing notebook is still written, page and executed copy (with the error in its outputs), and named in one
-    line. ``quick``: the notebooks' test-runner settings."""
+    line. ``quick``: the notebooks' test-runner settings. A name the build writes that holds a file the kit did not
+    write (:func:`site_outputs`) is refused before any notebook runs."""
     import nbformat
     from nbclient.exceptions import CellExecutionError
 
@@ -316,6 +328,9 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     paths = notebook_paths(folder, names)
+    card = folder / NOTATION_CARD
+    for target in site_outputs(out, paths, card):
+        check_replaceable(target, "--out")
     start, failures, pages = time.monotonic(), 0, []
     mathjax_url = install_mathjax(out)
     if mathjax_url is None:
@@ -342,7 +357,6 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
                           out / page)
         pages.append((page, title, status))
         print(f"site: {page} ({time.monotonic() - began:.0f} s)", flush=True)
-    card = folder / NOTATION_CARD
     if card.is_file():
         write_text_atomic(notation_html(card.read_text(encoding="utf-8"), mathjax_url), out / NOTATION_PAGE)
         pages.append((NOTATION_PAGE, "Notation card: every letter of the notebooks, with the code's names", ""))
