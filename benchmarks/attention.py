@@ -22,6 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from isanet.analysis import attention_bench
+from isanet.cli import parse_guarded
+from isanet.cli.options import add_output
+from isanet.io.atomic import write_text_atomic
 from isanet.models.isa import Partition
 
 TARGETS = {"memory": 10.0, "flops": 6.0}  # dense/ISA at 128x128, 512 channels, explicit (matmul) kernels
@@ -89,15 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-cap-gb", type=float, default=8.0)
     parser.add_argument("--paper-setting", action="store_true", help="also run the authors' setting")
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--json", help="write every row here")
-    args = parser.parse_args(argv)
+    add_output(parser, "--json", kind="file", suffixes=(".json",), help="write every row here")
+    args = parse_guarded(parser, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = run(args, paper_setting=False)
     if args.paper_setting:
         rows += run(args, paper_setting=True)
     if args.json:
-        Path(args.json).write_text(json.dumps([row.to_dict() for row in rows], indent=1))
+        write_text_atomic(json.dumps([row.to_dict() for row in rows], indent=1), args.json)
     return 0
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from isanet.cli import parse_guarded
+from isanet.cli.options import add_output
 from isanet.io.atomic import atomic_path
 
 HEADS = ("isa", "dense", "none", "ccnet", "axial", "window", "strided")
@@ -140,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iters", type=int, help="iterations per run (default: the recipe's)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, one CPU thread each")
-    parser.add_argument("--json", type=Path, required=True, help="results file (read to resume, rewritten)")
-    args = parser.parse_args(argv)
+    add_output(parser, "--json", kind="file", suffixes=(".json",), required=True,
+               help="results file (read to resume, rewritten)")
+    args = parse_guarded(parser, argv)
+    args.json = Path(args.json)
     if args.jobs < 1 or (args.iters is not None and args.iters < 1):
         parser.error("--jobs and --iters must be at least 1")
     result = json.loads(args.json.read_text()) if args.json.exists() else {"rows": []}

@@ -31,18 +31,21 @@ from pathlib import Path
 
 import torch
 
+from isanet.cli import parse_guarded
+from isanet.cli.options import add_output
 from isanet.data.registry import write_sample_dataset
 from isanet.engine.recipes import VOC_SAMPLE
 from isanet.engine.recipes import VOC_SAMPLE_DATA as SAMPLE_DATA
 from isanet.engine.trainer import TrainConfig, train
-from isanet.notebook.plots import plot_training_curves
+from isanet.notebook.plots import plot_training_curves, save_figure
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = VOC_SAMPLE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--png", required=True, help="where to save the training-curve figure")
-    parser.add_argument("--work-dir", help="run folder (default: a temporary one)")
+    add_output(parser, "--png", kind="file", suffixes=(".png",), required=True,
+               help="where to save the training-curve figure")
+    add_output(parser, "--work-dir", kind="dir", help="run folder (default: a temporary one)")
     parser.add_argument("--iters", type=int, default=defaults.iters)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -57,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--min-gain", type=float, default=30.0, help="required mIoU gain in points")
-    return parser.parse_args(argv)
+    return parse_guarded(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     evals = [(record["iter"], record["mIoU"]) for record in records if "mIoU" in record]
     (first_iter, start), (last_iter, end) = evals[0], evals[-1]
     ax, _ = plot_training_curves(records)
-    ax.figure.savefig(args.png, dpi=120, bbox_inches="tight")
+    save_figure(ax.figure, args.png, dpi=120, bbox_inches="tight")
     print(f"sample data (seed {args.seed}): {sample}")
     print(f"settings: {settings}")
     print(f"mIoU {start:.2f} (iteration {first_iter}) -> {end:.2f} (iteration {last_iter}), best "

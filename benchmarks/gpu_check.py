@@ -679,15 +679,23 @@ def _rows_table(rows: dict[str, dict]) -> list[str]:
               for label, row in rows.items())]
 
 
+REPORTS = ("gpu_report.json", "gpu_report.md")
+
+
 def write_report(report: dict, out: Path) -> None:
+    """Both reports, atomically and through the output guard: a ``gpu_report.*`` the kit did not write stays."""
     from isanet.io.atomic import write_json_atomic, write_text_atomic
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(report, out / "gpu_report.json")
-    write_text_atomic(markdown(report), out / "gpu_report.md")
+    json_name, markdown_name = REPORTS
+    write_json_atomic(report, out / json_name)
+    write_text_atomic(markdown(report), out / markdown_name)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from isanet.cli import parse_guarded
+    from isanet.cli.options import add_output
+    from isanet.io.outputs import OutputError, check_replaceable
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(CHECKS), metavar="NAME",
                         help=f"run only these checks (of: {', '.join(CHECKS)})")
@@ -695,13 +703,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the checks run (default: cuda when there is one); CUDA-only parts are "
                              "skipped on cpu")
     parser.add_argument("--quick", action="store_true", help="small sizes and few steps (CI: --device cpu --quick)")
-    parser.add_argument("--out", type=Path, default=Path.cwd(), help="folder for gpu_report.json and .md "
-                                                                     "(default: the current folder)")
-    args = parser.parse_args(argv)
+    add_output(parser, "--out", kind="dir", default=".",
+               help="folder for gpu_report.json and .md (default: the current folder); reports there that isanet "
+                    "did not write are refused before any check runs")
+    args = parse_guarded(parser, argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available to this PyTorch; use --device cpu")
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out}: not a folder")
+    args.out = Path(args.out)
+    try:
+        for name in REPORTS:
+            check_replaceable(args.out / name, "--out")
+    except OutputError as error:
+        parser.error(str(error))
     names = args.only or list(CHECKS)
     if args.device == "cpu":
         torch.set_num_threads(1)  # the in-process parts are small; threads only stall on a shared machine

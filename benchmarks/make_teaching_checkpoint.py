@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from isanet.cli import parse_guarded
+from isanet.cli.options import add_output
 from isanet.io.checkpoint import load_model, save_checkpoint
 from isanet.notebook.teaching import SHIPPED_CHECKPOINT, train_teaching
 
@@ -37,9 +39,11 @@ def make_teaching_checkpoint(out: Path, iters: int | None = None, seed: int = 0)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=SHIPPED_CHECKPOINT, help="default: %(default)s")
+    add_output(parser, "--out", kind="file", suffixes=(".pth",), default=str(SHIPPED_CHECKPOINT),
+               help="default: %(default)s (replaced only while it is the file its ledger records)")
     parser.add_argument("--iters", type=int, help="iterations (default: the teaching recipe's)")
-    args = parser.parse_args(argv)
+    args = parse_guarded(parser, argv)
+    args.out = Path(args.out)
     row = make_teaching_checkpoint(args.out, args.iters)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MB): ISA teaching model, {row['iters']} "
           f"iterations, val mIoU {row['mIoU']:.2f}, {row['cpu_s'] / 60:.1f} CPU min; SYNTHETIC context task")

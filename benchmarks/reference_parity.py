@@ -228,6 +228,12 @@ def fixture_tag(name: str) -> str:
     return f"{parts[1].split('-')[0]}_{parts[-1]}"
 
 
+def fixture_path(name: str) -> Path:
+    """Where ``--save-fixture`` writes the fixture of config ``name`` (replaced only while it is the file that
+    ``tests/fixtures/.isanet-outputs`` records)."""
+    return REPO / "tests" / "fixtures" / f"parity_{fixture_tag(name)}.pt"
+
+
 def run_parity(args, config_dir: Path) -> bool:
     """fp32 against fp32 (the contract: rtol), then fp64 against fp64 (the same math: ``--rtol64``).
 
@@ -271,24 +277,26 @@ def run_parity(args, config_dir: Path) -> bool:
         ref.float()
         ours.float()
         if args.save_fixture:
-            path = REPO / "tests" / "fixtures" / f"parity_{fixture_tag(name)}.pt"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = fixture_path(name)
             import mmseg
-            torch.save({
-                "format": FIXTURE_FORMAT,
-                "name": name,
-                "seed": args.seed,
-                "align_corners": align,
-                "weights_sha256": state_dict_digest(state),
-                "input": x.clone(),
-                "crop_size": list(args.crop),
-                "stride": list(args.stride),
-                "whole": results["whole"],
-                "slide": results["slide"],
-                "reference_dtype": "float64",
-                "reference": f"mmsegmentation {mmseg.__version__}, torch {torch.__version__}, "
-                             f"computed in float64, stored as float32",
-            }, path)
+
+            from isanet.io.atomic import atomic_path
+            with atomic_path(path) as temporary:
+                torch.save({
+                    "format": FIXTURE_FORMAT,
+                    "name": name,
+                    "seed": args.seed,
+                    "align_corners": align,
+                    "weights_sha256": state_dict_digest(state),
+                    "input": x.clone(),
+                    "crop_size": list(args.crop),
+                    "stride": list(args.stride),
+                    "whole": results["whole"],
+                    "slide": results["slide"],
+                    "reference_dtype": "float64",
+                    "reference": f"mmsegmentation {mmseg.__version__}, torch {torch.__version__}, "
+                                 f"computed in float64, stored as float32",
+                }, temporary)
             print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size / 1e6:.2f} MB)")
         print(f"  ({time.perf_counter() - t0:.1f} s)")
     return ok
@@ -375,6 +383,13 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
     args = parser.parse_args(argv)
+    if args.save_fixture:
+        from isanet.io.outputs import OutputError, check_replaceable
+        try:
+            for name in args.configs:
+                check_replaceable(fixture_path(name), "--save-fixture")
+        except OutputError as error:
+            parser.error(str(error))
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(mmseg|mmcv)(\.|$)")
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from isanet.cli import parse_guarded
+from isanet.cli.options import add_output
 from isanet.data.registry import write_sample_dataset
 from isanet.engine.recipes import VOC_SAMPLE, VOC_SAMPLE_DATA
 from isanet.engine.trainer import TrainConfig, Trainer
@@ -47,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-model", action="store_true", help="the recipe's R-50 instead of the tiny R-18")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 for a steady CPU-time clock)")
-    parser.add_argument("--png", help="save both loss curves here")
-    args = parser.parse_args(argv)
+    add_output(parser, "--png", kind="file", suffixes=(".png",), help="save both loss curves here")
+    args = parse_guarded(parser, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     scratch = tempfile.TemporaryDirectory(prefix="isanet_bf16_")
@@ -103,13 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from isanet.notebook.plots import save_figure
+
         fig, ax = plt.subplots(figsize=(7, 4))
         for precision in PRECISIONS:
             ax.plot(range(1, len(smooth[precision]) + 1), smooth[precision],
                     label=f"{precision} ({window}-iteration running mean)")
         ax.set(xlabel="iteration", ylabel="training loss", title=f"{model}: bf16 vs fp32, same run")
         ax.legend()
-        fig.savefig(args.png, dpi=120, bbox_inches="tight")
+        save_figure(fig, args.png, dpi=120, bbox_inches="tight")
         print(f"saved {args.png}")
     return 0
 

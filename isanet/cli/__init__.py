@@ -19,7 +19,7 @@ from isanet.cli import attention, bench, data, download, evaluate, export, predi
 from isanet.cli.errors import FAILURE, USAGE, USER_ERRORS, UsageError, error_message, usage_checks
 from isanet.cli.options import inputs, outputs
 
-__all__ = ["build_parser", "command_parser", "error_message", "guard_outputs", "leaf_commands", "main"]
+__all__ = ["build_parser", "command_parser", "error_message", "guard_outputs", "leaf_commands", "main", "parse_guarded"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +60,20 @@ def guard_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         value = getattr(args, action.dest, None)
         if value is not None:
             check_output(value, option, kind=spec.kind, suffixes=spec.suffixes, inputs=given)
+
+
+def parse_guarded(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` with its marked outputs through :func:`guard_outputs`, a refusal being
+    argparse's own usage error (one line, exit 2): how the scripts beside the package (``benchmarks/``) check
+    what they will write before their work, as every command does."""
+    from isanet.io.outputs import OutputError
+
+    args = parser.parse_args(argv)
+    try:
+        guard_outputs(parser, args)
+    except OutputError as error:
+        parser.error(str(error))
+    return args
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:
