@@ -10,14 +10,21 @@
 
 torch is installed first and pinned (an unpinned torch would pull gigabytes of CUDA packages), then the
 package with its [dev] extras. A stamp file skips the installs when nothing changed since the last run.
+
+Every step runs as a child of kit.py (:func:`call`), and kit.py never ends before it: SIGTERM, SIGINT or SIGHUP
+sent to kit.py is passed on to the child (a Ctrl-C at the terminal reaches it directly), kit.py waits for it to
+stop (killing it after STOP_GRACE seconds), then exits 128 + the signal's number. So nothing kit.py started is
+still running, or writing, once kit.py has exited; the site build in turn stops its notebook kernel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -28,6 +35,9 @@ PYTHON_MIN = (3, 10)
 TEST_ARGS = ["-m", "pytest", "tests"]
 LINT_ARGS = ["-m", "ruff", "check", "."]
 COMMANDS = ("lab", "test", "lint", "site")
+#: The signals that stop kit.py: each is passed on to its child, which gets this long to stop before it is killed.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
+STOP_GRACE = 30.0
 
 
 def venv_python() -> Path:
@@ -36,7 +46,68 @@ def venv_python() -> Path:
 
 def run(*args: str | os.PathLike) -> None:
     print("+", " ".join(map(str, args)), flush=True)
-    subprocess.run([str(arg) for arg in args], check=True, cwd=ROOT)
+    status = call([str(arg) for arg in args])
+    if status:
+        raise subprocess.CalledProcessError(status, [str(arg) for arg in args])
+
+
+def _reached_by_terminal(signum: int, child: subprocess.Popen) -> bool:
+    """Whether ``signum`` has reached ``child`` already: a Ctrl-C goes from the terminal to its whole foreground
+    process group, which holds the child when it holds kit.py (Windows: the console sends it to every process
+    attached to it). Passing it on again would interrupt the child's own clean-up."""
+    if signum != signal.SIGINT:
+        return False
+    if os.name == "nt":
+        return True
+    try:
+        terminal = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:  # no controlling terminal: the signal was sent to kit.py alone
+        return False
+    try:
+        return os.tcgetpgrp(terminal) == os.getpgid(child.pid)
+    except OSError:
+        return False
+    finally:
+        os.close(terminal)
+
+
+def call(args: list[str]) -> int:
+    """Run ``args`` in the repository to its end and return its exit status, with kit.py's stop signals passed
+    on to it (see the module docstring): 128 + the signal's number when one was passed on."""
+    received: list[int] = []  # stop signals kit.py got
+    passed: list[tuple[int, float]] = []  # those it passed on, with when the child must have stopped by
+    child: subprocess.Popen | None = None
+
+    def pass_on(signum: int) -> None:
+        if child is not None and child.poll() is None and not _reached_by_terminal(signum, child):
+            child.send_signal(signum if os.name != "nt" else signal.SIGTERM)
+            passed.append((signum, time.monotonic() + STOP_GRACE))
+
+    def on_signal(signum: int, frame) -> None:
+        received.append(signum)
+        pass_on(signum)
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    try:
+        child = subprocess.Popen(args, cwd=ROOT)
+        for signum in received[:1]:  # one that came while the child was being started
+            pass_on(signum)
+        while True:
+            try:
+                status = child.wait(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                if passed and time.monotonic() > passed[0][1]:
+                    child.kill()
+    finally:
+        if child is not None and child.poll() is None:  # kit.py itself failed: never leave the child behind
+            child.kill()
+            child.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if passed:
+        return 128 + passed[0][0]
+    return 128 - status if status < 0 else status
 
 
 def setup() -> Path:
@@ -67,10 +138,10 @@ def main(argv: list[str]) -> int:
         return 2
     python = setup()
     if argv[0] == "lab":
-        return subprocess.call(lab_command(python), cwd=ROOT)
+        return call(lab_command(python))
     if argv[0] == "site":  # extra arguments: notebook names, --out DIR
-        return subprocess.call([str(python), "-m", "isanet.notebook.site", *argv[1:]], cwd=ROOT)
-    return subprocess.call([str(python), *(TEST_ARGS if argv[0] == "test" else LINT_ARGS)], cwd=ROOT)
+        return call([str(python), "-m", "isanet.notebook.site", *argv[1:]])
+    return call([str(python), *(TEST_ARGS if argv[0] == "test" else LINT_ARGS)])
 
 
 if __name__ == "__main__":
