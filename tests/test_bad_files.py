@@ -158,6 +158,32 @@ def test_a_fifo_or_a_device_is_not_a_regular_file(tmp_path, checkpoint, capsys):
     assert f"error: cannot read image {folder / 'b.png'}: not a regular file (a FIFO)" in captured.err
 
 
+@pytest.mark.parametrize("damage", ["truncated", "bad checksum"])
+def test_a_damaged_picture_is_one_line_without_the_decoders_own(tmp_path, capfd, damage):
+    """libpng and OpenCV print to file descriptor 2 themselves; their gist goes into the kit's one line."""
+    path = picture(tmp_path / "a.png", 90)
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        data[data.find(b"IDAT") + 20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    code = main(["attention", str(path), "--model", VOC, "--out", str(tmp_path / "p.html")])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"isanet attention: error: cannot decode image {path}: not a readable image file")
+    assert damage == "truncated" or "(IDAT: " in err[0]  # libpng's gist: the chunk and what is wrong with it
+
+
+def test_a_damaged_video_is_one_line_without_ffmpegs_own(tmp_path, checkpoint, capfd):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "clip.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 3000, np.uint8).tobytes())
+    assert predict(tmp_path / "in", tmp_path / "out", checkpoint) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot open video {tmp_path / 'in' / 'clip.mp4'}: "
+                                               "not a readable video file"), err
+
+
 def test_bom_and_crlf_in_classes_txt_are_read_as_text(tmp_path):
     path = tmp_path / "classes.txt"
     path.write_bytes("\ufeffbackground\r\ncat\r\n".encode())

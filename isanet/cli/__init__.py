@@ -11,9 +11,12 @@ of the chosen command with the one output guard (:func:`guard_outputs`) before t
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 
 from isanet.cli import attention, bench, data, download, evaluate, export, predict, train, zoo
 from isanet.cli.errors import FAILURE, USAGE, USER_ERRORS, UsageError, error_message, usage_checks
@@ -81,6 +84,25 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {str(message).splitlines()[0]}\n"
 
 
+#: Loggers whose warnings are a library's internals, several lines each (torch.compile's "hit
+#: config.recompile_limit" with its advice on diagnosing recompiles): off the terminal in normal runs.
+QUIET_LOGGERS = ("torch._dynamo", "torch._inductor")
+
+
+@contextlib.contextmanager
+def quiet_library_logs() -> Iterator[None]:
+    """Inside: :data:`QUIET_LOGGERS` say errors only (``ISANET_DEBUG=1``: everything, as torch configured them)."""
+    loggers = [] if os.environ.get("ISANET_DEBUG") else [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``isanet`` console script; the exit status follows :mod:`isanet.cli.errors`."""
     parser = build_parser()
@@ -89,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with usage_checks():
             guard_outputs(command_parser(parser, args), args)
-        return int(args.func(args) or 0)
+        with quiet_library_logs():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

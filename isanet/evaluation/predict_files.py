@@ -29,6 +29,7 @@ from isanet.data.registry import dataset_class
 from isanet.evaluation.inference import DEFAULT_MEMORY_CAP, MemoryCap, Predictor
 from isanet.evaluation.overlay import overlay_picture
 from isanet.io.atomic import atomic_path
+from isanet.io.chatter import caught_output, gist
 from isanet.io.files import not_a_regular_file
 from isanet.io.image import IMAGE_SUFFIXES
 from isanet.io.outputs import check_replaceable, written_by_kit
@@ -146,9 +147,11 @@ def predict_video_file(writer: PredictionWriter, path: Path, out_dir: Path, stem
     unreadable = not_a_regular_file(path)  # a FIFO would block the capture
     if unreadable:
         raise DatasetError(f"cannot open video {path}: {unreadable}")
-    reader = cv2.VideoCapture(str(path))
+    with caught_output() as printed:  # FFmpeg's and OpenCV's lines: the gist goes into the message
+        reader = cv2.VideoCapture(str(path))
     if not reader.isOpened():
-        raise DatasetError(f"cannot open video {path}: not a readable video file")
+        detail = gist(printed)
+        raise DatasetError(f"cannot open video {path}: not a readable video file" + (f" ({detail})" if detail else ""))
     target = check_replaceable(out_dir / f"{stem or path.stem}_overlay.mp4", "output")
     fps = reader.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(reader.get(cv2.CAP_PROP_FRAME_COUNT)) or None
@@ -158,7 +161,8 @@ def predict_video_file(writer: PredictionWriter, path: Path, out_dir: Path, stem
         with atomic_path(target, suffix=".mp4") as temporary:
             bar = tqdm(total=total, desc=path.name, unit="frame", disable=not writer.options.progress, leave=False)
             while True:
-                ok, frame = reader.read()
+                with caught_output():  # a damaged frame's decoder lines: the frames read are what count
+                    ok, frame = reader.read()
                 if not ok:
                     break
                 image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)

@@ -102,8 +102,11 @@ def _unpickle(data: bytes, path: Path, map_location: str | torch.device) -> dict
                 f"(only tensors and plain containers are accepted; nothing from it was executed)") from None
         raise CheckpointError(f"checkpoint {path}: not a PyTorch checkpoint ({error})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        # torch's zip reader explains a cut-short file in a paragraph of miniz internals: a few words instead
+        reason = ("its zip archive is cut short or damaged" if "PytorchStreamReader" in str(error)
+                  else str(error).splitlines()[0])
         raise CheckpointError(f"checkpoint {path}: unreadable — truncated or not a PyTorch checkpoint "
-                              f"({str(error).splitlines()[0]})") from None
+                              f"({reason})") from None
     except Exception as error:
         raise CheckpointError(f"checkpoint {path}: not a PyTorch checkpoint ({type(error).__name__})") from None
     if not isinstance(obj, dict):

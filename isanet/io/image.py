@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from isanet.io.chatter import caught_output, gist
 from isanet.io.files import not_a_regular_file
 from isanet.limits import MAX_DECODED_BYTES, MAX_IMAGE_SIDE
 
@@ -93,9 +94,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     check_image_size(path, image_size(path))
     try:
         data = np.fromfile(path, dtype=np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        with caught_output() as printed:  # libpng's and OpenCV's lines: the gist goes into the message
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except (OSError, cv2.error) as error:
         raise ImageError(f"cannot read image {path}: {_reason(error)}") from None
     if image is None:
-        raise ImageError(f"cannot decode image {path}: not a readable image file")
+        detail = gist(printed)
+        raise ImageError(f"cannot decode image {path}: not a readable image file"
+                         + (f" ({detail})" if detail else ""))
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -37,3 +37,36 @@ def test_train_names_its_options_where_the_engine_names_fields():
     assert set(OPTIONS.values()) <= set(train_options)
     message = "TrainConfig.keep_checkpoints 0: out of range; TrainConfig.stop_after has no option"
     assert option_names(message) == "--keep 0: out of range; TrainConfig.stop_after has no option"
+
+
+def test_torch_compile_chatter_stays_off_the_terminal(monkeypatch):
+    """Dynamo's recompile-limit warning (five lines of torch's advice, written by torch's own log handler) is
+    torch's business in a normal run; a run with ISANET_DEBUG=1 shows it."""
+    import io
+    import logging
+
+    import torch
+
+    from isanet.cli import zoo
+
+    def recompiling(args) -> int:  # what a flex bench over many map sizes meets
+        torch._dynamo.reset()
+        twice = torch.compile(lambda x: x * 2, backend="eager", dynamic=False)
+        with torch._dynamo.config.patch(recompile_limit=1):
+            twice(torch.zeros(2))
+            twice(torch.zeros(3))
+        return 0
+
+    monkeypatch.setattr(zoo, "run", recompiling)
+    handler = next(handler for handler in logging.getLogger("torch._dynamo").handlers
+                   if isinstance(handler, logging.StreamHandler))
+    printed = io.StringIO()
+    terminal = handler.setStream(printed)  # where torch's handler writes: the terminal, in a real run
+    try:
+        assert main(["zoo"]) == 0
+        assert printed.getvalue() == ""
+        monkeypatch.setenv("ISANET_DEBUG", "1")
+        assert main(["zoo"]) == 0
+        assert "hit config.recompile_limit (1)" in printed.getvalue()
+    finally:
+        handler.setStream(terminal)
