@@ -188,7 +188,7 @@ def test_permutations_round_trip_exactly_through_channels_last_groups(p, n, c):
 class Identity(torch.nn.Module):
     """A relation that attends nowhere: what comes in goes out."""
 
-    def forward(self, x, kernel="matmul"):
+    def forward(self, x, kernel="matmul", step=None):
         return x
 
 

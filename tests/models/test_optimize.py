@@ -88,6 +88,10 @@ def test_a_failing_compile_warns_once_and_runs_uncompiled(tiny_model):
     def broken(graph, inputs):
         raise RuntimeError("the compiler broke")
 
+    # Dynamo keeps compiled entries per code object across the session; past its cache size limit it runs the
+    # frame eagerly without calling any backend, so earlier tests' compiles must not count here.
+    torch._dynamo.reset()
+
     fast = CompiledModel(tiny_model, backend=broken, log=lambda line: None)
     x = batch(64, 64)
     with pytest.warns(UserWarning, match=r"^torch.compile failed \(.*the compiler broke.*\); running uncompiled$"):

@@ -31,12 +31,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 class GroupSum(torch.nn.Module):
     """A relation where every member reads the plain sum of its group: weight 1 on each member."""
 
-    def forward(self, x, kernel="matmul"):
+    def forward(self, x, kernel="matmul", step=None):
         return x.sum((2, 3), keepdim=True).expand_as(x)
 
 
 class Identity(torch.nn.Module):
-    def forward(self, x, kernel="matmul"):
+    def forward(self, x, kernel="matmul", step=None):
         return x
 
 
