@@ -18,10 +18,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from isanet.io.download import download
+    from isanet.io.download import check_url, download
     from isanet.models.zoo import get_entry
 
     with usage_checks():
-        get_entry(args.name)  # an unknown name is a usage error, a failed download is not
+        get_entry(args.name)  # an unknown name or address is a usage error, a failed download is not
+        if args.url:
+            check_url(args.url)
     print(download(args.name, args.dir, url=args.url))
     return 0

@@ -24,6 +24,7 @@ import http.client
 import os
 import re
 import urllib.error
+import urllib.parse
 from pathlib import Path
 
 import torch
@@ -44,6 +45,27 @@ def sha256_prefix_from_name(filename: str) -> str | None:
     """The 8-hex sha256 prefix OpenMMLab appends to weight file names (``...-981bd763.pth``), if any."""
     match = re.search(r"-([0-9a-f]{8})\.pth$", filename)
     return match.group(1) if match else None
+
+
+
+
+def check_url(url: str) -> str:
+    """``url`` when urllib can fetch it; else a ValueError naming it (before any download, so a typo is a usage
+    error, not a failed download)."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file"):
+        raise ValueError(f"--url {url}: expected an http://, https:// or file:// address")
+    return url
+
+
+def _reason(error: Exception) -> str:
+    """Why a transfer failed, in words: urllib's ``<urlopen error [Errno 2] No such file...>`` is ``no such file
+    or directory``, an HTTP error its status."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return str(reason)
 
 
 def download_url(url: str, directory: str | os.PathLike, sha256_prefix: str | None = None,
@@ -68,7 +90,7 @@ def download_url(url: str, directory: str | os.PathLike, sha256_prefix: str | No
                                 f"expected prefix {expected}; the transfer was cut short, or the file is corrupt or "
                                 "not the published one, and was not kept") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            raise DownloadError(f"download of {url} failed: {error}") from None
+            raise DownloadError(f"download of {url} failed: {_reason(error)}") from None
     return target
 
 

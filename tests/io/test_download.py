@@ -71,9 +71,18 @@ def test_zoo_download_checks_the_zoo_hash_even_from_a_mirror(server, tmp_path):
 
 def test_unreachable_server_and_missing_file(server, tmp_path):
     base, _ = server
-    with pytest.raises(DownloadError, match="404"):
+    with pytest.raises(DownloadError, match=r"absent-12345678\.pth failed: HTTP 404 "):
         download_url(f"{base}/absent-12345678.pth", tmp_path, progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["served"]
+    missing = (tmp_path / "nowhere" / "w-12345678.pth").as_uri()  # urllib's "<urlopen error [Errno 2] ...>" in words
+    with pytest.raises(DownloadError, match=f"^download of {missing} failed: no such file or directory$"):
+        download_url(missing, tmp_path / "out", progress=False)
+
+
+def test_an_address_urllib_cannot_fetch_is_a_usage_error(tmp_path, capsys):
+    assert main(["download", "isanet_r50-d8_512x1024_40k_cityscapes", "--dir", str(tmp_path), "--url", "notaurl"]) == 2
+    assert capsys.readouterr().err.strip() == (  # was exit 1, "unknown url type: 'notaurl'"
+        "isanet download: error: --url notaurl: expected an http://, https:// or file:// address")
 
 
 def test_cli_download(server, tmp_path, capsys):
