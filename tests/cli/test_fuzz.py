@@ -1,7 +1,8 @@
 """A fuzzer over every sub-command's options: hostile values (out of range, wrong type, empty, huge,
 non-finite, a folder, a symlink loop, a dangling link, an unreadable file, a FIFO) for every option argparse knows,
 run in-process through :func:`isanet.cli.main`. Each run exits 0 or ends in one ``error:`` line (argparse's
-usage lines aside), never a traceback, within a time and memory bound.
+usage lines aside), never a traceback, within a time and memory bound; a refusal exits 2, the usage status, since
+no example gets as far as the work (where a failure would exit 1).
 
 Every example gives the command an input it cannot use (a hostile path, a zoo name that does not exist) or,
 for a command without one, an output the guard refuses, so that no example starts real work (a training, a
@@ -123,7 +124,7 @@ def test_hostile_options_end_in_one_line_never_a_traceback(words, hostile, one_t
         assert "Traceback" not in err, (argv, err)
         errors = [line for line in err.splitlines() if ": error: " in line]
         if code != 0:
-            assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], (argv, err)
+            assert code == 2 and len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], (argv, err)
         assert len([line for line in err.splitlines() if line.startswith("warning")]) <= 3, (argv, err)
 
     check()
