@@ -25,6 +25,7 @@ from isanet.analysis import attention_bench
 from isanet.cli import parse_guarded
 from isanet.cli.options import add_output
 from isanet.io.atomic import write_text_atomic
+from isanet.limits import bounded_float
 from isanet.models.isa import Partition
 
 TARGETS = {"memory": 10.0, "flops": 6.0}  # dense/ISA at 128x128, 512 channels, explicit (matmul) kernels
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backward", action="store_true")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--warmup", type=int)
-    parser.add_argument("--memory-cap-gb", type=float, default=8.0)
+    parser.add_argument("--memory-cap-gb", type=bounded_float(0), default=8.0)
     parser.add_argument("--paper-setting", action="store_true", help="also run the authors' setting")
     parser.add_argument("--threads", type=int)
     add_output(parser, "--json", kind="file", suffixes=(".json",), help="write every row here")

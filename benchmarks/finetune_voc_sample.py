@@ -37,6 +37,7 @@ from isanet.data.registry import write_sample_dataset
 from isanet.engine.recipes import VOC_SAMPLE
 from isanet.engine.recipes import VOC_SAMPLE_DATA as SAMPLE_DATA
 from isanet.engine.trainer import TrainConfig, train
+from isanet.limits import MAX_LR, bounded_float
 from isanet.notebook.plots import plot_training_curves, save_figure
 
 
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                help="where to save the training-curve figure")
     add_output(parser, "--work-dir", kind="dir", help="run folder (default: a temporary one)")
     parser.add_argument("--iters", type=int, default=defaults.iters)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--lr", type=bounded_float(0, MAX_LR, low_open=True), default=defaults.lr)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--crop", type=int, default=defaults.crop_size[0], help="square crop side")
     parser.add_argument("--scale", type=int, nargs=2, default=defaults.resize_scale, metavar=("LONG", "SHORT"),
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="VOC object classes the sample's objects are drawn from (20: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--min-gain", type=float, default=30.0, help="required mIoU gain in points")
+    parser.add_argument("--min-gain", type=bounded_float(0, 100), default=30.0, help="required mIoU gain in points")
     return parse_guarded(parser, argv)
 
 

@@ -363,6 +363,8 @@ def bench_head(args, config_dir: Path) -> list:
 
 
 def main(argv=None) -> int:
+    from isanet.limits import bounded_float
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="zoo / mmseg config names")
     parser.add_argument("--config-dir", help="mmseg's configs folder (the one holding isanet/ and _base_/)")
@@ -371,8 +373,9 @@ def main(argv=None) -> int:
                         help="input size; 65x81 gives a 9x11 stride-8 map, which ISA pads asymmetrically (3+4, 2+3)")
     parser.add_argument("--crop", type=int, nargs=2, default=(49, 65), metavar=("H", "W"))
     parser.add_argument("--stride", type=int, nargs=2, default=(33, 41), metavar=("H", "W"))
-    parser.add_argument("--rtol", type=float, default=1e-5, help="max |ours-ref| / max |ref| allowed in fp32")
-    parser.add_argument("--rtol64", type=float, default=1e-12, help="the same in fp64")
+    parser.add_argument("--rtol", type=bounded_float(0, 1), default=1e-5,
+                        help="max |ours-ref| / max |ref| allowed in fp32")
+    parser.add_argument("--rtol64", type=bounded_float(0, 1), default=1e-12, help="the same in fp64")
     parser.add_argument("--save-fixture", action="store_true", help="write tests/fixtures/parity_<tag>.pt")
     parser.add_argument("--bench-head", action="store_true", help="time mmseg's ISAHead.forward against ours")
     parser.add_argument("--no-parity", action="store_true", help="skip the parity check (with --bench-head)")

@@ -94,3 +94,21 @@ def test_gpu_check_names_a_report_of_yours_before_running_a_check(tmp_path, monk
         "written by isanet (no record in " in err[-1]
     assert sorted(file.name for file in tmp_path.iterdir()) == ["gpu_report.md"]
     assert (tmp_path / "gpu_report.md").read_text() == "my notes on the GPU"
+
+
+def test_every_float_option_of_a_benchmark_is_finite_and_in_range(monkeypatch):
+    """As the commands' (tests/test_bad_inputs.py): a bare ``float`` takes nan, inf and negatives."""
+    floats = {f"{path.name} {action.option_strings[0]}": action for path in SCRIPTS
+              for action in script_parser(path, monkeypatch)[1]._actions
+              if action.type is not None and accepts(action.type, "0.5") and not accepts(action.type, "abc")}
+    assert {"attention.py --memory-cap-gb", "finetune_voc_sample.py --lr", "reference_parity.py --rtol"} <= set(floats)
+    for name, action in floats.items():
+        assert action.type is not float and not any(accepts(action.type, text) for text in ("nan", "inf", "-1")), name
+
+
+def accepts(parse, text: str) -> bool:
+    try:
+        parse(text)
+    except (argparse.ArgumentTypeError, ValueError):
+        return False
+    return True
