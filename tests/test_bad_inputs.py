@@ -580,6 +580,21 @@ def test_os_errors_read_as_path_and_reason():
     assert error_message(ValueError("--lr inf: out of range\n(detail)")) == "--lr inf: out of range"
 
 
+def test_an_allocation_that_fails_is_said_as_what_it_means():
+    """torch's allocator says "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate
+    memory: you tried to allocate 1125899906842624 bytes...", numpy "Unable to allocate 1.00 PiB for an array with
+    shape ...": what reaches the user is what it means, and what to do."""
+    with pytest.raises(RuntimeError) as torch_error:
+        torch.empty(2**50, dtype=torch.uint8)  # 1 PiB: more than any address space
+    with pytest.raises(MemoryError) as numpy_error:
+        np.empty(2**50, np.uint8)
+    assert error_message(torch_error.value) == ("not enough memory: an allocation of 1.0 PiB failed; a smaller size or "
+                                                "scale, or fewer windows or images at once")
+    assert error_message(numpy_error.value).startswith("not enough memory: an allocation of 1.00 PiB failed; ")
+    cuda = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.19 GiB total capacity)")
+    assert error_message(cuda).startswith("not enough GPU memory: an allocation of 2.00 GiB failed; ")
+
+
 def test_a_corrupt_image_in_a_data_worker_is_one_line(tmp_path):
     top = write_sample_dataset("voc", tmp_path / "data", num_train=2, num_val=1, size=64)
     for image in (top / "JPEGImages").iterdir():
