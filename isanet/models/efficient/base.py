@@ -91,6 +91,8 @@ class PatternAttention(nn.Module):
     flex: FlexOptions = ROW_MAJOR
     #: The cell of the ``group`` and ``block`` token orders: ISA's block, the window, the stride.
     cell: tuple[int, int] = (8, 8)
+    #: The names of its hops for :func:`~isanet.models.attention.identity_steps` (ISA's two steps; None: unnamed).
+    step_names: tuple[StepName, ...] | None = None
 
     def __init__(self, kernel: Kernel = "matmul"):
         super().__init__()
@@ -104,7 +106,7 @@ class PatternAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The module's output (the shape of ``x``), in the form its kernel takes (:func:`compute_hops`)."""
         return compute_hops(x, self.relations(), self.kernel, self.grouped_forward, self.flex_patterns(),
-                            self.padding(*x.shape[2:]), self.flex, self.cell)
+                            self.padding(*x.shape[2:]), self.flex, self.cell, self.step_names)
 
     def grouped_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The output with the ``matmul`` or ``sdpa`` kernel: the module's own regrouping or affinities."""

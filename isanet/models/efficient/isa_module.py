@@ -6,7 +6,8 @@ https://arxiv.org/abs/1907.12273. The geometry and the forward pass are :mod:`is
 what a kernel needs: with ``matmul`` or ``sdpa`` each step is dense attention inside the regrouped maps; with
 ``flex`` the steps are the patterns "same in-block offset" and "same block" over the padded map, no regrouping
 (:func:`~isanet.models.efficient.base.compute_hops` makes that choice for every attention module). ``ISAHead``
-(the published head) and :class:`ISAModule` (the attention alone) both call :func:`interlaced_attention`.
+(the published head) calls :func:`interlaced_attention`; :class:`ISAModule` (the attention alone) is the same
+two steps through :class:`~isanet.models.efficient.base.PatternAttention`'s forward.
 """
 
 from __future__ import annotations
@@ -64,16 +65,14 @@ class ISAModule(PatternAttention):
     """The attention part of ISA alone (both relations with their projections), for measurement and for the
     pattern comparison of notebook 06: two hops, long range then short range, over the padded map."""
 
+    step_names = STEP_NAMES
+
     def __init__(self, channels: int = 512, isa_channels: int = 256, down_factor: tuple[int, int] = (8, 8),
                  kernel: Kernel = "matmul"):
         super().__init__(kernel)
         self.down_factor = self.cell = tuple(down_factor)
         self.global_relation = SelfAttentionBlock(channels, isa_channels)
         self.local_relation = SelfAttentionBlock(channels, isa_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return interlaced_attention(x, self.global_relation, self.local_relation, self.down_factor, self.kernel,
-                                    self.flex)
 
     def grouped_forward(self, x: torch.Tensor) -> torch.Tensor:
         return grouped_isa(x, self.global_relation, self.local_relation, self.down_factor, self.kernel)
