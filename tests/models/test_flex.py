@@ -121,3 +121,48 @@ def test_compiled_flex_matches_masked_dense() -> None:
     with flex.compiled(True), torch.no_grad():
         out, expected = module(x), masked_dense(module, x)
     assert (out - expected).norm() / expected.norm() <= 1e-5
+
+
+class ShortOfSharedMemory:
+    """A compiled kernel stand-in that fails like Triton on a GPU for every tile setting but ``fits``, and
+    otherwise answers with eager flex: the ladder's choices and its results, without a GPU."""
+
+    def __init__(self, fits: dict | None, error: str = "out of resource: triton_tem_fused_flex_attention_0") -> None:
+        self.fits, self.error, self.asked = fits, error, []
+
+    def __call__(self, *tensors: torch.Tensor, kernel_options: dict | None = None, **kwargs) -> torch.Tensor:
+        self.asked.append(kernel_options)
+        if kernel_options != self.fits:
+            raise RuntimeError(f"No valid triton configs. OutOfMemoryError: {self.error} Required: 234112")
+        return flex.flex_attention(*tensors, **kwargs)
+
+
+@pytest.fixture
+def no_tiles_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flex, "_TILES_THAT_FIT", {})
+
+
+@pytest.mark.usefixtures("no_tiles_remembered")
+@pytest.mark.parametrize("fits", [None, *flex.SMALLER_TILES])
+def test_tile_ladder_takes_the_first_setting_that_fits_and_remembers_it(fits: dict | None) -> None:
+    q, k, v = (torch.randn(1, 1, 12, channels, dtype=torch.float64) for channels in (4, 4, 6))
+    kernel = ShortOfSharedMemory(fits)
+    settings = [None, *flex.SMALLER_TILES]
+    torch.testing.assert_close(flex._run_kernel(kernel, q, k, v, None, 0.5),
+                               flex.flex_attention(q, k, v, scale=0.5), rtol=0, atol=1e-12)
+    assert kernel.asked == settings[:settings.index(fits) + 1]
+    flex._run_kernel(kernel, q, k, v, None, 0.5)  # the same head shape: straight to the setting that fit
+    assert kernel.asked[-1] == fits and len(kernel.asked) == settings.index(fits) + 2
+
+
+@pytest.mark.usefixtures("no_tiles_remembered")
+def test_tile_ladder_passes_other_errors_and_the_last_failure_on() -> None:
+    q = torch.randn(1, 1, 12, 4, dtype=torch.float64)
+    other = ShortOfSharedMemory(fits={"never": 1}, error="an unrelated compiler error")
+    with pytest.raises(RuntimeError, match="unrelated"):
+        flex._run_kernel(other, q, q, q, None, 0.5)
+    assert other.asked == [None]
+    nothing_fits = ShortOfSharedMemory(fits={"never": 1})
+    with pytest.raises(RuntimeError, match="out of resource"):
+        flex._run_kernel(nothing_fits, q, q, q, None, 0.5)
+    assert nothing_fits.asked == [None, *flex.SMALLER_TILES] and flex._TILES_THAT_FIT == {}

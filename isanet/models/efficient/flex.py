@@ -251,6 +251,45 @@ def _compiled_kernel():
     return torch.compile(flex_attention, dynamic=False)
 
 
+#: Triton tile settings tried in turn, after PyTorch's default, when the compiled kernel asks a GPU for more shared
+#: memory than it has. ISA's heads are wide (256 key and 512 value channels): in fp32 on an H100 the default tiles
+#: (32 x 32, 3 pipeline stages) asked for 234,112 bytes of the 232,448 there, and compilation failed (torch 2.11).
+#: Fewer stages keep fewer key/value tiles in flight; smaller tiles come last.
+SMALLER_TILES: tuple[dict[str, int], ...] = (
+    {"num_stages": 2}, {"num_stages": 1}, {"BLOCK_M": 32, "BLOCK_N": 16, "num_stages": 1})
+#: The tile setting that compiled, per (device type, dtype, key channels, value channels); ``None``: the default.
+_TILES_THAT_FIT: dict[tuple, dict[str, int] | None] = {}
+
+
+def _out_of_shared_memory(error: Exception) -> bool:
+    return "out of resource" in str(error)
+
+
+def _run_kernel(kernel, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: BlockMask | None,
+                scale: float) -> torch.Tensor:
+    """``kernel`` on ``B x 1 x L x C`` inputs; compiled, with the first tile setting (:data:`SMALLER_TILES`) that
+    fits the GPU's shared memory (PyTorch's default wherever it fits, a CPU included), remembered per head shape so
+    that the ladder is climbed once."""
+    if kernel is flex_attention:
+        return kernel(query, key, value, block_mask=mask, scale=scale)
+    shape = (query.device.type, query.dtype, query.shape[-1], value.shape[-1])
+    if shape in _TILES_THAT_FIT:
+        return kernel(query, key, value, block_mask=mask, scale=scale, kernel_options=_TILES_THAT_FIT[shape])
+    *first, last = (None, *SMALLER_TILES)
+    for options in first:
+        try:
+            context = kernel(query, key, value, block_mask=mask, scale=scale, kernel_options=options)
+        except Exception as error:  # Inductor wraps Triton's error; only the shared-memory one is retried
+            if not _out_of_shared_memory(error):
+                raise
+            continue
+        _TILES_THAT_FIT[shape] = options
+        return context
+    context = kernel(query, key, value, block_mask=mask, scale=scale, kernel_options=last)
+    _TILES_THAT_FIT[shape] = last
+    return context
+
+
 def falls_back(device_type: str, grad: bool) -> bool:
     """Whether the flex kernel is replaced by the explicit one on ``device_type`` (``"cpu"``, ``"cuda"``) when
     gradients are needed: on a CPU (torch 2.13's CPU flex kernel has no backward). What a caller that labels
@@ -289,5 +328,5 @@ def flex_attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pat
     with warnings.catch_warnings():  # eager on purpose (tests, quick mode): PyTorch's advice to compile is noise
         warnings.filterwarnings("ignore", "flex_attention called without torch.compile")
         # B x L x C -> B x 1 x L x C (one head) -> B x 1 x L x C_value -> B x L x C_value
-        context = kernel(query[:, None], key[:, None], value[:, None], block_mask=mask, scale=scale)[:, 0]
+        context = _run_kernel(kernel, query[:, None], key[:, None], value[:, None], mask, scale)[:, 0]
     return context if perm is None else context[:, inverse_order(perm)]  # row-major again
