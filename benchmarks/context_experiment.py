@@ -32,32 +32,58 @@ import torch
 
 from isanet.cli import parse_guarded
 from isanet.cli.options import add_output
+from isanet.data.context import CONTEXT_TASKS
+from isanet.engine.recipes import TASK_RECIPES
 from isanet.io.atomic import atomic_path
 
 HEADS = ("isa", "dense", "none", "ccnet", "axial", "window", "strided")
 
 
-def _one_run(head: str, seed: int, iters: int | None) -> dict:
-    """One (head, seed) run in its own process, one thread; ISA runs add their cue-attention lifts."""
+#: A run *learnt* the task when its validation mIoU reaches this: a head without context stays near 50 (it
+#: guesses one team for every object), runs that stall on that plateau end between 60 and 70.
+LEARNT_MIOU = 85.0
+
+
+def _one_run(task: str, head: str, seed: int, iters: int | None) -> dict:
+    """One (head, seed) run in its own process, one thread; ISA runs add their identity-step mIoUs and their
+    cue-attention lifts."""
     torch.set_num_threads(1)
     from isanet.notebook.teaching import train_teaching
 
     with tempfile.TemporaryDirectory(prefix=f"isanet_context_{head}_{seed}_") as work_dir:
-        row = train_teaching(work_dir, head=head, seed=seed, **({"iters": iters} if iters else {}))
+        row = train_teaching(work_dir, head=head, seed=seed, task=task, **({"iters": iters} if iters else {}))
+        row["learnt"] = row["mIoU"] is not None and row["mIoU"] >= LEARNT_MIOU
         if head == "isa":
-            row["cue_attention"] = cue_lifts(Path(row["checkpoint"]))
+            row["identity_step"] = identity_step_mious(Path(row["checkpoint"]), task)
+            row["cue_attention"] = cue_lifts(Path(row["checkpoint"]), task)
     row.pop("checkpoint")
     return row
 
 
-def cue_lifts(checkpoint: Path) -> dict:
+def identity_step_mious(checkpoint: Path, task: str) -> dict[str, float]:
+    """Validation mIoU with each ISA step's attention replaced by identity (:mod:`isanet.analysis.identity_step`)."""
+    from isanet.analysis.identity_step import STEP_OPTIONS, evaluate_identity_step
+    from isanet.data.registry import build_dataset
+    from isanet.engine.recipes import TEACHING
+    from isanet.io.checkpoint import load_model
+    from isanet.models.zoo import get_entry
+    from isanet.notebook.teaching import DEFAULT_MODEL, teaching_data
+
+    model = load_model(checkpoint).eval()
+    dataset = build_dataset("folder", teaching_data(quiet=True, task=task), "val", progress=False)
+    settings = get_entry(DEFAULT_MODEL).test.override(None, tuple(TEACHING.val_scale))
+    return {step: evaluate_identity_step(model, dataset, settings, step, progress=False)["mIoU"]
+            for step in STEP_OPTIONS}
+
+
+def cue_lifts(checkpoint: Path, task: str) -> dict:
     """Long- and short-range cue-attention lifts of a trained ISA model and of the same model at random weights."""
     from isanet.analysis.same_class import cue_attention
     from isanet.io.checkpoint import load_model
     from isanet.notebook.teaching import random_copy, teaching_samples, teaching_transform
 
     model = load_model(checkpoint).eval()
-    samples, transform = teaching_samples(), teaching_transform()
+    samples, transform = teaching_samples(task=task), teaching_transform()
     lifts = {}
     for name, candidate in (("trained", model), ("random", random_copy(model, seed=0))):
         measured = cue_attention(candidate, samples, transform).balanced()
@@ -129,6 +155,17 @@ def report(result: dict) -> str:
     if {"isa", "window"} <= summary.keys():
         lines.append(f"window - ISA {summary['window']['mean'] - summary['isa']['mean']:+.2f} mIoU points "
                      "(its window is smaller than the beacon distance)")
+    for head, values in summary.items():
+        learnt = [row for row in result["rows"] if row["head"] == head and row.get("learnt")]
+        lines.append(f"{head}: learnt on {len(learnt)} of {len(values['seeds'])} seeds (mIoU >= {LEARNT_MIOU:g})")
+    none = summary["none"]["mean"] if "none" in summary else None
+    for row in result["rows"]:
+        if "identity_step" in row:
+            steps = row["identity_step"]
+            lines.append(f"ISA seed {row['seed']}: intact {row['mIoU']:.2f}, identity short range "
+                         f"{steps['short-range']:.2f} (loses {row['mIoU'] - steps['short-range']:.2f}; target >= 15), "
+                         f"identity long range {steps['long-range']:.2f}" +
+                         (f" ({steps['long-range'] - none:+.2f} against none; target within 5)" if none else ""))
     lifts = [row["cue_attention"] for row in result["rows"] if "cue_attention" in row]
     for row in lifts:
         lines.append(f"ISA cue-attention lift: trained {row['trained']}, random weights {row['random']}")
@@ -138,6 +175,8 @@ def report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="context", choices=sorted(CONTEXT_TASKS),
+                        help="the relay task (context, default) or the one-hop contrast; each with its recipe")
     parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--iters", type=int, help="iterations per run (default: the recipe's)")
@@ -149,19 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1 or (args.iters is not None and args.iters < 1):
         parser.error("--jobs and --iters must be at least 1")
     result = json.loads(args.json.read_text()) if args.json.exists() else {"rows": []}
-    if result["rows"] and result.get("iters") != args.iters:
-        parser.error(f"--json {args.json}: holds runs of iters={result.get('iters')}, not {args.iters}; "
-                     "choose another file")
-    result.update(iters=args.iters, machine=machine(args.jobs),
-                  data="SYNTHETIC context task (isanet sample-data context)")
+    for name in ("task", "iters"):
+        if result["rows"] and result.get(name) != getattr(args, name):
+            parser.error(f"--json {args.json}: holds runs of {name}={result.get(name)}, not {getattr(args, name)}; "
+                         "choose another file")
+    result.update(task=args.task, recipe=TASK_RECIPES[args.task].name, iters=args.iters, machine=machine(args.jobs),
+                  data=f"SYNTHETIC context task (isanet sample-data {args.task})", learnt_miou=LEARNT_MIOU)
     done = {(row["head"], row["seed"]) for row in result["rows"]}
     todo = [(head, seed) for seed in args.seeds for head in args.heads if (head, seed) not in done]
     from isanet.notebook.teaching import teaching_data
 
-    teaching_data()  # written once before the runs start, not by each process at once
+    teaching_data(task=args.task)  # written once before the runs start, not by each process at once
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(_one_run, head, seed, args.iters): (head, seed) for head, seed in todo}
+        futures = {pool.submit(_one_run, args.task, head, seed, args.iters): (head, seed) for head, seed in todo}
         for future in as_completed(futures):
             row = future.result()
             result["rows"].append(row)

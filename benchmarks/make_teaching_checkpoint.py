@@ -1,13 +1,14 @@
-"""Make the shipped teaching checkpoint: the ISA teaching model, trained once on the context task.
+"""Make the shipped teaching checkpoint: the ISA teaching model, trained once on the relay task (``context``).
 
     .venv/bin/python benchmarks/make_teaching_checkpoint.py            # writes isanet/notebook/assets/teaching_isa.pth
     .venv/bin/python benchmarks/make_teaching_checkpoint.py --out X.pth
 
-It trains :func:`isanet.notebook.teaching.train_teaching` (head ``isa``, seed 0, ``TEACHING.iters``
+It trains :func:`isanet.notebook.teaching.train_teaching` (head ``isa``, seed 0, the ``teaching`` recipe's
 iterations) on one CPU thread, so the run is deterministic for a given torch and OpenCV build (both pinned),
 and keeps only what inference needs (weights and meta, no optimiser state): about 2 MB.
-``tests/notebook/test_teaching.py`` reruns it and checks that it reproduces the shipped file within tolerance.
-The data is SYNTHETIC.
+``tests/notebook/test_teaching.py`` checks that the shipped model needs both ISA steps, and its ``slow`` test
+(``.venv/bin/python -m pytest -m slow tests/notebook/test_teaching.py``, about four CPU-minutes) reruns this
+script and checks that it reproduces the shipped file within tolerance. The data is SYNTHETIC.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def make_teaching_checkpoint(out: Path, iters: int | None = None, seed: int = 0)
         row = train_teaching(work_dir, head="isa", seed=seed, **({"iters": iters} if iters else {}))
         trained = torch.load(row["checkpoint"], map_location="cpu", weights_only=True)
         meta = {key: trained["meta"][key] for key in ("config", "recipe", "dataset_meta", "iter", "seed")}
-        meta.update(val_mIoU=row["mIoU"], note="SYNTHETIC context task: knows only these scenes")
+        meta.update(val_mIoU=row["mIoU"], task=row["task"], note="SYNTHETIC context task: knows only these scenes")
         save_checkpoint(load_model(row["checkpoint"]), out, meta=meta)
     return row
 

@@ -30,7 +30,9 @@
 # 2. why the composed map $A_S A_L$ reaches every pixel, and why it only *approximates* influence;
 # 3. what the "dense" panel is here (the ISA model's own step-1 query/key applied to all pixels) and what it is not;
 # 4. how to turn "the model reads the beacon" into a number with a baseline (the cue lift), for trained weights
-#    against the same architecture at random weights.
+#    against the same architecture at random weights;
+# 5. how to show that a model *uses* both hops: the relay lift of step 2, and the ablation that replaces one
+#    step's attention by identity.
 #
 # **Prerequisites:** notebook 01 (the words *block*, *long-range group*, `down_factor`); softmax attention
 # ($\mathrm{softmax}(QK^\top/\sqrt{d})V$); numpy indexing. Nothing to download: the trained teaching model is
@@ -102,13 +104,25 @@ EXPLORER_PAGE = "data/pages/attention_explorer.html"  # where the standalone pag
 # `IMAGE_WIDTH` (keeping its aspect ratio) with the package's `resize_image`, as notebook 01 does.
 
 # %%
+import contextlib
+
 import numpy as np
 import torch
 
+from isanet.analysis.identity_step import identity_step
 from isanet.analysis.isa_matrices import attention_matrices
 from isanet.analysis.probe import composed_map
+from isanet.analysis.relay import relay_over_images
 from isanet.analysis.same_class import cue_attention, same_class_over_images
-from isanet.data.context import BEACON, CONTEXT_CLASSES, TEAM_CLASSES
+from isanet.data.context import (
+    BEACON,
+    CONTEXT_CLASSES,
+    TEAM_CLASSES,
+    beacon_box,
+    beacon_team,
+    move_beacon,
+    recolour_beacon,
+)
 from isanet.data.datasets import read_image
 from isanet.data.registry import build_dataset
 from isanet.data.transforms import rescale_size, resize_image
@@ -121,7 +135,6 @@ from isanet.notebook.model_menu import model_choices
 from isanet.notebook.session import configure_torch, quick_mode, repo_root, resolve_path
 from isanet.notebook.teaching import (
     random_copy,
-    reference_results,
     teaching_checkpoint,
     teaching_samples,
     teaching_transform,
@@ -147,8 +160,9 @@ print(f"{source} ({height}x{width}) shown at {image.shape[0]}x{image.shape[1]}, 
 # ## The models in the menu
 #
 # `model_choices` lists what is available; models are only built when you picked them. First comes the
-# **teaching model**: ResNet-V1c-10 at width 16 with an ISA head, `down_factor` (4, 4) on the 20 x 20 feature map
-# of a 160-px picture, trained with the teaching recipe (`isanet train --recipe teaching`) on the context task.
+# **teaching model**: ResNet-V1c-10 at width 16 with an ISA head, `down_factor` (8, 8) on the 20 x 20 feature map
+# of a 160-px picture (padded to 24 x 24: 64 long-range groups of 3 x 3, 9 blocks of 8 x 8), trained with the
+# teaching recipe (`isanet train --recipe teaching`) on the relay task (`context`).
 # **What it learnt:** background and beacon are easy (local colour), but the grey objects all look alike, and
 # their class is the team of the beacon, which is always far from them: too far for the small backbone's
 # convolutions. So the model learnt to *read the team from the beacon* through its attention. That is all it
@@ -334,8 +348,11 @@ print(f"dense affinity:   {sizes.dense_numbers:,} numbers = {4 * sizes.dense_num
 # look. Since the mass is at most 1, a map's lift can never exceed $1/\text{uniform}$: the cell prints that
 # ceiling too. `isanet.analysis.same_class.cue_attention` computes it (class-balanced: each team counts once)
 # over object pixels of the context task's validation pictures, for the teaching model and for the same
-# architecture at random weights (`random_copy`). The target the teaching model was made for: lifts of at least
-# 2 for the trained long- and short-range maps, about 1 for the random ones.
+# architecture at random weights (`random_copy`).
+#
+# **Predict first.** On the relay task the beacon is small: few long-range groups hold it, so an object pixel's
+# own long-range group rarely does. Which map should then put more than the uniform share on the beacon and the
+# object's team: $A_L$, $A_S$ or the composed $A_S A_L$?
 
 # %%
 cue_samples = teaching_samples(ROOT)[:CUE_IMAGES]
@@ -349,60 +366,84 @@ for name, model in (("trained", trained_model), ("random", random_model)):
           f"balanced\n{measured.table(balanced=True)}\n")
 
 # %% [markdown]
-# The next cell boils the tables down to the two lifts the target is about, with their ceilings, says which
-# meet it, checks that the random weights are a real control (every lift within 10 % of 1), prints the same
-# lifts from the reference run of the head experiment (every seed of `benchmarks/context_experiment.py`), and
-# how well the teaching model segments these same pictures.
+# The next cell boils the tables down to one lift per map, with its ceiling, and checks that the random weights
+# are a real control (every lift within 10 % of 1).
 
 # %%
 balanced = {name: measured.balanced() for name, measured in cue.items()}
-for map_name in ("long_range", "short_range"):
+for map_name in ("long_range", "short_range", "composed"):
     trained, random_lift = balanced["trained"][map_name], balanced["random"][map_name].lift
     print(f"{map_name:>11}: trained x{trained.lift:.2f}, random x{random_lift:.2f}  (ceiling 1/uniform = "
-          f"x{1 / trained.uniform:.2f}; target: trained >= 2, random about 1)")
-met = [name for name in ("long_range", "short_range") if balanced["trained"][name].lift >= 2]
-missed = [name for name in ("long_range", "short_range") if name not in met]
-print(f"trained lift >= 2 in: {', '.join(met) or 'no map'}; below 2 in: {', '.join(missed) or 'no map'}")
-unreachable = [name for name in missed if 1 / balanced["trained"][name].uniform < 2]
-if unreachable:
-    print(f"  ({', '.join(unreachable)}: a ceiling below 2, so no weights could reach the target by this measure)")
+          f"x{1 / trained.uniform:.2f})")
 deviation = max(abs(value.lift - 1) for value in balanced["random"].values())
 print(f"random weights: largest |lift - 1| over the maps = {deviation:.3f}")
 assert deviation < 0.1, "freshly initialised weights should not prefer the deciding pixels (lift within 10 % of 1)"
 
-reference = reference_results()
-for run in (run for run in reference["rows"] if "cue_attention" in run):
-    lifts = run["cue_attention"]
-    print(f"reference run, seed {run['seed']} ({run['iters']} it): trained long x{lifts['trained']['long_range']:.2f} "
-          f"short x{lifts['trained']['short_range']:.2f}; random long x{lifts['random']['long_range']:.2f} "
-          f"short x{lifts['random']['short_range']:.2f}")
-print(f"  (machine: {reference['machine']})")
+# %% [markdown]
+# **Reading it.** The random-weights lines are the control: fresh softmax weights know nothing of beacons or
+# teams, so their lifts sit at 1 (the cell checks it). For the teaching model, compare each map's lift with 1 and
+# with its ceiling. The composed map is where a two-hop model should show the cue; an object pixel's long-range
+# map alone can lift it only where its group holds beacon pixels, which the relay task makes rare. A short-range
+# block around an object pixel is mostly that object already, so its uniform share is high and even perfect
+# weights lift it little (the printed ceiling).
+#
+# ## Is the cue relayed? Two measurements that can say no
+#
+# A lift says where the weights go, not that the model *uses* them. Two sharper tests:
+#
+# * **The relay.** Take the object pixels whose long-range group holds no beacon pixel (they cannot read it in
+#   step 1). In step 2 their block holds, for each long-range group that has beacon pixels, one **relay pixel**
+#   that read the beacon in step 1. `isanet.analysis.relay.relay_over_images` sums those pixels' short-range
+#   weight on their block's relay pixels and divides by the share uniform weights would give them.
+# * **The ablation** (`isanet.analysis.identity_step`): replace one step's attention by identity (each pixel
+#   attends only to itself; every projection kept) and measure mIoU again. A step the model needs costs points
+#   when it is gone; a step it ignores costs none. The first teaching model (the one-hop task) lost 0.1 mIoU
+#   without its short-range step: it never used it.
 
-segmentation = SegMetrics(len(CONTEXT_CLASSES))
-for item in cue_samples:
-    logits = image_logits(trained_model, item["image"], transform.scale, transform.mean, transform.std)
-    segmentation.update(logits.argmax(dim=0).cpu(), item["label"])
-metrics = segmentation.compute()
+# %%
+relay = {name: relay_over_images(model, cue_samples, transform, [BEACON], TEAM_CLASSES)
+         for name, model in (("trained", trained_model), ("random", random_model))}
+print(f"relay: {relay['trained'].queries} object pixels whose long-range group holds no beacon pixel; their "
+      f"short-range weight on the relay pixels over the uniform share: trained x{relay['trained'].lift:.2f}, "
+      f"random x{relay['random'].lift:.2f}")
+
+
+def context_metrics(model, step=None) -> dict:
+    """IoU per class and mIoU of ``model`` on the cue pictures, ``step``'s attention replaced by identity (None:
+    the model intact)."""
+    metrics = SegMetrics(len(CONTEXT_CLASSES))
+    with identity_step(model, step) if step else contextlib.nullcontext():
+        for item in cue_samples:
+            logits = image_logits(model, item["image"], transform.scale, transform.mean, transform.std)
+            metrics.update(logits.argmax(dim=0).cpu(), item["label"])
+    return metrics.compute()
+
+
+ablation = {step or "intact": context_metrics(trained_model, step)["mIoU"]
+            for step in (None, "long-range", "short-range")}
+print(f"teaching model on {len(cue_samples)} SYNTHETIC pictures: " + ", ".join(
+    f"{name} {value:.2f}" for name, value in ablation.items()) + " mIoU")
+for step in ("long-range", "short-range"):
+    print(f"  without its {step} step it loses {ablation['intact'] - ablation[step]:.2f} mIoU points")
+
+# %% [markdown]
+# **Reading it.** A relay lift well above 1 says that the object pixels that cannot see the beacon in step 1
+# look, in step 2, at the pixels of their block that could; random weights sit at 1. The ablation lines say
+# whether that matters: if both steps cost many points, the model needs both hops, as the relay task was built
+# to demand. (Without a step, the rest of the network still expects its output, so an ablated model can do worse
+# than one trained without context; a model with no context module gets about 50 on this task.)
+#
+# The last cell of this section says how well the intact model segments these pictures, class by class.
+
+# %%
+metrics = context_metrics(trained_model)
 teams = ", ".join(f"{CONTEXT_CLASSES[c]} {metrics['IoU'][c]:.1f}" for c in TEAM_CLASSES)
 print(f"teaching model on the same {len(cue_samples)} pictures: mIoU {metrics['mIoU']:.2f}; team IoU: {teams}; "
       f"beacon {metrics['IoU'][BEACON]:.1f}")
 
 # %% [markdown]
-# **Reading it.** The random-weights lines are the control: fresh softmax weights know nothing of beacons or
-# teams, so their lifts sit at 1 (the cell checks it), and the "on own class" column only says where a map can
-# look.
-#
-# For the teaching model, the "trained lift" line is the conclusion, computed from the lines above it: a map
-# listed under ">= 2" puts at least twice the uniform share of its weight on the beacon and the query's own
-# team. Read each map against its ceiling: the long-range group of an object pixel holds one pixel per block,
-# mostly background, so its uniform share is small and its lift can grow large; a short-range block around an
-# object pixel is mostly that object already, so its uniform share is high and even perfect weights lift it
-# little (the printed ceiling). The composed and dense rows of the tables are the same measurement for the
-# two-hop map and the step-1 what-if. The reference lines come from the head experiment's ISA runs, one per
-# seed: seed 0 has the shipped model's recipe and seed (compare it with the lines above), the other seeds show
-# how much the lifts vary from one training to the next. The mIoU line says whether the model
-# gets the teams right on these pictures (three look-alike teams: a model that cannot read the beacon is right
-# on about a third of the object pixels).
+# The team IoUs say whether the model gets the teams right (three look-alike teams: a model that cannot read the
+# beacon is right on about a third of the object pixels); the beacon, decided by its own colour, is easy.
 #
 # Whether a published model's attention prefers its class is the same kind of measurement on real data:
 # `same_class_over_images` takes any model and real labelled `{"image", "label"}` samples.
@@ -419,11 +460,13 @@ print(f"teaching model on the same {len(cue_samples)} pictures: mIoU {metrics['m
 # * "It looks at the beacon" is a measurable claim: the attention mass on the pixels that decide the answer
 #   (beacon and own team) against the uniform share of the keys a map can read, with random weights as the
 #   control; the lifts printed above are the answer, and each map's ceiling $1/\text{uniform}$ bounds them.
+# * Where the weights go is not what the model uses: the relay lift says where step 2 looks, the identity-step
+#   ablation says which steps the model needs (the printed losses).
 
 # %% [markdown]
 # ## Exercises
 #
-# Four exercises, easy to hard. Each is followed by its worked solution, collapsed: click the bar on the
+# Five exercises, easy to hard. Each is followed by its worked solution, collapsed: click the bar on the
 # left of the cell (or the three dots) to open it.
 
 # %% [markdown]
@@ -486,6 +529,41 @@ local_what_if = same_class_over_images(trained_model, cue_samples, transform, qu
 step1, step2 = balanced["trained"]["dense"], local_what_if.balanced()["dense"]
 print(f"dense what-if, class-balanced cue lift: step-1 projections x{step1.lift:.2f}, step-2 projections "
       f"x{step2.lift:.2f} ({'more' if step2.lift > step1.lift else 'less'} with step 2's)")
+
+# %% [markdown]
+# 5. **(medium)** Change the cue and watch the answer follow it: give the beacon of one validation picture each
+#    team's colour in turn (`isanet.data.context.recolour_beacon`, which also relabels the objects) and move it to
+#    another free corner (`move_beacon`). On what share of the object pixels does the teaching model predict the
+#    beacon's team? And with the short-range step replaced by identity?
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
+# Solution 5: recolour and move the beacon; the share of object pixels on the new team
+
+def team_share(model, picture, label, step=None) -> tuple[float, str]:
+    """Share of the object pixels ``model`` labels with their (new) team, and the class it gives most of them."""
+    with identity_step(model, step) if step else contextlib.nullcontext():
+        logits = image_logits(model, picture, transform.scale, transform.mean, transform.std)
+    objects = label >= TEAM_CLASSES[0]
+    predicted = logits.argmax(dim=0).cpu().numpy()[objects]
+    return float((predicted == label[objects]).mean()), CONTEXT_CLASSES[int(np.bincount(predicted).argmax())]
+
+
+scene = cue_samples[0]
+top, left, size, _ = beacon_box(scene["label"])
+side = scene["label"].shape[0]
+corners = [(y, x) for y in (2, side - size - 2) for x in (2, side - size - 2)
+           if (y, x) != (top, left) and not (scene["label"][y:y + size, x:x + size] >= TEAM_CLASSES[0]).any()]
+original = beacon_team(scene["image"], scene["label"])
+for team in range(len(TEAM_CLASSES)):
+    picture, label = recolour_beacon(scene["image"], scene["label"], team)
+    if corners:
+        picture, label = move_beacon(picture, label, *corners[0])
+    (intact, _), (ablated, mostly) = (team_share(trained_model, picture, label, step) for step in (None, "short-range"))
+    print(f"beacon {CONTEXT_CLASSES[TEAM_CLASSES[team]]:>10}" + (" (its own colour)" if team == original else "")
+          + f", moved to {corners[0] if corners else 'nowhere (no free corner)'}: object pixels on that team "
+          f"{intact:.0%} intact, {ablated:.0%} without the short-range step (which calls most of them {mostly})")
+print("A model that gives every object one team scores 100 % on that team whatever the beacon says: read the "
+      "ablated column across the three colours, not one line alone.")
 
 # %% [markdown]
 # ## Further reading

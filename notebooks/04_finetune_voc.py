@@ -56,7 +56,7 @@ SAVE_AS = None            # final weights; None: data/samples/checkpoints/ (samp
 SEED = 0
 CONTEXT_HEADS = ("isa", "none")  # the ISA experiment: heads trained live on the context task (one seed each)
 CONTEXT_SEED = 0
-CONTEXT_ITERS = None      # None: 20 when QUICK, else the teaching recipe's 500
+CONTEXT_ITERS = None      # None: 20 when QUICK, else the teaching recipe's 1000
 OWN_DATA_ROOT = None      # your folder data set (classes.txt, images/, masks/) for the last section; None: synthetic
 
 # %% [markdown]
@@ -293,13 +293,16 @@ if quick:
 # **beacon** (red, green or blue) and two to four grey objects, all drawn alike. An object's class is the *team*
 # of the beacon in the same picture: the same grey square is "red team" in one picture and "blue team" in the
 # next, and the beacon is always far from every object (at least 30 % of the picture side away). A pixel on an
-# object can only be labelled by reading a pixel far from it.
+# object can only be labelled by reading a pixel far from it. This is the **relay task** (`context`): its beacon
+# is small (16 px), so few of ISA's long-range groups hold it and most object pixels get the team in two hops
+# (notebook 02 shows it; `isanet.data.context` says the geometry).
 #
 # **The teaching model** (`isanet.engine.recipes.TEACHING`, `isanet train ... --recipe teaching --head H`): a
 # ResNet-V1c-10 at width 16, whose receptive field around an object pixel is small against the 160-px picture,
-# on whole pictures, with `down_factor` $(P_h, P_w) = (4, 4)$ on the $20 \times 20$ feature map: 25 blocks of
-# $4 \times 4$ and 16 long-range groups of $5 \times 5$ pixels, so both ISA steps attend over several pixels and
-# both learn (`tests/engine/test_recipes.py` checks the gradients of all four query/key projections).
+# on whole pictures, with the published `down_factor` $(8, 8)$ on the $20 \times 20$ feature map (padded to
+# $24 \times 24$): 9 blocks of $8 \times 8$ and 64 long-range groups of $3 \times 3$ pixels, so both ISA steps
+# attend over several pixels and both learn (`tests/engine/test_recipes.py` checks the gradients of all four
+# query/key projections).
 
 # %%
 context_samples = teaching_samples(ROOT, "val")[:4]
@@ -326,8 +329,8 @@ display(plot_predictions([{"image": s["image"], "maps": [s["label"]]} for s in c
 # **Predict first.** Which heads can label the objects? Write down, for `none`, `window`, `isa` and `dense`,
 # whether you expect it to reach the mIoU of a head that reads the beacon, before the cells below run.
 #
-# One live run per head in `CONTEXT_HEADS` (seed `CONTEXT_SEED`): the teaching recipe's 500 iterations, a few
-# CPU-minutes each (`QUICK`: 20 iterations, which show only that the experiment runs).
+# One live run per head in `CONTEXT_HEADS` (seed `CONTEXT_SEED`): the teaching recipe's 1000 iterations, about
+# four CPU-minutes each (`QUICK`: 20 iterations, which show only that the experiment runs).
 
 # %%
 context_iters = CONTEXT_ITERS or (TEACHING_QUICK_ITERS if quick else TEACHING_FULL_ITERS)
@@ -344,15 +347,18 @@ if quick:
 # %% [markdown]
 # One seed per head cannot rank the heads: the spread over seeds must be known first. The **reference run** below
 # was not computed by this notebook: `benchmarks/context_experiment.py` trained every head with three seeds
-# (the machine is printed with it; its table is also in `benchmarks/README.md`). The bars are the means, the
-# dots the seeds, the whiskers the min-max range.
+# (the machine is printed with it; its table is also in `benchmarks/README.md`). It was run on the **one-hop**
+# task (`context-one-hop`: a 32-px beacon that every long-range group of `down_factor` (4, 4) holds, recipe
+# `teaching-one-hop`), not on the relay task the live runs above trained on: the cell prints which. The bars are
+# the means, the dots the seeds, the whiskers the min-max range.
 
 # %%
 reference = reference_results()
 context_summary = summarize(reference["rows"])
-display(plot_head_comparison(context_summary, title="context task, reference run (SYNTHETIC)"))
+display(plot_head_comparison(context_summary, title=f"{reference['task']} task, reference run (SYNTHETIC)"))
 display(Markdown(format_summary(context_summary, reference.get("attention_costs"))))
-print(f"reference run: {reference['iters'] or TEACHING_FULL_ITERS} iterations per run; {reference['machine']}")
+print(f"reference run: task {reference['task']!r}, recipe {reference['recipe']!r}, "
+      f"{reference['rows'][0]['iters']} iterations per run; {reference['machine']}")
 gap = gaps(context_summary)
 spread = largest_spread(context_summary, ("isa", "dense", "none"))
 isa_vs_dense = context_summary["isa"]["mean"] - context_summary["dense"]["mean"]

@@ -412,7 +412,7 @@ def test_bench_model_counts_the_windows_before_building(capsys):
 
 @pytest.mark.parametrize("command", ["predict", "eval"])
 def test_predict_and_eval_refuse_a_test_scale_over_the_cap_before_any_picture(tmp_path, capsys, voc_root, command):
-    teaching = teaching_checkpoint()  # 1.7 MB, but a 4096 x 4096 picture's long-range affinity is 34 GiB
+    teaching = teaching_checkpoint()  # 1.7 MB, but a 4096 x 4096 picture's affinities need 10.5 GiB
     picture = tmp_path / "a.png"
     cv2.imwrite(str(picture), np.zeros((8, 8, 3), np.uint8))
     argv = {"predict": ["predict", picture, "--model", VOC, "--out", tmp_path / "out"],
@@ -421,7 +421,7 @@ def test_predict_and_eval_refuse_a_test_scale_over_the_cap_before_any_picture(tm
         "--checkpoint", str(teaching), "--scale", "4096", "4096"]))
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.endswith("test scale 4096x4096: a single-scale prediction of a 4096x4096 picture needs "
-                                      "about 34.4 GiB at its peak (estimated before allocating), more than the "
+                                      "about 10.5 GiB at its peak (estimated before allocating), more than the "
                                       "memory cap of 8 GiB (--memory-cap-gb 8): a smaller input, or a larger cap")
     assert seconds < 1 and peak < 2**23 and not (tmp_path / "out").exists()
     code, err = cli(capsys, *argv, "--checkpoint", teaching, "--scale", 512, 512, "--memory-cap-gb", "0.01")

@@ -11,6 +11,7 @@ Kept apart from the readers so that :mod:`isanet.data.datasets` (the published l
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from isanet.data.context import CONTEXT_DEFAULTS, CONTEXT_MIN_SIZE, write_context
+from isanet.data.context import CONTEXT_DEFAULTS, CONTEXT_MIN_SIZE, CONTEXT_TASKS, beacon_pixels, write_context
 from isanet.data.datasets import ADE20KDataset, CityscapesDataset, DatasetError, SegDataset, VOCDataset
 from isanet.data.folder import FolderDataset
 from isanet.data.synthetic import (
@@ -50,6 +51,12 @@ class DatasetSpec:
     max_object_classes: int | None = None  # how many object classes ``object_classes`` may ask for; None: no option
     defaults: dict = field(default_factory=lambda: dict(SAMPLE_DEFAULTS))  # num_train, num_val, size
     min_size: int = 16  # the smallest image width the writer can draw
+    #: ``size -> line`` for SAMPLE_DATA.txt: what tells two samples of one layout apart (the context task's geometry)
+    describe: Callable[[int], str] | None = None
+
+
+def _describe_context(beacon_side: float, size: int) -> str:
+    return f"Geometry: a beacon of {beacon_pixels(size, beacon_side)} px on {size}-px pictures.\n"
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -61,9 +68,11 @@ DATASETS: dict[str, DatasetSpec] = {
                           "annotations/{training,validation}/", Path("ADEChallengeData2016")),
     "folder": DatasetSpec(FolderDataset, write_folder, "your own: classes.txt (+ palette.txt), images/SPLIT/, "
                           "masks/SPLIT/", None, len(FOLDER_CLASSES) - 1),
-    "context": DatasetSpec(FolderDataset, write_context, "the context task (isanet.data.context) in the folder "
-                           "layout; read it with --dataset folder", None, None, dict(CONTEXT_DEFAULTS),
-                           CONTEXT_MIN_SIZE),
+    **{task.kind: DatasetSpec(FolderDataset, functools.partial(write_context, kind=task.kind),
+                              f"{task.summary} (isanet.data.context), in the folder layout; read it with --dataset "
+                              "folder", None, None, dict(CONTEXT_DEFAULTS), CONTEXT_MIN_SIZE,
+                              functools.partial(_describe_context, task.beacon_side))
+       for task in CONTEXT_TASKS.values()},
 }
 
 NOTICE = ("SYNTHETIC SAMPLE DATA written by isanet ({kind}, seed {seed}, {num_train} train / {num_val} val images).\n"
@@ -95,7 +104,7 @@ def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int |
     ``num_train``, ``num_val``, ``size`` (the image width in pixels) default to the kind's
     (:attr:`DatasetSpec.defaults`: 8 / 4 / 128, the context task 96 / 24 / 160). Returns the data set's own
     top folder (``VOCdevkit/VOC2012``, ``cityscapes``, ``ADEChallengeData2016``, or ``out_dir`` itself for
-    "folder" and "context"), which also holds a
+    "folder" and the context tasks), which also holds a
     ``SAMPLE_DATA.txt`` saying the data is synthetic. ``label_ids_only`` (Cityscapes) writes only the official
     ``*_gtFine_labelIds.png`` files. ``object_classes`` (VOC, folder) draws the objects from the first that many
     object classes only (default: all 20 for VOC, 4 of 7 for folder). "folder" writes into ``out_dir`` itself,
@@ -127,6 +136,8 @@ def write_sample_dataset(kind: str, out_dir: str | os.PathLike, num_train: int |
         options["object_classes"] = object_classes
     rng, notice = np.random.default_rng(seed), NOTICE.format(kind=kind, seed=seed, num_train=num_train,
                                                             num_val=num_val)
+    if spec.describe is not None:
+        notice += spec.describe(size)
     if spec.top is None:
         out = Path(out_dir)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):

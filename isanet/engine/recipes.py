@@ -7,21 +7,25 @@ in :class:`~isanet.engine.config.TrainConfig`) still override it, and the checkp
 (``TrainConfig(**recipe.config_fields())``, as the notebooks' sample fine-tune does), the run records the same
 settings and no name. :data:`RECIPES` holds them all.
 
-``teaching``: the model whose attention the notebooks show, trained on the context task
-(:mod:`isanet.data.context`, ``isanet sample-data context``). Why each setting:
+``teaching``: the model whose attention the notebooks show, trained on the relay task (``context``,
+:mod:`isanet.data.context`, ``isanet sample-data context``), where ISA needs both of its steps. Why each setting:
 
 - **ResNet-V1c-10 at width 16** (one block a stage, 16-32-64-128 channels; a checkpoint of about 2 MB): its
   receptive field is small against the 160-px pictures, so the beacon that decides an object's class is out of
   reach of the convolutions and must come through the head's attention.
 - **Whole 160-px pictures as crops** (``RandomResize`` ratio 0.75-1.0 of 160, padded to 160): a crop never
   cuts the beacon out, which would make its objects' labels undecidable.
-- **down_factor (4, 4)** on the 20 x 20 feature map: 25 blocks of 4 x 4 and 16 long-range groups of 5 x 5,
-  in training and validation alike, so both ISA steps attend over several pixels and both get gradients
-  (``tests/engine/test_recipes.py`` checks the query and key projections of both). The published (8, 8) on a
-  map this small would leave the long-range step groups of one pixel: a softmax over one key is always 1, and
-  its projections would never learn.
-- **The schedule** (``iters`` steps of ``batch_size`` pictures at ``lr``: :data:`TEACHING`'s settings): about
-  three CPU-minutes on one thread (``benchmarks/context_experiment.py`` times it).
+- **down_factor (8, 8)**, the published one, on the 20 x 20 feature map (padded to 24 x 24): 64 long-range
+  groups of 9 pixels 8 apart and 9 blocks of 8 x 8. The relay task's 16-px beacon holds only 4 to 9 of the 64
+  groups, so most object pixels get the team through a relay pixel of their block: long range, then short range.
+  Both steps attend over several pixels, so both get gradients (``tests/engine/test_recipes.py`` checks the
+  query and key projections of both).
+- **The schedule** (``iters`` steps of ``batch_size`` pictures at ``lr``: :data:`TEACHING`'s settings, chosen by
+  the seed sweeps in ``benchmarks/README.md``): about four CPU-minutes on one thread.
+
+``teaching-one-hop``: the first teaching model's recipe, kept as the contrast, for the one-hop task
+(``context-one-hop``): ``down_factor (4, 4)`` (16 groups of 25, 25 blocks of 4 x 4), 500 iterations at lr 0.05.
+Its 32-px beacon covers every long-range group, so the long-range step alone decides the objects.
 
 ``voc-sample``: notebook 04's fine-tune of the synthetic VOC sample (``isanet sample-data voc`` with
 :data:`VOC_SAMPLE_DATA`: 16 train / 8 val 128-px images whose objects belong to the first 5 VOC object classes):
@@ -47,7 +51,7 @@ seed 1) reaches an mIoU of about 7 after 150 iterations, 15 after 600::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -91,15 +95,23 @@ SETTINGS = tuple(item.name for item in fields(Recipe) if item.name not in ("name
 
 
 #: The teaching model's architecture (``head`` added per run): see the module docstring for why.
-TEACHING_MODEL = dict(depth=10, backbone_width=16, channels=64, isa_channels=32, aux_channels=32, down_factor=(4, 4))
+TEACHING_MODEL = dict(depth=10, backbone_width=16, channels=64, isa_channels=32, aux_channels=32, down_factor=(8, 8))
 
 TEACHING = Recipe(
     name="teaching",
-    description="the context task's teaching model: ResNet-V1c-10 x16, whole 160-px pictures, down_factor 4x4",
-    iters=500, crop_size=(160, 160), batch_size=8, lr=0.05, resize_scale=(160, 160), resize_ratio=(0.75, 1.0),
-    val_scale=(160, 160), save_every=500, eval_every=100,
+    description="the relay task's teaching model: ResNet-V1c-10 x16, whole 160-px pictures, down_factor 8x8",
+    iters=1000, crop_size=(160, 160), batch_size=8, lr=0.02, resize_scale=(160, 160), resize_ratio=(0.75, 1.0),
+    val_scale=(160, 160), save_every=1000, eval_every=100,
     model_overrides=TEACHING_MODEL,
 )
+
+TEACHING_ONE_HOP = replace(
+    TEACHING, name="teaching-one-hop",
+    description="the one-hop task's model (the first teaching model): as teaching, down_factor 4x4, 500 iterations",
+    iters=500, lr=0.05, save_every=500, model_overrides={**TEACHING_MODEL, "down_factor": (4, 4)},
+)
+#: The recipe of each context task (:data:`isanet.data.context.CONTEXT_TASKS`).
+TASK_RECIPES = {"context": TEACHING, "context-one-hop": TEACHING_ONE_HOP}
 
 VOC_SAMPLE = Recipe(
     name="voc-sample",
@@ -111,7 +123,7 @@ VOC_SAMPLE = Recipe(
 #: The sample :data:`VOC_SAMPLE` was measured on: ``write_sample_dataset("voc", out_dir, **VOC_SAMPLE_DATA)``.
 VOC_SAMPLE_DATA: Mapping[str, int] = MappingProxyType(dict(num_train=16, num_val=8, size=128, object_classes=5))
 
-RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (TEACHING, VOC_SAMPLE)}
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (TEACHING, TEACHING_ONE_HOP, VOC_SAMPLE)}
 
 
 def get_recipe(name: str) -> Recipe:

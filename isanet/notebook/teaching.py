@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from isanet.data.context import CONTEXT_DEFAULTS
+from isanet.data.context import CONTEXT_DEFAULTS, CONTEXT_TASKS, beacon_pixels
 from isanet.data.registry import write_sample_dataset
 from isanet.engine.config import DEFAULT_MODEL, TrainConfig
-from isanet.engine.recipes import TEACHING
+from isanet.engine.recipes import TASK_RECIPES, TEACHING
 from isanet.engine.trainer import train
 from isanet.notebook.session import repo_root
 
@@ -41,34 +41,44 @@ REFERENCE_RESULTS = ASSETS / "context_experiment.json"
 OPENCV_VERSION = "5.0.0"
 #: The context task the teaching model is trained and measured on (``isanet sample-data context`` defaults).
 TEACHING_DATA = dict(seed=0, **CONTEXT_DEFAULTS)
+#: The task the notebooks teach with: the relay task, on which ISA needs both steps.
+TEACHING_TASK = "context"
 #: Iterations of a quick (test-runner) run: every code path, far too few to learn.
 QUICK_ITERS = 20
 FULL_ITERS = TEACHING.iters
 
 
-def teaching_data(root: str | os.PathLike | None = None, quiet: bool = False) -> Path:
-    """The context task's folder (``data/samples/context_seed0``), written on first use."""
-    folder = Path(root or repo_root()) / "data" / "samples" / f"context_seed{TEACHING_DATA['seed']}"
+def teaching_data(root: str | os.PathLike | None = None, quiet: bool = False, task: str = TEACHING_TASK) -> Path:
+    """The context task ``task`` (a kind of :data:`isanet.data.context.CONTEXT_TASKS`) written once under
+    ``data/samples/``. The folder is named by the kind and the beacon's size (``context-16px_seed0``), so a folder
+    an older checkout wrote with another geometry is never read as this one."""
+    if task not in CONTEXT_TASKS:
+        raise ValueError(f"unknown context task {task!r}: choose one of {sorted(CONTEXT_TASKS)}")
+    beacon = beacon_pixels(TEACHING_DATA["size"], CONTEXT_TASKS[task].beacon_side)
+    folder = Path(root or repo_root()) / "data" / "samples" / f"{task}-{beacon}px_seed{TEACHING_DATA['seed']}"
     if not (folder / "SAMPLE_DATA.txt").is_file():
-        write_sample_dataset("context", folder, **TEACHING_DATA)
+        write_sample_dataset(task, folder, **TEACHING_DATA)
         if not quiet:
-            print(f"wrote the SYNTHETIC context task to {folder}")
+            print(f"wrote the SYNTHETIC context task {task!r} to {folder}")
     return folder
 
 
 def teaching_config(work_dir: str | os.PathLike, root: str | os.PathLike | None = None, *, head: str = "isa",
                     seed: int = 0, iters: int | None = None, quick: bool = False, quiet: bool = True,
-                    **overrides) -> TrainConfig:
-    """One run of the teaching recipe on the context task: ``head`` and ``seed`` (weights and data order; the
-    data set itself is always :data:`TEACHING_DATA`). ``quick``: :data:`QUICK_ITERS` iterations on a few
-    validation images; ``overrides``: any other :class:`TrainConfig` field."""
-    iters = iters or (QUICK_ITERS if quick else FULL_ITERS)
+                    task: str = TEACHING_TASK, **overrides) -> TrainConfig:
+    """One run of the task's recipe (:data:`isanet.engine.recipes.TASK_RECIPES`: ``teaching`` for the relay task)
+    on the context task ``task``: ``head`` and ``seed`` (weights and data order; the data set itself is always
+    :data:`TEACHING_DATA`). ``quick``: :data:`QUICK_ITERS` iterations on a few validation images; ``overrides``:
+    any other :class:`TrainConfig` field."""
+    data_root = teaching_data(root, quiet=quiet, task=task)
+    recipe = TASK_RECIPES[task]
+    iters = iters or (QUICK_ITERS if quick else recipe.iters)
     settings = dict(iters=iters, save_every=iters, keep_checkpoints=1, progress=False,
-                    eval_every=iters if quick else min(TEACHING.eval_every, iters),
+                    eval_every=iters if quick else min(recipe.eval_every, iters),
                     model_overrides={"head": head}, limit_val=4 if quick else None)
     settings.update(overrides)
-    return TrainConfig(name=DEFAULT_MODEL, recipe=TEACHING.name, data_root=teaching_data(root, quiet=quiet),
-                       work_dir=work_dir, device="cpu", seed=seed, dataset="folder", **settings)
+    return TrainConfig(name=DEFAULT_MODEL, recipe=recipe.name, data_root=data_root, work_dir=work_dir, device="cpu",
+                       seed=seed, dataset="folder", **settings)
 
 
 def train_teaching(work_dir: str | os.PathLike, root: str | os.PathLike | None = None, *, head: str = "isa",
@@ -84,8 +94,10 @@ def train_teaching(work_dir: str | os.PathLike, root: str | os.PathLike | None =
             on_log(record)
 
     cpu, wall = time.process_time(), time.perf_counter()
-    summary = train(teaching_config(work_dir, root, head=head, seed=seed, **options), on_log=keep)
-    return {"head": head, "seed": seed, "iters": summary["iter"], "mIoU": summary["last_eval"].get("mIoU"),
+    config = teaching_config(work_dir, root, head=head, seed=seed, **options)
+    summary = train(config, on_log=keep)
+    return {"task": options.get("task", TEACHING_TASK), "recipe": config.recipe, "head": head, "seed": seed,
+            "iters": summary["iter"], "mIoU": summary["last_eval"].get("mIoU"),
             "curve": records, "cpu_s": round(time.process_time() - cpu, 1),
             "wall_s": round(time.perf_counter() - wall, 1), "checkpoint": summary["last_checkpoint"]}
 
@@ -107,11 +119,12 @@ def teaching_transform():
     return TestTransform(tuple(TEACHING.val_scale), test.mean, test.std)
 
 
-def teaching_samples(root: str | os.PathLike | None = None, split: str = "val") -> list[dict]:
+def teaching_samples(root: str | os.PathLike | None = None, split: str = "val",
+                     task: str = TEACHING_TASK) -> list[dict]:
     """The context task's ``split`` as ``{"image", "label", ...}`` samples (the folder reader's)."""
     from isanet.data.registry import build_dataset
 
-    return list(build_dataset("folder", teaching_data(root, quiet=True), split, progress=False))
+    return list(build_dataset("folder", teaching_data(root, quiet=True, task=task), split, progress=False))
 
 
 def random_copy(model, seed: int = 0):

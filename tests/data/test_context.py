@@ -13,10 +13,17 @@ from isanet.data.context import (
     BEACON,
     CONTEXT_CLASSES,
     CONTEXT_PALETTE,
+    CONTEXT_TASKS,
     MIN_CUE_DISTANCE,
+    ONE_HOP_BEACON_SIDE,
+    RELAY_BEACON_SIDE,
     TEAM_CLASSES,
     TEAM_COLOURS,
+    beacon_box,
+    beacon_team,
     context_scene,
+    move_beacon,
+    recolour_beacon,
 )
 from isanet.data.registry import build_dataset, write_sample_dataset
 
@@ -85,3 +92,74 @@ def test_the_cli_writes_it_with_its_own_defaults(tmp_path, capsys):
     assert len(list((tmp_path / "ctx" / "images" / "val").iterdir())) == 2
     assert main(["sample-data", "context", "--out", str(tmp_path / "x"), "--object-classes", "2"]) == 2
     assert "object_classes applies to" in capsys.readouterr().err
+
+
+def beacon_offsets(label: np.ndarray, stride: int, groups: int) -> set[tuple[int, int]]:
+    """The long-range groups (offsets ``(row mod groups, col mod groups)`` on the stride-``stride`` feature map)
+    of the feature pixels the beacon's input pixels fall in."""
+    rows, cols = np.nonzero(label == BEACON)
+    return {(int(r) // stride % groups, int(c) // stride % groups) for r, c in zip(rows, cols, strict=True)}
+
+
+@pytest.mark.parametrize("kind, beacon_px, groups, least, most", [
+    ("context", 16, 8, 4, 9),  # the relay task: 2-3 feature pixels a side, 4 to 9 of the 64 groups of (8, 8)
+    ("context-one-hop", 32, 4, 16, 16),  # 4-5 feature pixels a side: every one of the 16 groups of (4, 4)
+])
+def test_the_two_geometries_are_what_the_docstring_says(tmp_path, kind, beacon_px, groups, least, most):
+    top = write_sample_dataset(kind, tmp_path / kind, num_train=12, num_val=1, seed=2)
+    assert f"({kind}, seed 2, 12 train / 1 val" in (top / "SAMPLE_DATA.txt").read_text()
+    assert f"a beacon of {beacon_px} px on 160-px pictures" in (top / "SAMPLE_DATA.txt").read_text()
+    counts = []
+    for mask in sorted((top / "masks" / "train").glob("*.png")):
+        label = np.array(Image.open(mask))
+        assert beacon_box(label)[2:] == (beacon_px, beacon_px)
+        counts.append(len(beacon_offsets(label, stride=8, groups=groups)))
+    assert least <= min(counts) and max(counts) <= most, counts
+    assert CONTEXT_TASKS[kind].beacon_side == {16: RELAY_BEACON_SIDE, 32: ONE_HOP_BEACON_SIDE}[beacon_px]
+
+
+def test_context_scene_takes_the_beacon_side():
+    relay, one_hop = (context_scene(np.random.default_rng(4), 160, 1, side) for side in
+                      (RELAY_BEACON_SIDE, ONE_HOP_BEACON_SIDE))
+    assert beacon_box(relay[1])[2:] == (16, 16) and beacon_box(one_hop[1])[2:] == (32, 32)
+
+
+def test_recolouring_the_beacon_changes_its_team_and_the_objects_labels_only():
+    image, label = context_scene(np.random.default_rng(0), 128, team=0)
+    assert beacon_team(image, label) == 0
+    for team in (1, 2, 0):
+        recoloured, relabelled = recolour_beacon(image, label, team)
+        assert beacon_team(recoloured, relabelled) == team
+        outside = label != BEACON
+        assert np.array_equal(recoloured[outside], image[outside])  # only the beacon's pixels change
+        assert set(np.unique(relabelled[label >= 2])) == {TEAM_CLASSES[team]}
+        assert np.array_equal(relabelled[label < 2], label[label < 2])
+        # the light level stays: the beacon's mean colour is the team's colour times the picture's light
+        light = image[label == BEACON].mean() / np.mean(TEAM_COLOURS[0])
+        mean = recoloured[label == BEACON].astype(float).mean(axis=0)
+        assert np.abs(mean - light * np.array(TEAM_COLOURS[team])).max() < 6, (mean, light)
+    with pytest.raises(ValueError, match="team must be 0"):
+        recolour_beacon(image, label, 3)
+
+
+def test_moving_the_beacon_keeps_its_pixels_and_refuses_objects_and_the_edge():
+    image, label = context_scene(np.random.default_rng(1), 128, team=2)
+    y, x, height, width = beacon_box(label)
+    free = [(top, left) for top in range(0, 128 - height, 4) for left in range(0, 128 - width, 4)
+            if (label[top:top + height, left:left + width] == 0).all()
+            and (abs(top - y) >= height or abs(left - x) >= width)]
+    top, left = free[len(free) // 2]
+    moved, relabelled = move_beacon(image, label, top, left)
+    assert beacon_box(relabelled) == (top, left, height, width)
+    assert np.array_equal(moved[top:top + height, left:left + width], image[y:y + height, x:x + width])
+    assert (relabelled[y:y + height, x:x + width] == 0).all()
+    background = {tuple(pixel) for pixel in image[label == 0]}
+    assert all(tuple(pixel) in background for pixel in moved[y:y + height, x:x + width].reshape(-1, 3))
+    assert np.array_equal(relabelled[label >= 2], label[label >= 2])  # the objects are untouched
+    rows, cols = np.nonzero(label >= 2)
+    with pytest.raises(ValueError, match="would cover object pixels"):
+        move_beacon(image, label, min(int(rows[0]), 128 - height), min(int(cols[0]), 128 - width))
+    with pytest.raises(ValueError, match="would leave the 128 x 128 picture"):
+        move_beacon(image, label, 128 - height + 1, 0)
+    with pytest.raises(ValueError, match="no beacon pixel"):
+        beacon_box(np.zeros((8, 8), np.uint8))

@@ -43,12 +43,14 @@ def one_step_gradients(config: TrainConfig) -> tuple[Trainer, dict[str, float]]:
     return trainer, sums
 
 
-def test_both_isa_steps_get_query_and_key_gradients_under_the_teaching_recipe(context_root, tmp_path):
-    config = TrainConfig(data_root=context_root, work_dir=tmp_path / "run", recipe="teaching", iters=1,
+@pytest.mark.parametrize("recipe, down_factor", [("teaching", (8, 8)), ("teaching-one-hop", (4, 4))])
+def test_both_isa_steps_get_query_and_key_gradients_under_the_teaching_recipes(context_root, tmp_path, recipe,
+                                                                               down_factor):
+    config = TrainConfig(data_root=context_root, work_dir=tmp_path / "run", recipe=recipe, iters=1,
                          eval_every=0, progress=False, device="cpu")
     trainer, sums = one_step_gradients(config)
     assert trainer.config.crop_size == TEACHING.settings["crop_size"]
-    assert trainer.state.bare_model.config.down_factor == (4, 4)
+    assert trainer.state.bare_model.config.down_factor == down_factor
     assert all(value > 0 for value in sums.values()), sums
 
 
@@ -64,7 +66,7 @@ def test_the_old_sample_setting_leaves_the_long_range_step_without_gradient(cont
 
 def test_the_recipe_is_recorded_and_options_still_override_it(context_root, tmp_path):
     config = TrainConfig(data_root=context_root, work_dir=tmp_path / "run", recipe="teaching", iters=2,
-                         save_every=2, eval_every=0, lr=0.02, model_overrides={"head": "dense"}, progress=False,
+                         save_every=2, eval_every=0, lr=0.03, model_overrides={"head": "dense"}, progress=False,
                          device="cpu")
     trainer = Trainer(config)
     for _ in trainer.run():
@@ -72,7 +74,7 @@ def test_the_recipe_is_recorded_and_options_still_override_it(context_root, tmp_
     trainer.close()
     meta = torch.load(tmp_path / "run" / "latest.pth", weights_only=True)["meta"]
     assert meta["recipe"] == "teaching"
-    assert meta["config"]["lr"] == 0.02 and meta["config"]["iters"] == 2
+    assert meta["config"]["lr"] == 0.03 != TEACHING.lr and meta["config"]["iters"] == 2
     assert meta["config"]["crop_size"] == [160, 160] and meta["config"]["val_scale"] == [160, 160]
     assert meta["model_config"]["head"] == "dense" and meta["model_config"]["depth"] == 10
     assert meta["model_config"]["backbone_width"] == 16
@@ -92,8 +94,8 @@ def test_an_unknown_recipe_is_refused_with_the_known_ones():
 
 
 def test_every_preset_is_a_frozen_entry_of_the_one_registry():
-    assert {name: recipe.name for name, recipe in RECIPES.items()} == {"teaching": "teaching",
-                                                                        "voc-sample": "voc-sample"}
+    assert {name: recipe.name for name, recipe in RECIPES.items()} == {
+        "teaching": "teaching", "teaching-one-hop": "teaching-one-hop", "voc-sample": "voc-sample"}
     with pytest.raises(dataclasses.FrozenInstanceError):
         TEACHING.iters = 1
     with pytest.raises(TypeError):
@@ -101,6 +103,11 @@ def test_every_preset_is_a_frozen_entry_of_the_one_registry():
     assert VOC_SAMPLE.settings == dict(iters=300, crop_size=(64, 64), batch_size=4, lr=0.05, resize_scale=(512, 128),
                                        val_scale=(512, 128), save_every=100, eval_every=50)
     assert VOC_SAMPLE.model_overrides == TINY
+    # the first teaching model's recipe, kept for the one-hop task: only the schedule and down_factor differ
+    one_hop = get_recipe("teaching-one-hop")
+    assert {name: value for name, value in one_hop.settings.items() if TEACHING.settings[name] != value} == dict(
+        iters=500, lr=0.05, save_every=500)
+    assert dict(one_hop.model_overrides) == {**TEACHING.model_overrides, "down_factor": (4, 4)}
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))

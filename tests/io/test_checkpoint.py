@@ -230,4 +230,4 @@ def test_weights_are_checked_against_the_meta_before_a_model_is_built(tiny_model
 
 def test_the_teaching_checkpoint_still_loads_through_the_checks():
     model = load_model(teaching_checkpoint())
-    assert model.config.down_factor == (4, 4) and model.config.backbone_width == 16
+    assert model.config.down_factor == (8, 8) and model.config.backbone_width == 16

@@ -104,13 +104,15 @@ def test_attention_command_teaching_writes_the_teaching_models_weights(tmp_path,
     payload = json.loads(re.search(r"const D = (\{.*?\});\n", (tmp_path / "p.html").read_text()).group(1))
     assert payload["model"] == TEACHING_LABEL and payload["note"] == TEACHING_NOTE
     assert payload["image"]["width"] == 160 and payload["feature"] == {"height": 15, "width": 20}
-    shown = explorer_html.dequantise_rows(_decoded(payload["long_range"]["codes"], np.uint8).reshape(-1, 20),
-                                          _decoded(payload["long_range"]["scale"], np.float32))
     resized = read_image(tmp_path / "mine.png")
     resized = resize_image(resized, (120, 160))
     model = teaching_choice().load().eval()
     captured = capture(model, normalize(resized, IMAGENET_MEAN, IMAGENET_STD)[None])
-    weights = captured.isa.long_range[0].reshape(-1, 20).double().numpy()  # the 20 keys of each 4 x 5 group
+    keys = captured.isa.partition.glb_h * captured.isa.partition.glb_w
+    assert keys == 2 * 3  # the 15 x 20 map in blocks of 8 x 8: 2 x 3 blocks, so 6 keys in each long-range group
+    weights = captured.isa.long_range[0].reshape(-1, keys).double().numpy()
+    shown = explorer_html.dequantise_rows(_decoded(payload["long_range"]["codes"], np.uint8).reshape(-1, keys),
+                                          _decoded(payload["long_range"]["scale"], np.float32))
     assert payload["long_range"]["shape"] == list(captured.isa.long_range[0].shape)
     assert np.abs(shown - weights).max() <= weights.max() / 510 + 1e-9, "the page must hold the teaching model's maps"
 

@@ -18,7 +18,7 @@ def test_the_menu_opens_on_the_teaching_model(tmp_path, one_thread) -> None:
     assert teaching.label == TEACHING_LABEL and teaching.path == SHIPPED_CHECKPOINT
     assert "SYNTHETIC" in teaching.note and teaching.note == TEACHING_NOTE
     model = teaching.load()
-    assert model.config.head == "isa" and model.config.down_factor == (4, 4)
+    assert model.config.head == "isa" and model.config.down_factor == (8, 8)
     assert model.config.depth == 10 and model.config.backbone_width == 16
     random = twin.load()
     assert random.config == model.config, "the random twin must be the same architecture"
