@@ -46,7 +46,8 @@
 IMAGE_FILE = None        # any picture file (e.g. "my_photo.jpg") to explore; None: a validation picture
 DATA_ROOT = None         # a Cityscapes / ADE20K / VOC root (e.g. "data/cityscapes"); None: the context task
 DATASET = "cityscapes"   # how to read DATA_ROOT: "cityscapes", "ade20k" or "voc"
-IMAGE_INDEX = 0          # which validation picture to show (when IMAGE_FILE is None)
+IMAGE_INDEX = 2          # which validation picture to show (when IMAGE_FILE is None); 2: a green-team context
+                         # picture, where the relay shows plainest (the relay cell measures every team)
 IMAGE_WIDTH = 160        # the picture is resized to this width first: 160 px is the one size the teaching model
                          # learnt; use e.g. 512 for a zoo model on a real picture
 MODEL = "isanet_r50-d8_4xb2-40k_cityscapes-512x1024"  # zoo architecture of the menu's R-50 "random weights" entry
@@ -108,15 +109,17 @@ import contextlib
 
 import numpy as np
 import torch
+from IPython.display import display
 
 from isanet.analysis.identity_step import identity_step
 from isanet.analysis.isa_matrices import attention_matrices
 from isanet.analysis.probe import composed_map
-from isanet.analysis.relay import relay_over_images
-from isanet.analysis.same_class import cue_attention, same_class_over_images
+from isanet.analysis.relay import relay_offsets, relay_over_images, relay_weight_map
+from isanet.analysis.same_class import cue_attention, labels_at_features, same_class_over_images
 from isanet.data.context import (
     BEACON,
     CONTEXT_CLASSES,
+    CONTEXT_PALETTE,
     TEAM_CLASSES,
     beacon_box,
     beacon_team,
@@ -132,6 +135,7 @@ from isanet.io.checkpoint import load_model, read_checkpoint
 from isanet.models.isa import Partition
 from isanet.notebook.attention_explorer import AttentionExplorer
 from isanet.notebook.model_menu import model_choices
+from isanet.notebook.plots import plot_predictions
 from isanet.notebook.session import configure_torch, quick_mode, repo_root, resolve_path
 from isanet.notebook.teaching import (
     random_copy,
@@ -152,6 +156,7 @@ else:
     sample = validation[IMAGE_INDEX]
     picture = sample["image"]
     source = f"image {sample['path']}" + ("" if data_root else " (SYNTHETIC context task)")
+context_label = sample["label"] if image_file is None and data_root is None else None  # the context task's
 height, width = picture.shape[:2]
 image = resize_image(picture, rescale_size(height, width, (IMAGE_WIDTH, IMAGE_WIDTH)))
 print(f"{source} ({height}x{width}) shown at {image.shape[0]}x{image.shape[1]}, device {device}")
@@ -187,9 +192,12 @@ if not any(choice.kind == "zoo" for choice in choices):
 # %% [markdown]
 # ## Explore
 #
-# **Click the picture** to choose the query pixel (try a grey object, then the beacon) (or hover it and use the arrow keys, or move the *row* /
-# *col* sliders, which count feature pixels). The orange box is the pixel's block (its short-range group), the
-# blue dots its long-range group. Below, each panel is one map over the image; the white star is the query.
+# **Click the picture** to choose the query pixel (or hover it and use the arrow keys, or move the *row* / *col*
+# sliders, which count feature pixels). The orange box is the pixel's block (its short-range group), the blue
+# dots its long-range group. Below, each panel is one map over the image; the white star is the query. On a
+# context picture the explorer opens on a grey object pixel whose long-range group holds no beacon pixel (the
+# line above the widget says how much of its short-range weight goes to its block's **relay pixels**, the
+# members whose groups do hold beacon pixels); then try the beacon, and an object pixel whose group holds it.
 #
 # * *long range* is the pixel's row of $A_L$, *short range* its row of $A_S$, *composed* its row of $A_S A_L$
 #   (weights only: see the caveat above).
@@ -202,6 +210,19 @@ if not any(choice.kind == "zoo" for choice in choices):
 
 # %%
 explorer = AttentionExplorer(image, choices, device=device, precision=PRECISION)
+if context_label is not None and context_label.shape[1] == IMAGE_WIDTH:  # open where the relay is needed
+    opened = explorer.capture
+    feature_label = labels_at_features(context_label, opened.feature_size, opened.align_corners)
+    weights = relay_weight_map(opened.isa, feature_label, [BEACON], TEAM_CLASSES)  # h x w, NaN: no relay needed
+    if not np.isnan(weights).all():
+        row, col = np.unravel_index(np.nanargmax(weights), weights.shape)
+        explorer.select(row, col, coords="feature")
+        relays = int(relay_offsets(opened.isa.partition, feature_label, [BEACON]).sum())
+        block = opened.isa.partition.loc_h * opened.isa.partition.loc_w
+        print(f"{int((~np.isnan(weights)).sum())} grey-object pixels of this picture have no beacon pixel in their "
+              f"long-range group; their short-range weight on their block's {relays} relay pixels (uniform share "
+              f"{relays / block:.2f}): median {np.nanmedian(weights):.2f}, largest {np.nanmax(weights):.2f}. The "
+              f"explorer opens on the largest, feature pixel {explorer.feature_pixel}.")
 explorer.widget
 
 # %% [markdown]
@@ -406,16 +427,25 @@ relay = {name: relay_over_images(model, cue_samples, transform, [BEACON], TEAM_C
 print(f"relay: {relay['trained'].queries} object pixels whose long-range group holds no beacon pixel; their "
       f"short-range weight on the relay pixels over the uniform share: trained x{relay['trained'].lift:.2f}, "
       f"random x{relay['random'].lift:.2f}")
+for team in TEAM_CLASSES:  # the same measurement on each team's pictures alone
+    pictures = [item for item in cue_samples if (item["label"] == team).any()]
+    if pictures:
+        lift = relay_over_images(trained_model, pictures, transform, [BEACON], TEAM_CLASSES).lift
+        print(f"  {CONTEXT_CLASSES[team]:>10} pictures ({len(pictures)}): trained x{lift:.2f}")
+
+
+def predicted(model, item, step=None) -> np.ndarray:
+    """The class map ``model`` predicts for ``item``, ``step``'s attention replaced by identity (None: intact)."""
+    with identity_step(model, step) if step else contextlib.nullcontext():
+        logits = image_logits(model, item["image"], transform.scale, transform.mean, transform.std)
+    return logits.argmax(dim=0).cpu().numpy()
 
 
 def context_metrics(model, step=None) -> dict:
-    """IoU per class and mIoU of ``model`` on the cue pictures, ``step``'s attention replaced by identity (None:
-    the model intact)."""
+    """IoU per class and mIoU of ``model`` on the cue pictures, ``step``'s attention replaced by identity."""
     metrics = SegMetrics(len(CONTEXT_CLASSES))
-    with identity_step(model, step) if step else contextlib.nullcontext():
-        for item in cue_samples:
-            logits = image_logits(model, item["image"], transform.scale, transform.mean, transform.std)
-            metrics.update(logits.argmax(dim=0).cpu(), item["label"])
+    for item in cue_samples:
+        metrics.update(torch.from_numpy(predicted(model, item, step)), item["label"])
     return metrics.compute()
 
 
@@ -428,10 +458,13 @@ for step in ("long-range", "short-range"):
 
 # %% [markdown]
 # **Reading it.** A relay lift well above 1 says that the object pixels that cannot see the beacon in step 1
-# look, in step 2, at the pixels of their block that could; random weights sit at 1. The ablation lines say
-# whether that matters: if both steps cost many points, the model needs both hops, as the relay task was built
-# to demand. (Without a step, the rest of the network still expects its output, so an ablated model can do worse
-# than one trained without context; a model with no context module gets about 50 on this task.)
+# look, in step 2, at the pixels of their block that could; random weights sit at 1. Read the lines per team
+# too: a model need not relay every team the same way. A team it predicts when nothing tells it otherwise needs
+# no relay at all, and a relay pixel whose value differs enough can pass the cue on at its uniform share of the
+# weight, with no lift. So the lift says where step 2 looks, not what it carries. The ablation lines say whether
+# the steps matter: if both cost many points, the model needs both hops, as the relay task was built to demand.
+# (Without a step, the rest of the network still expects its output, so an ablated model can do worse than one
+# trained without context; a model with no context module gets about 50 on this task.)
 #
 # The last cell of this section says how well the intact model segments these pictures, class by class.
 
@@ -444,6 +477,20 @@ print(f"teaching model on the same {len(cue_samples)} pictures: mIoU {metrics['m
 # %% [markdown]
 # The team IoUs say whether the model gets the teams right (three look-alike teams: a model that cannot read the
 # beacon is right on about a third of the object pixels); the beacon, decided by its own colour, is easy.
+#
+# And as pictures: three validation pictures, their labels, and what the model predicts intact and with each
+# step's attention replaced by identity (object colour = predicted team).
+
+# %%
+steps = (None, "long-range", "short-range")
+rows = [{"image": item["image"], "maps": [item["label"], *(predicted(trained_model, item, step) for step in steps)]}
+        for item in cue_samples[:3]]
+display(plot_predictions(rows, CONTEXT_PALETTE, titles=["label", "predicted", "without long range",
+                                                        "without short range"]))
+
+# %% [markdown]
+# Intact, the objects take the beacon's colour. Without either step, whole objects (or most of them) take a
+# wrong team: the figure is the ablation lines above, picture by picture.
 #
 # Whether a published model's attention prefers its class is the same kind of measurement on real data:
 # `same_class_over_images` takes any model and real labelled `{"image", "label"}` samples.
@@ -541,11 +588,9 @@ print(f"dense what-if, class-balanced cue lift: step-1 projections x{step1.lift:
 
 def team_share(model, picture, label, step=None) -> tuple[float, str]:
     """Share of the object pixels ``model`` labels with their (new) team, and the class it gives most of them."""
-    with identity_step(model, step) if step else contextlib.nullcontext():
-        logits = image_logits(model, picture, transform.scale, transform.mean, transform.std)
     objects = label >= TEAM_CLASSES[0]
-    predicted = logits.argmax(dim=0).cpu().numpy()[objects]
-    return float((predicted == label[objects]).mean()), CONTEXT_CLASSES[int(np.bincount(predicted).argmax())]
+    on_objects = predicted(model, {"image": picture}, step)[objects]
+    return float((on_objects == label[objects]).mean()), CONTEXT_CLASSES[int(np.bincount(on_objects).argmax())]
 
 
 scene = cue_samples[0]

@@ -61,7 +61,7 @@ from isanet.analysis.cost import pattern_cost
 from isanet.analysis.reach import reach, reach_table
 from isanet.data.context import CONTEXT_DEFAULTS, MIN_CUE_DISTANCE
 from isanet.data.sample_checkpoint import random_state_dict
-from isanet.engine.recipes import TEACHING_MODEL
+from isanet.engine.recipes import get_recipe
 from isanet.models.config import ISANetConfig
 from isanet.models.efficient.base import compose, masked_dense
 from isanet.models.efficient.registry import METHODS, build_attention
@@ -299,18 +299,21 @@ print(check_guess(guess_fewest, fewest, "a window costs HWk^2, linear in the map
 # Reach is geometry. Does it decide anything a model can learn? The kit's context task (`isanet.data.context`,
 # the teaching model of notebook 02) is built so that it must: identical grey objects take the team of a coloured
 # beacon that is always at least 30 % of the picture away from them, beyond what the small backbone's
-# convolutions see. Every method here was trained as a decode head on it with the teaching recipe (the same
-# backbone, projections and schedule; `benchmarks/context_experiment.py`, several seeds). The cell computes
+# convolutions see. Every method here was trained as a decode head on its one-hop version (`context-one-hop`,
+# recipe `teaching-one-hop`: the same backbone, projections and schedule for every head;
+# `benchmarks/context_experiment.py`, several seeds; the cell prints the run's task and recipe). The cell computes
 # each head's reach on the map it attends over (160-px pictures at stride 8: 20 x 20, with `size` 4 as its
 # `down_factor` and window side, and as many layers as the head stacks) and puts beside it the **reference run's**
 # validation mIoU, mean and spread (max - min) over the seeds. `none` is the head without a context module.
 
 # %%
 side = CONTEXT_DEFAULTS["size"] // 8             # the 20 x 20 feature map of a 160-px picture (stride 8)
-teaching_size = TEACHING_MODEL["down_factor"][0]  # ISA's / strided's block side
+reference = reference_results()
+teaching_size = get_recipe(reference["recipe"]).model_overrides["down_factor"][0]  # the run's ISA / strided block
 assert ISANetConfig().window_size == teaching_size, "the window head must use the same size for a fair reach"
 cue_pixels = int(MIN_CUE_DISTANCE * side)        # the least beacon-to-object gap, in feature pixels
-reference = reference_results()
+print(f"reference run: task {reference['task']!r}, recipe {reference['recipe']!r} (down_factor and window side "
+      f"{teaching_size})")
 accuracy = summarize(reference["rows"])
 ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
 ys, xs = ys.flatten(), xs.flatten()              # side x side -> HW: each pixel's row and column

@@ -22,7 +22,7 @@ import torch
 
 from isanet.analysis.probe import capture
 from isanet.analysis.same_class import labels_at_features
-from isanet.models.isa import ISAWeights, long_range_group_ids, member_positions
+from isanet.models.isa import ISAWeights, Partition, long_range_group_ids, member_positions
 
 
 @dataclass(frozen=True)
@@ -42,23 +42,57 @@ class RelayAttention:
         return RelayAttention(self.queries + other.queries, self.weight + other.weight, self.uniform + other.uniform)
 
 
+def _unpadded(partition: Partition, padded: np.ndarray) -> np.ndarray:
+    """The ``h x w`` real map of a ``padded_h x padded_w`` one."""
+    p = partition
+    return padded[p.pad_top:p.pad_top + p.height, p.pad_left:p.pad_left + p.width]
+
+
+def _own_groups(partition: Partition) -> np.ndarray:
+    """``h x w``: each real pixel's long-range group (its in-block offset)."""
+    return _unpadded(partition, long_range_group_ids(partition).numpy())
+
+
+def relay_offsets(partition: Partition, feature_label: np.ndarray, cue_classes: Iterable[int]) -> np.ndarray:
+    """Which in-block offsets (long-range groups) hold a cue pixel: a boolean vector over the groups. The block
+    members at those offsets are each block's relay pixels."""
+    cue_groups = np.unique(_own_groups(partition)[np.isin(feature_label, list(cue_classes))])
+    return np.isin(np.arange(partition.num_long_range_groups), cue_groups)
+
+
+def needs_relay(partition: Partition, feature_label: np.ndarray, cue_classes: Iterable[int],
+                query_classes: Iterable[int]) -> np.ndarray:
+    """``h x w``: the query pixels (``query_classes``) whose long-range group holds no cue pixel, which can get the
+    cue only in two hops. The pixels the relay is measured on, and the ones worth clicking in the explorer."""
+    relay = relay_offsets(partition, feature_label, cue_classes)
+    return np.isin(feature_label, list(query_classes)) & ~relay[_own_groups(partition)]
+
+
+def relay_weight_map(attention: ISAWeights, feature_label: np.ndarray, cue_classes: Iterable[int],
+                     query_classes: Iterable[int], image_index: int = 0) -> np.ndarray:
+    """``h x w``: each pixel's short-range weight on its block's relay pixels, for the pixels that need the relay
+    (:func:`needs_relay`); NaN elsewhere. The per-pixel form of :func:`relay_attention` (the explorer opens on the
+    pixel where it is largest)."""
+    p = attention.partition
+    relay = relay_offsets(p, feature_label, cue_classes)  # B: which offsets of a block relay
+    short = attention.short_range[image_index].detach().double().cpu().numpy()  # blocks x B x B
+    on_relays = short[:, :, relay].sum(-1)  # blocks x B: each member's weight on its block's relay pixels
+    positions = member_positions(p).numpy()  # offset x block: the padded position of each member
+    weights = np.empty(p.padded_h * p.padded_w)
+    weights[positions.ravel()] = on_relays.T.ravel()  # padded map, row-major
+    weights = _unpadded(p, weights.reshape(p.padded_h, p.padded_w))
+    return np.where(needs_relay(p, feature_label, cue_classes, query_classes), weights, np.nan)
+
+
 def relay_attention(attention: ISAWeights, feature_label: np.ndarray, cue_classes: Iterable[int],
                     query_classes: Iterable[int], image_index: int = 0) -> RelayAttention:
     """The relay measurement of one captured image: ``attention`` its ISA weights, ``feature_label`` its
     ``h x w`` labels at the feature size (the unpadded map)."""
-    p = attention.partition
-    label = np.full((p.padded_h, p.padded_w), -1)  # padded positions are neither cue nor query
-    label[p.pad_top:p.pad_top + p.height, p.pad_left:p.pad_left + p.width] = feature_label
-    groups = long_range_group_ids(p).numpy()  # Hp x Wp
-    cue_groups = np.unique(groups[np.isin(label, list(cue_classes))])
-    positions = member_positions(p).numpy()  # offset x block: the padded position of each member
-    relay = np.isin(np.arange(p.num_long_range_groups), cue_groups)  # B: which offsets of a block relay
-    short = attention.short_range[image_index].detach().double().cpu().numpy()  # blocks x B x B
-    queries, weight = 0, 0.0
-    for offset, block in zip(*np.nonzero(np.isin(label.flat[positions], list(query_classes)) & ~relay[:, None])):
-        queries += 1
-        weight += short[block, offset, relay].sum()
-    return RelayAttention(queries, weight, queries * relay.mean())
+    weights = relay_weight_map(attention, feature_label, cue_classes, query_classes, image_index)
+    measured = ~np.isnan(weights)
+    queries = int(measured.sum())
+    share = relay_offsets(attention.partition, feature_label, cue_classes).mean()
+    return RelayAttention(queries, float(weights[measured].sum()), queries * share)
 
 
 def relay_over_images(model: torch.nn.Module, samples: Iterable[dict],
