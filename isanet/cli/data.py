@@ -19,14 +19,17 @@ def add_parser(subparsers) -> None:
     data = subparsers.add_parser("sample-data", help="write a small synthetic data set in a real layout")
     data.add_argument("kind", choices=tuple(DATASETS),
                       help="a published layout; folder: the layout for your own data (see README); context: the "
-                           "teaching task, in the folder layout, whose labels need long-range context")
+                           "teaching task (the relay task: ISA needs both steps), in the folder layout, whose labels "
+                           "need long-range context; context-one-hop: its contrast (a beacon in every long-range "
+                           "group)")
     add_output(data, "--out", kind="dir", required=True,
-               help="folder to write into (folder, context: the data set's root, which must be new or empty)")
+               help="folder to write into (folder, context tasks: the data set's root, which must be new or empty)")
     count = bounded_int(1, MAX_SAMPLE_IMAGES)
-    data.add_argument("--num-train", type=count, help="training images (default: 8; context: 96)")
-    data.add_argument("--num-val", type=count, help="validation images (default: 4; context: 24)")
+    data.add_argument("--num-train", type=count, help="training images (default: 8; context tasks: 96)")
+    data.add_argument("--num-val", type=count, help="validation images (default: 4; context tasks: 24)")
     data.add_argument("--size", type=bounded_int(16, MAX_IMAGE_SIDE),
-                      help=f"image width in pixels, 16 to {MAX_IMAGE_SIDE} (default: 128; context: 160, at least 64)")
+                      help=f"image width in pixels, 16 to {MAX_IMAGE_SIDE} (default: 128; context tasks: 160, at "
+                           "least 64)")
     data.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     data.add_argument("--label-ids-only", action="store_true",
                       help="Cityscapes: write only *_gtFine_labelIds.png (readers convert them on the fly)")
