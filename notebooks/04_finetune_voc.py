@@ -330,7 +330,9 @@ display(plot_predictions([{"image": s["image"], "maps": [s["label"]]} for s in c
 # whether you expect it to reach the mIoU of a head that reads the beacon, before the cells below run.
 #
 # One live run per head in `CONTEXT_HEADS` (seed `CONTEXT_SEED`): the teaching recipe's 1000 iterations, about
-# four CPU-minutes each (`QUICK`: 20 iterations, which show only that the experiment runs).
+# four CPU-minutes each (`QUICK`: 20 iterations, which show only that the experiment runs). One ISA run may
+# stall: over 20 seeds, 15 learnt the relay task (about 92 mIoU) and 5 stopped between 68 and 74
+# (`benchmarks/README.md`, "The relay task"; seed 0 learnt there).
 
 # %%
 context_iters = CONTEXT_ITERS or (TEACHING_QUICK_ITERS if quick else TEACHING_FULL_ITERS)
