@@ -363,6 +363,12 @@ def test_a_small_file_claiming_a_huge_model_is_refused_before_a_model_is_built(t
 
 # ---------------------------------------------------------------- 3b. memory: estimated before anything is allocated
 
+#: A refusal before any work takes well under a second on a quiet machine; the bound leaves room for a CI machine
+#: whose two cores are busy (1.05 s was seen with two training runs beside the tests), while the work refused would
+#: take minutes or exhaust memory. The peak of live tensors is the sharp test.
+REFUSAL_SECONDS = 5.0
+
+
 def refused_quickly(call, error: type[BaseException] | None = None) -> tuple[object, float, int]:
     """``call()``'s result (or the ``error`` it raises), its seconds, and the most tensor memory it had alive,
     from a second call under the live-tensor tracker (which is slow to start)."""
@@ -396,7 +402,7 @@ def test_bench_attention_refuses_a_row_by_its_estimate_before_allocating(tmp_pat
     rows = json.loads(rows_file.read_text())
     assert code == 0 and {row["method"] for row in rows if row["status"] == "oom"} == refused
     assert all(reason in row["error"] for row in rows if row["status"] == "oom")
-    assert seconds < 1 and peak < 2**24  # nothing near what the refused rows would need
+    assert seconds < REFUSAL_SECONDS and peak < 2**24  # nothing near what the refused rows would need
 
 
 def test_bench_model_counts_the_windows_before_building(capsys):
@@ -407,7 +413,7 @@ def test_bench_model_counts_the_windows_before_building(capsys):
     assert code == 2 and err.endswith("--size 2048 2048: a slide 2048x2048 prediction (4194304 windows of 1x1) takes "
                                       "4,194,304 model calls, more than the 4,096 a picture may take "
                                       "(isanet.models.footprint.MAX_CALLS): a larger crop or stride")
-    assert seconds < 1 and peak < 2**20
+    assert seconds < REFUSAL_SECONDS and peak < 2**20
 
 
 @pytest.mark.parametrize("command", ["predict", "eval"])
@@ -423,7 +429,7 @@ def test_predict_and_eval_refuse_a_test_scale_over_the_cap_before_any_picture(tm
     assert code == 2 and err.endswith("test scale 4096x4096: a single-scale prediction of a 4096x4096 picture needs "
                                       "about 10.5 GiB at its peak (estimated before allocating), more than the "
                                       "memory cap of 8 GiB (--memory-cap-gb 8): a smaller input, or a larger cap")
-    assert seconds < 1 and peak < 2**23 and not (tmp_path / "out").exists()
+    assert seconds < REFUSAL_SECONDS and peak < 2**23 and not (tmp_path / "out").exists()
     code, err = cli(capsys, *argv, "--checkpoint", teaching, "--scale", 512, 512, "--memory-cap-gb", "0.01")
     assert code == 2 and "test scale 512x512" in err and "(--memory-cap-gb 0.01)" in err  # a small cap, a small scale
 
@@ -453,7 +459,7 @@ def test_the_python_api_refuses_by_the_estimate(tmp_path):
         error, seconds, peak = refused_quickly(call, MemoryCapError)
         assert re.search(r"needs about \d+(\.\d)? MiB at its peak \(estimated before allocating\), more than the "
                          r"memory cap of 4 MiB \(memory_cap_bytes\)", str(error)), error
-        assert seconds < 1 and peak < 2**20
+        assert seconds < REFUSAL_SECONDS and peak < 2**20
     assert predict(model, x[:, :, :64, :64], memory_cap_bytes=2**22).shape == (1, 5, 64, 64)  # a small one runs
 
 
