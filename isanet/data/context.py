@@ -34,11 +34,10 @@ Two geometries, two sample kinds (:data:`CONTEXT_TASKS`), told apart by the beac
   short-range step cost that model 0.1 mIoU).
 
 The data set is written (``write_sample_dataset("context", out)``, ``isanet sample-data context`` or
-``context-one-hop``) in the folder
-layout of :mod:`isanet.data.folder` (``classes.txt``, ``palette.txt``, ``images/{train,val}``,
-``masks/{train,val}``, ``SAMPLE_DATA.txt``), so train, eval, predict, the explorer and the notebooks read it as
-they read a user's folder (``--dataset folder``). Everything is a function of ``seed``; it is SYNTHETIC and
-measures what attention can carry across a picture, nothing about real scenes.
+``context-one-hop``) in the folder layout of :mod:`isanet.data.folder` (``classes.txt``, ``palette.txt``,
+``images/{train,val}``, ``masks/{train,val}``, ``SAMPLE_DATA.txt``), so train, eval, predict, the explorer and the
+notebooks read it as they read a user's folder (``--dataset folder``). Everything is a function of ``seed``; it is
+SYNTHETIC and measures what attention can carry across a picture, nothing about real scenes.
 """
 
 from __future__ import annotations
