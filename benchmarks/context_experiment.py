@@ -48,41 +48,36 @@ def _one_run(task: str, head: str, seed: int, iters: int | None) -> dict:
     """One (head, seed) run in its own process, one thread; ISA runs add their identity-step mIoUs and their
     cue-attention lifts."""
     torch.set_num_threads(1)
+    from isanet.io.checkpoint import load_model
     from isanet.notebook.teaching import train_teaching
 
     with tempfile.TemporaryDirectory(prefix=f"isanet_context_{head}_{seed}_") as work_dir:
         row = train_teaching(work_dir, head=head, seed=seed, task=task, **({"iters": iters} if iters else {}))
         row["learnt"] = row["mIoU"] is not None and row["mIoU"] >= LEARNT_MIOU
         if head == "isa":
-            row["identity_step"] = identity_step_mious(Path(row["checkpoint"]), task)
-            row["cue_attention"] = cue_lifts(Path(row["checkpoint"]), task)
+            model = load_model(row["checkpoint"]).eval()
+            row["identity_step"] = identity_step_mious(model, task)
+            row["cue_attention"] = cue_lifts(model, task)
     row.pop("checkpoint")
     return row
 
 
-def identity_step_mious(checkpoint: Path, task: str) -> dict[str, float]:
+def identity_step_mious(model: torch.nn.Module, task: str) -> dict[str, float]:
     """Validation mIoU with each ISA step's attention replaced by identity (:mod:`isanet.analysis.identity_step`)."""
     from isanet.analysis.identity_step import STEP_OPTIONS, evaluate_identity_step
     from isanet.data.registry import build_dataset
-    from isanet.engine.recipes import TEACHING
-    from isanet.io.checkpoint import load_model
-    from isanet.models.zoo import get_entry
-    from isanet.notebook.teaching import DEFAULT_MODEL, teaching_data
+    from isanet.notebook.teaching import teaching_data, teaching_test_settings
 
-    model = load_model(checkpoint).eval()
     dataset = build_dataset("folder", teaching_data(quiet=True, task=task), "val", progress=False)
-    settings = get_entry(DEFAULT_MODEL).test.override(None, tuple(TEACHING.val_scale))
-    return {step: evaluate_identity_step(model, dataset, settings, step, progress=False)["mIoU"]
+    return {step: evaluate_identity_step(model, dataset, teaching_test_settings(task), step, progress=False)["mIoU"]
             for step in STEP_OPTIONS}
 
 
-def cue_lifts(checkpoint: Path, task: str) -> dict:
+def cue_lifts(model: torch.nn.Module, task: str) -> dict:
     """Long- and short-range cue-attention lifts of a trained ISA model and of the same model at random weights."""
     from isanet.analysis.same_class import cue_attention
-    from isanet.io.checkpoint import load_model
     from isanet.notebook.teaching import random_copy, teaching_samples, teaching_transform
 
-    model = load_model(checkpoint).eval()
     samples, transform = teaching_samples(task=task), teaching_transform()
     lifts = {}
     for name, candidate in (("trained", model), ("random", random_copy(model, seed=0))):
@@ -165,7 +160,8 @@ def report(result: dict) -> str:
             lines.append(f"ISA seed {row['seed']}: intact {row['mIoU']:.2f}, identity short range "
                          f"{steps['short-range']:.2f} (loses {row['mIoU'] - steps['short-range']:.2f}; target >= 15), "
                          f"identity long range {steps['long-range']:.2f}" +
-                         (f" ({steps['long-range'] - none:+.2f} against none; target within 5)" if none else ""))
+                         (f" ({steps['long-range'] - none:+.2f} against none; target within 5)" if none is not None
+                          else ""))
     lifts = [row["cue_attention"] for row in result["rows"] if "cue_attention" in row]
     for row in lifts:
         lines.append(f"ISA cue-attention lift: trained {row['trained']}, random weights {row['random']}")

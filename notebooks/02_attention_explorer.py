@@ -114,7 +114,7 @@ from IPython.display import display
 from isanet.analysis.identity_step import identity_step
 from isanet.analysis.isa_matrices import attention_matrices
 from isanet.analysis.probe import composed_map
-from isanet.analysis.relay import relay_offsets, relay_over_images, relay_weight_map
+from isanet.analysis.relay import RelayAttention, relay_offsets, relay_over_images, relay_weight_map
 from isanet.analysis.same_class import cue_attention, labels_at_features, same_class_over_images
 from isanet.data.context import (
     BEACON,
@@ -422,16 +422,17 @@ assert deviation < 0.1, "freshly initialised weights should not prefer the decid
 #   without its short-range step: it never used it.
 
 # %%
-relay = {name: relay_over_images(model, cue_samples, transform, [BEACON], TEAM_CLASSES)
-         for name, model in (("trained", trained_model), ("random", random_model))}
-print(f"relay: {relay['trained'].queries} object pixels whose long-range group holds no beacon pixel; their "
-      f"short-range weight on the relay pixels over the uniform share: trained x{relay['trained'].lift:.2f}, "
-      f"random x{relay['random'].lift:.2f}")
-for team in TEAM_CLASSES:  # the same measurement on each team's pictures alone
-    pictures = [item for item in cue_samples if (item["label"] == team).any()]
-    if pictures:
-        lift = relay_over_images(trained_model, pictures, transform, [BEACON], TEAM_CLASSES).lift
-        print(f"  {CONTEXT_CLASSES[team]:>10} pictures ({len(pictures)}): trained x{lift:.2f}")
+by_team = {team: [item for item in cue_samples if (item["label"] == team).any()] for team in TEAM_CLASSES}
+trained_by_team = {team: relay_over_images(trained_model, pictures, transform, [BEACON], TEAM_CLASSES)
+                   for team, pictures in by_team.items()}
+trained_relay = sum(trained_by_team.values(), RelayAttention(0, 0.0, 0.0))  # one team a picture: the sum is all
+random_relay = relay_over_images(random_model, cue_samples, transform, [BEACON], TEAM_CLASSES)
+print(f"relay: {trained_relay.queries} object pixels whose long-range group holds no beacon pixel; their "
+      f"short-range weight on the relay pixels over the uniform share: trained x{trained_relay.lift:.2f}, "
+      f"random x{random_relay.lift:.2f}")
+for team, measured in trained_by_team.items():  # the same measurement on each team's pictures alone
+    if by_team[team]:
+        print(f"  {CONTEXT_CLASSES[team]:>10} pictures ({len(by_team[team])}): trained x{measured.lift:.2f}")
 
 
 def predicted(model, item, step=None) -> np.ndarray:

@@ -110,13 +110,20 @@ def teaching_checkpoint() -> Path:
     return SHIPPED_CHECKPOINT
 
 
+def teaching_test_settings(task: str = TEACHING_TASK):
+    """The test settings of the task's recipe (:data:`isanet.engine.recipes.TASK_RECIPES`): the zoo entry's, at the
+    recipe's validation scale, as the run validated and ``isanet eval`` of its checkpoint evaluates."""
+    from isanet.models.zoo import get_entry
+
+    return get_entry(DEFAULT_MODEL).test.override(None, tuple(TASK_RECIPES[task].val_scale))
+
+
 def teaching_transform():
     """The test transform of the teaching recipe (resize into its validation scale, normalise)."""
     from isanet.data.transforms import TestTransform
-    from isanet.models.zoo import get_entry
 
-    test = get_entry(DEFAULT_MODEL).test
-    return TestTransform(tuple(TEACHING.val_scale), test.mean, test.std)
+    settings = teaching_test_settings()
+    return TestTransform(settings.scale, settings.mean, settings.std)
 
 
 def teaching_samples(root: str | os.PathLike | None = None, split: str = "val",

@@ -17,9 +17,7 @@ from isanet.data.context import BEACON, TEAM_CLASSES
 from isanet.data.registry import build_dataset
 from isanet.engine.recipes import TEACHING
 from isanet.io.checkpoint import load_model
-from isanet.models.zoo import get_entry
 from isanet.notebook.teaching import (
-    DEFAULT_MODEL,
     OPENCV_VERSION,
     REPO_BENCHMARKS,
     SHIPPED_CHECKPOINT,
@@ -29,6 +27,7 @@ from isanet.notebook.teaching import (
     teaching_checkpoint,
     teaching_data,
     teaching_samples,
+    teaching_test_settings,
     teaching_transform,
 )
 
@@ -61,8 +60,7 @@ def test_the_shipped_checkpoint_is_the_small_isa_teaching_model(shipped):
 def step_mious(shipped) -> dict:
     """Validation mIoU of the shipped model intact and with each step's attention replaced by identity."""
     dataset = build_dataset("folder", teaching_data(quiet=True), "val", progress=False)
-    settings = get_entry(DEFAULT_MODEL).test.override(None, tuple(TEACHING.val_scale))
-    return {step: evaluate_identity_step(shipped, dataset, settings, step, progress=False)["mIoU"]
+    return {step: evaluate_identity_step(shipped, dataset, teaching_test_settings(), step, progress=False)["mIoU"]
             for step in (None, *STEP_OPTIONS)}
 
 
