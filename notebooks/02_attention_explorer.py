@@ -105,6 +105,7 @@ EXPLORER_PAGE = "data/pages/attention_explorer.html"  # where the standalone pag
 # `IMAGE_WIDTH` (keeping its aspect ratio) with the package's `resize_image`, as notebook 01 does.
 
 # %%
+# %matplotlib inline
 import contextlib
 
 import numpy as np
