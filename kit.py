@@ -9,7 +9,8 @@
                            # and write them as HTML pages into site/
 
 torch is installed first and pinned (an unpinned torch would pull gigabytes of CUDA packages), then the
-package with its [dev] extras. A stamp file skips the installs when nothing changed since the last run.
+package with its [dev] extras, then, where npm is installed, the site's browser files (``web/package-lock.json``:
+MathJax 3) with ``npm ci``. Stamp files skip the installs when nothing changed since the last run.
 
 Every step runs as a child of kit.py (:func:`call`), and kit.py never ends before it: SIGTERM, SIGINT or SIGHUP
 sent to kit.py is passed on to the child (a Ctrl-C at the terminal reaches it directly), kit.py waits for it to
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
+WEB = ROOT / "web"  # the browser files the site copies in, pinned by package-lock.json
 TORCH = "torch==2.13.0"
 PYTHON_MIN = (3, 10)
 TEST_ARGS = ["-m", "pytest", "tests"]
@@ -123,7 +126,25 @@ def setup() -> Path:
         run(python, "-m", "pip", "install", "--quiet", TORCH)
         run(python, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
         stamp.write_text(wanted)
+    setup_web()
     return venv_python()
+
+
+def setup_web() -> None:
+    """``npm ci`` the site's browser files (``web/``) when the lock file changed; without npm, say what the site
+    then lacks (its pages show formulas as TeX source) and go on."""
+    lock = WEB / "package-lock.json"
+    stamp = WEB / "node_modules" / ".isanet-installed"
+    wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("kit.py: note: npm is not installed, so the site's pages will show formulas as TeX source "
+              "(install Node.js, then run kit.py again)", flush=True)
+        return
+    run(npm, "ci", "--prefix", WEB, "--no-audit", "--no-fund")
+    stamp.write_text(wanted)
 
 
 def lab_command(python: Path) -> list[str]:

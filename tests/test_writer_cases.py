@@ -49,31 +49,44 @@ def test_the_site_keeps_an_index_and_a_mathjax_folder_of_yours(tmp_path, capsys)
     (out / "index.html").unlink()
     write_text_atomic("an earlier build's", out / "index.html")  # the kit's own: no longer in the way
     (out / "mathjax").mkdir()
-    (out / "mathjax" / "MathJax.js").write_text("my own MathJax")
+    (out / "mathjax" / "tex-svg-full.js").write_text("my own MathJax")
     assert site.main(["--out", str(out), "01_interlaced_partitions"]) == 2
-    assert f"--out {out / 'mathjax'}: holds MathJax.js, which isanet did not write" in capsys.readouterr().err
-    assert (out / "mathjax" / "MathJax.js").read_text() == "my own MathJax"
+    assert f"--out {out / 'mathjax'}: holds tex-svg-full.js, which isanet did not write" in capsys.readouterr().err
+    assert (out / "mathjax" / "tex-svg-full.js").read_text() == "my own MathJax"
     assert sorted(path.name for path in out.iterdir()) == [LEDGER, "index.html", "mathjax"]  # nothing built
 
 
 def test_the_sites_mathjax_copy_is_reused_replaced_or_refused_by_its_ledger(tmp_path, monkeypatch):
-    bundle = pytest.importorskip("jupyter_server_mathjax")
-    stand_in = tmp_path / "package"  # a two-file bundle in place of its 600 files: the copy's rules are the point
-    (stand_in / "static" / "extensions").mkdir(parents=True)
-    (stand_in / "static" / "MathJax.js").write_text("// MathJax")
-    (stand_in / "static" / "extensions" / "tex.js").write_text("// TeX")
-    monkeypatch.setattr(bundle, "__file__", str(stand_in / "__init__.py"))
+    stand_in = tmp_path / "node_modules" / "mathjax"  # two small files in place of the npm package: the copy's rules
+    (stand_in / "es5").mkdir(parents=True)
+    (stand_in / "es5" / "tex-svg-full.js").write_text("// MathJax")
+    (stand_in / "LICENSE").write_text("Apache-2.0")
+    monkeypatch.setattr(site, "mathjax_source", lambda: stand_in)
     out = tmp_path / "site"
     out.mkdir()
-    assert site.install_mathjax(out).startswith("mathjax/MathJax.js?")
-    script = out / "mathjax" / "MathJax.js"
+    assert site.install_mathjax(out) == "mathjax/tex-svg-full.js"
+    assert sorted(path.name for path in (out / "mathjax").iterdir()) == ["LICENSE", "tex-svg-full.js"]
+    assert (out / "mathjax" / "LICENSE").read_text() == "Apache-2.0"
+    script = out / "mathjax" / "tex-svg-full.js"
     script.unlink()  # an incomplete copy of the kit's own is replaced whole
     site.install_mathjax(out)
     assert script.read_text() == "// MathJax"
-    (out / "mathjax" / "extensions" / "mine.js").write_text("// mine")
-    with pytest.raises(ValueError, match=r"mathjax: holds extensions/mine\.js, which isanet did not write"):
+    (out / "mathjax" / "mine.js").write_text("// mine")
+    with pytest.raises(ValueError, match=r"mathjax: holds mine\.js, which isanet did not write"):
         site.install_mathjax(out)
-    assert (out / "mathjax" / "extensions" / "mine.js").read_text() == "// mine"
+    assert (out / "mathjax" / "mine.js").read_text() == "// mine"
+
+
+def test_without_the_npm_copy_of_mathjax_the_pages_load_none_and_the_index_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(site, "mathjax_source", lambda: None)
+    assert site.install_mathjax(tmp_path) is None and not (tmp_path / "mathjax").exists()
+    nbformat = pytest.importorskip("nbformat")
+    cells = [nbformat.v4.new_markdown_cell("$N' = HW$")]
+    page = site.to_html(nbformat.v4.new_notebook(cells=cells), "t", None)
+    assert "<script" not in page and "$N' = HW$" in page  # no script at all: nothing fetched from the network
+    typeset = site.to_html(nbformat.v4.new_notebook(cells=cells), "t", "mathjax/tex-svg-full.js")
+    assert '<script defer="" src="mathjax/tex-svg-full.js"></script>' in typeset and "require.js" not in typeset
+    assert "formulas are shown as TeX source" in site.index_html([], 1.0, quick=True, typeset=False)
 
 
 def test_sample_data_written_again_keeps_the_files_you_added_inside_it(tmp_path, capsys):

@@ -69,12 +69,13 @@ GUARDED = {
     "isanet/data/registry.py::write_sample_dataset": ({".write_text"}, "SAMPLE_DATA.txt, in atomic_path's staging "
                                                       "folder"),
     "isanet/notebook/plots.py::save_figure": ({".savefig"}, "the temporary of atomic_path"),
-    "isanet/notebook/site.py::install_mathjax": ({"shutil.copytree"}, "into atomic_path's staging folder"),
+    "isanet/notebook/site.py::install_mathjax": ({"shutil.copyfile"}, "into atomic_path's staging folder"),
     "isanet/notebook/attention_panels.py::array_png": ({".save"}, "into memory (BytesIO)"),
     "isanet/notebook/explorer_html.py::_jpeg_b64": ({".save"}, "into memory (BytesIO)"),
     "isanet/notebook/partition_explorer.py::figure_png": ({".savefig"}, "into memory (BytesIO)"),
     "kit.py::setup": ({"venv.create", ".write_text"}, "the virtual environment kit.py creates, and its install stamp "
                       "in it"),
+    "kit.py::setup_web": ({".write_text"}, "the install stamp in the node_modules folder npm ci has just made"),
     "benchmarks/context_experiment.py::save": ({".write_text"}, "the temporary of atomic_path"),
     "benchmarks/reference_parity.py::run_parity": ({"torch.save"}, "the temporary of atomic_path"),
     "benchmarks/gpu_check.py::amp.precision_part.body": ({"shutil.copy"}, "into its own fresh scratch folder"),

@@ -16,6 +16,11 @@ makes or saves it, a hidden cell that saves the explorer as a standalone page in
 ``<iframe>``: those pages answer clicks and sliders without a kernel, and the index links them. The notation card
 (``notebooks/notation.md``) becomes a page of its own, and the notebooks' links to it point there.
 
+The pages need no network: the formulas are typeset by MathJax 3 copied into ``mathjax/`` (:func:`install_mathjax`,
+the page template ``templates/nbconvert/isanet-site``, which also drops JupyterLab's require.js and mermaid
+loaders), and the outputs name the repository as the root of relative paths and the temporary folder as
+``$TMPDIR`` (:func:`scrub_local_paths`), never the building machine's folders.
+
 Each notebook is also kept as it ran, outputs and errors included, in ``executed/`` inside the site (before the
 pages' changes to its outputs). With ``ISANET_SITE_DIR`` naming the site, the test suite checks those copies
 (:func:`executed_notebook`, :func:`cell_failure`) instead of running every notebook a second time: CI builds
@@ -64,14 +69,17 @@ class Embed:
 EMBEDS = {
     "01_interlaced_partitions": Embed("01_partition_explorer_page.html", "= PartitionExplorer(",
                                       "partition explorer (sliders; click a pixel)", 1000),
-    EXPLORER_NOTEBOOK: Embed(EXPLORER_PAGE, "explorer.save_html(", "attention explorer (click a pixel)", 1300),
+    EXPLORER_NOTEBOOK: Embed(EXPLORER_PAGE, "= AttentionExplorer(", "attention explorer (click a pixel)", 1300),
     "06_efficient_attention": Embed("06_pattern_explorer_page.html", "= ReachExplorer(",
                                     "pattern explorer (click a query; size slider)", 700),
 }
 NOTATION_CARD = "notation.md"
 NOTATION_PAGE = "notation.html"
 MATHJAX_DIR = "mathjax"
-MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the configuration MathJax 2's local bundle ships
+#: MathJax 3 as ``web/package.json`` pins it (``npm ci --prefix web``; kit.py runs it where npm is installed):
+#: one self-contained script (every TeX extension, SVG output) and its licence, copied into the site's ``mathjax/``.
+MATHJAX_FILES = ("es5/tex-svg-full.js", "LICENSE")
+TEMPLATE_DIR = Path(__file__).parent / "templates" / "nbconvert"  # the site's page template, "isanet-site"
 WIDGET_NOTE = ("<p><i>(An interactive widget: it needs a running kernel. Open the notebook in JupyterLab "
                "(<code>python3 kit.py lab</code>) to use it.)</i></p>")
 
@@ -94,11 +102,10 @@ def embed_explorer(nb, site_dir: Path, embed: Embed = EMBEDS[EXPLORER_NOTEBOOK])
 
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and embed.mark in cell.source:
-            source = (f"from IPython.display import HTML\n"
+            source = (f"from IPython.display import IFrame\n"
                       f"explorer.save_html({str(site_dir / embed.page)!r})\n"
-                      f"HTML('<iframe class=\"isanet-explorer-frame\" src=\"{embed.page}\" "
-                      f"style=\"width: 100%; height: {embed.height}px; border: 0; outline: 1px solid #ccc\">"
-                      f"</iframe>')")
+                      f"IFrame({embed.page!r}, width='100%', height={embed.height}, extras=["
+                      f"'class=\"isanet-explorer-frame\"', 'style=\"border: 0; outline: 1px solid #ccc\"'])")
             nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source, metadata={"tags": [HIDDEN_TAG]}))
             return True
     return False
@@ -113,6 +120,38 @@ def replace_widget_outputs(nb) -> int:
                 output["data"] = {"text/html": WIDGET_NOTE, "text/plain": "(interactive widget)"}
                 count += 1
     return count
+
+
+def local_prefixes() -> dict[str, str]:
+    """The machine's own folders as the site's pages name them: the repository as the root of relative paths,
+    the temporary folder as ``$TMPDIR``. A page is read on other machines, where these mean nothing."""
+    import tempfile
+
+    return {f"{repo_root()}{os.sep}": "", f"{Path(tempfile.gettempdir()).resolve()}{os.sep}": f"$TMPDIR{os.sep}"}
+
+
+def scrub_local_paths(nb, prefixes: dict[str, str]) -> int:
+    """Rewrite the ``prefixes`` (:func:`local_prefixes`) in every text an output shows (streams, plain text, HTML,
+    tracebacks); returns how many outputs changed. The executed copy the tests check keeps them as they ran."""
+
+    def scrub(text: str) -> str:
+        for prefix, shown in prefixes.items():
+            text = text.replace(prefix, shown)
+        return text
+
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            before = repr(output)
+            if "text" in output:
+                output["text"] = scrub(output["text"])
+            if "traceback" in output:
+                output["traceback"] = [scrub(line) for line in output["traceback"]]
+            for mime in ("text/plain", "text/html"):
+                if mime in output.get("data", {}):
+                    output["data"][mime] = scrub(output["data"][mime])
+            changed += repr(output) != before
+    return changed
 
 
 def _output_html(output) -> str:
@@ -217,20 +256,29 @@ def executed_notebook(notebook: Path, site_dir: str | os.PathLike | None = None,
     return nb
 
 
+def mathjax_source() -> Path | None:
+    """The npm copy of MathJax 3 (``web/node_modules/mathjax``), or None when ``npm ci --prefix web`` has not run."""
+    source = repo_root() / "web" / "node_modules" / "mathjax"
+    return source if all((source / name).is_file() for name in MATHJAX_FILES) else None
+
+
 def install_mathjax(out: Path) -> str | None:
-    """Copy MathJax 2 (the ``jupyter-server-mathjax`` package's bundle) into the site, so that the formulas are
-    typeset with no network; returns the pages' MathJax URL, or None (then nbconvert's CDN URL) without it. An
-    earlier build's copy is reused while every file in it is as the kit wrote it; a ``mathjax/`` holding anything
-    else is never replaced (:func:`site_outputs` refuses it before the build)."""
-    try:
-        import jupyter_server_mathjax
-    except ImportError:
+    """Copy MathJax 3 (:func:`mathjax_source`) into the site, so that the formulas are typeset with no network and
+    from ``file://``; returns the pages' MathJax URL, or None without the npm copy (the pages then show their
+    formulas as TeX source, and the index says so). An earlier build's copy is reused while every file in it is as
+    the kit wrote it; a ``mathjax/`` holding anything else is never replaced (:func:`site_outputs` refuses it before
+    the build)."""
+    source = mathjax_source()
+    if source is None:
         return None
     target = out / MATHJAX_DIR
-    if not (target / "MathJax.js").is_file() or foreign_files(target):  # reused only while whole and the kit's
+    script = target / Path(MATHJAX_FILES[0]).name
+    if not script.is_file() or foreign_files(target):  # reused only while whole and the kit's
         with atomic_path(target) as staging:  # replaces only a copy of the kit's own, unchanged
-            shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", staging)
-    return f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+            staging.mkdir()
+            for name in MATHJAX_FILES:
+                shutil.copyfile(source / name, staging / Path(name).name)
+    return f"{MATHJAX_DIR}/{script.name}"
 
 
 def to_html(nb, title: str, mathjax_url: str | None = None) -> str:
@@ -241,9 +289,8 @@ def to_html(nb, title: str, mathjax_url: str | None = None) -> str:
 
     config = Config()
     config.TagRemovePreprocessor.remove_input_tags = {HIDDEN_TAG}
-    exporter = HTMLExporter(config=config, template_name="lab")
-    if mathjax_url is not None:
-        exporter.mathjax_url = mathjax_url
+    exporter = HTMLExporter(config=config, template_name="isanet-site", extra_template_basedirs=[str(TEMPLATE_DIR)])
+    exporter.mathjax_url = mathjax_url or ""  # empty: the template loads no MathJax
     exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     home = ('<nav style="padding: 8px 16px; font-family: sans-serif"><a href="index.html">&larr; all notebooks'
@@ -259,8 +306,10 @@ def notation_html(card: str, mathjax_url: str | None = None) -> str:
     return to_html(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(card)]), "Notation card", mathjax_url)
 
 
-def index_html(pages: list[tuple[str, str, str]], seconds: float, quick: bool) -> str:
-    """The index: one link per page (file, title, status), and what the pages were built with."""
+def index_html(pages: list[tuple[str, str, str]], seconds: float, quick: bool, typeset: bool = True) -> str:
+    """The index: how the pages were built (quick mode or full settings) at the top, one link per page (file,
+    title, status), the standalone explorers, and where the formulas are typeset (``typeset``: the site holds
+    its copy of MathJax)."""
     items = "\n".join(f'<li><a href="{html.escape(file)}">{html.escape(title)}</a>{html.escape(status)}</li>'
                       for file, title, status in pages)
     built = {Path(file).stem for file, _, _ in pages}
@@ -268,26 +317,32 @@ def index_html(pages: list[tuple[str, str, str]], seconds: float, quick: bool) -
                       f"{html.escape(name[:2])})</li>" for name, embed in EMBEDS.items() if name in built)
     explorer = (f"<p>The explorers also work on their own, one HTML file each, no kernel needed:</p>\n"
                 f'<ul class="isanet-explorers">\n{links}\n</ul>' if links else "")
-    settings = ("in quick mode (the notebooks' tiny test-runner settings: their training numbers say nothing)"
-                if quick else "with the notebooks' full settings")
+    settings = ('<b>Built in quick mode</b>: the notebooks ran with their tiny test-runner settings, so their '
+                "training numbers say nothing (build with <code>python3 kit.py site</code> for the full ones)."
+                if quick else "<b>Built with the notebooks' full settings</b>: the numbers are those a learner who "
+                              "runs the notebooks sees.")
+    formulas = (f"formulas are typeset by the copy of MathJax in <code>{MATHJAX_DIR}/</code>, with no network"
+                if typeset else "formulas are shown as TeX source: this site was built without MathJax "
+                                "(<code>npm ci --prefix web</code>, then build again)")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>isanet notebooks</title>
-<style>body {{ font-family: system-ui, sans-serif; max-width: 900px; margin: 24px auto; line-height: 1.5 }}</style>
+<style>body {{ font-family: system-ui, sans-serif; max-width: 900px; margin: 24px auto; line-height: 1.5 }}
+.isanet-built {{ padding: 8px 12px; background: #f3f3f3; border-left: 4px solid #888 }}</style>
 </head><body>
 <h1>isanet: Interlaced Sparse Self-Attention, in notebooks</h1>
+<p class="isanet-built">{settings}</p>
 <p>The teaching notebooks of <b>isanet</b> (ISANet: Huang et al., <i>Interlaced Sparse Self-Attention for Semantic
 Segmentation</i>, arXiv:1907.12273), executed and saved with their outputs, to read without installing anything.</p>
 <ol class="isanet-pages">
 {items}
 </ol>
 {explorer}
-<p><small>Built with <code>python3 kit.py site{' --quick' if quick else ''}</code> {settings} in {seconds:.0f} s.
+<p><small>Built with <code>python3 kit.py site{' --quick' if quick else ''}</code> in {seconds:.0f} s.
 Unless real data sets and published checkpoints were present, the notebooks ran on small <b>synthetic</b> data
 (the context task and samples in the published layouts) with the shipped <b>teaching model</b> (trained on the
 synthetic context task) or random weights: their numbers say what attention does on those scenes, nothing
 about ISANet on real images.
-Interactive widgets need a kernel (<code>python3 kit.py lab</code>); formulas are typeset by the copy of
-MathJax in <code>{MATHJAX_DIR}/</code>, with no network.</small></p>
+Interactive widgets need a kernel (<code>python3 kit.py lab</code>); {formulas}.</small></p>
 </body></html>
 """
 
@@ -334,8 +389,8 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
     start, failures, pages = time.monotonic(), 0, []
     mathjax_url = install_mathjax(out)
     if mathjax_url is None:
-        print("site: warning: jupyter-server-mathjax is not installed; the pages load MathJax from its CDN",
-              file=sys.stderr)
+        print("site: warning: no copy of MathJax 3 (run `npm ci --prefix web`); the pages show their formulas as "
+              "TeX source", file=sys.stderr)
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         title = notebook_title(nb, path.stem)
@@ -351,6 +406,7 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
             print(f"site: error: {path.name}: {str(error).strip().splitlines()[-1]}", file=sys.stderr)
         write_text_atomic(nbformat.writes(nb), out / EXECUTED_DIR / path.name)
         replace_widget_outputs(nb)
+        scrub_local_paths(nb, local_prefixes())
         collapse_hidden_outputs(nb)
         page = f"{path.stem}.html"
         write_text_atomic(to_html(nb, title, mathjax_url).replace(f'href="{NOTATION_CARD}"', f'href="{NOTATION_PAGE}"'),
@@ -360,7 +416,8 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
     if card.is_file():
         write_text_atomic(notation_html(card.read_text(encoding="utf-8"), mathjax_url), out / NOTATION_PAGE)
         pages.append((NOTATION_PAGE, "Notation card: every letter of the notebooks, with the code's names", ""))
-    write_text_atomic(index_html(pages, time.monotonic() - start, quick), out / "index.html")
+    write_text_atomic(index_html(pages, time.monotonic() - start, quick, mathjax_url is not None),
+                      out / "index.html")
     print(f"site: wrote {out / 'index.html'} ({len(pages)} pages, {failures} failed, "
           f"{time.monotonic() - start:.0f} s)")
     return failures

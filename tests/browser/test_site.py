@@ -1,5 +1,6 @@
 """The static site (``python3 kit.py site``) in a real browser, from disk: the index links the notebook pages,
-notebook 02's page shows its outputs and embeds the standalone explorer, and that explorer answers a click.
+notebook 02's page shows its outputs and embeds the standalone explorer, and that explorer answers a click; every
+page typesets its formulas with no error, fetches nothing from the network and names no folder of the machine.
 
 CI builds the whole site first and points ``ISANET_SITE_DIR`` at it; without it the test builds notebook 02's
 page alone into its tmp folder (about half a minute). Skipped without Chromium or Playwright, unless
@@ -11,28 +12,38 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from conftest import LABEL
 
-from isanet.notebook.site import EMBEDS, EXPLORER_NOTEBOOK, EXPLORER_PAGE, NOTATION_PAGE, build_site
+from isanet.notebook.site import (
+    EMBEDS,
+    EXPLORER_NOTEBOOK,
+    EXPLORER_PAGE,
+    NOTATION_PAGE,
+    build_site,
+    local_prefixes,
+)
 
 
-def _site(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site CI built, or notebook 02's page alone, built once for this module's tests."""
     built = os.environ.get("ISANET_SITE_DIR")
     if built:
-        site = Path(built)
-        assert (site / "index.html").is_file(), f"ISANET_SITE_DIR={built} holds no index.html (run kit.py site)"
-        return site
-    site = tmp_path / "site"
-    assert build_site(site, [EXPLORER_NOTEBOOK], quick=True) == 0
-    return site
+        folder = Path(built)
+        assert (folder / "index.html").is_file(), f"ISANET_SITE_DIR={built} holds no index.html (run kit.py site)"
+        return folder
+    folder = tmp_path_factory.mktemp("site") / "site"
+    assert build_site(folder, [EXPLORER_NOTEBOOK], quick=True) == 0
+    return folder
 
 
 def _settled_box(page, locator, quiet_ms: int = 300, timeout_ms: int = 15_000) -> dict:
     """The element's box once MathJax has finished typesetting and the box has not moved for ``quiet_ms``.
 
-    MathJax 2 typesets in chunks and swaps web fonts in afterwards, so the layout above the explorer can still
-    shift by a fraction of a pixel after the first formula appears; one fixed wait was not always enough."""
-    page.evaluate("() => new Promise(done => window.MathJax ? MathJax.Hub.Queue(() => done(true)) : done(true))")
+    Typesetting and the pictures' decoding change the layout above the explorer after the page has loaded, so the
+    box can still shift by a fraction of a pixel; one fixed wait was not always enough."""
+    _typeset(page)
     box, waited = locator.bounding_box(), 0
     while waited < timeout_ms:
         page.wait_for_timeout(quiet_ms)
@@ -44,8 +55,41 @@ def _settled_box(page, locator, quiet_ms: int = 300, timeout_ms: int = 15_000) -
     raise AssertionError(f"the explorer's picker still moves after {timeout_ms} ms (last box {box})")
 
 
-def test_site_index_and_notebook_02_with_a_working_explorer(chromium, tmp_path: Path) -> None:
-    site = _site(tmp_path)
+def _typeset(page) -> None:
+    """Wait until MathJax 3 has typeset the page (at once when the page loads none)."""
+    page.wait_for_function("() => !document.querySelector('script[src*=mathjax]') || (window.MathJax && "
+                           "MathJax.startup && MathJax.startup.promise)", timeout=60_000, polling=100)
+    page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise.then(() => true) : true")
+
+
+def test_every_page_typesets_its_formulas_fetches_nothing_and_names_no_local_folder(chromium, site: Path) -> None:
+    local = [folder for folder in local_prefixes() if folder.strip("/")]
+    pages = sorted(site.glob("*.html"))
+    assert (site / "mathjax" / "tex-svg-full.js").is_file(), "no copy of MathJax 3 in the site (npm ci --prefix web)"
+    page = chromium.new_page()
+    remote: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(("file:", "data:", "blob:", "about:"))
+            else remote.append(request.url))
+    report = {}
+    for path in pages:
+        page.goto(path.resolve().as_uri(), wait_until="load")
+        _typeset(page)
+        text = page.locator("body").inner_text()
+        report[path.name] = page.evaluate("""() => ({
+            formulas: document.querySelectorAll('mjx-container').length,
+            errors: document.querySelectorAll('[data-mml-node="merror"], mjx-merror').length})""")
+        report[path.name].update(
+            processing_errors=text.count("Math Processing Error"), warnings=text.count("Warning:"),
+            local_paths=[folder for folder in local if folder in text])
+    wrong = {name: found for name, found in report.items()
+             if found["errors"] or found["processing_errors"] or found["warnings"] or found["local_paths"]}
+    assert not wrong, wrong
+    assert not remote, remote
+    with_math = [name for name, found in report.items() if found["formulas"]]
+    assert f"{EXPLORER_NOTEBOOK}.html" in with_math and len(with_math) >= len(pages) // 2, report
+
+
+def test_site_index_and_notebook_02_with_a_working_explorer(chromium, site: Path, tmp_path: Path) -> None:
     standalone = {embed.page for embed in EMBEDS.values()}
     pages = sorted(path.name for path in site.glob("[0-9][0-9]_*.html") if path.name not in standalone)
     assert f"{EXPLORER_NOTEBOOK}.html" in pages and (site / EXPLORER_PAGE).is_file()
@@ -64,8 +108,8 @@ def test_site_index_and_notebook_02_with_a_working_explorer(chromium, tmp_path: 
     assert "interactive widget" in text, "the kernel-only widget is replaced by a note"
     assert "Traceback" not in text
     # the site's own MathJax copy typesets the formulas, with no network
-    page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 0",
-                           timeout=60_000, polling=200)
+    _typeset(page)
+    assert page.locator("mjx-container").count() > 0
 
     # the outputs' pictures above the iframe take their size when decoded: wait, or the layout shifts
     page.wait_for_function("() => Array.from(document.images).every(image => image.complete)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,7 @@ def test_the_site_embeds_each_explorer_after_its_cell_and_links_it(tmp_path) -> 
     nbformat = pytest.importorskip("nbformat")
     from isanet.notebook.site import EMBEDS, HIDDEN_TAG, embed_explorer, index_html
 
+    saved: list[str] = []  # the pages the inserted cells write
     for name, embed in EMBEDS.items():
         nb = nbformat.read(repo_root() / "notebooks" / f"{name}.ipynb", as_version=4)
         count = len(nb.cells)
@@ -138,7 +140,15 @@ def test_the_site_embeds_each_explorer_after_its_cell_and_links_it(tmp_path) -> 
         position = nb.cells.index(inserted)
         assert len(nb.cells) == count + 1 and embed.mark in nb.cells[position - 1].source
         assert f"explorer.save_html({str(tmp_path / embed.page)!r})" in inserted.source
-        assert f'src="{embed.page}"' in inserted.source
+        namespace = {"explorer": type("StandIn", (), {"save_html": lambda self, path: saved.append(path)})()}
+        *lines, last = inserted.source.splitlines()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # IPython warns of a raw <iframe> in HTML(...): the page would show it
+            exec("\n".join(lines), namespace)
+            frame = eval(last, namespace)._repr_html_()
+        assert saved[-1] == str(tmp_path / embed.page)
+        assert f'src="{embed.page}"' in frame and 'class="isanet-explorer-frame"' in frame
+        assert f'height="{embed.height}"' in frame
     index = index_html([("01_interlaced_partitions.html", "01", ""), ("06_efficient_attention.html", "06", "")], 1.0,
                        True)
     assert f'href="{EMBEDS["01_interlaced_partitions"].page}"' in index
