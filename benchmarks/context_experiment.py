@@ -33,6 +33,7 @@ import torch
 from isanet.cli import parse_guarded
 from isanet.cli.options import add_output
 from isanet.data.context import CONTEXT_TASKS
+from isanet.engine.config import plain
 from isanet.engine.recipes import TASK_RECIPES
 from isanet.io.atomic import atomic_path
 
@@ -184,11 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1 or (args.iters is not None and args.iters < 1):
         parser.error("--jobs and --iters must be at least 1")
     result = json.loads(args.json.read_text()) if args.json.exists() else {"rows": []}
-    for name in ("task", "iters"):
-        if result["rows"] and result.get(name) != getattr(args, name):
-            parser.error(f"--json {args.json}: holds runs of {name}={result.get(name)}, not {getattr(args, name)}; "
-                         "choose another file")
-    result.update(task=args.task, recipe=TASK_RECIPES[args.task].name, iters=args.iters, machine=machine(args.jobs),
+    recipe = TASK_RECIPES[args.task]
+    wanted = {"task": args.task, "iters": args.iters, "recipe_settings": plain(recipe.config_fields())}
+    for name, value in wanted.items():  # a recipe retuned since the file was begun makes other runs
+        if result["rows"] and result.get(name) != value:
+            parser.error(f"--json {args.json}: holds runs of {name}={result.get(name)}, not {value}; choose another "
+                         "file")
+    result.update(wanted, recipe=recipe.name, machine=machine(args.jobs),
                   data=f"SYNTHETIC context task (isanet sample-data {args.task})", learnt_miou=LEARNT_MIOU)
     done = {(row["head"], row["seed"]) for row in result["rows"]}
     todo = [(head, seed) for seed in args.seeds for head in args.heads if (head, seed) not in done]

@@ -494,6 +494,13 @@ display(plot_predictions(rows, CONTEXT_PALETTE, titles=["label", "predicted", "w
 # Intact, the objects take the beacon's colour. Without either step, whole objects (or most of them) take a
 # wrong team: the figure is the ablation lines above, picture by picture.
 #
+# **See it live.** The same model also runs in a web page, in your browser (onnxruntime-web): drag the beacon,
+# change its colour, and the page runs the model again and redraws the predicted teams and the three maps of the
+# pixel you chose. On the kit's site (`python3 kit.py site`, then `python3 kit.py site --serve`) that page sits
+# right below this figure. From here, `isanet attention --teaching --out live.html` writes it with its model
+# beside it; serve its folder (`python3 -m http.server`) and open `live.html`. Opened straight from disk, the page
+# can only show what the kit computed for its first picture, and says so.
+#
 # Whether a published model's attention prefers its class is the same kind of measurement on real data:
 # `same_class_over_images` takes any model and real labelled `{"image", "label"}` samples.
 

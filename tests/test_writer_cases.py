@@ -167,3 +167,10 @@ def test_pruning_old_checkpoints_keeps_a_file_of_yours_with_a_checkpoints_name(t
     assert sorted(path.name for path in tmp_path.glob("*.pth")) == ["iter_0.pth", "iter_4.pth", "latest.pth"]
     assert mine.read_bytes() == b"my own weights"
     assert torch.load(tmp_path / "latest.pth", weights_only=True)["meta"]["iter"] == 4
+
+
+def test_the_site_is_served_only_once_built(tmp_path, capsys):
+    assert site.main(["--serve", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"site: error: --out {tmp_path.resolve()}: holds no site (index.html); build it first with "
+                   "python3 kit.py site (--quick: in minutes)")

@@ -70,6 +70,9 @@ GUARDED = {
                                                       "folder"),
     "isanet/notebook/plots.py::save_figure": ({".savefig"}, "the temporary of atomic_path"),
     "isanet/notebook/site.py::install_mathjax": ({"shutil.copyfile"}, "into atomic_path's staging folder"),
+    "isanet/notebook/live_page.py::save_live_page": ({"shutil.copyfile"}, "the runtime, into atomic_path's staging "
+                                                     "folder"),
+    "isanet/io/live_export.py::export_live": ({".save"}, "the temporary of atomic_path"),
     "isanet/notebook/attention_panels.py::array_png": ({".save"}, "into memory (BytesIO)"),
     "isanet/notebook/explorer_html.py::_jpeg_b64": ({".save"}, "into memory (BytesIO)"),
     "isanet/notebook/partition_explorer.py::figure_png": ({".savefig"}, "into memory (BytesIO)"),

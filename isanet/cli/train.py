@@ -43,6 +43,9 @@ def add_parser(subparsers) -> None:
                         help="images per process (default: the entry's per-GPU batch)")
     parser.add_argument("--lr", type=bounded_float(0, MAX_LR, low_open=True),
                         help="base learning rate (default: the entry's, 0.01)")
+    parser.add_argument("--warmup-iters", type=non_negative_int,
+                        help="linear warm-up of the learning rate over the first N iterations, from 0.1x "
+                             "(default: the recipe's, else 0: none)")
     add_input(parser, "--init", help="starting weights: a zoo checkpoint (classifier re-initialised when the "
                                        "classes differ, e.g. for your own classes.txt) or an ImageNet ResNet "
                                        "backbone checkpoint")
@@ -80,7 +83,8 @@ def add_parser(subparsers) -> None:
 #: engine's field names (its errors and notes say ``TrainConfig.iters``) become the options a user of this
 #: command typed (``--iters``). Fields without an option (``stop_after``, ``aux_weight``...) keep their name.
 OPTIONS = {"data_root": "--data-root", "work_dir": "--work-dir", "recipe": "--recipe", "iters": "--iters",
-           "crop_size": "--crop", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+           "crop_size": "--crop", "batch_size": "--batch-size", "lr": "--lr", "warmup_iters": "--warmup-iters",
+           "seed": "--seed",
            "save_every": "--save-every", "keep_checkpoints": "--keep", "eval_every": "--eval-every",
            "limit_val": "--limit-val", "resize_scale": "--scale", "val_scale": "--scale", "init": "--init",
            "resume": "--resume", "device": "--device", "precision": "--precision", "sync_bn": "--sync-bn",
@@ -121,6 +125,7 @@ def config_from_args(args: argparse.Namespace):
                        crop_size=tuple(args.crop) if args.crop else None,
                        resize_scale=tuple(args.scale) if args.scale else None,
                        val_scale=tuple(args.scale) if args.scale else None, batch_size=args.batch_size, lr=args.lr,
+                       warmup_iters=args.warmup_iters,
                        seed=args.seed, save_every=args.save_every, keep_checkpoints=args.keep,
                        eval_every=args.eval_every, limit_val=args.limit_val, init=args.init, resume=args.resume,
                        device=args.device, precision=amp_precision(args),

@@ -55,6 +55,7 @@ class TrainConfig:
     crop_size: tuple[int, int] | None = None  # RandomCrop (height, width)
     batch_size: int | None = None  # images per process and iteration
     lr: float | None = None  # SGD base learning rate, decayed by the poly schedule
+    warmup_iters: int | None = None  # linear warm-up: the rate starts at WARMUP_START_FACTOR x (0: none)
     seed: int | None = None  # seeds data order, augmentation and initialisation
     save_every: int | None = None  # checkpoint interval in iterations
     keep_checkpoints: int | None = None  # keep only the newest N iter_*.pth (None: all)
@@ -86,7 +87,8 @@ class TrainConfig:
 
 #: Settings a resumed run must share with its checkpoint (else its losses would not continue the same run);
 #: the others (``iters``, intervals, ``val_scale``...) may change, and when left out come from the checkpoint.
-RESUME_LOCKED = ("crop_size", "batch_size", "lr", "seed", "resize_scale", "resize_ratio", "model_overrides")
+RESUME_LOCKED = ("crop_size", "batch_size", "lr", "warmup_iters", "seed", "resize_scale", "resize_ratio",
+                 "model_overrides")
 #: Settings outside the recipe that a resumed run also takes from its checkpoint when left out (a run that kept
 #: 2 checkpoints must keep pruning after a resume; a bf16 run stays one).
 RESUME_RESTORED = {"keep_checkpoints": None, "precision": "fp32"}
@@ -103,7 +105,8 @@ def entry_defaults(entry: ZooEntry) -> dict:
     """The recipe's value of every optional :class:`TrainConfig` field, read from the zoo entry."""
     recipe = entry.train
     iters = recipe.iterations
-    return dict(iters=iters, crop_size=recipe.crop_size, batch_size=recipe.batch_size_per_gpu, lr=recipe.lr, seed=0,
+    return dict(iters=iters, crop_size=recipe.crop_size, batch_size=recipe.batch_size_per_gpu, lr=recipe.lr,
+                warmup_iters=0, seed=0,
                 save_every=max(iters // 10, 1), eval_every=max(iters // 10, 1), limit_val=None,
                 resize_scale=recipe.resize_scale, resize_ratio=recipe.ratio_range, val_scale=entry.test.scale,
                 model_overrides={})
@@ -143,8 +146,8 @@ def resolve_config(config: TrainConfig, entry: ZooEntry, previous: dict | None =
     """Fill the ``None`` fields (explicit > checkpoint's ``previous`` config > named recipe > zoo entry) and
     refuse a resume whose explicit settings contradict the checkpoint. ``device_type`` is where the run trains
     (an older checkpoint's precision depends on it, see :func:`saved_precision`)."""
-    if previous is not None:
-        previous = {**previous, "precision": saved_precision(previous, device_type)}
+    if previous is not None:  # checkpoints older than the warm-up field trained without one
+        previous = {"warmup_iters": 0, **previous, "precision": saved_precision(previous, device_type)}
     if previous is not None and previous.get("name") != entry.name:
         raise TrainError(f"TrainConfig.resume: the checkpoint is a run of {previous.get('name')!r}, not {entry.name!r}")
     if previous is not None and config.recipe is None:
@@ -181,6 +184,7 @@ LIMITS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("crop_size", lambda value: min(value) >= 8 and max(value) <= MAX_IMAGE_SIDE,
      f"(height, width), each 8 to {MAX_IMAGE_SIDE}"),
     ("lr", lambda value: math.isfinite(value) and 0 < value <= MAX_LR, f"a finite number above 0, at most {MAX_LR}"),
+    ("warmup_iters", lambda value: value >= 0, "at least 0 (0: no warm-up)"),
     ("save_every", lambda value: value >= 1, "at least 1"),
     ("eval_every", lambda value: value >= 0, "at least 0 (0: never)"),
     ("keep_checkpoints", lambda value: value is None or value >= 1, "None (keep all) or at least 1"),

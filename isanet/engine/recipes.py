@@ -69,6 +69,7 @@ class Recipe:
     crop_size: tuple[int, int] | None = None
     batch_size: int | None = None
     lr: float | None = None
+    warmup_iters: int | None = None
     resize_scale: tuple[int, int] | None = None
     resize_ratio: tuple[float, float] | None = None
     val_scale: tuple[int, int] | None = None
@@ -100,15 +101,15 @@ TEACHING_MODEL = dict(depth=10, backbone_width=16, channels=64, isa_channels=32,
 TEACHING = Recipe(
     name="teaching",
     description="the relay task's teaching model: ResNet-V1c-10 x16, whole 160-px pictures, down_factor 8x8",
-    iters=1000, crop_size=(160, 160), batch_size=8, lr=0.02, resize_scale=(160, 160), resize_ratio=(0.75, 1.0),
-    val_scale=(160, 160), save_every=1000, eval_every=100,
+    iters=1000, crop_size=(160, 160), batch_size=8, lr=0.02, warmup_iters=100, resize_scale=(160, 160),
+    resize_ratio=(0.75, 1.0), val_scale=(160, 160), save_every=1000, eval_every=100,
     model_overrides=TEACHING_MODEL,
 )
 
 TEACHING_ONE_HOP = replace(
     TEACHING, name="teaching-one-hop",
     description="the one-hop task's model (the first teaching model): as teaching, down_factor 4x4, 500 iterations",
-    iters=500, lr=0.05, save_every=500, model_overrides={**TEACHING_MODEL, "down_factor": (4, 4)},
+    iters=500, lr=0.05, warmup_iters=None, save_every=500, model_overrides={**TEACHING_MODEL, "down_factor": (4, 4)},
 )
 #: The recipe of each context task (:data:`isanet.data.context.CONTEXT_TASKS`).
 TASK_RECIPES = {"context": TEACHING, "context-one-hop": TEACHING_ONE_HOP}

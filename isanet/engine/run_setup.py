@@ -43,23 +43,41 @@ def poly_lr(iteration: int, max_iters: int, base_lr: float, eta_min: float = 1e-
     return (base_lr - eta_min) * (1 - min(iteration, max_iters) / max_iters) ** power + eta_min
 
 
+#: Where a warm-up starts, as a fraction of the schedule's rate (mmengine's ``LinearLR`` ``start_factor``).
+WARMUP_START_FACTOR = 0.1
+
+
+def warmup_factor(iteration: int, warmup_iters: int) -> float:
+    """mmengine's ``LinearLR`` (closed form) from :data:`WARMUP_START_FACTOR` to 1 over ``warmup_iters``
+    iterations, then 1; chained with ``PolyLR`` over the same iterations, mmengine multiplies the two."""
+    if iteration >= warmup_iters:
+        return 1.0
+    return WARMUP_START_FACTOR + (1 - WARMUP_START_FACTOR) * iteration / warmup_iters
+
+
 @dataclass(frozen=True)
 class PolySchedule:
     """mmengine's ``PolyLR`` as the recipe sets it: stepped per iteration from ``base_lr`` to ``eta_min`` at
-    ``iters``. Kept apart from the optimiser so a checkpoint can record it in mmengine's own form."""
+    ``iters``, with an optional ``LinearLR`` warm-up over its first ``warmup_iters`` (the two multiplied, as
+    mmengine chains them). Kept apart from the optimiser so a checkpoint can record it in mmengine's own form."""
 
     base_lr: float
     iters: int
     eta_min: float
     power: float
+    warmup_iters: int = 0
 
     def lr(self, iteration: int) -> float:
-        return poly_lr(iteration, self.iters, self.base_lr, self.eta_min, self.power)
+        return (poly_lr(iteration, self.iters, self.base_lr, self.eta_min, self.power)
+                * warmup_factor(iteration, self.warmup_iters))
 
-    def state(self, iteration: int) -> dict:
-        """The schedule after ``iteration`` as mmengine's ``param_schedulers`` entry records it."""
-        return {"type": "PolyLR", "by_epoch": False, "begin": 0, "end": self.iters, "last_step": iteration,
-                "base_values": [self.base_lr], "eta_min": self.eta_min, "power": self.power}
+    def state(self, iteration: int) -> list[dict]:
+        """The schedule after ``iteration`` as mmengine's ``param_schedulers`` entries record it."""
+        warmup = [{"type": "LinearLR", "by_epoch": False, "begin": 0, "end": self.warmup_iters,
+                   "last_step": min(iteration, self.warmup_iters), "base_values": [self.base_lr],
+                   "start_factor": WARMUP_START_FACTOR, "end_factor": 1.0}] if self.warmup_iters else []
+        return [*warmup, {"type": "PolyLR", "by_epoch": False, "begin": 0, "end": self.iters, "last_step": iteration,
+                          "base_values": [self.base_lr], "eta_min": self.eta_min, "power": self.power}]
 
 
 @dataclass
@@ -95,7 +113,7 @@ class Optimisation:
 
     def state(self, iteration: int) -> dict:
         """The checkpoint fields of the optimisation after ``iteration`` (mmengine's names)."""
-        state = {"optimizer": self.optimizer.state_dict(), "param_schedulers": [self.schedule.state(iteration)]}
+        state = {"optimizer": self.optimizer.state_dict(), "param_schedulers": self.schedule.state(iteration)}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
@@ -239,7 +257,7 @@ def _build_parts(config: TrainConfig, entry: ZooEntry, dist: DistContext,
     recipe = entry.train
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
-    schedule = PolySchedule(config.lr, config.iters, recipe.eta_min, recipe.power)
+    schedule = PolySchedule(config.lr, config.iters, recipe.eta_min, recipe.power, config.warmup_iters)
     optimisation = Optimisation(optimizer, schedule, precision, device, scaler)
     train_transform, _ = transforms_from_entry(entry)
     train_transform = replace(train_transform, crop_size=tuple(config.crop_size), scale=tuple(config.resize_scale),
@@ -274,5 +292,6 @@ def _header(state: RunState, optimisation: Optimisation, num_images: int) -> str
     config, world = state.config, state.dist.world_size
     return (f"isanet train {config.name}: {num_images} training images, {config.iters} iterations of "
             f"{world} x {config.batch_size} crops {config.crop_size[0]}x{config.crop_size[1]} on {state.device} "
-            f"(precision {optimisation.precision}), lr {config.lr} poly -> {optimisation.schedule.eta_min}, "
+            f"(precision {optimisation.precision}), lr {config.lr} poly -> {optimisation.schedule.eta_min}"
+            f"{f' after a {config.warmup_iters}-iteration warm-up' if config.warmup_iters else ''}, "
             f"work dir {state.work_dir}")

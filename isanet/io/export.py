@@ -23,6 +23,7 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -65,6 +66,16 @@ def check_memory(model: nn.Module, sizes: tuple[tuple[int, int], ...],
                 memory_cap_bytes, option)
 
 
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Inside, ``torch.onnx.export`` prints nothing: its step-by-step progress lines, its deprecation chatter and
+    its "no torchvision" registration notes are dropped; failures still raise."""
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, example_size: tuple[int, int] = EXAMPLE_SIZE,
                 memory_cap_bytes: int | None = footprint.DEFAULT_CAP_BYTES) -> Path:
     """Write ``model`` (eval mode, fp32, CPU) to ``path`` as ONNX taking a ``1 x 3 x H x W`` normalised
@@ -83,10 +94,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example_size: tuple[i
     height = torch.export.Dim("height", min=MIN_SIZE, max=MAX_SIZE)
     width = torch.export.Dim("width", min=MIN_SIZE, max=MAX_SIZE)
     example = torch.randn(1, 3, *example_size)
-    quiet = contextlib.redirect_stdout(io.StringIO())  # the exporter's step-by-step progress lines
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # "no torchvision"
-    with atomic_path(path, suffix=".onnx") as temporary, warnings.catch_warnings(), quiet:
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter; failures still raise
+    with atomic_path(path, suffix=".onnx") as temporary, quiet_exporter():
         program = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                     dynamic_shapes={"x": {2: height, 3: width}}, dynamo=True, verbose=False)
         program.save(str(temporary))  # weights inside the one file (no external-data side file)

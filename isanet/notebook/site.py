@@ -57,21 +57,29 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of a kernel's traceback
 
 @dataclass(frozen=True)
 class Embed:
-    """A notebook's explorer as a standalone page of the site: the notebook's variable ``explorer`` has a
-    ``save_html(path)``; the page goes in after the first code cell holding ``mark``."""
+    """A page of the site shown inside a notebook's page: after the first code cell holding ``mark``, a hidden
+    cell runs ``save`` (Python, ``{path}`` standing for the page's path in the site) and shows the page in an
+    iframe."""
 
     page: str    # its file in the site
     mark: str    # text of the code cell after which the page is saved and shown
     title: str   # the index's link text
     height: int  # of the iframe, in CSS pixels
+    save: str = "explorer.save_html({path!r})"  # the notebook's variable ``explorer`` writes its standalone page
 
 
-EMBEDS = {
-    "01_interlaced_partitions": Embed("01_partition_explorer_page.html", "= PartitionExplorer(",
-                                      "partition explorer (sliders; click a pixel)", 1000),
-    EXPLORER_NOTEBOOK: Embed(EXPLORER_PAGE, "= AttentionExplorer(", "attention explorer (click a pixel)", 1300),
-    "06_efficient_attention": Embed("06_pattern_explorer_page.html", "= ReachExplorer(",
-                                    "pattern explorer (click a query; size slider)", 700),
+LIVE_PAGE = "02_live_page.html"
+#: The pages each notebook's page embeds: the explorers as standalone pages, and notebook 02's live model.
+EMBEDS: dict[str, tuple[Embed, ...]] = {
+    "01_interlaced_partitions": (Embed("01_partition_explorer_page.html", "= PartitionExplorer(",
+                                       "partition explorer (sliders; click a pixel)", 1000),),
+    EXPLORER_NOTEBOOK: (Embed(EXPLORER_PAGE, "= AttentionExplorer(", "attention explorer (click a pixel)", 1300),
+                        Embed(LIVE_PAGE, "plot_predictions(rows,", "the teaching model live (move and recolour the "
+                              "beacon; served over http)", 1900,
+                              "from isanet.notebook.live_page import save_teaching_live_page\n"
+                              "save_teaching_live_page({path!r}, first=IMAGE_INDEX)")),
+    "06_efficient_attention": (Embed("06_pattern_explorer_page.html", "= ReachExplorer(",
+                                     "pattern explorer (click a query; size slider)", 700),),
 }
 NOTATION_CARD = "notation.md"
 NOTATION_PAGE = "notation.html"
@@ -94,16 +102,15 @@ def notebook_title(nb, fallback: str) -> str:
     return fallback
 
 
-def embed_explorer(nb, site_dir: Path, embed: Embed = EMBEDS[EXPLORER_NOTEBOOK]) -> bool:
-    """Insert, after the first code cell holding ``embed.mark``, a hidden cell that writes the notebook's explorer
-    into ``site_dir`` as the standalone page ``embed.page`` and shows it in an iframe. Returns whether the mark
-    was found."""
+def embed_page(nb, site_dir: Path, embed: Embed) -> bool:
+    """Insert, after the first code cell holding ``embed.mark``, a hidden cell that writes ``embed.page`` into
+    ``site_dir`` (``embed.save``) and shows it in an iframe. Returns whether the mark was found."""
     import nbformat
 
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and embed.mark in cell.source:
             source = (f"from IPython.display import IFrame\n"
-                      f"explorer.save_html({str(site_dir / embed.page)!r})\n"
+                      f"{embed.save.format(path=str(site_dir / embed.page))}\n"
                       f"IFrame({embed.page!r}, width='100%', height={embed.height}, extras=["
                       f"'class=\"isanet-explorer-frame\"', 'style=\"border: 0; outline: 1px solid #ccc\"'])")
             nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source, metadata={"tags": [HIDDEN_TAG]}))
@@ -314,8 +321,10 @@ def index_html(pages: list[tuple[str, str, str]], seconds: float, quick: bool, t
                       for file, title, status in pages)
     built = {Path(file).stem for file, _, _ in pages}
     links = "\n".join(f'<li><a href="{html.escape(embed.page)}">{html.escape(embed.title)}</a> (notebook '
-                      f"{html.escape(name[:2])})</li>" for name, embed in EMBEDS.items() if name in built)
-    explorer = (f"<p>The explorers also work on their own, one HTML file each, no kernel needed:</p>\n"
+                      f"{html.escape(name[:2])})</li>" for name, embeds in EMBEDS.items() if name in built
+                      for embed in embeds)
+    explorer = (f"<p>The explorers also work on their own, one HTML file each, no kernel needed (the live page "
+                f"runs its model when the site is served: <code>python3 kit.py site --serve</code>):</p>\n"
                 f'<ul class="isanet-explorers">\n{links}\n</ul>' if links else "")
     settings = ('<b>Built in quick mode</b>: the notebooks ran with their tiny test-runner settings, so their '
                 "training numbers say nothing (build with <code>python3 kit.py site</code> for the full ones)."
@@ -352,7 +361,8 @@ def site_outputs(out: Path, notebooks: list[Path], card: Path) -> list[Path]:
     the notation page, ``mathjax/``, the index): checked before any notebook runs, so that a user's own
     ``index.html`` or ``mathjax/`` is named in an error and kept, not found after an hour of building."""
     pages = [out / f"{path.stem}.html" for path in notebooks] + [out / EXECUTED_DIR / path.name for path in notebooks]
-    explorers = [out / EMBEDS[path.stem].page for path in notebooks if path.stem in EMBEDS]
+    embedded = [out / embed.page for path in notebooks for embed in EMBEDS.get(path.stem, ())]
+    explorers = [*embedded, *(page.with_name(f"{page.stem}_files") for page in embedded if page.name == LIVE_PAGE)]
     return [*pages, *explorers, *([out / NOTATION_PAGE] if card.is_file() else []), out / MATHJAX_DIR,
             out / "index.html"]
 
@@ -394,9 +404,10 @@ def build_site(out_dir: str | os.PathLike, names: list[str] | None = None, timeo
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         title = notebook_title(nb, path.stem)
-        embed = EMBEDS.get(path.stem)
-        if embed is not None and not embed_explorer(nb, out, embed):
-            print(f"site: warning: {path.name} has no `{embed.mark}` cell; no explorer embedded", file=sys.stderr)
+        for embed in EMBEDS.get(path.stem, ()):
+            if not embed_page(nb, out, embed):
+                print(f"site: warning: {path.name} has no `{embed.mark}` cell; {embed.page} not embedded",
+                      file=sys.stderr)
         began, status = time.monotonic(), ""
         try:
             execute(nb, folder, timeout)
@@ -437,13 +448,39 @@ def build_parser() -> argparse.ArgumentParser:
                              "full settings, where notebook 04 trains its live teaching runs in one cell)")
     parser.add_argument("--quick", action="store_true",
                         help="the notebooks' tiny test-runner settings (what CI builds); default: full settings")
+    parser.add_argument("--serve", action="store_true",
+                        help="serve the site built in --out on 127.0.0.1 (with the headers that let the live page "
+                             "run its model on several threads) instead of building it; Ctrl-C stops")
+    parser.add_argument("--port", type=bounded_int(1, 65535), default=8000, help="--serve's port (default: 8000)")
     return parser
+
+
+def serve_site(out: Path, port: int) -> int:
+    """``--serve``: the built site on 127.0.0.1:``port`` until Ctrl-C; 2 when ``out`` holds no site."""
+    from isanet.notebook.serve import HOST, make_server
+
+    if not (out / "index.html").is_file():
+        print(f"site: error: --out {out}: holds no site (index.html); build it first with python3 kit.py site "
+              "(--quick: in minutes)", file=sys.stderr)
+        return 2
+    try:
+        server = make_server(out, port)
+    except OSError as error:
+        print(f"site: error: --port {port}: cannot serve there ({error.strerror or error})", file=sys.stderr)
+        return 2
+    print(f"site: serving {out} at http://{HOST}:{port}/ (the live page: http://{HOST}:{port}/{LIVE_PAGE}); "
+          "Ctrl-C stops", flush=True)
+    with server, contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """``kit.py site``: exit 2 for a refusal before any notebook runs (as every ``isanet`` command), 1 when a
     notebook failed or a write did."""
     args = build_parser().parse_args(argv)
+    if args.serve:
+        return serve_site(Path(args.out).resolve(), args.port)
     try:
         check_output(args.out, "--out", kind="dir", inputs=[("notebooks", repo_root() / "notebooks")])
         notebook_paths(repo_root() / "notebooks", args.notebooks)

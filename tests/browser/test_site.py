@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import LABEL
 
+from isanet.notebook.serve import serve_in_thread
 from isanet.notebook.site import (
     EMBEDS,
     EXPLORER_NOTEBOOK,
     EXPLORER_PAGE,
+    LIVE_PAGE,
     NOTATION_PAGE,
     build_site,
     local_prefixes,
@@ -89,8 +91,26 @@ def test_every_page_typesets_its_formulas_fetches_nothing_and_names_no_local_fol
     assert f"{EXPLORER_NOTEBOOK}.html" in with_math and len(with_math) >= len(pages) // 2, report
 
 
+def test_served_the_site_runs_the_teaching_model_live_in_notebook_02s_page(chromium, site: Path) -> None:
+    assert (site / LIVE_PAGE).is_file(), "notebook 02's page embeds the live page"
+    server, base = serve_in_thread(site)
+    try:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}{EXPLORER_NOTEBOOK}.html")
+        frame_element = page.locator(f'iframe.isanet-explorer-frame[src="{LIVE_PAGE}"]')
+        frame_element.scroll_into_view_if_needed()
+        frame = next(f for f in page.frames if f.url.endswith(LIVE_PAGE))
+        frame.wait_for_function("() => window.isanetLive && window.isanetLive.ready", timeout=30_000)
+        assert frame.evaluate("() => window.isanetLive.ready") is True, frame.locator("#mode").inner_text()
+        assert frame.evaluate("() => window.isanetLive.backend").startswith("wasm")
+        assert frame.evaluate("() => window.isanetLive.runs") >= 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_site_index_and_notebook_02_with_a_working_explorer(chromium, site: Path, tmp_path: Path) -> None:
-    standalone = {embed.page for embed in EMBEDS.values()}
+    standalone = {embed.page for embeds in EMBEDS.values() for embed in embeds}
     pages = sorted(path.name for path in site.glob("[0-9][0-9]_*.html") if path.name not in standalone)
     assert f"{EXPLORER_NOTEBOOK}.html" in pages and (site / EXPLORER_PAGE).is_file()
     if (site / NOTATION_PAGE).is_file():  # the notation card is listed with the notebooks
@@ -114,14 +134,14 @@ def test_site_index_and_notebook_02_with_a_working_explorer(chromium, site: Path
     # the outputs' pictures above the iframe take their size when decoded: wait, or the layout shifts
     page.wait_for_function("() => Array.from(document.images).every(image => image.complete)",
                            timeout=30_000, polling=100)
-    frame_element = page.locator("iframe.isanet-explorer-frame")
+    frame_element = page.locator(f'iframe.isanet-explorer-frame[src="{EXPLORER_PAGE}"]')
     frame_element.scroll_into_view_if_needed()
     frame = next(f for f in page.frames if f.url.endswith(EXPLORER_PAGE))
     # requestAnimationFrame polling stalls in a frame out of view: poll by time
     frame.wait_for_function("() => window.isanet && window.isanet.ready", timeout=30_000, polling=100)
     before = frame.evaluate("() => document.getElementById('label').textContent")
     height, width = map(int, LABEL.search(before).groups()[2:4])
-    picker = page.frame_locator("iframe.isanet-explorer-frame").locator("#picker")
+    picker = page.frame_locator(f'iframe.isanet-explorer-frame[src="{EXPLORER_PAGE}"]').locator("#picker")
     box = _settled_box(page, picker)
     target = (height // 5, width // 7)
     page.mouse.click(box["x"] + (target[1] + 0.5) * box["width"] / width,

@@ -23,8 +23,11 @@ import isanet
 from isanet.cli import main
 from isanet.data.registry import write_sample_dataset
 from isanet.data.sample_checkpoint import random_state_dict
+from isanet.engine.config import plain
 from isanet.engine.loader import SampleOrder, StreamBatches
 from isanet.engine.log import read_log
+from isanet.engine.recipes import get_recipe
+from isanet.engine.run_setup import WARMUP_START_FACTOR, PolySchedule, warmup_factor
 from isanet.engine.state import find_resume_checkpoint
 from isanet.engine.trainer import (
     TrainConfig,
@@ -77,6 +80,21 @@ def test_poly_lr_matches_mmengine_at_known_iterations():
     for step in range(1, 50):
         lr = (lr - 1e-4) * (1 - 1 / (50 - step + 1)) ** 0.9 + 1e-4
         assert lr == pytest.approx(poly_lr(step, 50, 0.01), rel=1e-12)
+
+
+def test_a_warm_up_multiplies_the_poly_rate_by_mmengines_linear_factor():
+    schedule = PolySchedule(0.02, 1000, 1e-4, 0.9, warmup_iters=100)
+    assert schedule.lr(0) == pytest.approx(0.002, rel=1e-12)  # 0.1 x the poly rate at 0, which is 0.02
+    assert schedule.lr(50) == pytest.approx(poly_lr(50, 1000, 0.02) * 0.55, rel=1e-12)  # 0.1 + 0.9 * 50/100
+    assert schedule.lr(100) == poly_lr(100, 1000, 0.02) and schedule.lr(700) == poly_lr(700, 1000, 0.02)
+    factor = WARMUP_START_FACTOR  # mmengine's LinearLR, step by step: factor_i / factor_(i-1)
+    for step in range(1, 100):
+        factor *= 1 + 0.9 / (100 * 0.1 + (step - 1) * 0.9)
+        assert factor == pytest.approx(warmup_factor(step, 100), rel=1e-12)
+    linear, poly = schedule.state(40)
+    assert (linear["type"], linear["end"], linear["last_step"], linear["start_factor"]) == ("LinearLR", 100, 40, 0.1)
+    assert (poly["type"], poly["end"], poly["last_step"]) == ("PolyLR", 1000, 40)
+    assert [entry["type"] for entry in PolySchedule(0.02, 1000, 1e-4, 0.9).state(40)] == ["PolyLR"]
 
 
 def test_loss_is_ce_plus_0_4_aux_with_ignore_averaged_like_mmseg():
@@ -179,6 +197,20 @@ def test_resume_refuses_a_different_seed_and_fills_the_rest(voc_root, uninterrup
         assert trainer.state.start_iter == 6 and trainer.config.iters == 8
     finally:
         trainer.close()
+
+
+def test_the_warm_up_is_recorded_and_a_resume_keeps_it_or_refuses_another():
+    entry = isanet.get_entry("isanet_r50-d8_4xb4-20k_voc12aug-512x512")
+    fresh = resolve_config(TrainConfig(data_root="d", work_dir="w", recipe="teaching"), entry)
+    assert fresh.warmup_iters == get_recipe("teaching").warmup_iters
+    saved = plain(vars(fresh))  # what a checkpoint's meta["config"] holds
+    with pytest.raises(TrainError, match=rf"warmup_iters={fresh.warmup_iters} but this run asks for warmup_iters=7;"):
+        resolve_config(TrainConfig(data_root="d", work_dir="w", resume=True, warmup_iters=7), entry, saved)
+    assert resolve_config(TrainConfig(data_root="d", work_dir="w", resume=True), entry, saved).warmup_iters == \
+        fresh.warmup_iters
+    older = {key: value for key, value in saved.items() if key != "warmup_iters"}  # before the field existed
+    assert resolve_config(TrainConfig(data_root="d", work_dir="w", resume=True), entry, older).warmup_iters == 0
+    assert resolve_config(TrainConfig(data_root="d", work_dir="w"), entry).warmup_iters == 0  # the zoo's: none
 
 
 def test_resume_picks_the_newest_checkpoint_even_if_latest_lags(tmp_path):
@@ -293,7 +325,7 @@ def test_bad_inputs_are_one_line_errors(voc_root, tmp_path, capsys, uninterrupte
     ("iters", 0, "at least 1"), ("batch_size", 0, "at least 1"), ("crop_size", (4, 64), "(height, width), each 8 to"),
     ("lr", math.inf, "a finite number above 0"), ("lr", 0.0, "a finite number above 0"),
     ("save_every", 0, "at least 1"), ("eval_every", -1, "at least 0"), ("keep_checkpoints", 0, "None (keep all)"),
-    ("num_workers", -1, "at least 0")])
+    ("num_workers", -1, "at least 0"), ("warmup_iters", -1, "at least 0 (0: no warm-up)")])
 def test_python_callers_read_the_field_they_set(field, value, expected):
     config = TrainConfig(data_root="d", work_dir="w", **{field: value})
     with pytest.raises(TrainError, match=rf"^TrainConfig\.{field} {re.escape(str(value))}: out of range, expected "

@@ -93,28 +93,42 @@ def test_attention_command_rejects_bad_input_in_one_line(tmp_path, capsys) -> No
     assert not (tmp_path / "p.html").exists()
 
 
-def test_attention_command_teaching_writes_the_teaching_models_weights(tmp_path, capsys, one_thread) -> None:
+def test_attention_command_teaching_writes_the_live_page_with_the_teaching_models_weights(tmp_path, capsys,
+                                                                                       one_thread) -> None:
     from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
     from isanet.notebook.model_menu import TEACHING_LABEL, TEACHING_NOTE, teaching_choice
 
     picture = np.random.default_rng(2).integers(0, 255, size=(90, 120, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "mine.png"), picture[:, :, ::-1])  # RGB -> BGR for OpenCV
-    assert main(["attention", str(tmp_path / "mine.png"), "--teaching", "--out", str(tmp_path / "p.html")]) == 0
-    assert "SYNTHETIC context task only" in capsys.readouterr().out
-    payload = json.loads(re.search(r"const D = (\{.*?\});\n", (tmp_path / "p.html").read_text()).group(1))
-    assert payload["model"] == TEACHING_LABEL and payload["note"] == TEACHING_NOTE
-    assert payload["image"]["width"] == 160 and payload["feature"] == {"height": 15, "width": 20}
-    resized = read_image(tmp_path / "mine.png")
-    resized = resize_image(resized, (120, 160))
+    assert main(["attention", str(tmp_path / "mine.png"), "--teaching", "--pixel", "30", "40",
+                 "--out", str(tmp_path / "p.html")]) == 0
+    out = capsys.readouterr().out
+    assert "the live page: 1 picture(s) of 120x160" in out and "SYNTHETIC context task only" in out
+    assert (tmp_path / "p_files" / "model.onnx").is_file()
+    payload = json.loads(re.search(r"const DATA = (\{.*?\});\n", (tmp_path / "p.html").read_text()).group(1))
+    assert payload["label"] == TEACHING_LABEL and payload["note"] == TEACHING_NOTE and payload["query"] == [30, 40]
+    assert payload["size"] == [120, 160] and payload["partition"] == {"height": 15, "width": 20, "loc_h": 8, "loc_w": 8}
+    resized = resize_image(read_image(tmp_path / "mine.png"), (120, 160))
     model = teaching_choice().load().eval()
     captured = capture(model, normalize(resized, IMAGENET_MEAN, IMAGENET_STD)[None])
-    keys = captured.isa.partition.glb_h * captured.isa.partition.glb_w
-    assert keys == 2 * 3  # the 15 x 20 map in blocks of 8 x 8: 2 x 3 blocks, so 6 keys in each long-range group
-    weights = captured.isa.long_range[0].reshape(-1, keys).double().numpy()
-    shown = explorer_html.dequantise_rows(_decoded(payload["long_range"]["codes"], np.uint8).reshape(-1, keys),
-                                          _decoded(payload["long_range"]["scale"], np.float32))
-    assert payload["long_range"]["shape"] == list(captured.isa.long_range[0].shape)
-    assert np.abs(shown - weights).max() <= weights.max() / 510 + 1e-9, "the page must hold the teaching model's maps"
+    shown = _decoded(payload["precomputed"]["long_range"], np.float32).reshape(captured.isa.long_range[0].shape)
+    assert captured.isa.long_range.shape[-1] == 2 * 3  # the 15 x 20 map in 8 x 8 blocks: 6 keys a long-range group
+    assert np.abs(shown - captured.isa.long_range[0].numpy()).max() <= 1e-5, "the page holds the teaching model's maps"
+    labels = _decoded(payload["precomputed"]["labels"], np.int32).reshape(120, 160)
+    assert (labels == captured.logits.argmax(1)[0].numpy()).mean() >= 0.999
+    assert (_decoded(payload["pictures"][0]["label"], np.uint8).reshape(120, 160) == labels).all()  # its own mask
+
+
+def test_attention_command_teaching_without_image_offers_the_context_pictures(tmp_path, capsys, one_thread) -> None:
+    from isanet.notebook.live_page import teaching_pictures
+
+    assert main(["attention", "--teaching", "--out", str(tmp_path / "live.html")]) == 0
+    payload = json.loads(re.search(r"const DATA = (\{.*?\});\n", (tmp_path / "live.html").read_text()).group(1))
+    expected = teaching_pictures()
+    assert [picture["name"] for picture in payload["pictures"]] == [picture.name for picture in expected]
+    assert payload["size"] == [160, 160] and "team" in expected[0].name
+    shown = _decoded(payload["pictures"][1]["label"], np.uint8).reshape(160, 160)
+    assert (shown == expected[1].label).all()
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -144,3 +158,10 @@ def test_notebook_explorer_saves_what_it_shows(tmp_path, one_thread) -> None:
     assert payload["pixel"] == [10, 50] and payload["model"] == "tiny random"
     assert "RANDOM WEIGHTS" in payload["note"] and sizes.file_bytes > 0
     assert payload["feature"] == {"height": 6, "width": 9}
+
+
+def test_attention_command_wants_an_image_unless_teaching(tmp_path, capsys) -> None:
+    assert main(["attention", "--model", "isanet_r50-d8_4xb4-20k_voc12aug-512x512", "--out",
+                 str(tmp_path / "p.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "IMAGE is required, unless --teaching" in err

@@ -127,30 +127,35 @@ def test_the_notebook_explorers_save_what_they_show(tmp_path) -> None:
         [6, 3], 3, [2, 3, 4], ["isa", "window"])
 
 
-def test_the_site_embeds_each_explorer_after_its_cell_and_links_it(tmp_path) -> None:
+def test_the_site_embeds_each_page_after_its_cell_and_links_it(tmp_path, monkeypatch) -> None:
     nbformat = pytest.importorskip("nbformat")
-    from isanet.notebook.site import EMBEDS, HIDDEN_TAG, embed_explorer, index_html
+    from isanet.notebook import live_page
+    from isanet.notebook.site import EMBEDS, HIDDEN_TAG, LIVE_PAGE, embed_page, index_html
 
     saved: list[str] = []  # the pages the inserted cells write
-    for name, embed in EMBEDS.items():
-        nb = nbformat.read(repo_root() / "notebooks" / f"{name}.ipynb", as_version=4)
-        count = len(nb.cells)
-        assert embed_explorer(nb, tmp_path, embed), f"{name}: no `{embed.mark}` cell"
-        (inserted,) = [cell for cell in nb.cells if HIDDEN_TAG in cell.metadata.get("tags", [])]
-        position = nb.cells.index(inserted)
-        assert len(nb.cells) == count + 1 and embed.mark in nb.cells[position - 1].source
-        assert f"explorer.save_html({str(tmp_path / embed.page)!r})" in inserted.source
-        namespace = {"explorer": type("StandIn", (), {"save_html": lambda self, path: saved.append(path)})()}
-        *lines, last = inserted.source.splitlines()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # IPython warns of a raw <iframe> in HTML(...): the page would show it
-            exec("\n".join(lines), namespace)
-            frame = eval(last, namespace)._repr_html_()
-        assert saved[-1] == str(tmp_path / embed.page)
-        assert f'src="{embed.page}"' in frame and 'class="isanet-explorer-frame"' in frame
-        assert f'height="{embed.height}"' in frame
+    monkeypatch.setattr(live_page, "save_teaching_live_page", lambda path, first: saved.append(path))
+    for name, embeds in EMBEDS.items():
+        for embed in embeds:
+            nb = nbformat.read(repo_root() / "notebooks" / f"{name}.ipynb", as_version=4)
+            count = len(nb.cells)
+            assert embed_page(nb, tmp_path, embed), f"{name}: no `{embed.mark}` cell"
+            (inserted,) = [cell for cell in nb.cells if HIDDEN_TAG in cell.metadata.get("tags", [])]
+            position = nb.cells.index(inserted)
+            assert len(nb.cells) == count + 1 and embed.mark in nb.cells[position - 1].source
+            assert f"({str(tmp_path / embed.page)!r}" in inserted.source
+            namespace = {"explorer": type("StandIn", (), {"save_html": lambda self, path: saved.append(path)})(),
+                         "IMAGE_INDEX": 2}
+            *lines, last = inserted.source.splitlines()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # IPython warns of a raw <iframe> in HTML(...): the page would show it
+                exec("\n".join(lines), namespace)
+                frame = eval(last, namespace)._repr_html_()
+            assert saved[-1] == str(tmp_path / embed.page)
+            assert f'src="{embed.page}"' in frame and 'class="isanet-explorer-frame"' in frame
+            assert f'height="{embed.height}"' in frame
+    assert LIVE_PAGE in {embed.page for embed in EMBEDS["02_attention_explorer"]}
     index = index_html([("01_interlaced_partitions.html", "01", ""), ("06_efficient_attention.html", "06", "")], 1.0,
                        True)
-    assert f'href="{EMBEDS["01_interlaced_partitions"].page}"' in index
-    assert f'href="{EMBEDS["06_efficient_attention"].page}"' in index
-    assert f'href="{EMBEDS["02_attention_explorer"].page}"' not in index  # notebook 02 was not built
+    assert f'href="{EMBEDS["01_interlaced_partitions"][0].page}"' in index
+    assert f'href="{EMBEDS["06_efficient_attention"][0].page}"' in index
+    assert f'href="{LIVE_PAGE}"' not in index  # notebook 02 was not built
