@@ -486,7 +486,7 @@ if quick:
 # %% [markdown]
 # 1. **(easy)** Compute $\eta(150)$ for $T = 300$, $\eta_0 = 0.05$ by hand and check it with `poly_lr`.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 1: the poly learning rate half-way
 eta0, eta_min, total, step = 0.05, 1e-4, 300, 150
 by_hand = (eta0 - eta_min) * (1 - step / total) ** 0.9 + eta_min
@@ -497,7 +497,7 @@ assert abs(by_hand - poly_lr(step, total, eta0)) < 1e-12
 # 2. **(easy)** How many parameters does each context module add over the no-context head? Explain the
 #    numbers from the blocks each head has.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 2: parameters of the context modules
 counts = {head: sum(p.numel() for p in ISANet(ISANetConfig.tiny(head=head)).decode_head.parameters())
           for head in ("none", "dense", "isa")}
@@ -514,7 +514,7 @@ print(f"dense adds {counts['dense'] - counts['none']} = one block {block} + C^2 
 #    same crops (`training_step_peak_bytes`, batch 1) and find from which crop the difference follows the
 #    affinity.
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 3: dense affinity bytes from the formula, next to the measured difference at the same crops
 follows = []  # the crops where the difference reaches one affinity
 for crop in (64, 128, 256, 384):

@@ -433,7 +433,98 @@ for side in cost_sides:
 #   attention kernel applies (notebook 03). Criss-cross and strided give each query its own key set, which
 #   PyTorch's fused kernel does not take: here they are plain PyTorch, computed explicitly (their `sdpa` rows in
 #   section 5).
+
+# %% [markdown]
+# ## 7. What a kernel computes
 #
+# A pattern says which scores are needed; a kernel decides which are *computed*. PyTorch's FlexAttention
+# (`kernel="flex"`, `isanet/models/efficient/flex.py`) takes each pattern above as a `mask_mod` and cuts the $L \times L$
+# scores into tiles of `block_size` queries by `block_size` keys: it skips a tile only when the pattern allows
+# none of its pairs. So what it saves depends on the order the pixels are listed in. The fewest tiles any order
+# could compute is $\lceil \text{allowed pairs} / \text{block\_size}^2 \rceil$: "tiles needed".
+#
+# The orders: `row` (the map as stored), `group` (ISA's long-range groups one after the other: ISA's first
+# permute), `block` (its blocks one after the other: the second permute) and `morton` (a Z-order curve, which
+# keeps neighbours together).
+#
+# **Predict:** for ISA's *long-range* step (each pixel reads the pixels with its own offset in every block),
+# which order skips the most tiles? Set `guess_order` before running the cell after it.
+
+# %%
+guess_order = None   # your guess: "row", "group", "block" or "morton"
+
+# %%
+import torch
+
+from isanet.analysis.measure import time_calls
+from isanet.analysis.tiles import tile_view
+from isanet.models.efficient import flex
+from isanet.models.efficient.base import configure_flex
+from isanet.models.efficient.flex import ORDERS, FlexOptions
+from isanet.notebook.tile_plots import plot_tile_view
+
+TILE_SIDE, TILE_FACTOR, BLOCK = (32, 4, 64) if quick else (64, 8, 128)
+long_range = flex.SameOffset(TILE_FACTOR, TILE_FACTOR)
+views = {order: tile_view(long_range, TILE_SIDE, TILE_SIDE, order, (TILE_FACTOR, TILE_FACTOR), BLOCK)
+         for order in ORDERS}
+for view in views.values():
+    print(view.summary())
+winner = max(views, key=lambda order: views[order].skipped_share)
+print(check_guess(guess_order, winner, f"{views[winner].computed} of {views[winner].total} tiles computed in that order, "
+                  f"{views[winner].needed} needed: the order that lists the pattern's partners together fills whole "
+                  "tiles with allowed pairs."))
+
+# %% [markdown]
+# Read the lines above: each says how many tiles its order computes, out of how many, against how many any order
+# needs. In `row` order a tile of queries is a few map rows, and their long-range keys lie in every block row,
+# so key tiles that hold a single needed pair must be computed whole; `morton` keeps neighbours together, which
+# does not help a pattern of far-apart pixels. Listed group by group, the partners sit together and the computed
+# count comes down towards the needed one (how close, the `group` line says; with tiles larger than a group,
+# a tile also holds pairs of two groups that are not needed). The same pixel, its tiles in both orders:
+
+# %%
+centre = (TILE_SIDE // 2 + 1, TILE_SIDE // 3)
+for order in ("row", "group"):
+    plot_tile_view(views[order], long_range, TILE_SIDE, TILE_SIDE, centre,
+                   f"ISA long range, {TILE_SIDE}x{TILE_SIDE} map, down factor {TILE_FACTOR}, {BLOCK}-token tiles")
+
+# %% [markdown]
+# Tiles are only a count. Measured, interleaved on this machine: flex in row order, flex in ISA's order, ISA's
+# own reshape + `sdpa` (what the package runs by default) and dense `sdpa`. The fused flex kernel needs
+# `torch.compile`, which costs seconds per new mask on a CPU; its compile time is reported apart. In QUICK
+# mode the flex rows run PyTorch's eager reference path (exact, but it forms every score), so they only say
+# that eager flex is no kernel to time.
+
+# %%
+side = TILE_SIDE
+x = torch.randn(1, channels, side, side)
+contenders = {"flex, row order": ("isa", "flex", "row"), "flex, ISA's order": ("isa", "flex", "group"),
+              "ISA reshape + sdpa": ("isa", "sdpa", None), "dense sdpa": ("dense", "sdpa", None)}
+calls, compile_s = {}, {}
+with flex.compiled(not quick), torch.no_grad():
+    for name, (method, kernel, order) in contenders.items():
+        module = build_attention(method, channels, key_channels, kernel, TILE_FACTOR).eval()
+        if order:
+            configure_flex(module, FlexOptions(order, block_size=BLOCK))
+            compile_s[name] = time_calls({name: lambda m=module: m(x)}, 1, 0)[name] / 1000  # first call
+        calls[name] = lambda m=module: m(x)
+    times = time_calls(calls, repeats=2 if quick else 5, warmup=1)
+print(f"{side}x{side} map, {channels} channels, {'eager flex (QUICK)' if quick else 'compiled flex'}:")
+for name, elapsed in times.items():
+    print(f"  {name:20s} {elapsed:8.1f} ms" + (f"   (first call {compile_s[name]:.1f} s)" if name in compile_s else ""))
+row_ms, group_ms = times["flex, row order"], times["flex, ISA's order"]
+print(f"fastest: {min(times, key=times.get)}; flex in ISA's order is {row_ms / group_ms:.1f}x flex in row order")
+
+# %% [markdown]
+# What to take away: the tiles a block-sparse kernel skips follow the order, but fewer tiles are not
+# automatically less time: the times above are one machine's medians, and in them flex in ISA's order need not
+# beat flex in row order (its last line says which was faster, by how much). ISA's permute *is* the order that
+# makes its long-range step dense blocks, so ISA's reshape + a dense kernel already computes only needed scores,
+# with no mask to evaluate; on a CPU (torch 2.13) flex is inference only and pays a compile per mask. Its place
+# is the patterns no reshape turns into dense blocks: criss-cross and strided (`isanet bench attention --kernels
+# flex --orders row group block morton --methods ccnet strided`).
+
+# %% [markdown]
 # ## Summary
 #
 # - Every efficient attention here is dense attention with a boolean pattern before the softmax; the package's
@@ -445,6 +536,8 @@ for side in cost_sides:
 #   its reach, and reads from those numbers whether the ranking follows reach.
 # - Costs: dense $(hw)^2$; criss-cross / axial $\approx hw(h+w)$; ISA $HW(Q_hQ_w + k^2)$; windows $HWk^2$ —
 #   measured above on this machine, with the kernel each method can use.
+# - A block-sparse kernel (FlexAttention) skips the tiles the pattern leaves empty, and which tiles those are
+#   depends on the order of the pixels (section 7 counts them); skipped tiles are not by themselves less time.
 #
 # ## Exercises
 #
@@ -546,90 +639,3 @@ print(f"the single hop that reads the most real pixels of PIXEL's {HEIGHT}x{WIDT
 #
 # The modules: `isanet/models/efficient/{base,isa_module,criss_cross,axial,window,strided,registry}.py`; the bench:
 # `isanet bench attention --methods dense isa ccnet axial window strided`.
-
-# %% [markdown]
-# ## What a kernel computes
-#
-# A pattern says which scores are needed; a kernel decides which are *computed*. PyTorch's FlexAttention
-# (`kernel="flex"`, `isanet/models/efficient/flex.py`) takes each pattern above as a `mask_mod` and cuts the $L \times L$
-# scores into tiles of `block_size` queries by `block_size` keys: it skips a tile only when the pattern allows
-# none of its pairs. So what it saves depends on the order the pixels are listed in. The fewest tiles any order
-# could compute is $\lceil \text{allowed pairs} / \text{block\_size}^2 \rceil$: "tiles needed".
-#
-# The orders: `row` (the map as stored), `group` (ISA's long-range groups one after the other: ISA's first
-# permute), `block` (its blocks one after the other: the second permute) and `morton` (a Z-order curve, which
-# keeps neighbours together).
-#
-# **Predict first.** For ISA's *long-range* step (each pixel reads the pixels with its own offset in every
-# block), which order skips the most tiles? Set `GUESS` before running the cell after it.
-
-# %%
-GUESS = "morton"   # your guess: "row", "group", "block" or "morton"
-
-# %%
-import torch
-
-from isanet.analysis.measure import time_calls
-from isanet.analysis.tiles import tile_view
-from isanet.models.efficient import flex
-from isanet.models.efficient.base import configure_flex
-from isanet.models.efficient.flex import ORDERS, FlexOptions
-from isanet.notebook.tile_plots import plot_tile_view
-
-TILE_SIDE, TILE_FACTOR, BLOCK = (32, 4, 64) if quick else (64, 8, 128)
-long_range = flex.SameOffset(TILE_FACTOR, TILE_FACTOR)
-views = {order: tile_view(long_range, TILE_SIDE, TILE_SIDE, order, (TILE_FACTOR, TILE_FACTOR), BLOCK)
-         for order in ORDERS}
-for view in views.values():
-    print(view.summary())
-winner = max(views, key=lambda order: views[order].skipped_share)
-print(f"you guessed {GUESS!r}; the most tiles skipped: {winner!r} "
-      f"({views[winner].computed} of {views[winner].total} computed, {views[winner].needed} needed)")
-
-# %% [markdown]
-# In `row` order a tile of queries is a few map rows; their long-range keys lie in every block row, so almost
-# every key tile holds one of them. `morton` keeps neighbours together, which is exactly wrong for a pattern of
-# far-apart pixels. Listed group by group, each group fills whole tiles: the kernel computes what is needed.
-# The same pixel, its tiles in both orders:
-
-# %%
-centre = (TILE_SIDE // 2 + 1, TILE_SIDE // 3)
-for order in ("row", "group"):
-    plot_tile_view(views[order], long_range, TILE_SIDE, TILE_SIDE, centre,
-                   f"ISA long range, {TILE_SIDE}x{TILE_SIDE} map, down factor {TILE_FACTOR}, {BLOCK}-token tiles")
-
-# %% [markdown]
-# Tiles are only a count. Measured, interleaved on this machine: flex in row order, flex in ISA's order, ISA's
-# own reshape + `sdpa` (what the package runs by default) and dense `sdpa`. The fused flex kernel needs
-# `torch.compile`, which costs seconds per new mask on a CPU; its compile time is reported apart. In QUICK
-# mode the flex rows run PyTorch's eager reference path (exact, but it forms every score), so they only say
-# that eager flex is no kernel to time.
-
-# %%
-side = TILE_SIDE
-x = torch.randn(1, channels, side, side)
-contenders = {"flex, row order": ("isa", "flex", "row"), "flex, ISA's order": ("isa", "flex", "group"),
-              "ISA reshape + sdpa": ("isa", "sdpa", None), "dense sdpa": ("dense", "sdpa", None)}
-calls, compile_s = {}, {}
-with flex.compiled(not quick), torch.no_grad():
-    for name, (method, kernel, order) in contenders.items():
-        module = build_attention(method, channels, key_channels, kernel, TILE_FACTOR).eval()
-        if order:
-            configure_flex(module, FlexOptions(order, block_size=BLOCK))
-            compile_s[name] = time_calls({name: lambda m=module: m(x)}, 1, 0)[name] / 1000  # first call
-        calls[name] = lambda m=module: m(x)
-    times = time_calls(calls, repeats=2 if quick else 5, warmup=1)
-print(f"{side}x{side} map, {channels} channels, {'eager flex (QUICK)' if quick else 'compiled flex'}:")
-for name, elapsed in times.items():
-    print(f"  {name:20s} {elapsed:8.1f} ms" + (f"   (first call {compile_s[name]:.1f} s)" if name in compile_s else ""))
-row_ms, group_ms = times["flex, row order"], times["flex, ISA's order"]
-print(f"fastest: {min(times, key=times.get)}; flex in ISA's order is {row_ms / group_ms:.1f}x flex in row order")
-
-# %% [markdown]
-# What to take away: a block-sparse kernel saves what its tiles save, and the tiles follow the order. ISA's
-# permute *is* the order that makes its long-range step dense blocks, so ISA's reshape + a dense kernel already
-# computes only needed scores, with no mask to evaluate; flex in ISA's order can at best match it, and on a CPU
-# (torch 2.13) it is inference only and pays a compile per mask. Its place is the patterns no reshape turns
-# into dense blocks: criss-cross and strided (`isanet bench attention --kernels flex --orders row group block
-# morton --methods ccnet strided`).
-

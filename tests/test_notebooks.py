@@ -30,9 +30,8 @@ EXERCISE_ITEM = re.compile(r"^\d+\. ", re.MULTILINE)
 #: Notebooks whose main text asks for a guess before it measures: at least two "**Predict:**" moments each.
 WITH_PREDICT = ("01_interlaced_partitions", "03_memory_vs_dense", "06_efficient_attention")
 #: Notebooks whose solution cells hide their outputs too (collapsed in JupyterLab and on the site).
-OUTPUTS_HIDDEN = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "05_evaluate_pretrained",
-                  "06_efficient_attention",
-                  "07_quiz")
+OUTPUTS_HIDDEN = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "04_finetune_voc",
+                  "05_evaluate_pretrained", "06_efficient_attention", "07_quiz")
 NOTATION_LINK = "](notation.md)"
 QUIZ = "07_quiz"
 QUESTION = re.compile(r"^### Q(\d+)\. ", re.MULTILINE)
@@ -163,6 +162,9 @@ def test_predict_moments_ask_first_then_check(name: str) -> None:
         names = _assigned_names(guess.source)
         assert names and all(n.startswith("guess_") for n in names), (
             f"{name}: the cell after the Predict at {index} must only set guess_* variables, sets {sorted(names)}")
+        values = [node.value for node in ast.walk(ast.parse(guess.source)) if isinstance(node, ast.Assign)]
+        assert all(isinstance(value, ast.Constant) and value.value is None for value in values), (
+            f"{name}: the guesses after the Predict at {index} must start as None (a pre-filled guess is no guess)")
         for variable in names:
             assert re.search(rf"check_guess\(\s*{variable}\b", check.source), (
                 f"{name}: cell {index + 2} must check {variable} with check_guess(...)")
