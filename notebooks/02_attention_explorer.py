@@ -137,6 +137,7 @@ from isanet.models.isa import Partition
 from isanet.notebook.attention_explorer import AttentionExplorer
 from isanet.notebook.model_menu import model_choices
 from isanet.notebook.plots import plot_predictions
+from isanet.notebook.quiz import check_guess
 from isanet.notebook.session import configure_torch, quick_mode, repo_root, resolve_path
 from isanet.notebook.teaching import (
     random_copy,
@@ -372,9 +373,13 @@ print(f"dense affinity:   {sizes.dense_numbers:,} numbers = {4 * sizes.dense_num
 # over object pixels of the context task's validation pictures, for the teaching model and for the same
 # architecture at random weights (`random_copy`).
 #
-# **Predict first.** On the relay task the beacon is small: few long-range groups hold it, so an object pixel's
-# own long-range group rarely does. Which map should then put more than the uniform share on the beacon and the
-# object's team: $A_L$, $A_S$ or the composed $A_S A_L$?
+# **Predict:** on the relay task the beacon is small: few long-range groups hold it, so an object pixel's own
+# long-range group rarely does. Which map then puts the most weight, against its uniform share, on the beacon
+# and the object's team: $A_L$ (`"long_range"`), $A_S$ (`"short_range"`) or the composed $A_S A_L$
+# (`"composed"`)? Write it into `guess_map` before running the cell after it.
+
+# %%
+guess_map = None   # your guess: "long_range", "short_range" or "composed"
 
 # %%
 cue_samples = teaching_samples(ROOT)[:CUE_IMAGES]
@@ -386,6 +391,11 @@ for name, model in (("trained", trained_model), ("random", random_model)):
     measured = cue[name] = cue_attention(model.to(device), cue_samples, transform, queries=CUE_QUERIES)
     print(f"{name}: {measured.num_queries} object pixels over {len(cue_samples)} SYNTHETIC context pictures, class-"
           f"balanced\n{measured.table(balanced=True)}\n")
+trained_lifts = {map_name: value.lift for map_name, value in cue["trained"].balanced().items()
+                 if map_name in ("long_range", "short_range", "composed")}
+print(check_guess(guess_map, max(trained_lifts, key=trained_lifts.get), "the map with the largest lift for the "
+                  "teaching model (" + ", ".join(f"{name} x{lift:.2f}" for name, lift in trained_lifts.items()) +
+                  "): a pixel whose own group holds no beacon pixel reads it in two hops, through the composed map."))
 
 # %% [markdown]
 # The next cell boils the tables down to one lift per map, with its ceiling, and checks that the random weights
@@ -475,10 +485,14 @@ metrics = context_metrics(trained_model)
 teams = ", ".join(f"{CONTEXT_CLASSES[c]} {metrics['IoU'][c]:.1f}" for c in TEAM_CLASSES)
 print(f"teaching model on the same {len(cue_samples)} pictures: mIoU {metrics['mIoU']:.2f}; team IoU: {teams}; "
       f"beacon {metrics['IoU'][BEACON]:.1f}")
+object_teams = np.concatenate([item["label"][item["label"] >= TEAM_CLASSES[0]] for item in cue_samples])
+one_team = np.bincount(object_teams).max() / object_teams.size
+print(f"a model that cannot read the beacon, guessing its best single team for every object, is right on "
+      f"{one_team:.0%} of these object pixels")
 
 # %% [markdown]
-# The team IoUs say whether the model gets the teams right (three look-alike teams: a model that cannot read the
-# beacon is right on about a third of the object pixels); the beacon, decided by its own colour, is easy.
+# The team IoUs say whether the model gets the teams right, against the last line: what one guessed team for every
+# object would get on these pictures; the beacon, decided by its own colour, is easy.
 #
 # And as pictures: three validation pictures, their labels, and what the model predicts intact and with each
 # step's attention replaced by identity (object colour = predicted team).
