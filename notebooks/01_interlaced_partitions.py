@@ -107,6 +107,7 @@ from isanet.data.transforms import rescale_size, resize_image
 from isanet.models.efficient.base import DenseAttention, compose
 from isanet.models.efficient.isa_module import ISAModule
 from isanet.models.isa import Partition, long_range_group_ids, short_range_group_ids
+from isanet.notebook.isa_exercise import steps_report
 from isanet.notebook.partition_explorer import PartitionExplorer
 from isanet.notebook.partition_plots import (
     complexity_html,
@@ -268,46 +269,117 @@ print(f"\nthe batch column: 1 image becomes {p.num_long_range_groups} 'images' o
 #
 # ## 2b. Write ISA yourself
 #
-# Now write the whole operation, for square blocks of side $P$, in plain PyTorch, using only an ordinary dense
-# attention block for each step (`module.global_relation` and `module.local_relation`, two
-# `SelfAttentionBlock`s that attend over a whole `n x c x h x w` input):
+# Now write the whole operation, for square blocks of side $P$, in plain PyTorch. The two attentions are lent by
+# the package (`module.global_relation` and `module.local_relation`, two `SelfAttentionBlock`s that attend over a
+# whole `n x c x h x w` input); what makes them *interlaced* is the regrouping around them, and that is yours:
 #
 # 1. **pad** to $H \times W$, multiples of $P$, half of the missing rows/columns on each side (the odd one
 #    bottom/right);
-# 2. **regroup for long range**: the map subsampled at stride $P$ with offset $(i, j)$ is one long-range group,
-#    and `F.pixel_unshuffle(x, P)` makes exactly those $P^2$ subsampled maps (as channels); move them into the
-#    batch dimension;
-# 3. **attend** with `global_relation`;
-# 4. **regroup back** (`F.pixel_shuffle`), then cut the map into its $P \times P$ blocks, again into the batch;
-# 5. **attend** with `local_relation`;
-# 6. put the blocks back in place and **crop** the padding.
+# 2. **regroup for long range** (`to_groups`): the map subsampled at stride $P$ with offset $(i, j)$ is one
+#    long-range group, and `F.pixel_unshuffle(x, P)` makes exactly those $P^2$ subsampled maps (as channels); move
+#    them into the batch dimension, offset by offset: $(nP^2) \times c \times H/P \times W/P$;
+# 3. *(attend with `global_relation`)*;
+# 4. **regroup back** (`from_groups`, then `F.pixel_shuffle`), and **cut into blocks** (`to_blocks`): the
+#    $P \times P$ blocks into the batch, row by row: $(n \cdot H/P \cdot W/P) \times c \times P \times P$;
+# 5. *(attend with `local_relation`)*;
+# 6. put the blocks back in place (`from_blocks`) and **crop** the padding (`crop`).
 #
-# Try it before unfolding the cell below (it is the answer, collapsed); the cell after it checks yours.
+# Fill in the six functions below (each `return None` is a blank; a shape comment on every reshape helps). The
+# cell after them checks each step on its own, on a 13 x 18 map with 4 x 4 blocks, against the package's
+# regroupings, and says which step to fix first.
+
+# %%
+def pad(x: torch.Tensor, down: int) -> torch.Tensor:
+    return None  # n x c x h x w -> n x c x H x W: torch.nn.functional.pad(x, (left, right, top, bottom))
+
+
+def to_groups(padded: torch.Tensor, down: int) -> torch.Tensor:
+    return None  # n x c x H x W -> (n*P*P) x c x H/P x W/P: pixel_unshuffle, then offsets into the batch
+
+
+def from_groups(groups: torch.Tensor, n: int, down: int) -> torch.Tensor:
+    return None  # (n*P*P) x c x H/P x W/P -> n x c x H x W: the inverse of to_groups (pixel_shuffle)
+
+
+def to_blocks(padded: torch.Tensor, down: int) -> torch.Tensor:
+    return None  # n x c x H x W -> (n*H/P*W/P) x c x P x P: reshape into blocks, then permute them into the batch
+
+
+def from_blocks(blocks: torch.Tensor, n: int, glb_h: int, glb_w: int) -> torch.Tensor:
+    return None  # (n*glb_h*glb_w) x c x P x P -> n x c x H x W: the inverse of to_blocks
+
+
+def crop(padded: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return None  # n x c x H x W -> n x c x height x width: the centre, as pad put it
+
+
+# %%
+your_steps = {"pad": pad, "to_groups": to_groups, "from_groups": from_groups, "to_blocks": to_blocks,
+              "from_blocks": from_blocks, "crop": crop}
+print(steps_report(your_steps))
+
+# %% [markdown]
+# Under the notebook's test runner the blanks stay blank, so the report above says "not written yet" six times.
+# The answer is the collapsed cell below (unfold it only after trying): the six steps, and `isa_from_scratch`,
+# which puts them together with the two attentions. The cell after it checks the answer's steps the same way.
 
 # %% jupyter={"source_hidden": true} tags=["from-scratch"]
+def pad(x: torch.Tensor, down: int) -> torch.Tensor:
+    h, w = x.shape[2:]
+    pad_h, pad_w = -(-h // down) * down - h, -(-w // down) * down - w  # up to multiples of P: ceil(h / P) * P - h
+    return torch.nn.functional.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+
+
+def to_groups(padded: torch.Tensor, down: int) -> torch.Tensor:
+    n, c, big_h, big_w = padded.shape
+    # channel c*P*P + i*P + j of pixel_unshuffle is channel c at offset (i, j) of every block
+    lattice = torch.nn.functional.pixel_unshuffle(padded, down)  # n x (c*P*P) x H/P x W/P
+    # -> n x c x P*P x H/P x W/P -> n x P*P x c x H/P x W/P -> (n*P*P) x c x H/P x W/P
+    return lattice.reshape(n, c, down * down, big_h // down, big_w // down).transpose(1, 2).reshape(
+        -1, c, big_h // down, big_w // down)
+
+
+def from_groups(groups: torch.Tensor, n: int, down: int) -> torch.Tensor:
+    c, glb_h, glb_w = groups.shape[1:]
+    # (n*P*P) x c x glb_h x glb_w -> n x P*P x c x glb_h x glb_w -> n x (c*P*P) x glb_h x glb_w
+    lattice = groups.reshape(n, down * down, c, glb_h, glb_w).transpose(1, 2).reshape(n, -1, glb_h, glb_w)
+    return torch.nn.functional.pixel_shuffle(lattice, down)  # n x c x H x W, every pixel back in place
+
+
+def to_blocks(padded: torch.Tensor, down: int) -> torch.Tensor:
+    n, c, big_h, big_w = padded.shape
+    # n x c x glb_h x P x glb_w x P -> n x glb_h x glb_w x c x P x P -> (n*glb_h*glb_w) x c x P x P
+    return padded.reshape(n, c, big_h // down, down, big_w // down, down).permute(0, 2, 4, 1, 3, 5).reshape(
+        -1, c, down, down)
+
+
+def from_blocks(blocks: torch.Tensor, n: int, glb_h: int, glb_w: int) -> torch.Tensor:
+    c, down = blocks.shape[1], blocks.shape[2]
+    # -> n x glb_h x glb_w x c x P x P -> n x c x glb_h x P x glb_w x P -> n x c x H x W
+    return blocks.reshape(n, glb_h, glb_w, c, down, down).permute(0, 3, 1, 4, 2, 5).reshape(
+        n, c, glb_h * down, glb_w * down)
+
+
+def crop(padded: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    top, left = (padded.shape[2] - height) // 2, (padded.shape[3] - width) // 2
+    return padded[:, :, top:top + height, left:left + width]  # n x c x height x width
+
+
 def isa_from_scratch(x: torch.Tensor, module: ISAModule, down: int) -> torch.Tensor:
     """ISA on ``n x c x h x w`` with ``down x down`` blocks, written out: pad, regroup, attend, regroup, attend,
     crop. ``module`` lends its two attention blocks (``global_relation``, ``local_relation``)."""
-    n, c, h, w = x.shape
-    glb_h, glb_w = -(-h // down), -(-w // down)  # blocks per column / row: ceil(h / P), ceil(w / P)
-    pad_h, pad_w = glb_h * down - h, glb_w * down - w
-    top, left = pad_h // 2, pad_w // 2
-    padded = torch.nn.functional.pad(x, (left, pad_w - left, top, pad_h - top))  # n x c x H x W
-    # long range: channel c*P*P + i*P + j of pixel_unshuffle is channel c at offset (i, j) of every block
-    lattice = torch.nn.functional.pixel_unshuffle(padded, down)  # n x (c*P*P) x glb_h x glb_w
-    # -> n x c x P*P x glb_h x glb_w -> n x P*P x c x glb_h x glb_w -> (n*P*P) x c x glb_h x glb_w
-    groups = lattice.reshape(n, c, down * down, glb_h, glb_w).transpose(1, 2).reshape(-1, c, glb_h, glb_w)
-    groups = module.global_relation(groups)  # dense attention inside each long-range group
-    # back: (n*P*P) x c x glb_h x glb_w -> n x P*P x c x glb_h x glb_w -> n x (c*P*P) x glb_h x glb_w
-    lattice = groups.reshape(n, down * down, c, glb_h, glb_w).transpose(1, 2).reshape(n, -1, glb_h, glb_w)
-    padded = torch.nn.functional.pixel_shuffle(lattice, down)  # n x c x H x W, every pixel back in place
-    # short range: n x c x glb_h x P x glb_w x P -> n x glb_h x glb_w x c x P x P -> (n*glb_h*glb_w) x c x P x P
-    blocks = padded.reshape(n, c, glb_h, down, glb_w, down).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, down, down)
-    blocks = module.local_relation(blocks)  # dense attention inside each block
-    # back: -> n x glb_h x glb_w x c x P x P -> n x c x glb_h x P x glb_w x P -> n x c x H x W
-    padded = blocks.reshape(n, glb_h, glb_w, c, down, down).permute(0, 3, 1, 4, 2, 5).reshape(n, c, *padded.shape[2:])
-    return padded[:, :, top:top + h, left:left + w]  # crop: n x c x h x w
+    n, _, h, w = x.shape
+    padded = pad(x, down)
+    groups = module.global_relation(to_groups(padded, down))  # dense attention inside each long-range group
+    padded = from_groups(groups, n, down)
+    blocks = module.local_relation(to_blocks(padded, down))  # dense attention inside each block
+    padded = from_blocks(blocks, n, padded.shape[2] // down, padded.shape[3] // down)
+    return crop(padded, h, w)
 
+
+# %%
+print(steps_report({"pad": pad, "to_groups": to_groups, "from_groups": from_groups, "to_blocks": to_blocks,
+                    "from_blocks": from_blocks, "crop": crop}))
 
 # %% [markdown]
 # The check: the package's `ISAModule` and yours, on the **same weights** (seeded random, BatchNorm in eval mode)
@@ -327,9 +399,9 @@ print(f"package {tuple(theirs.shape)}, yours {tuple(yours.shape)}; largest diffe
 assert torch.allclose(theirs, yours), "isa_from_scratch differs from the package's ISAModule"
 
 # %% [markdown]
-# `allclose: True` — your twenty lines are ISA (the package's parity test ties the module to mmsegmentation's
-# `ISAHead`, so they are mmseg's too). `tests/models/test_from_scratch.py` runs this very cell against the module
-# on other sizes.
+# `allclose: True` — your twenty lines compute what the package's `ISAModule` computes, to float64 rounding, on a
+# map its blocks do not divide. (Whether the module is mmsegmentation's `ISAHead` is a question for the package's
+# parity test, not for this cell.) Change `HEIGHT` and `WIDTH` in the parameters cell to try other sizes.
 #
 # **See the pixels move.** Put each position's *index* in the map instead of features and push it through the
 # package's two regroupings (`group_long_range` is the `pixel_unshuffle` step, `long_to_short_range` the block
