@@ -106,7 +106,7 @@ from isanet.analysis.cost import (
     break_even_side,
     projection_flops_per_pixel,
 )
-from isanet.analysis.measure import count_module_flops
+from isanet.analysis.measure import count_module_flops, ratio_range, ratio_verdict
 from isanet.models.isa import Partition
 from isanet.models.layers import ConvBNReLU
 from isanet.notebook.plots import plot_bench
@@ -263,7 +263,10 @@ if fused_ratios:
 # ## 5. Time: the FLOPs stay
 #
 # A fused kernel changes where the scores live, not how many multiply-adds produce them: dense attention still
-# forms all $N^2$ pairs. Put the time ratios next to the FLOP ratios for each kernel.
+# forms all $N^2$ pairs. Put the time ratios next to the FLOP ratios for each kernel. Each time is the median of
+# `REPEATS` interleaved calls; beside each ratio, its range over the repeats (fastest dense over slowest ISA to
+# slowest over fastest) says how much one run can say: a ratio whose range spans 1 says nothing about which is
+# faster, and two sizes whose ranges overlap say nothing about a trend.
 
 # %%
 for kernel in KERNELS:
@@ -271,21 +274,25 @@ for kernel in KERNELS:
         dense, isa = by_key.get(("dense", kernel, n)), by_key.get(("isa", kernel, n))
         if dense is None or isa is None or not (dense.time_ms and isa.time_ms):
             continue
-        print(f"[{kernel:>6}] {n:>3}x{n:<3} time dense/ISA {dense.time_ms / isa.time_ms:5.2f}x "
-              f"({dense.time_ms:7.1f} vs {isa.time_ms:6.1f} ms), FLOPs dense/ISA {dense.flops / isa.flops:5.2f}x")
+        low, high = ratio_range(dense.time_range_ms, isa.time_range_ms)
+        print(f"[{kernel:>6}] {n:>3}x{n:<3} time dense/ISA {dense.time_ms / isa.time_ms:5.2f}x (range {low:.2f}-"
+              f"{high:.2f}x; {dense.time_ms:7.1f} vs {isa.time_ms:6.1f} ms), FLOPs dense/ISA "
+              f"{dense.flops / isa.flops:5.2f}x")
 largest = max(sizes)
 fused = {m: by_key.get((m, "sdpa", largest)) for m in ("dense", "isa")}
 if all(row and row.time_ms and row.peak_memory_bytes for row in fused.values()):
     memory_ratio = fused["dense"].peak_memory_bytes / fused["isa"].peak_memory_bytes
     time_ratio = fused["dense"].time_ms / fused["isa"].time_ms
-    print(f"\nsdpa at {largest}x{largest}: memory dense/ISA {memory_ratio:.2f}x, time dense/ISA {time_ratio:.2f}x, "
-          f"FLOPs dense/ISA {fused['dense'].flops / fused['isa'].flops:.2f}x -> ISA is "
-          f"{'faster' if time_ratio > 1 else 'NOT faster'} with the fused kernel on this run")
+    low, high = ratio_range(fused["dense"].time_range_ms, fused["isa"].time_range_ms)
+    print(f"\nsdpa at {largest}x{largest}: memory dense/ISA {memory_ratio:.2f}x, time dense/ISA {time_ratio:.2f}x "
+          f"(range {low:.2f}-{high:.2f}x: {ratio_verdict(low, high)}), FLOPs dense/ISA "
+          f"{fused['dense'].flops / fused['isa'].flops:.2f}x")
 
 # %% [markdown]
-# The last line reads the largest map. Where it says ISA is faster with the fused kernel while the memory ratio is
-# about 1x, the fused kernel saved memory, not arithmetic — the FLOP ratio, and with it the time, still favours ISA.
-# Where it says ISA is NOT faster, the overheads below outweighed ISA's FLOP saving at that size on this device.
+# The last line reads the largest map. Where the time ratio's range lies above 1 while the memory ratio is about
+# 1x, the fused kernel saved memory, not arithmetic — the FLOP ratio, and with it the time, still favours ISA.
+# Where it lies below 1, the overheads below outweighed ISA's FLOP saving at that size on this device; where it
+# spans 1, this run cannot tell (more `REPEATS`, or a quieter machine, narrow it).
 # Time ratios need not equal FLOP ratios: small matrices run below the machine's peak speed, ISA launches more,
 # smaller kernels and copies the map twice to regroup it, and on a shared CPU a single run is noisy (the bench
 # interleaves the two methods so that the noise falls on both). The smallest maps are where these overheads weigh
@@ -343,8 +350,15 @@ if all(t and e and t.peak_memory_bytes and e.peak_memory_bytes for t, e in kept)
                       "autograd keeps the softmax output for the backward pass, and the backward pass makes its own "
                       "N x N gradients (of the weights, then of the scores) while it is still alive.", tolerance=0.25))
 time_rows = [(n, train.get(("dense", k, n)), train.get(("isa", k, n)), k) for n in sizes for k in KERNELS]
-print("\ntraining step time dense/ISA: " + ", ".join(
-    f"{k} {n}x{n} {d.time_ms / i.time_ms:.2f}x" for n, d, i, k in time_rows if d and i and d.time_ms and i.time_ms))
+print("\ntraining step time dense/ISA (range over the repeats): " + ", ".join(
+    f"{k} {n}x{n} {d.time_ms / i.time_ms:.2f}x ({'-'.join(f'{r:.2f}' for r in ratio_range(d.time_range_ms, i.time_range_ms))})"
+    for n, d, i, k in time_rows if d and i and d.time_ms and i.time_ms))
+fused_train = [train["dense", "sdpa", n].peak_memory_bytes / train["isa", "sdpa", n].peak_memory_bytes for n in sizes
+               if train.get(("dense", "sdpa", n)) and train.get(("isa", "sdpa", n))
+               and train["dense", "sdpa", n].peak_memory_bytes and train["isa", "sdpa", n].peak_memory_bytes]
+if fused_train:
+    print(f"with sdpa, ISA's training step needs {1 / max(fused_train):.2f}x to {1 / min(fused_train):.2f}x dense's "
+          f"memory at these sizes ({', '.join(f'{n}x{n}' for n in sizes)})")
 
 # %% [markdown]
 # Read the table: "train - eval" is what the backward pass adds over the inference peak of section 2, next to the
@@ -355,8 +369,11 @@ print("\ntraining step time dense/ISA: " + ", ".join(
 # recomputes the scores in its backward pass (its GFLOPs in the table above are higher than `matmul`'s). ISA's
 # affinities are $N(Q_hQ_w + P_hP_w)$ entries, not $N^2$. The two lines under the table read the last column
 # from the smallest to the largest map for each kernel: whether the training dense/ISA memory ratio grows with the
-# map with `matmul`, and whether it stays flat with `sdpa`. The last line prints the training time ratios, for the
-# same reading as section 5.
+# map with `matmul`, and whether it stays flat with `sdpa`. Then the training time ratios with their ranges, for the
+# same reading as section 5, and the finding the table hides in its last column: with the fused kernel, ISA's
+# training step needs *more* memory than dense's at every size printed (the factor on the last line). Neither keeps
+# an $N \times N$ tensor then, and ISA keeps two blocks of projections' activations and its regrouping copies for
+# the backward pass; the fused kernel takes ISA's memory argument away in training too.
 #
 # ## 6. The authors' protocol, and where the cost of the head goes
 #
@@ -420,7 +437,8 @@ if run_paper:
     print(format_rows(paper_rows))
     for row in paper_rows:
         memory = "-" if row.paper_memory_mib is None else f"{row.paper_memory_mib:,.0f} MiB"
-        print(f"{row.method:>5}: memory as the authors count it {memory}, time {row.time_ms} ms (mean)")
+        spread = "" if row.time_range_ms is None else f" ({row.time_range_ms[0]:.1f}-{row.time_range_ms[1]:.1f})"
+        print(f"{row.method:>5}: memory as the authors count it {memory}, time {row.time_ms:.1f} ms (mean){spread}")
     measured = {row.method: row for row in paper_rows if row.status == "ok"}
     if len(measured) == 2:
         print(f"dense/ISA: time {measured['dense'].time_ms / measured['isa'].time_ms:.2f}x, memory "

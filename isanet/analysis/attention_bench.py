@@ -16,6 +16,7 @@ weights passes the memory cap is reported ``oom`` without being allocated: its m
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -31,6 +32,7 @@ from isanet.analysis.measure import (
     module_step,
     oom_measurement,
     time_calls,
+    time_samples,
 )
 from isanet.analysis.memory import MemoryCapExceeded
 from isanet.analysis.tiles import module_tiles
@@ -91,6 +93,7 @@ class BenchRow:
     statistic: str
     error: str | None = None
     extra: dict = field(default_factory=dict)
+    time_range_ms: tuple[float, float] | None = None  # fastest and slowest of the repeats: the run's spread
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -211,9 +214,12 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
             fits = {} if isinstance(x, str) else {variant: module_step(module, x, backward)
                                                   for variant, module in modules.items()
                                                   if results[variant].status == "ok"}
+            average = statistics.median if statistic == "median" else statistics.fmean
+            spreads = {}
             try:  # all variants timed interleaved, so their ratios are fair on a loaded machine
-                for variant, elapsed in time_calls(fits, repeats, warmup, torch_device, statistic).items():
-                    results[variant].time_ms = elapsed
+                for variant, samples in time_samples(fits, repeats, warmup, torch_device).items():
+                    results[variant].time_ms = average(samples)
+                    spreads[variant] = (min(samples), max(samples))
             except (MemoryError, RuntimeError) as error:
                 for variant in fits:
                     results[variant] = oom_measurement(modules[variant], x, backward, error)
@@ -223,7 +229,8 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
                                result.time_ms, result.status, isa_channels, tuple(down_factor), str(torch_device),
                                backward, paper_setting,
                                _tensor_bytes(list(module.parameters()) + list(module.buffers())),
-                               input_bytes, repeats, statistic, result.error, extras[method, order])
+                               input_bytes, repeats, statistic, result.error, extras[method, order],
+                               spreads.get((method, order)))
                 rows.append(row)
                 if progress is not None:
                     progress(row)

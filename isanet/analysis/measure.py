@@ -56,14 +56,14 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return counter.get_total_flops()
 
 
-def time_calls(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2,
-               device: str | torch.device = "cpu", statistic: Literal["median", "mean"] = "median",
-               clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """Milliseconds per call of each function: ``warmup`` untimed rounds, then the median (or mean) of
-    ``repeats`` rounds. The calls are interleaved (a, b, a, b, ...) so that load from other processes on a
-    shared machine falls on every contender alike, and a ratio of two of them stays fair. ``clock`` may be
-    ``time.process_time`` (CPU time of the process): with one thread it ignores the time other processes
-    hold the core, far steadier on a busy machine."""
+def time_samples(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2,
+                 device: str | torch.device = "cpu",
+                 clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """Milliseconds of every timed call of each function: ``warmup`` untimed rounds, then ``repeats`` rounds. The
+    calls are interleaved (a, b, a, b, ...) so that load from other processes on a shared machine falls on every
+    contender alike, and a ratio of two of them stays fair. ``clock`` may be ``time.process_time`` (CPU time of
+    the process): with one thread it ignores the time other processes hold the core, far steadier on a busy
+    machine."""
     device = torch.device(device)
     for _ in range(warmup):
         for fn in fns.values():
@@ -76,8 +76,30 @@ def time_calls(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int
             fn()
             synchronize(device)
             times[name].append((clock() - start) * 1e3)
+    return times
+
+
+def time_calls(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2,
+               device: str | torch.device = "cpu", statistic: Literal["median", "mean"] = "median",
+               clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """The median (or mean) of :func:`time_samples` for each function, in milliseconds per call."""
     average = statistics.median if statistic == "median" else statistics.fmean
-    return {name: average(values) for name, values in times.items()}
+    return {name: average(values) for name, values in time_samples(fns, repeats, warmup, device, clock).items()}
+
+
+def ratio_range(numerator: tuple[float, float], denominator: tuple[float, float]) -> tuple[float, float]:
+    """The range a ratio of two timings can take given each one's ``(min, max)`` over its repeats: from the
+    fastest numerator over the slowest denominator to the slowest over the fastest."""
+    return numerator[0] / denominator[1], numerator[1] / denominator[0]
+
+
+def ratio_verdict(low: float, high: float) -> str:
+    """Whether a ratio's range (:func:`ratio_range`) says above 1, below 1, or cannot tell on this run."""
+    if low > 1:
+        return "above 1 in every pairing of the repeats"
+    if high < 1:
+        return "below 1 in every pairing of the repeats"
+    return "within the noise of this run (its range spans 1)"
 
 
 def time_call(fn: Callable[[], Any], repeats: int = 10, warmup: int = 2, device: str | torch.device = "cpu",

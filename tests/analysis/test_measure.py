@@ -14,7 +14,15 @@ from isanet.analysis.attention_bench import (
     bench_attention,
     format_ratios,
 )
-from isanet.analysis.measure import count_flops, measure, time_call, time_calls
+from isanet.analysis.measure import (
+    count_flops,
+    measure,
+    ratio_range,
+    ratio_verdict,
+    time_call,
+    time_calls,
+    time_samples,
+)
 from isanet.analysis.memory import LiveTensorTracker, MemoryCapExceeded, peak_memory
 from isanet.cli import main
 
@@ -166,3 +174,22 @@ def test_ratio_table_pairs_dense_with_isa():
     rows = bench_attention([(8, 8)], channels=8, isa_channels=4, kernels=["sdpa"], repeats=1, warmup=0)
     table = format_ratios(rows)
     assert table.splitlines()[-1].split()[:2] == ["sdpa", "8x8"]
+
+
+def test_time_samples_keep_every_repeat_and_a_ratio_says_what_its_spread_allows():
+    ticks = iter([0.0, 0.002, 0.002, 0.003, 0.003, 0.007, 0.007, 0.008])  # a, b, a, b: 2, 1, 4, 1 ms
+    samples = time_samples({"a": lambda: None, "b": lambda: None}, repeats=2, warmup=0, clock=lambda: next(ticks))
+    assert samples == {"a": pytest.approx([2.0, 4.0]), "b": pytest.approx([1.0, 1.0])}
+    low, high = ratio_range((min(samples["a"]), max(samples["a"])), (min(samples["b"]), max(samples["b"])))
+    assert (low, high) == pytest.approx((2.0, 4.0))
+    assert ratio_verdict(low, high) == "above 1 in every pairing of the repeats"
+    assert ratio_verdict(0.5, 0.9) == "below 1 in every pairing of the repeats"
+    assert ratio_verdict(0.8, 1.3) == "within the noise of this run (its range spans 1)"
+
+
+def test_bench_rows_carry_the_spread_of_their_repeats():
+    (dense, isa) = bench_attention([(8, 8)], channels=8, isa_channels=4, down_factor=(4, 4), kernels=("matmul",),
+                                   repeats=3, warmup=0)
+    for row in (dense, isa):
+        fastest, slowest = row.time_range_ms
+        assert 0 < fastest <= row.time_ms <= slowest and row.to_dict()["time_range_ms"] == (fastest, slowest)
