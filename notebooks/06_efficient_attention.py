@@ -454,9 +454,11 @@ for side in cost_sides:
 guess_order = None   # your guess: "row", "group", "block" or "morton"
 
 # %%
+import statistics
+
 import torch
 
-from isanet.analysis.measure import time_calls
+from isanet.analysis.measure import ratio_range, ratio_verdict, time_samples
 from isanet.analysis.tiles import tile_view
 from isanet.models.efficient import flex
 from isanet.models.efficient.base import configure_flex
@@ -506,19 +508,25 @@ with flex.compiled(not quick), torch.no_grad():
         module = build_attention(method, channels, key_channels, kernel, TILE_FACTOR).eval()
         if order:
             configure_flex(module, FlexOptions(order, block_size=BLOCK))
-            compile_s[name] = time_calls({name: lambda m=module: m(x)}, 1, 0)[name] / 1000  # first call
+            compile_s[name] = time_samples({name: lambda m=module: m(x)}, 1, 0)[name][0] / 1000  # first call
         calls[name] = lambda m=module: m(x)
-    times = time_calls(calls, repeats=2 if quick else 5, warmup=1)
-print(f"{side}x{side} map, {channels} channels, {'eager flex (QUICK)' if quick else 'compiled flex'}:")
+    samples = time_samples(calls, repeats=3 if quick else 7, warmup=1)
+times = {name: statistics.median(values) for name, values in samples.items()}
+spreads = {name: (min(values), max(values)) for name, values in samples.items()}
+print(f"{side}x{side} map, {channels} channels, {'eager flex (QUICK)' if quick else 'compiled flex'}; median "
+      f"(min-max) of {len(samples['dense sdpa'])} interleaved calls:")
 for name, elapsed in times.items():
-    print(f"  {name:20s} {elapsed:8.1f} ms" + (f"   (first call {compile_s[name]:.1f} s)" if name in compile_s else ""))
-row_ms, group_ms = times["flex, row order"], times["flex, ISA's order"]
-print(f"fastest: {min(times, key=times.get)}; flex in ISA's order is {row_ms / group_ms:.1f}x flex in row order")
+    print(f"  {name:20s} {elapsed:8.1f} ms ({spreads[name][0]:.1f}-{spreads[name][1]:.1f})" +
+          (f"   (first call {compile_s[name]:.1f} s)" if name in compile_s else ""))
+low, high = ratio_range(spreads["flex, row order"], spreads["flex, ISA's order"])
+row_over_group = times["flex, row order"] / times["flex, ISA's order"]
+print(f"fastest median: {min(times, key=times.get)}; flex row order / flex ISA's order {row_over_group:.2f}x, "
+      f"range {low:.2f}-{high:.2f}x: {ratio_verdict(low, high)}")
 
 # %% [markdown]
 # What to take away: the tiles a block-sparse kernel skips follow the order, but fewer tiles are not
-# automatically less time: the times above are one machine's medians, and in them flex in ISA's order need not
-# beat flex in row order (its last line says which was faster, by how much). ISA's permute *is* the order that
+# automatically less time: in the times above flex in ISA's order need not beat flex in row order (the last line
+# says whether the range of their ratio lies above, below or across 1). ISA's permute *is* the order that
 # makes its long-range step dense blocks, so ISA's reshape + a dense kernel already computes only needed scores,
 # with no mask to evaluate; on a CPU (torch 2.13) flex is inference only and pays a compile per mask. Its place
 # is the patterns no reshape turns into dense blocks: criss-cross and strided (`isanet bench attention --kernels
