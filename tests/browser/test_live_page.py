@@ -117,6 +117,23 @@ def test_served_the_model_runs_in_the_page_follows_the_beacon_and_agrees_with_py
         page.mouse.up()
         page.wait_for_function(f"() => window.isanetLive.runs > {runs} && !window.isanetLive.busy")
         assert page.evaluate("() => window.isanetLive.beacon().top") != top
+
+        # painting object pixels onto the background: the model labels the new object with the beacon's team
+        team = TEAM_CLASSES[1]  # the picture's objects are green
+        count = "(labels) => Array.from(labels).filter(value => value === %d).length" % team
+        before = page.evaluate(f"() => ({count})(window.isanetLive.labels())")
+        runs = page.evaluate("() => window.isanetLive.runs")
+        page.locator("#paint").click()
+        y0, x0 = next((y, x) for y in range(20, 140, 4) for x in range(20, 140, 4)  # a stroke on clear background
+                      if not picture.label[y - 8:y + 9, x - 8:x + 15].any())
+        page.mouse.move(box["x"] + (x0 + 0.5) * box["width"] / 160, box["y"] + (y0 + 0.5) * box["height"] / 160)
+        page.mouse.down()
+        page.mouse.move(box["x"] + (x0 + 6.5) * box["width"] / 160, box["y"] + (y0 + 0.5) * box["height"] / 160,
+                        steps=3)
+        page.mouse.up()
+        page.wait_for_function(f"() => window.isanetLive.runs > {runs} && !window.isanetLive.busy")
+        after = page.evaluate(f"() => ({count})(window.isanetLive.labels())")
+        assert after > before + 50, (before, after)
         assert not errors, errors
     finally:
         server.shutdown()
