@@ -120,7 +120,7 @@ def test_served_the_model_runs_in_the_page_follows_the_beacon_and_agrees_with_py
 
         # painting object pixels onto the background: the model labels the new object with the beacon's team
         team = TEAM_CLASSES[1]  # the picture's objects are green
-        count = "(labels) => Array.from(labels).filter(value => value === %d).length" % team
+        count = f"(labels) => Array.from(labels).filter(value => value === {team}).length"
         before = page.evaluate(f"() => ({count})(window.isanetLive.labels())")
         runs = page.evaluate("() => window.isanetLive.runs")
         page.locator("#paint").click()
