@@ -152,30 +152,48 @@ def reference_results(path: str | os.PathLike = REFERENCE_RESULTS) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
-    """Per head: the seeds, their mIoU values, the mean, the spread (max - min) and the mean CPU minutes."""
+    """Per head: the seeds, their mIoU values, the mean, the spread (max - min), the mean CPU minutes, and how
+    many runs learnt (rows that record ``learnt``; None for files written before the field)."""
     summary: dict[str, dict] = {}
     for head in dict.fromkeys(row["head"] for row in rows):
         mine = [row for row in rows if row["head"] == head]
         values = [row["mIoU"] for row in mine]
         summary[head] = {"seeds": [row["seed"] for row in mine], "mIoU": values,
                          "mean": round(statistics.mean(values), 2), "spread": round(max(values) - min(values), 2),
-                         "cpu_min": round(statistics.mean(row["cpu_s"] for row in mine) / 60, 2)}
+                         "cpu_min": round(statistics.mean(row["cpu_s"] for row in mine) / 60, 2),
+                         "learnt": sum(bool(row["learnt"]) for row in mine) if all("learnt" in row for row in mine)
+                         else None}
     return summary
 
 
 def format_summary(summary: dict[str, dict], costs: dict[str, dict] | None = None) -> str:
     """The per-head table in Markdown (mean, spread, every seed; attention cost columns when given)."""
     cost_head = " attention MFLOPs | peak KiB (inference) | peak KiB (training) |" if costs else ""
-    lines = [f"| head | mean mIoU | spread (max - min) | per seed | CPU min / run |{cost_head}",
-             "| --- | ---: | ---: | --- | ---: |" + (" ---: | ---: | ---: |" if costs else "")]
+    lines = [f"| head | mean mIoU | learnt | spread (max - min) | per seed | CPU min / run |{cost_head}",
+             "| --- | ---: | ---: | ---: | --- | ---: |" + (" ---: | ---: | ---: |" if costs else "")]
     for head, values in summary.items():
         seeds = ", ".join(f"{v:.2f}" for v in values["mIoU"])
         cost = ""
         if costs:
             row = costs.get(head, {})
             cost = f" {row.get('mflops', '-')} | {row.get('peak_kib', '-')} | {row.get('train_peak_kib', '-')} |"
-        lines.append(f"| {head} | {values['mean']:.2f} | {values['spread']:.2f} | {seeds} | "
+        learnt = "-" if values.get("learnt") is None else f"{values['learnt']}/{len(values['seeds'])}"
+        lines.append(f"| {head} | {values['mean']:.2f} | {learnt} | {values['spread']:.2f} | {seeds} | "
                      f"{values['cpu_min']:.2f} |{cost}")
+    return "\n".join(lines)
+
+
+def identity_step_table(results: dict) -> str:
+    """The ISA rows of a reference run with each step's attention replaced by identity, in Markdown: what each
+    model loses without its long-range and without its short-range step (``identity_step`` of
+    ``benchmarks/context_experiment.py``), with the run's task."""
+    lines = ["| task | seed | intact | without long range | without short range | loses (long / short) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for row in (row for row in results["rows"] if "identity_step" in row):
+        steps = row["identity_step"]
+        long, short = steps["long-range"], steps["short-range"]
+        lines.append(f"| {results['task']} | {row['seed']} | {row['mIoU']:.2f} | {long:.2f} | {short:.2f} | "
+                     f"{row['mIoU'] - long:.1f} / {row['mIoU'] - short:.1f} |")
     return "\n".join(lines)
 
 
