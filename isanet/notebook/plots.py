@@ -204,3 +204,21 @@ def plot_head_comparison(summary: dict[str, dict], ax=None, title: str = "") -> 
     axis.set_ylim(0, 100)
     axis.set_title(title)
     return figure
+
+
+def plot_run_curves(rows: Sequence[dict], ax=None, title: str = "") -> Figure:
+    """Validation mIoU against iteration for reference-run rows (each with ``curve``, ``seed``, ``learnt``):
+    runs that learnt in blue, stalled ones in red, so a plateau shows beside the climb it missed."""
+    figure, (axis,) = axes_grid(ax, size=6.0)
+    for row in rows:
+        curve = row["curve"]
+        learnt = row.get("learnt", True)
+        axis.plot([point["iter"] for point in curve], [point["mIoU"] for point in curve], "-o", markersize=3,
+                  color="#08519c" if learnt else "#cb181d", alpha=0.8 if learnt else 1.0,
+                  label=f"seed {row['seed']} ({'learnt' if learnt else 'stalled'})")
+    axis.set_xlabel("iteration")
+    axis.set_ylabel("validation mIoU")
+    axis.set_ylim(0, 100)
+    axis.legend(fontsize="small")
+    axis.set_title(title)
+    return figure

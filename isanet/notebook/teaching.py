@@ -35,6 +35,8 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 REPO_BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"  # the scripts that make the assets
 SHIPPED_CHECKPOINT = ASSETS / "teaching_isa.pth"
 REFERENCE_RESULTS = ASSETS / "context_experiment.json"
+#: The same experiment on the one-hop task (``context-one-hop``), the contrast: a model learns the hops its task needs.
+ONE_HOP_RESULTS = ASSETS / "context_experiment_one_hop.json"
 #: The OpenCV the shipped model and reference results were made with (pyproject pins it): its colour
 #: conversions are part of the augmentation, and one rounding step more or less on a few per cent of
 #: pixels sends a 500-iteration run elsewhere (OpenCV 5.1 made seed 0 end at 68.7 mIoU, not 93.7).

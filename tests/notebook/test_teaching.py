@@ -137,3 +137,27 @@ def test_the_cached_task_folder_is_keyed_by_kind_and_geometry(tmp_path):
     assert teaching_data(tmp_path, quiet=True) == folders["context"]  # written once, then reused
     with pytest.raises(ValueError, match="unknown context task 'relay'"):
         teaching_data(tmp_path, task="relay")
+
+
+def test_learn_rates_identity_steps_and_stalled_curves_are_read_from_a_reference_run():
+    from isanet.notebook.plots import plot_run_curves
+    from isanet.notebook.teaching import format_summary, identity_step_table
+
+    rows = [{"head": "isa", "seed": 0, "mIoU": 92.0, "cpu_s": 240.0, "learnt": True, "iters": 1000,
+             "curve": [{"iter": 100, "mIoU": 50.0}, {"iter": 1000, "mIoU": 92.0}],
+             "identity_step": {"long-range": 41.0, "short-range": 45.5}},
+            {"head": "isa", "seed": 1, "mIoU": 70.5, "cpu_s": 250.0, "learnt": False, "iters": 1000,
+             "curve": [{"iter": 100, "mIoU": 40.0}, {"iter": 1000, "mIoU": 70.5}],
+             "identity_step": {"long-range": 46.0, "short-range": 47.0}},
+            {"head": "none", "seed": 0, "mIoU": 50.0, "cpu_s": 200.0, "iters": 1000, "curve": []}]
+    summary = summarize(rows)
+    assert summary["isa"]["learnt"] == 1 and summary["none"]["learnt"] is None  # none's row predates the field
+    table = format_summary(summary).splitlines()
+    assert table[2].startswith("| isa | 81.25 | 1/2 | 21.50 | 92.00, 70.50 |")
+    assert table[3].startswith("| none | 50.00 | - |")
+    steps = identity_step_table({"task": "context", "rows": rows}).splitlines()
+    assert steps[2] == "| context | 0 | 92.00 | 41.00 | 45.50 | 51.0 / 46.5 |" and len(steps) == 4
+    figure = plot_run_curves(rows[:2], title="t")
+    lines = figure.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["seed 0 (learnt)", "seed 1 (stalled)"]
+    assert list(lines[1].get_ydata()) == [40.0, 70.5] and lines[1].get_color() != lines[0].get_color()
