@@ -282,9 +282,10 @@ print(format_confused(most_confused(run["result"]["confusion"], run["dataset"].C
 # ## Measured vs published
 #
 # A measured mIoU matches the published one only with the published weights, the full validation set and the
-# same test settings (what `isanet eval` uses by default). The kit's logits match mmsegmentation 1.2.2's to within
-# 1e-5 of the largest logit (a relative tolerance, checked by `tests/evaluation/test_parity.py`), so when a run is
-# comparable a difference beyond rounding points at the data (e.g. Cityscapes `labelTrainIds` made with another
+# same test settings (what `isanet eval` uses by default). This notebook does not compare the kit with
+# mmsegmentation itself: that is the package's parity test (`tests/evaluation/test_parity.py`, which holds the
+# logits to 1e-5 of the largest one) and `benchmarks/reference_parity.py`, which runs both. Given that, when a run
+# is comparable a difference beyond rounding points at the data (e.g. Cityscapes `labelTrainIds` made with another
 # script) or the settings.
 
 # %%

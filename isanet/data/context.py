@@ -6,11 +6,13 @@ the same picture: the very same grey square is "red team" in one image and "blue
 beacon is always far from every object (at least :data:`MIN_CUE_DISTANCE` of the image side between the
 beacon's edge and any object pixel), so nothing near an object says which team it is on.
 
-Why a head without context cannot solve it: a pixel's prediction depends only on the pixels inside its
-receptive field. The teaching model's backbone (ResNet-V1c-10, :data:`isanet.engine.recipes.TEACHING`) and a
-head without a context module see a few tens of pixels around an object pixel, which never contain the
-beacon; from there the three teams look identical, so the best such a model can do is guess one team for all
-objects (about a third of the object pixels right, an mIoU of roughly (background + beacon + 1/3) / 5).
+Why a head without context cannot solve it: a pixel's prediction depends on the pixels inside its receptive
+field, and mostly on the near ones. The teaching model's backbone (ResNet-V1c-10,
+:data:`isanet.engine.recipes.TEACHING`) puts 90 % of an output pixel's input gradient inside a square of about
+76 px (notebook 04 measures it), so the beacon, at least :data:`MIN_CUE_DISTANCE` of the side (48 px at 160) from
+every object, reaches an object pixel's features faintly at best; from there the three teams look alike, and a
+head without a context module does about as well as guessing one team for all objects (measured: about 50 mIoU,
+roughly (background + beacon + 1/3) / 5).
 A head with long-range attention can read the beacon's colour from anywhere in the picture; dense attention
 does it in one hop. Window attention whose window is smaller than the beacon distance cannot, whatever it learns.
 Background and beacon are decidable locally.
