@@ -115,7 +115,13 @@ from IPython.display import display
 from isanet.analysis.identity_step import identity_step
 from isanet.analysis.isa_matrices import attention_matrices
 from isanet.analysis.probe import composed_map
-from isanet.analysis.relay import RelayAttention, relay_offsets, relay_over_images, relay_weight_map
+from isanet.analysis.relay import (
+    RelayAttention,
+    relay_offsets,
+    relay_over_images,
+    relay_weight_map,
+    strongest_relay_pixel,
+)
 from isanet.analysis.same_class import cue_attention, labels_at_features, same_class_over_images
 from isanet.data.context import (
     BEACON,
@@ -216,9 +222,9 @@ if context_label is not None and context_label.shape[1] == IMAGE_WIDTH:  # open 
     opened = explorer.capture
     feature_label = labels_at_features(context_label, opened.feature_size, opened.align_corners)
     weights = relay_weight_map(opened.isa, feature_label, [BEACON], TEAM_CLASSES)  # h x w, NaN: no relay needed
-    if not np.isnan(weights).all():
-        row, col = np.unravel_index(np.nanargmax(weights), weights.shape)
-        explorer.select(row, col, coords="feature")
+    strongest = strongest_relay_pixel(opened.isa, feature_label, [BEACON], TEAM_CLASSES)
+    if strongest is not None:
+        explorer.select(*strongest, coords="feature")
         relays = int(relay_offsets(opened.isa.partition, feature_label, [BEACON]).sum())
         block = opened.isa.partition.loc_h * opened.isa.partition.loc_w
         print(f"{int((~np.isnan(weights)).sum())} grey-object pixels of this picture have no beacon pixel in their "

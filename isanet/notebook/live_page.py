@@ -152,11 +152,20 @@ def save_teaching_live_page(path: str | os.PathLike, first: int = 0, count: int 
     """The live page of the shipped teaching model on the first ``count`` validation pictures of the relay task,
     opening on picture ``first`` (notebook 02's ``IMAGE_INDEX``); what the site embeds in notebook 02's page and
     ``isanet attention --teaching`` writes without IMAGE. Returns the page's folder."""
+    from isanet.analysis.probe import capture
+    from isanet.analysis.relay import strongest_relay_pixel
+    from isanet.analysis.same_class import labels_at_features
+    from isanet.data.transforms import normalize
     from isanet.notebook.model_menu import teaching_choice
     from isanet.notebook.teaching import teaching_test_settings
 
     pictures = teaching_pictures(max(count, first + 1))
     pictures.insert(0, pictures.pop(first))
     teaching, settings = teaching_choice(), teaching_test_settings()
-    return save_live_page(path, teaching.load(), pictures, teaching.label, teaching.note, mean=settings.mean,
-                          std=settings.std)
+    model = teaching.load().eval()
+    opened = capture(model, normalize(pictures[0].image, settings.mean, settings.std)[None])
+    feature_label = labels_at_features(pictures[0].label, opened.feature_size, opened.align_corners)
+    strongest = strongest_relay_pixel(opened.isa, feature_label, [BEACON], TEAM_CLASSES)  # open where the relay is
+    query = None if strongest is None else tuple(round(value) for value in opened.to_image(*strongest))
+    return save_live_page(path, model, pictures, teaching.label, teaching.note, mean=settings.mean, std=settings.std,
+                          query=query)
