@@ -712,14 +712,23 @@ for f in range(8, 14):
 #
 # ## 8. Try it: sliders
 #
-# Move the sliders to change the map size, `down_factor` and the two pixels. Watch the padding (dashed box)
-# when `down_factor` does not divide the size, the two groups of the source, the two-hop path, and the numbers
-# in the table. (Run the notebook in JupyterLab to use them; a headless run only draws the first state. On the
-# course's site, a standalone page under the sliders answers them without a kernel.)
+# Move the sliders to change the map size and `down_factor`, and click the map to move the source or the target
+# (the buttons say which). Watch the padding (dashed box) when `down_factor` does not divide the size, the
+# source's long-range group, the target's block, the two-hop path, and the numbers in the table. The explorer
+# is one small web view (an anywidget: it runs in JupyterLab, VS Code and Colab, and on the course's site the
+# very same view is a standalone page that answers without a kernel); a headless run only draws the first state.
 
 # %%
 explorer = PartitionExplorer(HEIGHT, WIDTH, DOWN_FACTOR, source=SOURCE, target=TARGET)
-explorer.widget
+explorer
+
+# %% [markdown]
+# The view and Python share one state: after you move a slider or click, `explorer.height`, `explorer.width`,
+# `explorer.down_factor`, `explorer.source` and `explorer.target` hold what you see, and setting one of them from
+# Python (`explorer.down_factor = 6`) moves the view. The next cell reads it.
+
+# %%
+print(f"{explorer.partition}; {explorer.path_text()}")
 
 # %% [markdown]
 # ## Summary

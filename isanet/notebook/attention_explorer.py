@@ -27,7 +27,7 @@ from isanet.notebook.attention_panels import array_png, draw_picker, picker_mark
 from isanet.notebook.explorer_html import PageSizes, save_explorer_html
 from isanet.notebook.explorer_state import ExplorerState
 from isanet.notebook.model_menu import ModelChoice
-from isanet.notebook.partition_explorer import figure_png
+from isanet.notebook.plots import figure_png
 
 
 class AttentionExplorer(ExplorerState):

@@ -22,8 +22,7 @@ from matplotlib.patches import Rectangle
 from isanet.analysis.reach import ReachRow, reached_map
 from isanet.models.efficient.registry import METHODS, build_attention
 from isanet.notebook.explorer_pages import save_pattern_page
-from isanet.notebook.partition_explorer import figure_png
-from isanet.notebook.plots import mark_pixel
+from isanet.notebook.plots import figure_png, mark_pixel
 
 _REACHED = ListedColormap(["#f2f2f2", "#2b7bba"])
 

@@ -122,12 +122,19 @@ def build_payload(capture, image: np.ndarray, model_label: str, note: str = "",
     return payload, sizes
 
 
-def render_html(payload: dict, template_name: str = "explorer.html") -> str:
+def template_text(name: str) -> str:
+    """A file of the package's ``templates/`` folder."""
+    return resources.files("isanet.notebook").joinpath(f"templates/{name}").read_text(encoding="utf-8")
+
+
+def render_html(payload: dict, template_name: str = "explorer.html", module: str | None = None) -> str:
     """The template (a file of ``templates/``) with the payload inlined (``</`` escaped so no string can close the
-    script element). The partition and pattern pages (:mod:`isanet.notebook.explorer_pages`) use it too."""
-    template = resources.files("isanet.notebook").joinpath(f"templates/{template_name}").read_text(encoding="utf-8")
+    script element), and the ES module ``module`` (a file of ``templates/``, the widget's own view) inlined where
+    the template says ``/*ISANET_MODULE*/``. The partition and pattern pages (:mod:`isanet.notebook.explorer_pages`)
+    use it too."""
     data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
-    return template.replace("/*ISANET_DATA*/null", data, 1)
+    page = template_text(template_name).replace("/*ISANET_DATA*/null", data, 1)
+    return page if module is None else page.replace("/*ISANET_MODULE*/", template_text(module), 1)
 
 
 def save_explorer_html(capture, image: np.ndarray, path: str | os.PathLike, model_label: str, note: str = "",

@@ -31,6 +31,7 @@ from isanet.models.efficient.registry import METHODS
 from isanet.models.isa import Partition
 from isanet.notebook.explorer_html import _b64, render_html
 
+PARTITION_MODULE = "partition.mjs"  # the partition explorer's view: notebook widget and standalone page
 #: The reached / not reached colours of notebook 06's pictures (attention_patterns._REACHED).
 REACH_COLOURS = ("#f2f2f2", "#2b7bba")
 
@@ -115,14 +116,16 @@ def pattern_payload(height: int = 20, width: int = 28, pixel: tuple[int, int] = 
                 matrices=matrices, index=index)
 
 
-def save_page(payload: dict, template_name: str, path: str | os.PathLike) -> int:
-    """Write ``payload`` into the template ``template_name`` at ``path`` (atomically); returns the file's bytes."""
-    return Path(write_text_atomic(render_html(payload, template_name), path)).stat().st_size
+def save_page(payload: dict, template_name: str, path: str | os.PathLike, module: str | None = None) -> int:
+    """Write ``payload`` (and the ES ``module``, see :func:`render_html`) into the template ``template_name`` at
+    ``path`` (atomically); returns the file's bytes."""
+    return Path(write_text_atomic(render_html(payload, template_name, module), path)).stat().st_size
 
 
 def save_partition_page(path: str | os.PathLike, **settings) -> int:
-    """The partition page for :func:`partition_payload`'s ``settings``, written to ``path``; its size in bytes."""
-    return save_page(partition_payload(**settings), "partition.html", path)
+    """The partition page for :func:`partition_payload`'s ``settings``, written to ``path``: the notebook widget's
+    own module (``templates/partition.mjs``) drawing from the stored data; its size in bytes."""
+    return save_page(partition_payload(**settings), "partition.html", path, PARTITION_MODULE)
 
 
 def save_pattern_page(path: str | os.PathLike, **settings) -> int:

@@ -1,125 +1,82 @@
-"""Interactive pieces for the teaching notebooks, and how they draw: the partition explorer here, the
-pixel-picking attention explorer in :mod:`isanet.notebook.attention_explorer`, set-up helpers in
-:mod:`isanet.notebook.session`.
+"""The partition explorer of notebook 01: sliders for the map size and ``down_factor``, a click moves the source or
+the target, and the long-range group, the block and the two-hop path between them are drawn, with the complexity
+formulas filled in.
 
-Everything is drawn on the kernel side (matplotlib's Agg into PNG bytes, shown by ``ipywidgets.Image``), and
-clicks come back through ``ipyevents``, so the widgets behave the same in JupyterLab, VS Code and a headless
-``nbmake`` run, and what a person sees is exactly what the Python state says. The heavy parts live elsewhere
-in the package: partitions in :mod:`isanet.models.isa`, plots in :mod:`isanet.notebook.plots`.
+It is an anywidget (``anywidget.AnyWidget``): its view is one ES module, ``templates/partition.mjs``, which JupyterLab,
+VS Code, Colab and the standalone page (:func:`isanet.notebook.explorer_pages.save_partition_page`, the site's page of
+notebook 01) all run, so there is one drawing, not one per place. The model's traits are the state: the view's
+sliders and clicks set them, Python reads them (``explorer.partition``, ``explorer.source``), and setting them from
+Python redraws the view. The view computes the geometry from the padding table of the payload
+(:func:`isanet.notebook.explorer_pages.axis_table`, what :class:`isanet.models.isa.Partition` says), so it cannot
+disagree with the package.
 """
 
 from __future__ import annotations
 
-import io
 import os
+from pathlib import Path
 
-from matplotlib.figure import Figure
+import anywidget
+import traitlets
 
 from isanet.models.isa import Partition
-from isanet.notebook.explorer_pages import save_partition_page
-from isanet.notebook.partition_plots import complexity_html, plot_partition, plot_two_hop, two_hop_path
+from isanet.notebook.explorer_pages import PARTITION_MODULE, partition_payload, save_partition_page
+from isanet.notebook.partition_plots import two_hop_path
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 
-def figure_png(figure: Figure, dpi: int = 100) -> bytes:
-    """A matplotlib figure as PNG bytes (Agg; no pyplot state, works headless)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+class PartitionExplorer(anywidget.AnyWidget):
+    """The partition explorer widget. ``height``, ``width``, ``down_factor``, ``source`` and ``target`` (unpadded map
+    pixels, ``[row, col]``) are its synced state; the pixels are clamped into the map when it shrinks, as in the
+    view. ``max_size`` and ``max_down_factor`` bound the sliders (and the padding table the view gets)."""
 
+    _esm = TEMPLATES / PARTITION_MODULE
+    payload = traitlets.Dict().tag(sync=True)  # the sliders' bounds and the padding table (never changes)
+    height = traitlets.Int().tag(sync=True)
+    width = traitlets.Int().tag(sync=True)
+    down_factor = traitlets.Int().tag(sync=True)
+    source = traitlets.List(traitlets.Int(), minlen=2, maxlen=2).tag(sync=True)
+    target = traitlets.List(traitlets.Int(), minlen=2, maxlen=2).tag(sync=True)
 
-class PartitionExplorer:
-    """Sliders for the map size, ``down_factor`` and two pixels; shows the long-range groups, the short-range
-    blocks and the two-hop path between the pixels, with the complexity formulas filled in.
+    def __init__(self, height: int = 13, width: int = 18, down_factor: int = 4, source: tuple[int, int] = (0, 0),
+                 target: tuple[int, int] | None = None, max_size: int = 40, max_down_factor: int = 12):
+        state = partition_payload(height, width, down_factor, source, target, max_size, max_down_factor)
+        fixed = {key: state[key] for key in ("title", "max_size", "max_down_factor", "axes")}
+        super().__init__(payload=fixed, height=height, width=width, down_factor=down_factor,
+                         source=list(state["source"]), target=list(state["target"]))
 
-    State: ``partition``, ``source``, ``target`` (unpadded map pixels); ``update()`` redraws.
-    """
+    @traitlets.validate("height", "width")
+    def _side(self, proposal) -> int:
+        return min(max(int(proposal["value"]), 1), self.payload["max_size"])
 
-    def __init__(self, height: int = 13, width: int = 18, down_factor: int = 4,
-                 source: tuple[int, int] = (0, 0), target: tuple[int, int] | None = None, max_size: int = 40,
-                 max_down_factor: int = 12, dpi: int = 80):
-        import ipywidgets as widgets
+    @traitlets.validate("down_factor")
+    def _factor(self, proposal) -> int:
+        return min(max(int(proposal["value"]), 1), self.payload["max_down_factor"])
 
-        self.dpi = dpi
-        style = {"description_width": "110px"}
-        layout = widgets.Layout(width="360px")
-        self.height_slider = widgets.IntSlider(height, 1, max_size, description="map height h", style=style,
-                                               layout=layout)
-        self.width_slider = widgets.IntSlider(width, 1, max_size, description="map width w", style=style,
-                                              layout=layout)
-        self.factor_slider = widgets.IntSlider(down_factor, 1, max_down_factor, description="down_factor",
-                                               style=style, layout=layout)
-        target = target if target is not None else (height - 1, width - 1)
-        self.source_row = widgets.IntSlider(source[0], 0, height - 1, description="source row", style=style,
-                                            layout=layout)
-        self.source_col = widgets.IntSlider(source[1], 0, width - 1, description="source col", style=style,
-                                            layout=layout)
-        self.target_row = widgets.IntSlider(target[0], 0, height - 1, description="target row", style=style,
-                                            layout=layout)
-        self.target_col = widgets.IntSlider(target[1], 0, width - 1, description="target col", style=style,
-                                            layout=layout)
-        self.picture = widgets.Image(format="png")
-        self.picture.add_class("isanet-partition")
-        self.formulas = widgets.HTML()
-        self.path_label = widgets.HTML()
-        for slider in (self.height_slider, self.width_slider, self.factor_slider, self.source_row,
-                       self.source_col, self.target_row, self.target_col):
-            slider.observe(self._changed, names="value")
-        controls = widgets.VBox([self.height_slider, self.width_slider, self.factor_slider, self.source_row,
-                                 self.source_col, self.target_row, self.target_col, self.path_label])
-        self.widget = widgets.VBox([widgets.HBox([controls, self.formulas]), self.picture])
-        self._busy = False
-        self.update()
+    @traitlets.observe("height", "width")
+    def _clamp_pixels(self, _change) -> None:
+        """Keep the source and target inside a map that shrank (the view does the same)."""
+        for name in ("source", "target"):
+            row, col = getattr(self, name)
+            inside = [min(row, self.height - 1), min(col, self.width - 1)]
+            if inside != [row, col]:
+                setattr(self, name, inside)
 
     @property
     def partition(self) -> Partition:
-        factor = self.factor_slider.value
-        return Partition(self.height_slider.value, self.width_slider.value, factor, factor)
+        return Partition(self.height, self.width, self.down_factor, self.down_factor)
 
-    @property
-    def source(self) -> tuple[int, int]:
-        return self.source_row.value, self.source_col.value
-
-    @property
-    def target(self) -> tuple[int, int]:
-        return self.target_row.value, self.target_col.value
-
-    def _changed(self, _change) -> None:
-        if not self._busy:
-            self.update()
-
-    def update(self) -> None:
-        """Clamp the pixel sliders to the map, then redraw the picture, the path and the formulas."""
-        self._busy = True
-        try:
-            for slider, size in ((self.source_row, self.height_slider.value),
-                                 (self.target_row, self.height_slider.value),
-                                 (self.source_col, self.width_slider.value),
-                                 (self.target_col, self.width_slider.value)):
-                slider.max = size - 1
-        finally:
-            self._busy = False
-        self.picture.value = figure_png(self.figure(), self.dpi)
-        self.formulas.value = complexity_html(self.partition)
+    def path_text(self) -> str:
+        """The two-hop path as the view prints it (unpadded coordinates)."""
         p = self.partition
-        source, via, target = two_hop_path(p, self.source, self.target)
-        unpad = lambda yx: (yx[0] - p.pad_top, yx[1] - p.pad_left)
-        self.path_label.value = (f"<span class='isanet-path'>source {self.source} → via {unpad(via)} "
-                                 f"(long range) → target {self.target} (short range)</span>")
+        _, via, _ = two_hop_path(p, tuple(self.source), tuple(self.target))
+        return (f"source {tuple(self.source)} → via {(via[0] - p.pad_top, via[1] - p.pad_left)} (long range) → "
+                f"target {tuple(self.target)} (short range)")
 
     def save_html(self, path: str | os.PathLike) -> int:
         """Write the explorer, in its current state, as one standalone page that answers its sliders and clicks
-        without a kernel (:mod:`isanet.notebook.explorer_pages`); returns the file's size in bytes."""
-        return save_partition_page(path, height=self.height_slider.value, width=self.width_slider.value,
-                                   down_factor=self.factor_slider.value, source=self.source, target=self.target,
-                                   max_size=self.height_slider.max, max_down_factor=self.factor_slider.max)
-
-    def figure(self) -> Figure:
-        """Long-range groups and short-range blocks around the source, and the two-hop path."""
-        figure = Figure(figsize=(13, 4.6), layout="constrained")
-        axes = figure.subplots(1, 3)
-        plot_partition(self.partition, self.source, axes=axes[:2])
-        plot_two_hop(self.partition, self.source, self.target, ax=axes[2])
-        return figure
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        without a kernel (the same view, :mod:`isanet.notebook.explorer_pages`); returns the file's size in bytes."""
+        return save_partition_page(path, height=self.height, width=self.width, down_factor=self.down_factor,
+                                   source=tuple(self.source), target=tuple(self.target),
+                                   max_size=self.payload["max_size"], max_down_factor=self.payload["max_down_factor"])

@@ -36,14 +36,14 @@ def _click_cell(page, selector: str, row: int, col: int, rows: int, cols: int) -
 def test_partition_page_click_moves_the_source(chromium, tmp_path: Path) -> None:
     save_partition_page(tmp_path / "p.html", height=13, width=18, down_factor=4, source=(0, 0), target=(12, 17))
     page, errors = _open(chromium, tmp_path / "p.html")
-    picture = page.evaluate("() => document.getElementById('map').toDataURL()")
+    picture = page.evaluate("() => document.querySelector('canvas.isanet-map').toDataURL()")
     p = Partition(13, 18, 4, 4)
-    _click_cell(page, "#map", 5 + p.pad_top, 7 + p.pad_left, p.padded_h, p.padded_w)  # padded cells on the canvas
+    _click_cell(page, "canvas.isanet-map", 5 + p.pad_top, 7 + p.pad_left, p.padded_h, p.padded_w)  # padded cells
     state = page.evaluate("() => window.isanet.state")
     assert state["source"] == [5, 7] and state["target"] == [12, 17]
     assert tuple(page.evaluate("() => window.isanet.via")) == two_hop_path(p, (5, 7), (12, 17))[1]
-    assert "source (5, 7) → via" in page.locator("#path").inner_text()
-    assert page.evaluate("() => document.getElementById('map').toDataURL()") != picture
+    assert "source (5, 7) → via" in page.locator(".isanet-path").inner_text()
+    assert page.evaluate("() => document.querySelector('canvas.isanet-map').toDataURL()") != picture
     page.evaluate("() => window.isanet.set(9, 10, 3)")
     q = Partition(9, 10, 3, 3)
     assert page.evaluate("() => [window.isanet.partition.padded_h, window.isanet.partition.pad_left]") == [

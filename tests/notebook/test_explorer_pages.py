@@ -113,8 +113,8 @@ def test_the_notebook_explorers_save_what_they_show(tmp_path) -> None:
     from isanet.notebook.partition_explorer import PartitionExplorer
 
     partitions = PartitionExplorer(9, 12, 3, source=(1, 1), target=(8, 11), max_size=16, max_down_factor=5)
-    partitions.factor_slider.value = 4
-    partitions.source_col.value = 5
+    partitions.down_factor = 4
+    partitions.source = [1, 5]
     partitions.save_html(tmp_path / "p.html")
     _, payload = payload_of(tmp_path / "p.html")
     assert (payload["down_factor"], payload["source"], payload["max_size"], payload["max_down_factor"]) == (

@@ -42,14 +42,18 @@ def test_complexity_html_fills_in_the_formulas() -> None:
     assert f"{dense:,}" in text and f"{isa:,}" in text and f"{dense / isa:.1f}x" in text
 
 
-def test_partition_explorer_follows_its_sliders() -> None:
+def test_partition_explorer_state_is_its_synced_traits() -> None:
     explorer = partition_explorer.PartitionExplorer(13, 18, 4, source=(1, 2), target=(9, 13))
-    first = explorer.picture.value
-    assert explorer.partition == Partition(13, 18, 4, 4) and "via (9, 14)" in explorer.path_label.value
-    explorer.factor_slider.value = 5
-    assert explorer.partition.loc_h == 5 and explorer.picture.value != first
-    explorer.height_slider.value = 6  # the pixel sliders are clamped into the smaller map
-    assert explorer.target_row.value == 5 and explorer.target_row.max == 5
+    assert explorer.partition == Partition(13, 18, 4, 4) and "via (9, 14)" in explorer.path_text()
+    assert explorer.payload["axes"]["4"][12] == [4, 1, 16]  # 13 rows cut by 4: 4 blocks, 1 padded row on top, 16
+    state = explorer.get_state()  # what the view receives
+    assert (state["height"], state["down_factor"], state["target"]) == (13, 4, [9, 13])
+    explorer.down_factor = 5
+    assert explorer.partition.loc_h == 5
+    explorer.height = 6  # the pixels are clamped into the smaller map, as in the view
+    assert explorer.target == [5, 13] and explorer.source == [1, 2]
+    explorer.down_factor = 99  # beyond the slider's bound: clamped like the slider
+    assert explorer.down_factor == explorer.payload["max_down_factor"] == 12
 
 
 @pytest.fixture(scope="module")
