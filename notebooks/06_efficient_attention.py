@@ -214,13 +214,15 @@ for layers in (1, 2, 3):
 #
 # ## 3. Try it: move the query
 #
-# The sliders move the query and change `size` (window side, stride, `down_factor`). Watch the window reach
-# depend on where the query sits in its window, and the corners (try row 0, col 0). (A headless run draws only
-# the first state.)
+# Click a panel (or hover it and press the arrow keys) to move the query, and use the slider to change `size`
+# (window side, stride, `down_factor`). Watch the window reach depend on where the query sits in its window, and
+# the corners (try row 0, col 0). The explorer is an anywidget: the same view is the standalone page on the
+# course's site, and `explorer.pixel` and `explorer.size` hold what you see (set them from Python to move it). A
+# headless run draws only the first state.
 
 # %%
 explorer = ReachExplorer(HEIGHT, WIDTH, PIXEL, SIZE)
-explorer.widget
+explorer
 
 # %% [markdown]
 # ## 4. The reach table, and what one layer computes

@@ -13,7 +13,9 @@ import html
 import os
 from collections.abc import Sequence
 
+import anywidget
 import numpy as np
+import traitlets
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
@@ -21,8 +23,9 @@ from matplotlib.patches import Rectangle
 
 from isanet.analysis.reach import ReachRow, reached_map
 from isanet.models.efficient.registry import METHODS, build_attention
-from isanet.notebook.explorer_pages import save_pattern_page
-from isanet.notebook.plots import figure_png, mark_pixel
+from isanet.notebook.explorer_html import TEMPLATES
+from isanet.notebook.explorer_pages import PATTERN_MODULE, pattern_payload, save_pattern_page
+from isanet.notebook.plots import mark_pixel
 
 _REACHED = ListedColormap(["#f2f2f2", "#2b7bba"])
 
@@ -106,48 +109,37 @@ def plot_affinity_growth(sides: Sequence[int], size: int = 8, methods: Sequence[
     return ax.figure
 
 
-class ReachExplorer:
-    """Row / column sliders for the query pixel and a ``size`` slider; shows :func:`plot_reach` for it.
+class ReachExplorer(anywidget.AnyWidget):
+    """The pattern explorer widget: the query pixel (``pixel``, ``[row, col]``) and ``size`` are its synced state,
+    set by a click, the arrow keys and the size slider of its view (``templates/patterns.mjs``, the same module the
+    standalone page runs) or from Python. The view draws from the payload: every method's reach after one and two
+    layers for every size from 2 to ``max_size`` (:func:`isanet.notebook.explorer_pages.pattern_payload`)."""
 
-    State: ``pixel`` and ``size``; ``update()`` redraws.
-    """
+    _esm = TEMPLATES / PATTERN_MODULE
+    payload = traitlets.Dict().tag(sync=True)  # the stored reach matrices (never changes)
+    pixel = traitlets.List(traitlets.Int(), minlen=2, maxlen=2).tag(sync=True)
+    size = traitlets.Int().tag(sync=True)
 
     def __init__(self, height: int = 20, width: int = 28, pixel: tuple[int, int] = (5, 9), size: int = 4,
-                 methods: Sequence[str] = tuple(METHODS), max_size: int = 8, dpi: int = 70):
-        import ipywidgets as widgets
+                 methods: Sequence[str] = tuple(METHODS), max_size: int = 8):
+        payload = pattern_payload(height, width, pixel, size, methods, range(2, max_size + 1))
+        super().__init__(payload=payload, pixel=list(pixel), size=size)
 
-        self.height, self.width, self.methods, self.dpi = height, width, tuple(methods), dpi
-        style, layout = {"description_width": "90px"}, widgets.Layout(width="320px")
-        self.row_slider = widgets.IntSlider(pixel[0], 0, height - 1, description="query row", style=style,
-                                            layout=layout)
-        self.col_slider = widgets.IntSlider(pixel[1], 0, width - 1, description="query col", style=style,
-                                            layout=layout)
-        self.size_slider = widgets.IntSlider(size, 2, max_size, description="size", style=style, layout=layout)
-        self.picture = widgets.Image(format="png")
-        for slider in (self.row_slider, self.col_slider, self.size_slider):
-            slider.observe(lambda _change: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.row_slider, self.col_slider, self.size_slider]),
-                                    self.picture])
-        self.update()
+    @traitlets.validate("pixel")
+    def _inside(self, proposal) -> list[int]:
+        row, col = proposal["value"]
+        return [min(max(int(row), 0), self.payload["height"] - 1), min(max(int(col), 0), self.payload["width"] - 1)]
 
-    @property
-    def pixel(self) -> tuple[int, int]:
-        return self.row_slider.value, self.col_slider.value
-
-    @property
-    def size(self) -> int:
-        return self.size_slider.value
-
-    def update(self) -> None:
-        self.picture.value = figure_png(plot_reach(self.height, self.width, self.pixel, self.size,
-                                                   self.methods), self.dpi)
+    @traitlets.validate("size")
+    def _known_size(self, proposal) -> int:
+        if proposal["value"] not in self.payload["sizes"]:
+            raise traitlets.TraitError(f"size must be one of {self.payload['sizes']}, got {proposal['value']}")
+        return proposal["value"]
 
     def save_html(self, path: str | os.PathLike) -> int:
         """Write the explorer, in its current state, as one standalone page that answers clicks and its ``size``
-        slider without a kernel (every size of the slider stored, :mod:`isanet.notebook.explorer_pages`);
-        returns the file's size in bytes."""
-        return save_pattern_page(path, height=self.height, width=self.width, pixel=self.pixel, size=self.size,
-                                 methods=self.methods, sizes=range(self.size_slider.min, self.size_slider.max + 1))
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        slider without a kernel (the same view, :mod:`isanet.notebook.explorer_pages`); returns the file's size in
+        bytes."""
+        payload = self.payload
+        return save_pattern_page(path, height=payload["height"], width=payload["width"], pixel=tuple(self.pixel),
+                                 size=self.size, methods=payload["methods"], sizes=payload["sizes"])

@@ -122,6 +122,10 @@ def build_payload(capture, image: np.ndarray, model_label: str, note: str = "",
     return payload, sizes
 
 
+TEMPLATES = Path(__file__).parent / "templates"  # the pages, the explorers' ES modules and the page model
+PAGE_MODEL = "page_model.js"  # a widget model held in a standalone page, for the explorers' ES modules
+
+
 def template_text(name: str) -> str:
     """A file of the package's ``templates/`` folder."""
     return resources.files("isanet.notebook").joinpath(f"templates/{name}").read_text(encoding="utf-8")
@@ -130,11 +134,15 @@ def template_text(name: str) -> str:
 def render_html(payload: dict, template_name: str = "explorer.html", module: str | None = None) -> str:
     """The template (a file of ``templates/``) with the payload inlined (``</`` escaped so no string can close the
     script element), and the ES module ``module`` (a file of ``templates/``, the widget's own view) inlined where
-    the template says ``/*ISANET_MODULE*/``. The partition and pattern pages (:mod:`isanet.notebook.explorer_pages`)
+    the template says ``/*ISANET_MODULE*/``, with the kernel-less model it runs on (``templates/page_model.js``) at
+    ``/*ISANET_PAGE_MODEL*/``. The partition and pattern pages (:mod:`isanet.notebook.explorer_pages`)
     use it too."""
     data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
     page = template_text(template_name).replace("/*ISANET_DATA*/null", data, 1)
-    return page if module is None else page.replace("/*ISANET_MODULE*/", template_text(module), 1)
+    if module is None:
+        return page
+    page = page.replace("/*ISANET_MODULE*/", template_text(module), 1)
+    return page.replace("/*ISANET_PAGE_MODEL*/", template_text(PAGE_MODEL), 1)
 
 
 def save_explorer_html(capture, image: np.ndarray, path: str | os.PathLike, model_label: str, note: str = "",

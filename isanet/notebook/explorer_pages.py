@@ -32,6 +32,7 @@ from isanet.models.isa import Partition
 from isanet.notebook.explorer_html import _b64, render_html
 
 PARTITION_MODULE = "partition.mjs"  # the partition explorer's view: notebook widget and standalone page
+PATTERN_MODULE = "patterns.mjs"  # the pattern explorer's view, the same way
 #: The reached / not reached colours of notebook 06's pictures (attention_patterns._REACHED).
 REACH_COLOURS = ("#f2f2f2", "#2b7bba")
 
@@ -129,5 +130,6 @@ def save_partition_page(path: str | os.PathLike, **settings) -> int:
 
 
 def save_pattern_page(path: str | os.PathLike, **settings) -> int:
-    """The pattern page for :func:`pattern_payload`'s ``settings``, written to ``path``; its size in bytes."""
-    return save_page(pattern_payload(**settings), "patterns.html", path)
+    """The pattern page for :func:`pattern_payload`'s ``settings``, written to ``path``: the notebook widget's own
+    module (``templates/patterns.mjs``) drawing from the stored data; its size in bytes."""
+    return save_page(pattern_payload(**settings), "patterns.html", path, PATTERN_MODULE)

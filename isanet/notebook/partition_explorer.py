@@ -14,16 +14,14 @@ disagree with the package.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import anywidget
 import traitlets
 
 from isanet.models.isa import Partition
+from isanet.notebook.explorer_html import TEMPLATES
 from isanet.notebook.explorer_pages import PARTITION_MODULE, partition_payload, save_partition_page
 from isanet.notebook.partition_plots import two_hop_path
-
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 class PartitionExplorer(anywidget.AnyWidget):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import traitlets
 
 from isanet.analysis.reach import reach, reach_table, reached_map
 
@@ -51,7 +52,9 @@ def test_pictures_and_explorer() -> None:
     html = attention_patterns.reach_html(reach_table(6, 8, size=2))
     assert html.count("<tr>") == 7 and "criss-cross (CCNet)" in html
 
-    explorer = attention_patterns.ReachExplorer(6, 8, (2, 3), size=2, methods=("window",))
-    before = explorer.picture.value
-    explorer.row_slider.value = 5
-    assert explorer.pixel == (5, 3) and explorer.picture.value != before
+    explorer = attention_patterns.ReachExplorer(6, 8, (2, 3), size=2, methods=("window",), max_size=3)
+    assert explorer.payload["sizes"] == [2, 3] and explorer.get_state()["pixel"] == [2, 3]
+    explorer.pixel = [9, 3]  # clamped into the 6 x 8 map, as the view clamps a click
+    assert explorer.pixel == [5, 3]
+    with pytest.raises(traitlets.TraitError, match=r"size must be one of \[2, 3\], got 4"):
+        explorer.size = 4

@@ -120,7 +120,7 @@ def test_the_notebook_explorers_save_what_they_show(tmp_path) -> None:
     assert (payload["down_factor"], payload["source"], payload["max_size"], payload["max_down_factor"]) == (
         4, [1, 5], 16, 5)
     patterns = ReachExplorer(8, 9, (2, 3), size=3, methods=("isa", "window"), max_size=4)
-    patterns.row_slider.value = 6
+    patterns.pixel = [6, 3]
     patterns.save_html(tmp_path / "r.html")
     _, payload = payload_of(tmp_path / "r.html")
     assert (payload["pixel"], payload["size"], payload["sizes"], payload["methods"]) == (

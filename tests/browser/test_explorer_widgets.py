@@ -1,8 +1,8 @@
-"""The partition explorer (an anywidget) in JupyterLab with Chromium: the view draws, a slider and a click set the
-model's traits that the kernel reads, and a trait set in the kernel redraws the view.
+"""The partition and pattern explorers (anywidgets) in JupyterLab with Chromium: each view draws, a slider and a
+click set the model's traits that the kernel reads, and a trait set in the kernel redraws the view.
 
-JupyterLab (this interpreter, 127.0.0.1, throw-away settings) serves a three-cell notebook written here: the
-explorer, a cell that prints its state, a cell that shrinks the map. Skipped without Chromium or Playwright, unless
+JupyterLab (this interpreter, 127.0.0.1, throw-away settings) serves a notebook written here: each explorer, a cell
+that prints its state, a cell that changes it from Python. Skipped without Chromium or Playwright, unless
 ``ISANET_REQUIRE_BROWSER=1`` (CI).
 """
 
@@ -19,7 +19,11 @@ from isanet.models.isa import Partition
 CELLS = ("from isanet.notebook.partition_explorer import PartitionExplorer\n"
          "explorer = PartitionExplorer(13, 18, 4, source=(0, 0), target=(12, 17))\nexplorer",
          "print('state', explorer.down_factor, explorer.source, explorer.target)",
-         "explorer.height = 6")
+         "explorer.height = 6",
+         "from isanet.notebook.attention_patterns import ReachExplorer\n"
+         "patterns = ReachExplorer(8, 10, (1, 1), size=2, methods=('isa', 'window'), max_size=3)\npatterns",
+         "print('query', patterns.pixel, patterns.size)",
+         "patterns.size = 3")
 
 
 def _wait_for(predicate, timeout: float, what: str):
@@ -40,7 +44,7 @@ def _run_cell(page, index: int) -> None:
               f"cell {index} to run")
 
 
-def test_the_partition_widget_syncs_both_ways_in_jupyterlab(chromium, tmp_path: Path) -> None:
+def test_the_explorer_widgets_sync_both_ways_in_jupyterlab(chromium, tmp_path: Path) -> None:
     served = tmp_path / "lab"
     served.mkdir()
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in CELLS],
@@ -58,6 +62,7 @@ def test_the_partition_widget_syncs_both_ways_in_jupyterlab(chromium, tmp_path: 
             _run_cell(page, 0)
             canvas = page.locator("canvas.isanet-map")
             canvas.wait_for(timeout=60_000)
+            canvas.scroll_into_view_if_needed()
             path = page.locator(".isanet-partition-explorer .isanet-path")
             assert "target (12, 17)" in path.inner_text()
 
@@ -78,6 +83,22 @@ def test_the_partition_widget_syncs_both_ways_in_jupyterlab(chromium, tmp_path: 
             _run_cell(page, 2)
             _wait_for(lambda: "target (5, 17)" in path.inner_text(), 30, "the view to follow the kernel")
             assert page.locator(".isanet-height-value").inner_text() == "6"
+
+            # the pattern explorer: a click on a panel moves the query in the kernel; a size set there redraws
+            _run_cell(page, 3)
+            panel = page.locator("canvas.isanet-reach[data-method=window][data-layers='1']")
+            panel.wait_for(timeout=60_000)
+            panel.scroll_into_view_if_needed()
+            box = panel.bounding_box()
+            page.mouse.click(box["x"] + 6.5 * box["width"] / 10, box["y"] + 4.5 * box["height"] / 8)
+            query = page.locator(".isanet-pattern-explorer .isanet-query")
+            _wait_for(lambda: "(4, 6)" in query.inner_text(), 30, "the click to move the query")
+            _run_cell(page, 4)
+            printed = _wait_for(lambda: next((text for text in page.locator(".jp-OutputArea-output").all_inner_texts()
+                                              if text.startswith("query")), None), 30, "the query to print")
+            assert printed.strip() == "query [4, 6] 2", printed
+            _run_cell(page, 5)
+            _wait_for(lambda: "size 3" in query.inner_text(), 30, "the view to follow the kernel's size")
             assert not [text for text in page.locator(".jp-RenderedText").all_inner_texts() if "Traceback" in text]
         except BaseException:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
