@@ -76,6 +76,7 @@ def test_the_recipe_is_recorded_and_options_still_override_it(context_root, tmp_
     assert meta["recipe"] == "teaching"
     assert meta["config"]["lr"] == 0.03 != TEACHING.lr and meta["config"]["iters"] == 2
     assert meta["config"]["crop_size"] == [160, 160] and meta["config"]["val_scale"] == [160, 160]
+    assert meta["config"]["warmup_iters"] == TEACHING.warmup_iters == 100  # the recipe's warm-up, recorded
     assert meta["model_config"]["head"] == "dense" and meta["model_config"]["depth"] == 10
     assert meta["model_config"]["backbone_width"] == 16
 
@@ -108,6 +109,7 @@ def test_every_preset_is_a_frozen_entry_of_the_one_registry():
     assert {name: value for name, value in one_hop.settings.items() if TEACHING.settings[name] != value} == dict(
         iters=500, lr=0.05, save_every=500)
     assert dict(one_hop.model_overrides) == {**TEACHING.model_overrides, "down_factor": (4, 4)}
+    assert "warmup_iters" not in one_hop.settings  # the first model trained without one: the entry's 0
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
