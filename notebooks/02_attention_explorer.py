@@ -200,8 +200,8 @@ if not any(choice.kind == "zoo" for choice in choices):
 # %% [markdown]
 # ## Explore
 #
-# **Click the picture** to choose the query pixel (or hover it and use the arrow keys, or move the *row* / *col*
-# sliders, which count feature pixels). The orange box is the pixel's block (its short-range group), the blue
+# **Click the picture** to choose the query pixel (or hover it and use the arrow keys, one feature pixel per
+# press). The orange box is the pixel's block (its short-range group), the blue
 # dots its long-range group. Below, each panel is one map over the image; the white star is the query. On a
 # context picture the explorer opens on a grey object pixel whose long-range group holds no beacon pixel (the
 # line above the widget says how much of its short-range weight goes to its block's **relay pixels**, the
@@ -236,9 +236,9 @@ explorer.widget
 # %% [markdown]
 # ## The same state, from Python
 #
-# The widget is plain Python underneath: `explorer.select(row, col)` picks a pixel (image coordinates, or
-# `coords="feature"`), and `explorer.selected_pixel`, `explorer.feature_pixel` and `explorer.result` tell you
-# what is shown. Here we pick a pixel near the top left and check two facts about the maps.
+# The widget shares its state with Python: a click in it sets `explorer.selected_pixel`, and
+# `explorer.select(row, col)` picks a pixel from code (image coordinates, or `coords="feature"`) and moves the
+# view; `explorer.feature_pixel` and `explorer.result` tell you what is shown. Here we pick a pixel near the top left and check two facts about the maps.
 
 # %%
 explorer.select(image.shape[0] // 4, image.shape[1] // 4)
@@ -302,8 +302,8 @@ print(f"correlation of composed and dense what-if maps for pixel {explorer.featu
 # the two-hop route agrees with one softmax over the whole map for this pixel, not whether anything was learnt.
 # It is one pixel of one picture; the measurement below averages over many.
 #
-# The model menu is an ordinary dropdown too: setting `explorer.model_menu.value` runs the chosen model (once;
-# its capture is cached) and redraws the same pixel. Here we show the same pixel with the teaching model and
+# The model menu works from code too: `explorer.set_model(index)` runs the chosen model (once; its capture is
+# cached), shows the same pixel and moves the view's menu. Here we show the same pixel with the teaching model and
 # with its random twin (same architecture, same picture) and compare how *peaked* their maps are: the largest
 # weight of a map divided by the mean weight of its keys is 1 for a uniform map and grows as the map
 # concentrates on a few keys.
@@ -315,17 +315,17 @@ def peakedness(attention_map) -> float:
     return float(values.max() / values.mean())
 
 
-first = explorer.model_menu.value
+first = explorer.current
 twin = next(index for index, choice in enumerate(choices) if choice.kind == "random")  # the teaching architecture
 peaks = {}
 for index in (first, twin):
-    explorer.model_menu.value = index
+    explorer.set_model(index)
     peaks[index] = {name: peakedness(getattr(explorer.result, name)) for name in ("long_range", "short_range", "dense")}
     print(f"{explorer.model_label}: peak / mean over the keys: "
           + ", ".join(f"{name} {value:.3f}" for name, value in peaks[index].items()))
 sharper = [name for name in peaks[first] if peaks[first][name] > peaks[twin][name]]
 print(f"the teaching model's maps are more peaked than its random twin's at this pixel in: {', '.join(sharper) or 'none'}")
-explorer.model_menu.value = first  # the explorer above shows the first model again: pick another in its menu
+explorer.set_model(first)  # the explorer above shows the first model again: pick another in its menu
 
 # %% [markdown]
 # The closer to 1, the flatter the map; the last line says, for this one pixel, which of the teaching model's

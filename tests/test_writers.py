@@ -73,7 +73,6 @@ GUARDED = {
     "isanet/notebook/live_page.py::save_live_page": ({"shutil.copyfile"}, "the runtime, into atomic_path's staging "
                                                      "folder"),
     "isanet/io/live_export.py::export_live": ({".save"}, "the temporary of atomic_path"),
-    "isanet/notebook/attention_panels.py::array_png": ({".save"}, "into memory (BytesIO)"),
     "isanet/notebook/explorer_html.py::_jpeg_b64": ({".save"}, "into memory (BytesIO)"),
     "isanet/notebook/plots.py::figure_png": ({".savefig"}, "into memory (BytesIO)"),
     "kit.py::setup": ({"venv.create", ".write_text"}, "the virtual environment kit.py creates, and its install stamp "

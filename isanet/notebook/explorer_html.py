@@ -12,10 +12,11 @@ feature map, where the dense affinity would be ``hw * hw``. The page stores
   as :meth:`isanet.analysis.probe.AttentionCapture.dense_row` does, since the ``hw x hw`` affinity itself would
   not fit.
 
-The drawing (JavaScript and HTML) is the package data file ``templates/explorer.html``; this module only
-packs the numbers. The page shows the same panels, overlays and pixel label as
-:class:`isanet.notebook.attention_explorer.AttentionExplorer`, and exposes what it drew as ``window.isanet``
-(the feature maps, the pixel, the last redraw time) so a browser test can check it against the probe.
+The drawing is one ES module, ``templates/explorer.mjs``: the view of the notebook widget
+(:class:`isanet.notebook.attention_explorer.AttentionExplorer`, which sends this module's payload for the model it
+runs) and, inlined into ``templates/explorer.html`` with a model held in the page, the standalone page; this
+module only packs the numbers. The page exposes what it drew as ``window.isanet`` (the feature maps, the pixel, the
+last redraw time) so a browser test can check it against the probe.
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ import numpy as np
 import torch
 
 from isanet.io.atomic import write_text_atomic
-from isanet.notebook.attention_panels import MAP_TITLES  # the notebook's titles: a person moves between the two
+
+#: The panels' titles, one per map.
+MAP_TITLES = {
+    "long_range": "long range (step 1)",
+    "short_range": "short range (step 2)",
+    "composed": "composed two-hop (weights only)",
+    # for an ISA model this is its own step-1 query/key applied to every pixel: a what-if, not a dense-trained model
+    "dense": "dense what-if (step-1 Q/K, all pixels)",
+}
 
 #: Quantisation of ISA's rows: uint8 steps of the row maximum, so a weight is off by at most max / 510.
 ISA_LEVELS = 255
@@ -124,6 +133,7 @@ def build_payload(capture, image: np.ndarray, model_label: str, note: str = "",
 
 TEMPLATES = Path(__file__).parent / "templates"  # the pages, the explorers' ES modules and the page model
 PAGE_MODEL = "page_model.js"  # a widget model held in a standalone page, for the explorers' ES modules
+EXPLORER_MODULE = "explorer.mjs"  # the attention explorer's view: notebook widget and standalone page
 
 
 def template_text(name: str) -> str:
@@ -149,7 +159,7 @@ def save_explorer_html(capture, image: np.ndarray, path: str | os.PathLike, mode
                        pixel: tuple[int, int] | None = None) -> PageSizes:
     """Write the standalone explorer page for ``capture`` of ``image`` to ``path`` (atomically)."""
     payload, sizes = build_payload(capture, image, model_label, note, pixel)
-    text = render_html(payload)
+    text = render_html(payload, "explorer.html", EXPLORER_MODULE)
     written = write_text_atomic(text, path)
     return PageSizes(sizes.isa_numbers, sizes.dense_numbers, sizes.isa_stored_bytes, sizes.dense_qk_bytes,
                      Path(written).stat().st_size)

@@ -54,7 +54,7 @@ def _open(page, path: Path) -> None:
 def _click(page, row: int, col: int, height: int, width: int) -> float:
     """Click image pixel (row, col) at its centre and wait for the redraw; returns the time seen from the test
     (``performance.now()`` before the click command to the redraw seen, Playwright's round trips included)."""
-    box = page.locator("#picker").bounding_box()
+    box = page.locator("canvas.isanet-picker").bounding_box()
     x = box["x"] + (col + 0.5) * box["width"] / width
     y = box["y"] + (row + 0.5) * box["height"] / height
     page.evaluate("() => { window.__before = window.isanet.redraws; window.__t0 = performance.now(); }")
@@ -82,7 +82,8 @@ def _drawn(page) -> dict:
             let sum = 0; for (let i = 0; i < d.length; i += 7) sum = (sum * 31 + d[i]) % 1000000007;
             canvases[c.dataset.name] = sum;
         }
-        return {maps, canvases, state: window.isanet.state, label: document.getElementById('label').textContent};
+        const label = document.querySelector('.isanet-pixel-label').textContent;
+        return {maps, canvases, state: window.isanet.state, label};
     }""")
 
 
@@ -143,8 +144,8 @@ def test_page_panels_follow_clicks_and_equal_the_probe(browser_page, tmp_path: P
     fh, fw = captured.feature_size
 
     _open(page, out)
-    assert "RANDOM WEIGHTS" in page.locator("#note").inner_text()
-    sizes = page.locator("#sizes").inner_text()
+    assert "RANDOM WEIGHTS" in page.locator(".isanet-note").inner_text()
+    sizes = page.locator(".isanet-sizes").inner_text()
     p = captured.isa.partition
     isa_numbers = p.padded_h * p.padded_w * (p.glb_h * p.glb_w + p.loc_h * p.loc_w)  # ISA runs on the padded map
     assert f"{isa_numbers:,}" in sizes and f"{(fh * fw) ** 2:,}" in sizes, sizes
@@ -177,7 +178,7 @@ def test_page_panels_follow_clicks_and_equal_the_probe(browser_page, tmp_path: P
     # arrow key: one feature row down (or up at the bottom edge)
     frow, fcol = previous["state"]["feature"]
     key, step = ("ArrowDown", 1) if frow < fh - 1 else ("ArrowUp", -1)
-    page.locator("#picker").focus()
+    page.locator("canvas.isanet-picker").focus()
     page.keyboard.press(key)
     assert _drawn(page)["state"]["feature"] == [frow + step, fcol]
 
@@ -190,7 +191,7 @@ def test_page_for_512x1024_is_small_and_redraws_fast(browser_page, tmp_path: Pat
     megabytes = out.stat().st_size / 1e6
     assert megabytes <= 4.0, f"page is {megabytes:.2f} MB"
     _open(page, out)
-    height, width = map(int, LABEL.search(page.locator("#label").inner_text()).groups()[2:4])
+    height, width = map(int, LABEL.search(page.locator(".isanet-pixel-label").inner_text()).groups()[2:4])
     assert (height, width) == (256, 512)
     clicks, redraws = [], []
     for resolution in ("feature", "image"):

@@ -139,17 +139,17 @@ def test_site_index_and_notebook_02_with_a_working_explorer(chromium, site: Path
     frame = next(f for f in page.frames if f.url.endswith(EXPLORER_PAGE))
     # requestAnimationFrame polling stalls in a frame out of view: poll by time
     frame.wait_for_function("() => window.isanet && window.isanet.ready", timeout=30_000, polling=100)
-    before = frame.evaluate("() => document.getElementById('label').textContent")
+    before = frame.evaluate("() => document.querySelector('.isanet-pixel-label').textContent")
     height, width = map(int, LABEL.search(before).groups()[2:4])
-    picker = page.frame_locator(f'iframe.isanet-explorer-frame[src="{EXPLORER_PAGE}"]').locator("#picker")
+    picker = page.frame_locator(f'iframe.isanet-explorer-frame[src="{EXPLORER_PAGE}"]').locator("canvas.isanet-picker")
     box = _settled_box(page, picker)
     target = (height // 5, width // 7)
     page.mouse.click(box["x"] + (target[1] + 0.5) * box["width"] / width,
                      box["y"] + (target[0] + 0.5) * box["height"] / height)
-    frame.wait_for_function(f"() => document.getElementById('label').textContent !== {before!r}",
+    frame.wait_for_function(f"() => document.querySelector('.isanet-pixel-label').textContent !== {before!r}",
                             timeout=10_000, polling=50)
     after = tuple(map(int, LABEL.search(frame.evaluate(
-        "() => document.getElementById('label').textContent")).groups()[:2]))
+        "() => document.querySelector('.isanet-pixel-label').textContent")).groups()[:2]))
     # Chromium hands the handler whole CSS pixels: at scale 1 a click may land on the neighbour
     y, x, box_height, box_width = frame.evaluate("window.isanet.lastClick")
     assert after == (int(y / box_height * height), int(x / box_width * width))

@@ -19,7 +19,7 @@ from isanet.data.datasets import read_image
 from isanet.data.transforms import resize_image
 from isanet.models import ISANet, ISANetConfig
 from isanet.notebook import explorer_html
-from isanet.notebook.attention_panels import MAP_TITLES
+from isanet.notebook.explorer_html import MAP_TITLES
 
 
 def _captured():
@@ -144,7 +144,7 @@ def test_attention_command_wants_exactly_one_source_of_weights(tmp_path, capsys,
 
 def test_notebook_explorer_saves_what_it_shows(tmp_path, one_thread) -> None:
     pytest.importorskip("ipywidgets")
-    pytest.importorskip("ipyevents")
+    pytest.importorskip("anywidget")
     from isanet.notebook.attention_explorer import AttentionExplorer
     from isanet.notebook.model_menu import ModelChoice
 

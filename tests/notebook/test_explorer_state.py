@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from isanet.models import ISANet, ISANetConfig
-from isanet.notebook.attention_panels import picker_marks
 from isanet.notebook.explorer_state import ExplorerState
 from isanet.notebook.model_menu import ModelChoice
 
@@ -67,17 +66,6 @@ def test_quiet_marks_changes_and_nests(state) -> None:
     with pytest.raises(KeyError), state.quiet():
         raise KeyError("an observer failed")
     assert not state.quieted  # an error inside does not leave the observers muted
-
-
-def test_picker_marks_box_the_block_and_dot_the_group(state) -> None:
-    state.use_model(0)
-    p = state.capture.isa.partition
-    block_box, points = picker_marks(state.capture, (0, 0), state.image_size)
-    top, left, bottom, right = block_box
-    assert (bottom - top, right - left) == pytest.approx((p.loc_h * 8, p.loc_w * 8))
-    group_size = p.glb_h * p.glb_w
-    assert 0 < len(points) < group_size  # the other members inside the map, the query itself not among them
-    assert all(0 <= y < 64 and 0 <= x < 104 for y, x in points)
 
 
 def test_an_optimized_explorer_runs_the_compiled_backbone_with_the_same_attention(state, monkeypatch) -> None:

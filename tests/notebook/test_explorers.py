@@ -1,4 +1,5 @@
-"""The notebook widgets without a browser: the two-hop path, click-to-pixel mapping, the explorer's state."""
+"""The notebook widgets without a browser: the two-hop path, the explorers' synced state (what the views set and
+what Python sets for them), a failing model in the menu."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import torch
 from isanet.models import ISANet, ISANetConfig
 from isanet.models.isa import Partition, long_range_group_ids, short_range_group_ids
 
-pytest.importorskip("ipywidgets")
-pytest.importorskip("ipyevents")
+pytest.importorskip("anywidget")
 
 from isanet.notebook import attention_explorer, partition_explorer, partition_plots, plots, session
 from isanet.notebook.model_menu import ModelChoice
@@ -65,41 +65,35 @@ def explorer():
         raise RuntimeError("no such file")
 
     choices = [ModelChoice("tiny", lambda: model), ModelChoice("broken", broken)]
-    return attention_explorer.AttentionExplorer(image, choices, scale=2)
+    return attention_explorer.AttentionExplorer(image, choices)
 
 
-def test_explorer_state_follows_clicks_keys_and_sliders(explorer) -> None:
+def test_the_view_and_python_share_the_query_pixel(explorer) -> None:
     assert explorer.capture.feature_size == (8, 13)
-    assert explorer.selected_pixel == (32, 52)
-    explorer._on_event({"type": "click", "dataX": 2 * 90 + 1, "dataY": 2 * 10 + 1})  # PNG pixels, scale 2
+    assert explorer.selected_pixel == (32, 52) and explorer.widget.pixel == [32, 52]
+    payload = explorer.widget.payload  # what the view draws from: this model's capture, as the standalone page
+    assert payload["feature"] == {"height": 8, "width": 13} and payload["model"] == "tiny"
+    assert payload["long_range"]["shape"] == list(explorer.capture.isa.long_range[0].shape)
+    explorer.widget.pixel = [10, 90]  # what a click in the view sends
     assert explorer.selected_pixel == (10, 90)
-    assert explorer.feature_pixel == explorer.capture.to_feature(10, 90)
-    match = LABEL.search(explorer.label.value)
+    assert explorer.feature_pixel == explorer.capture.to_feature(10, 90) == explorer.result.pixel
+    match = LABEL.search(explorer.pixel_text())  # the view prints the same label
     assert match and tuple(map(int, match.groups()[:4])) == (10, 90, 64, 104)
-    assert (explorer.row_slider.value, explorer.col_slider.value) == explorer.feature_pixel
-    row, col = explorer.feature_pixel
-    explorer._on_event({"type": "keydown", "key": "ArrowDown"})
-    assert explorer.feature_pixel == (min(row + 1, 7), col)
-    explorer.col_slider.value = 0
-    assert explorer.feature_pixel[1] == 0 and explorer.result.pixel == explorer.feature_pixel
+    explorer.select(7, 0, coords="feature")  # from Python: the view is told
+    assert explorer.feature_pixel == (7, 0) and explorer.widget.pixel == list(explorer.selected_pixel)
     result = explorer.result
     for name in ("long_range", "short_range", "composed", "dense"):
         attention = getattr(result, name)
         assert attention.feature.shape == (8, 13)
         assert attention.feature.sum() + attention.padding_mass == pytest.approx(1.0, abs=1e-4)
-    assert explorer.maps.value[:8] == b"\x89PNG\r\n\x1a\n" and explorer.picker.value[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_explorer_keeps_working_when_a_model_fails_to_load(explorer) -> None:
-    explorer.model_menu.value = 1
-    assert "no such file" in explorer.status.value
-    assert explorer.model_menu.value == 0 and explorer.capture is explorer.captures[0]
-
-
-def test_event_pixel_from_the_bounding_box_and_clamped(explorer) -> None:
-    event = {"relativeX": 52.0, "relativeY": 16.0, "boundingRectWidth": 208.0, "boundingRectHeight": 128.0}
-    assert explorer.event_pixel(event) == (8, 26)
-    assert explorer.event_pixel({"dataX": 10_000, "dataY": -5}) == (0, 103)
+    shown = explorer.widget.payload
+    explorer.widget.model_index = 1  # the view's menu
+    assert "no such file" in explorer.widget.status
+    assert explorer.widget.model_index == 0 and explorer.capture is explorer.captures[0]
+    assert explorer.widget.payload is shown  # the view keeps drawing the model it had
 
 
 def test_find_zoo_checkpoints_matches_published_file_names(tmp_path) -> None:
