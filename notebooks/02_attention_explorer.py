@@ -420,10 +420,12 @@ assert deviation < 0.1, "freshly initialised weights should not prefer the decid
 # %% [markdown]
 # **Reading it.** The random-weights lines are the control: fresh softmax weights know nothing of beacons or
 # teams, so their lifts sit at 1 (the cell checks it). For the teaching model, compare each map's lift with 1 and
-# with its ceiling. The composed map is where a two-hop model should show the cue; an object pixel's long-range
-# map alone can lift it only where its group holds beacon pixels, which the relay task makes rare. A short-range
-# block around an object pixel is mostly that object already, so its uniform share is high and even perfect
-# weights lift it little (the printed ceiling).
+# with its ceiling. The composed map is where a two-hop model should show the cue. The long-range map can lift
+# it too without reading the beacon: the cue counts the pixels of the object's own team, and an object spanning
+# several blocks has pixels in its own long-range group, so a lift there says the step prefers same-team pixels,
+# not that it found the beacon (across seeds of the recipe this lift ranges from below 1 to nearly 4:
+# `benchmarks/README.md`). A short-range block around an object pixel is mostly that object already, so its
+# uniform share is high and even perfect weights lift it little (the printed ceiling).
 #
 # ## Is the cue relayed? Two measurements that can say no
 #

@@ -83,16 +83,16 @@ def test_its_short_range_step_relays_the_cue_and_random_weights_do_not(shipped):
     assert 0.8 <= lifts["random"].lift <= 1.25, lifts
 
 
-def test_the_cue_reaches_objects_through_the_composed_map_not_the_long_range_one(shipped):
+def test_the_cue_reaches_objects_most_through_the_composed_map(shipped):
     """On the relay task the cue comes in two hops: the composed map (short range after long range) puts at least
-    twice the uniform share of its weight on the beacon and the object's team, while an object pixel's own
-    long-range group seldom holds the beacon, and its long-range map puts less than the uniform share on the beacon
-    and its team (0.38 of it on the shipped model). Random weights lift no map."""
+    twice the uniform share of its weight on the beacon and the object's team, more than the long-range map alone
+    (whose lift depends on the seed: 0.59 to 3.96 over sweep A, benchmarks/README.md, since a long-range group
+    holds pixels of the object's own team wherever the object spans blocks). Random weights lift no map."""
     samples = teaching_samples()[:8]
     trained = cue_attention(shipped, samples, teaching_transform(), queries=64).balanced()
     random = cue_attention(random_copy(shipped), samples, teaching_transform(), queries=64).balanced()
     assert trained["composed"].lift >= 2.0, trained["composed"]
-    assert trained["long_range"].lift < 1.0, trained["long_range"]
+    assert trained["composed"].lift > trained["long_range"].lift, (trained["composed"], trained["long_range"])
     for name in ("long_range", "short_range", "composed"):
         assert 0.9 <= random[name].lift <= 1.1, (name, random[name])
 
