@@ -434,10 +434,10 @@ print(f"stalled ISA runs: {[(row['seed'], row['mIoU']) for row in stalled] or 'n
 # (4, 4) holds, recipe `teaching-one-hop`):
 
 # %%
-display(Markdown(identity_step_table(reference)))
 one_hop = reference_results(ONE_HOP_RESULTS)
-if any("identity_step" in row for row in one_hop["rows"]):
-    display(Markdown(identity_step_table(one_hop)))
+for results in (reference, one_hop):  # the runs that measured their identity steps
+    if any("identity_step" in row for row in results["rows"]):
+        display(Markdown(identity_step_table(results)))
 for name, results in ((reference["task"], reference), (one_hop["task"], one_hop)):
     rows = [row for row in results["rows"] if "identity_step" in row and row.get("learnt", True)]
     if rows:
