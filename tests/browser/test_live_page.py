@@ -151,3 +151,24 @@ def test_from_file_the_page_shows_the_precomputed_view_and_says_how_to_get_the_l
     for name, expected in _python_maps(model, pictures[0].image, 10, 10).items():
         assert np.abs(np.array(drawn[name]).reshape(expected.shape) - expected).max() <= 1e-4, name
     assert not errors, errors
+
+
+def test_written_without_the_runtime_the_served_page_says_so_and_shows_the_precomputed_view(chromium, live,
+                                                                                           tmp_path, monkeypatch):
+    from isanet.notebook import live_page
+
+    _, model, pictures, _ = live
+    settings = teaching_test_settings()
+    monkeypatch.setattr(live_page, "runtime_source", lambda: None)  # no `npm ci --prefix web` before the build
+    folder = save_live_page(tmp_path / "bare.html", model, pictures[:1], "teaching model", "", mean=settings.mean,
+                            std=settings.std)
+    assert not (folder / "ort").exists() and (folder / "model.onnx").is_file()
+    server, base = serve_in_thread(tmp_path)
+    try:
+        page, ready, errors = _open(chromium, f"{base}bare.html")
+        assert ready is False and page.evaluate("() => window.isanetLive.backend") == "precomputed"
+        assert "written without onnxruntime-web" in page.locator("#mode").inner_text()
+        assert not errors, errors
+    finally:
+        server.shutdown()
+        server.server_close()
