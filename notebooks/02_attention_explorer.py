@@ -289,6 +289,62 @@ print(f"row {pixel} of A_S @ A_L vs composed_map{(row, col)}: largest difference
 # $N'(Q_hQ_w + P_hP_w)$ weights instead of dense attention's $N^2$, and the product of two sparse matrices is
 # full. The last line
 # checks the explorer's composed map against the matrix product (equal to float rounding).
+
+# %% [markdown]
+# **Build it.** The product has one term per key: $r$ lies in the long-range group of exactly one member $q$ of
+# $p$'s block (the member with $r$'s in-block offset), so $\text{composed}[p, r] = A_S[p, q]\,A_L[q, r]$. Write the
+# pixel's composed map from the two captured weight tensors alone (no matrices): `weights.short_range[0, b, o, o']`
+# is the weight of block `b`'s member at offset `o` on its member at offset `o'`, `weights.long_range[0, o, b, k]`
+# the weight of group `o`'s member in block `b` on its member in block `k`. Fill in the loop; the cell after it
+# compares yours with the package's `composed_map`.
+
+# %%
+def composed_row(weights, row: int, col: int) -> torch.Tensor | None:
+    """The padded two-hop map of unpadded feature pixel (row, col), from the captured ISAWeights alone."""
+    p = weights.partition
+    y, x = row + p.pad_top, col + p.pad_left
+    offset, block = p.long_range_group(y, x), p.short_range_group(y, x)  # noqa: F841 (the blank uses them)
+    out = torch.zeros(p.padded_h, p.padded_w)  # noqa: F841
+    # for every member q of the block (offset o_q) and every block k: the key r is the member of block k with
+    # offset o_q; out[r] = A_S[p, q] * A_L[q, r]
+    return None  # your loop here, then: return out
+
+
+# %%
+def check_composed_row(build) -> str:
+    """Your composed map against the package's, for the explorer's pixel."""
+    yours, expected = build(capture_now.isa, row, col), composed_map(capture_now.isa, row, col)
+    if yours is None:
+        return "not written yet (the blank returns None)"
+    if tuple(yours.shape) != tuple(expected.shape):
+        return f"wrong shape {tuple(yours.shape)}, expected {tuple(expected.shape)} (the padded map)"
+    gap = float((yours - expected).abs().max())
+    return f"largest difference to composed_map: {gap:.1e}: " + ("right" if gap < 1e-6 else "wrong")
+
+
+print(check_composed_row(composed_row))
+
+# %% [markdown]
+# The answer, collapsed (unfold it after trying), and the same check on it:
+
+# %% jupyter={"source_hidden": true} tags=["from-scratch"]
+def composed_row(weights, row: int, col: int) -> torch.Tensor:
+    """The padded two-hop map of unpadded feature pixel (row, col), from the captured ISAWeights alone."""
+    p = weights.partition
+    y, x = row + p.pad_top, col + p.pad_left
+    offset, block = p.long_range_group(y, x), p.short_range_group(y, x)  # the pixel's group and block
+    out = torch.zeros(p.padded_h, p.padded_w)
+    for member in range(p.loc_h * p.loc_w):  # q: the block's member at this in-block offset
+        step_2 = weights.short_range[0, block, offset, member]  # A_S[p, q]
+        for key_block in range(p.glb_h * p.glb_w):  # r: the member of key_block with q's offset
+            r_y = (key_block // p.glb_w) * p.loc_h + member // p.loc_w
+            r_x = (key_block % p.glb_w) * p.loc_w + member % p.loc_w
+            out[r_y, r_x] = step_2 * weights.long_range[0, member, block, key_block]  # * A_L[q, r]
+    return out
+
+
+# %%
+print(check_composed_row(composed_row))
 #
 # How close is the composed map to the dense what-if? One number is the correlation of the two maps:
 
