@@ -92,9 +92,11 @@ IMAGE_DOWN_FACTOR = 8      # the published down_factor, for the picture
 
 # %%
 # %matplotlib inline
+import inspect
+
 import numpy as np
 import torch
-from IPython.display import HTML, display
+from IPython.display import HTML, Code, display
 from matplotlib.figure import Figure
 
 from isanet.analysis.influence import influence_vs_rollout
@@ -217,6 +219,13 @@ print(f"SOURCE {SOURCE} reads {len(long_members)} positions of the padded map in
 print(f"together {len(both)} distinct positions (SOURCE itself is in both), {real_count(both)} of them real "
       f"pixels, where dense attention reads all {p.height * p.width} real pixels")
 print("padded coordinates of its long-range group:", long_members.tolist())
+
+# %% [markdown]
+# **The figure's code.** This picture is the lesson of the section, so here is the code that draws it (collapsed:
+# unfold the cell): `plot_partition` colours each padded position by whether it shares the source's in-block offset (its long-range group) or its block, greys the padding and draws the block grid.
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true}
+display(Code(inspect.getsource(plot_partition), language="python"))
 
 # %% [markdown]
 # The source's long-range group is a lattice with stride `loc` in both directions, one position per block

@@ -53,8 +53,10 @@ THREADS = None             # torch CPU threads; None: 1 when QUICK, else torch's
 
 # %%
 # %matplotlib inline
+import inspect
+
 import torch
-from IPython.display import HTML, display
+from IPython.display import HTML, Code, display
 
 from isanet.analysis.attention_bench import bench_attention, format_rows
 from isanet.analysis.cost import pattern_cost
@@ -197,6 +199,13 @@ for layers in (1, 2, 3):
     print(f"windows, {layers} layer(s): PIXEL {PIXEL} has read rows {window_rows.min().item()}-"
           f"{window_rows.max().item()}, columns {window_cols.min().item()}-{window_cols.max().item()}")
 
+
+# %% [markdown]
+# **The figure's code.** This picture is the lesson of the section, so here is the code that draws it (collapsed:
+# unfold the cell): `plot_reach` asks `isanet.analysis.reach` which keys each method's pattern lets the query read after one and two layers and paints them over the map.
+
+# %% jupyter={"outputs_hidden": true, "source_hidden": true}
+display(Code(inspect.getsource(plot_reach), language="python"))
 # %% [markdown]
 # Read the columns:
 #

@@ -186,7 +186,9 @@ def collapse_hidden_outputs(nb) -> int:
         if cell.cell_type != "code" or not cell.metadata.get("jupyter", {}).get("outputs_hidden"):
             continue
         inner = "\n".join(_output_html(output) for output in cell.get("outputs", []))
-        details = (f'<details class="isanet-hidden-output"><summary>show the answer (code and output)</summary>'
+        answer = {"solution", "answer"} & set(cell.metadata.get("tags", []))
+        summary = "show the answer (code and output)" if answer else "show the code and its output"
+        details = (f'<details class="isanet-hidden-output"><summary>{summary}</summary>'
                    f"<pre><code>{html.escape(cell.source)}</code></pre>{inner}</details>")
         cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": details})]
         cell.metadata["tags"] = [*cell.metadata.get("tags", []), HIDDEN_TAG]
