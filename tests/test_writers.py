@@ -74,7 +74,6 @@ GUARDED = {
                                                      "folder"),
     "isanet/io/live_export.py::export_live": ({".save"}, "the temporary of atomic_path"),
     "isanet/notebook/explorer_html.py::_jpeg_b64": ({".save"}, "into memory (BytesIO)"),
-    "isanet/notebook/plots.py::figure_png": ({".savefig"}, "into memory (BytesIO)"),
     "kit.py::setup": ({"venv.create", ".write_text"}, "the virtual environment kit.py creates, and its install stamp "
                       "in it"),
     "kit.py::setup_web": ({".write_text"}, "the install stamp in the node_modules folder npm ci has just made"),

@@ -8,7 +8,6 @@ CLI (``isanet bench attention --plot``) and tests on a machine without a display
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,13 +22,6 @@ from isanet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from isanet.engine.log import read_log
 from isanet.evaluation.overlay import colorize
 from isanet.io.atomic import atomic_path
-
-
-def figure_png(figure: Figure, dpi: int = 100) -> bytes:
-    """A matplotlib figure as PNG bytes (Agg; no pyplot state, works headless): what the kernel-drawn widgets show."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
 
 
 def save_figure(figure: Figure, path: str | os.PathLike, **options) -> Path:
