@@ -44,6 +44,13 @@ def _run_cell(page, index: int) -> None:
               f"cell {index} to run")
 
 
+def _printed_by(page, index: int, prefix: str) -> str:
+    """Run cell ``index`` and return the printed line that starts with ``prefix``."""
+    _run_cell(page, index)
+    return _wait_for(lambda: next((text.strip() for text in page.locator(".jp-OutputArea-output").all_inner_texts()
+                                   if text.startswith(prefix)), None), 30, f"cell {index} to print {prefix!r}")
+
+
 def test_the_explorer_widgets_sync_both_ways_in_jupyterlab(chromium, tmp_path: Path) -> None:
     served = tmp_path / "lab"
     served.mkdir()
@@ -74,10 +81,7 @@ def test_the_explorer_widgets_sync_both_ways_in_jupyterlab(chromium, tmp_path: P
             page.mouse.click(box["x"] + (7 + p.pad_left + 0.5) * box["width"] / p.padded_w,
                              box["y"] + (5 + p.pad_top + 0.5) * box["height"] / p.padded_h)
             _wait_for(lambda: "source (5, 7)" in path.inner_text(), 30, "the click to move the source")
-            _run_cell(page, 1)
-            printed = _wait_for(lambda: next((text for text in page.locator(".jp-OutputArea-output").all_inner_texts()
-                                              if text.startswith("state")), None), 30, "the state to print")
-            assert printed.strip() == "state 5 [5, 7] [12, 17]", printed
+            assert _printed_by(page, 1, "state") == "state 5 [5, 7] [12, 17]"
 
             # the kernel sets a trait: the view redraws with the target clamped into the smaller map
             _run_cell(page, 2)
@@ -93,10 +97,7 @@ def test_the_explorer_widgets_sync_both_ways_in_jupyterlab(chromium, tmp_path: P
             page.mouse.click(box["x"] + 6.5 * box["width"] / 10, box["y"] + 4.5 * box["height"] / 8)
             query = page.locator(".isanet-pattern-explorer .isanet-query")
             _wait_for(lambda: "(4, 6)" in query.inner_text(), 30, "the click to move the query")
-            _run_cell(page, 4)
-            printed = _wait_for(lambda: next((text for text in page.locator(".jp-OutputArea-output").all_inner_texts()
-                                              if text.startswith("query")), None), 30, "the query to print")
-            assert printed.strip() == "query [4, 6] 2", printed
+            assert _printed_by(page, 4, "query") == "query [4, 6] 2"
             _run_cell(page, 5)
             _wait_for(lambda: "size 3" in query.inner_text(), 30, "the view to follow the kernel's size")
             assert not [text for text in page.locator(".jp-RenderedText").all_inner_texts() if "Traceback" in text]
