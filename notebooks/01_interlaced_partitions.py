@@ -232,14 +232,14 @@ display(Code(inspect.getsource(plot_partition), language="python"))
 # ($Q_hQ_w$ positions); its block holds $P_hP_w$ = `loc_h·loc_w` neighbours. These are positions of the *padded*
 # map: near the border some of them are padding, which is why the cell counts real pixels and padding
 # separately, and the source belongs to both groups, so the union counts it once. Even together, they are a small
-# fraction of what dense attention reads (the last printed line).
+# fraction of what dense attention reads (the line before the last).
 #
 # ## 2. One forward pass, shape by shape
 #
 # ISA is only reshapes around an ordinary attention block. mmsegmentation's `ISAHead.forward`
 # (`mmseg/models/decode_heads/isa_head.py`, v1.x) moves the pixels with one `view`, one `permute` and one
-# `reshape` per step; here are the shapes each of its steps produces (the step numbers match the printed
-# steps below):
+# `reshape` per step; here are the shapes each of its steps produces (the printed steps below follow the
+# table's order, after the input):
 #
 # | step | mmseg's operation | shape after it |
 # | --- | --- | --- |

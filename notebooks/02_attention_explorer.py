@@ -258,7 +258,7 @@ for name in ("long_range", "short_range", "composed", "dense"):
           "on padding)")
 
 # %% [markdown]
-# Every row of weights sums to one (a softmax). The first line gives the keys each map can read, padding
+# Every row of weights sums to one (a softmax). The third line gives the keys each map can read, padding
 # included for the ISA maps; the counts below it are the *real* (unpadded) pixels with a non-zero weight, and
 # the weight that went to padding is shown separately. The pixel itself read only $Q_hQ_w + P_hP_w$ keys, yet
 # the **composed** map has a weight on **every** real pixel: the two-hop argument, measured on this forward pass.
@@ -397,8 +397,9 @@ explorer.set_model(first)  # the explorer above shows the first model again: pic
 # opens from disk in any browser — no kernel, no network — and answers clicks and arrow keys by itself. It can
 # do that because ISA's attention is small: the file carries *all* of it, the $N'(Q_hQ_w + P_hP_w)$
 # weights of the two steps (each softmax row stored as `uint8` steps of its maximum), and computes the composed
-# map in the page. Dense attention's $N^2$ affinity would not fit, so the page stores its queries and keys
-# (`float16`) and forms the clicked row with one softmax. (`isanet attention IMAGE --teaching --out page.html`
+# map in the page. Dense attention's $N^2$ affinity grows with the square of the map (the cell below prints it
+# beside ISA's; at 128 x 128 it would be 1 GiB of float32), so the page stores its queries and keys (`float16`)
+# and forms the clicked row with one softmax. (`isanet attention IMAGE --teaching --out page.html`
 # does the same with the teaching model for any picture from the command line; `--model NAME --checkpoint FILE`
 # with other weights.)
 
@@ -493,8 +494,8 @@ assert deviation < 0.1, "freshly initialised weights should not prefer the decid
 #   weight on their block's relay pixels and divides by the share uniform weights would give them.
 # * **The ablation** (`isanet.analysis.identity_step`): replace one step's attention by identity (each pixel
 #   attends only to itself; every projection kept) and measure mIoU again. A step the model needs costs points
-#   when it is gone; a step it ignores costs none. The first teaching model (the one-hop task) lost 0.1 mIoU
-#   without its short-range step: it never used it.
+#   when it is gone; a step it ignores costs none. The one-hop task's models lost 0.02 to 2.15 mIoU
+#   without their short-range step (notebook 04 prints them): they barely used it.
 
 # %%
 by_team = {team: [item for item in cue_samples if (item["label"] == team).any()] for team in TEAM_CLASSES}
@@ -540,7 +541,7 @@ for step in ("long-range", "short-range"):
 # weight, with no lift. So the lift says where step 2 looks, not what it carries. The ablation lines say whether
 # the steps matter: if both cost many points, the model needs both hops, as the relay task was built to demand.
 # (Without a step, the rest of the network still expects its output, so an ablated model can do worse than one
-# trained without context; a model with no context module gets about 50 on this task.)
+# trained without context; notebook 04's reference run prints what the head without a context module scores.)
 #
 # The last cell of this section says how well the intact model segments these pictures, class by class.
 

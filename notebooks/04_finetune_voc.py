@@ -414,6 +414,11 @@ costs = reference["attention_costs"]
 print("attention cost at the 20 x 20 teaching map, ISA / dense: "
       + ", ".join(f"{label} {costs['isa'][key] / costs['dense'][key]:.2f}" for key, label in
                   (("mflops", "FLOPs"), ("peak_kib", "inference peak"), ("train_peak_kib", "training peak"))))
+for row in (row for row in reference["rows"] if "cue_attention" in row):
+    print(f"ISA seed {row['seed']}: cue lift (weight on the beacon + own team / uniform share), long / short range: "
+          f"trained {row['cue_attention']['trained']['long_range']:.2f} / "
+          f"{row['cue_attention']['trained']['short_range']:.2f}, random weights "
+          f"{row['cue_attention']['random']['long_range']:.2f} / {row['cue_attention']['random']['short_range']:.2f}")
 isa_rows = [row for row in reference["rows"] if row["head"] == "isa"]
 stalled = [row for row in isa_rows if not row.get("learnt", True)]
 if stalled:
@@ -456,18 +461,19 @@ for name, results in ((reference["task"], reference), (one_hop["task"], one_hop)
 # **How to read it.** The printed lines are the reading; check them against the bars.
 #
 # * **Against the baseline.** A head counts as reading the beacon only where its gap to `none` is larger than
-#   the spread over seeds (twice the largest, printed). `none` cannot see the beacon from an object pixel; at
-#   best it gives all objects one team.
+#   the spread of `none` over its seeds (printed), and its learn rate says how often it does. `none` cannot see
+#   the beacon from an object pixel; at best it gives all objects one team.
 # * **Against the paper.** Huang et al. claim that ISA's two sparse steps capture long-range context about as
 #   well as dense attention, at a fraction of the cost on large maps. The ISA - dense line is that claim, on a
 #   synthetic task built so that context is the whole problem; it says nothing about real scenes.
 # * **By reach.** `window` attention, whose window is smaller than the beacon distance, cannot reach the beacon
 #   in its two steps, whatever it learns; the other methods reach the whole map in two steps. Notebook 06 puts
 #   these numbers beside each method's reach.
-# * **Where attention looks.** The last lines measure, for object pixels, the share of each ISA map's weight on
-#   the pixels that decide the answer (the beacon and the object's own team), divided by the share a uniform map
-#   over the same keys would give (`isanet.analysis.same_class.cue_attention`): about 1 is what random weights
-#   give, larger means the trained map seeks those pixels out. Notebook 02 shows the maps.
+# * **Where attention looks.** The cue lines (one per ISA seed, when the run measured them) give, for object
+#   pixels, the share of each ISA map's weight on the pixels that decide the answer (the beacon and the object's
+#   own team), divided by the share a uniform map over the same keys would give
+#   (`isanet.analysis.same_class.cue_attention`): about 1 is what random weights give, larger means the trained
+#   map seeks those pixels out. Notebook 02 shows the maps.
 # * **Cost.** The table's attention columns are measured on the $20 \times 20$ teaching map, and the cell prints
 #   ISA / dense for each. At such a small map the affinity is small against the projections, so the ratios are
 #   far from the savings on the large maps of segmentation (notebook 03 measures those, up to 128 x 128).
@@ -504,7 +510,7 @@ display(plot_predictions([{"image": s["image"], "maps": [s["label"]]} for s in l
 # Above: three validation images and their masks in the data set's palette. Now the fine-tune: `init` is the
 # VOC model saved above (21 classes), `dataset="folder"` reads the folder, and the model gets as many classes as
 # `classes.txt` lists. The trainer keeps every weight of `init` except the classifier (`conv_seg`), which it
-# re-initialises for the new classes; its first message says so. From a shell it is
+# re-initialises for the new classes; one of its first messages says so. From a shell it is
 # `isanet train MODEL --dataset folder --data-root ROOT --init CHECKPOINT --work-dir DIR`.
 
 # %%

@@ -296,7 +296,7 @@ for run in (cityscapes, ade20k):
           f"  measured - published {difference:+7.2f}  ({label})")
 
 # %% [markdown]
-# The last column is the measured difference. For a run labelled *comparable* (published weights, full
+# The field before the last is the measured difference. For a run labelled *comparable* (published weights, full
 # validation set, the entry's test settings) it should be within rounding of zero, and anything larger is worth
 # chasing in the data or the settings; for a run labelled *not comparable* it means nothing: with the synthetic
 # sample or random weights the measured numbers only show that the evaluation path runs.
