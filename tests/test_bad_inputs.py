@@ -658,7 +658,7 @@ def test_the_explorer_takes_float_pictures_and_refuses_pixels_outside(tmp_path):
     torch.manual_seed(0)
     model = isanet.ISANet(isanet.ISANetConfig.tiny(channels=32, isa_channels=16, aux_channels=16)).eval()
     image = np.random.default_rng(0).integers(0, 256, size=(32, 48, 3), dtype=np.uint8)
-    explorer = AttentionExplorer(image / 255.0, [ModelChoice("tiny", lambda: model)], scale=1)
+    explorer = AttentionExplorer(image / 255.0, [ModelChoice("tiny", lambda: model)])
     assert np.array_equal(explorer.image, image)  # not turned black
     with pytest.raises(ValueError, match=r"select\(1000000.0, 1000000.0\): outside the image \(32 x 48\)"):
         explorer.select(1e6, 1e6)
