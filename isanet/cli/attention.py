@@ -98,22 +98,24 @@ def read_resized(args: argparse.Namespace, default_width: int):
 
 def live_page(args: argparse.Namespace) -> int:
     """``--teaching``: the live page of the teaching model, on IMAGE or on context validation pictures."""
-    from isanet.notebook.live_page import Picture, save_live_page, teaching_pictures
+    from isanet.notebook.live_page import Picture, save_live_page, save_teaching_live_page
     from isanet.notebook.model_menu import teaching_choice
     from isanet.notebook.teaching import teaching_test_settings
 
     settings = teaching_test_settings()
+    query = tuple(args.pixel) if args.pixel else None
     with usage_checks():
         teaching = teaching_choice()
         if args.image is None:
-            pictures = teaching_pictures()
+            folder = save_teaching_live_page(args.out, query=query)
+            what = "context validation pictures"
         else:
-            pictures = [Picture(args.image, read_resized(args, TEACHING_WIDTH), None)]
-        folder = save_live_page(args.out, teaching.load(), pictures, teaching.label, teaching.note,
-                                mean=settings.mean, std=settings.std, query=tuple(args.pixel) if args.pixel else None)
-    size = "x".join(map(str, pictures[0].image.shape[:2]))
-    print(f"wrote {args.out} and {folder} (the live page: {len(pictures)} picture(s) of {size}; serve the folder "
-          "over http to run the model in the browser, e.g. python3 -m http.server)")
+            image = read_resized(args, TEACHING_WIDTH)
+            folder = save_live_page(args.out, teaching.load(), [Picture(args.image, image, None)], teaching.label,
+                                    teaching.note, mean=settings.mean, std=settings.std, query=query)
+            what = f"your {image.shape[0]}x{image.shape[1]} picture"
+    print(f"wrote {args.out} and {folder} (the live page on {what}; serve the folder over http to run the model "
+          "in the browser, e.g. python3 -m http.server)")
     print(f"note: {teaching.note}")
     return 0
 

@@ -20,7 +20,6 @@ them before upsampling), ``select(row, col)`` and ``lastRunMs``.
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from isanet.data.context import BEACON, CONTEXT_CLASSES, CONTEXT_PALETTE, TEAM_C
 from isanet.io.atomic import atomic_path, write_text_atomic
 from isanet.io.live_export import LiveModel, export_live
 from isanet.io.outputs import check_replaceable
-from isanet.notebook.explorer_html import render_html
+from isanet.notebook.explorer_html import _b64, render_html
 from isanet.notebook.session import repo_root
 
 #: onnxruntime-web's wasm backend: the script (global ``ort``), the module it loads and the wasm binary.
@@ -73,10 +72,6 @@ def runtime_source() -> Path | None:
     """The npm copy of onnxruntime-web's dist folder, or None when ``npm ci --prefix web`` has not run."""
     source = repo_root() / "web" / "node_modules" / "onnxruntime-web" / "dist"
     return source if all((source / name).is_file() for name in RUNTIME_FILES) else None
-
-
-def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
 def _rgba(image: np.ndarray) -> np.ndarray:
@@ -148,10 +143,12 @@ def feature_geometry(model: nn.Module, size: tuple[int, int]) -> dict[str, int]:
     return {"height": int(height), "width": int(width), "loc_h": int(loc_h), "loc_w": int(loc_w)}
 
 
-def save_teaching_live_page(path: str | os.PathLike, first: int = 0, count: int = 4) -> Path:
+def save_teaching_live_page(path: str | os.PathLike, first: int = 0, count: int = 4,
+                            query: tuple[int, int] | None = None) -> Path:
     """The live page of the shipped teaching model on the first ``count`` validation pictures of the relay task,
-    opening on picture ``first`` (notebook 02's ``IMAGE_INDEX``); what the site embeds in notebook 02's page and
-    ``isanet attention --teaching`` writes without IMAGE. Returns the page's folder."""
+    opening on picture ``first`` (notebook 02's ``IMAGE_INDEX``) at ``query`` (picture row, col; default: the object
+    pixel that weighs its relay pixels most); what the site embeds in notebook 02's page and ``isanet attention
+    --teaching`` writes without IMAGE. Returns the page's folder."""
     from isanet.analysis.probe import capture
     from isanet.analysis.relay import strongest_relay_pixel
     from isanet.analysis.same_class import labels_at_features
@@ -163,9 +160,10 @@ def save_teaching_live_page(path: str | os.PathLike, first: int = 0, count: int 
     pictures.insert(0, pictures.pop(first))
     teaching, settings = teaching_choice(), teaching_test_settings()
     model = teaching.load().eval()
-    opened = capture(model, normalize(pictures[0].image, settings.mean, settings.std)[None])
-    feature_label = labels_at_features(pictures[0].label, opened.feature_size, opened.align_corners)
-    strongest = strongest_relay_pixel(opened.isa, feature_label, [BEACON], TEAM_CLASSES)  # open where the relay is
-    query = None if strongest is None else tuple(round(value) for value in opened.to_image(*strongest))
+    if query is None:  # open where the relay is
+        opened = capture(model, normalize(pictures[0].image, settings.mean, settings.std)[None])
+        feature_label = labels_at_features(pictures[0].label, opened.feature_size, opened.align_corners)
+        strongest = strongest_relay_pixel(opened.isa, feature_label, [BEACON], TEAM_CLASSES)
+        query = None if strongest is None else tuple(round(value) for value in opened.to_image(*strongest))
     return save_live_page(path, model, pictures, teaching.label, teaching.note, mean=settings.mean, std=settings.std,
                           query=query)

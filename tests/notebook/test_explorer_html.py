@@ -103,7 +103,7 @@ def test_attention_command_teaching_writes_the_live_page_with_the_teaching_model
     assert main(["attention", str(tmp_path / "mine.png"), "--teaching", "--pixel", "30", "40",
                  "--out", str(tmp_path / "p.html")]) == 0
     out = capsys.readouterr().out
-    assert "the live page: 1 picture(s) of 120x160" in out and "SYNTHETIC context task only" in out
+    assert "the live page on your 120x160 picture" in out and "SYNTHETIC context task only" in out
     assert (tmp_path / "p_files" / "model.onnx").is_file()
     payload = json.loads(re.search(r"const DATA = (\{.*?\});\n", (tmp_path / "p.html").read_text()).group(1))
     assert payload["label"] == TEACHING_LABEL and payload["note"] == TEACHING_NOTE and payload["query"] == [30, 40]
