@@ -222,7 +222,7 @@ if context_label is not None and context_label.shape[1] == IMAGE_WIDTH:  # open 
     opened = explorer.capture
     feature_label = labels_at_features(context_label, opened.feature_size, opened.align_corners)
     weights = relay_weight_map(opened.isa, feature_label, [BEACON], TEAM_CLASSES)  # h x w, NaN: no relay needed
-    strongest = strongest_relay_pixel(opened.isa, feature_label, [BEACON], TEAM_CLASSES)
+    strongest = strongest_relay_pixel(weights)
     if strongest is not None:
         explorer.select(*strongest, coords="feature")
         relays = int(relay_offsets(opened.isa.partition, feature_label, [BEACON]).sum())

@@ -16,7 +16,6 @@ weights passes the memory cap is reported ``oom`` without being allocated: its m
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from isanet.analysis.measure import (
+    STATISTICS,
     Measurement,
     Status,
     is_oom,
@@ -214,11 +214,10 @@ def bench_attention(sizes: Sequence[tuple[int, int]], *, channels: int = 512, is
             fits = {} if isinstance(x, str) else {variant: module_step(module, x, backward)
                                                   for variant, module in modules.items()
                                                   if results[variant].status == "ok"}
-            average = statistics.median if statistic == "median" else statistics.fmean
             spreads = {}
             try:  # all variants timed interleaved, so their ratios are fair on a loaded machine
                 for variant, samples in time_samples(fits, repeats, warmup, torch_device).items():
-                    results[variant].time_ms = average(samples)
+                    results[variant].time_ms = STATISTICS[statistic](samples)
                     spreads[variant] = (min(samples), max(samples))
             except (MemoryError, RuntimeError) as error:
                 for variant in fits:

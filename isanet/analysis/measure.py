@@ -56,6 +56,10 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return counter.get_total_flops()
 
 
+#: How a timing summarises its repeats (``statistic`` of :func:`time_calls` and the benches).
+STATISTICS = {"median": statistics.median, "mean": statistics.fmean}
+
+
 def time_samples(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2,
                  device: str | torch.device = "cpu",
                  clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
@@ -83,8 +87,8 @@ def time_calls(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int
                device: str | torch.device = "cpu", statistic: Literal["median", "mean"] = "median",
                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """The median (or mean) of :func:`time_samples` for each function, in milliseconds per call."""
-    average = statistics.median if statistic == "median" else statistics.fmean
-    return {name: average(values) for name, values in time_samples(fns, repeats, warmup, device, clock).items()}
+    return {name: STATISTICS[statistic](values)
+            for name, values in time_samples(fns, repeats, warmup, device, clock).items()}
 
 
 def ratio_range(numerator: tuple[float, float], denominator: tuple[float, float]) -> tuple[float, float]:

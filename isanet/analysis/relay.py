@@ -84,11 +84,10 @@ def relay_weight_map(attention: ISAWeights, feature_label: np.ndarray, cue_class
     return np.where(needs_relay(p, feature_label, cue_classes, query_classes), weights, np.nan)
 
 
-def strongest_relay_pixel(attention: ISAWeights, feature_label: np.ndarray, cue_classes: Iterable[int],
-                          query_classes: Iterable[int]) -> tuple[int, int] | None:
+def strongest_relay_pixel(weights: np.ndarray) -> tuple[int, int] | None:
     """The feature pixel ``(row, col)`` that needs the relay and puts the most short-range weight on its block's
-    relay pixels (:func:`relay_weight_map`); None when no pixel needs the relay. Where an explorer opens."""
-    weights = relay_weight_map(attention, feature_label, cue_classes, query_classes)
+    relay pixels, from the ``h x w`` map of :func:`relay_weight_map`; None when no pixel needs the relay (all NaN).
+    Where an explorer opens."""
     if np.isnan(weights).all():
         return None
     row, col = np.unravel_index(np.nanargmax(weights), weights.shape)

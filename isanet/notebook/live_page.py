@@ -107,8 +107,10 @@ def save_live_page(path: str | os.PathLike, model: nn.Module, pictures: list[Pic
     model = model.eval().cpu().float()
     live = LiveModel(model, mean, std).eval()
     first = live_outputs(live, pictures[0].image)
-    labels = [picture.label if picture.label is not None else live_outputs(live, picture.image)["labels"]
-              for picture in pictures]
+    labels = []  # a picture of your own (no label) is labelled by the model's prediction
+    for index, picture in enumerate(pictures):
+        predicted = None if picture.label is not None else first if index == 0 else live_outputs(live, picture.image)
+        labels.append(picture.label if predicted is None else predicted["labels"])
     runtime = runtime_source()
     with atomic_path(folder) as staging:
         staging.mkdir()
@@ -150,7 +152,7 @@ def save_teaching_live_page(path: str | os.PathLike, first: int = 0, count: int 
     pixel that weighs its relay pixels most); what the site embeds in notebook 02's page and ``isanet attention
     --teaching`` writes without IMAGE. Returns the page's folder."""
     from isanet.analysis.probe import capture
-    from isanet.analysis.relay import strongest_relay_pixel
+    from isanet.analysis.relay import relay_weight_map, strongest_relay_pixel
     from isanet.analysis.same_class import labels_at_features
     from isanet.data.transforms import normalize
     from isanet.notebook.model_menu import teaching_choice
@@ -163,7 +165,7 @@ def save_teaching_live_page(path: str | os.PathLike, first: int = 0, count: int 
     if query is None:  # open where the relay is
         opened = capture(model, normalize(pictures[0].image, settings.mean, settings.std)[None])
         feature_label = labels_at_features(pictures[0].label, opened.feature_size, opened.align_corners)
-        strongest = strongest_relay_pixel(opened.isa, feature_label, [BEACON], TEAM_CLASSES)
+        strongest = strongest_relay_pixel(relay_weight_map(opened.isa, feature_label, [BEACON], TEAM_CLASSES))
         query = None if strongest is None else tuple(round(value) for value in opened.to_image(*strongest))
     return save_live_page(path, model, pictures, teaching.label, teaching.note, mean=settings.mean, std=settings.std,
                           query=query)

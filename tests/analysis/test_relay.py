@@ -65,7 +65,7 @@ def test_the_weight_map_holds_each_measured_pixels_weight_by_hand():
     expected = np.full((4, 4), np.nan)
     expected[1, 1], expected[3, 2] = 0.25, 0.7  # each pixel's weight on its block's offset-0 member
     np.testing.assert_allclose(weights, expected, rtol=1e-6)  # NaN where nothing is measured, in both
-    assert strongest_relay_pixel(weights_of(learnt), label, [CUE], [OBJECT]) == (3, 2)  # 0.7 beats 0.25
+    assert strongest_relay_pixel(weights) == (3, 2)  # 0.7 beats 0.25
 
 
 def test_no_pixel_to_measure_when_the_cue_reaches_every_group():
@@ -74,7 +74,8 @@ def test_no_pixel_to_measure_when_the_cue_reaches_every_group():
     label[3, 3] = OBJECT
     result = relay_attention(weights_of(torch.full((4, 4, 4), 0.25)), label, [CUE], [OBJECT])
     assert result.queries == 0 and np.isnan(result.lift)
-    assert strongest_relay_pixel(weights_of(torch.full((4, 4, 4), 0.25)), label, [CUE], [OBJECT]) is None
+    assert strongest_relay_pixel(relay_weight_map(weights_of(torch.full((4, 4, 4), 0.25)), label, [CUE],
+                                                  [OBJECT])) is None
 
 
 def test_over_images_on_random_weights_is_near_uniform(one_thread):
