@@ -207,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             save(args.json, result)
             print(f"{row['head']:>8} seed {row['seed']}: mIoU {row['mIoU']:.2f} "
                   f"({row['cpu_s'] / 60:.1f} CPU min)", flush=True)
-    result["attention_costs"] = attention_costs(tuple(args.heads))
     result["rows"].sort(key=lambda row: (HEADS.index(row["head"]), row["seed"]))
+    # every head in the file, not only this call's: a resumed file keeps the costs of the heads run before
+    result["attention_costs"] = attention_costs(tuple(dict.fromkeys(row["head"] for row in result["rows"])))
     save(args.json, result)
     print(report(result))
     print(f"{len(todo)} runs in {time.perf_counter() - started:.0f} s; SYNTHETIC data")

@@ -25,7 +25,7 @@ def _script():
 
 
 def _results(path: Path, **fields) -> Path:
-    row = {"head": "isa", "seed": 0, "iters": 1000, "mIoU": 92.0, "learnt": True}
+    row = {"head": "isa", "seed": 0, "iters": 1000, "mIoU": 92.0, "learnt": True, "cpu_s": 240.0}
     write_text_atomic(json.dumps({"rows": [row], "task": "context", "iters": None, **fields}), path)  # as the script
     return path
 
@@ -41,3 +41,16 @@ def test_a_file_of_another_recipe_or_task_is_refused_before_any_run(tmp_path, ca
     assert stopped.value.code == 2
     assert f"--json {path}: holds runs of {field}={value}, not " in capsys.readouterr().err
     assert path.read_text() == before
+
+
+def test_a_resumed_file_keeps_the_costs_of_every_head_it_holds(tmp_path):
+    """A second call with other heads (here: nothing left to run) recomputes the attention costs of every head in
+    the file, not only of the heads it was given, so the table keeps its cost columns for the first call's heads."""
+    path = _results(tmp_path / "results.json", recipe_settings=plain(TEACHING.config_fields()))
+    result = json.loads(path.read_text())
+    result["rows"].append({"head": "none", "seed": 0, "iters": 1000, "mIoU": 50.0, "learnt": False, "cpu_s": 210.0})
+    write_text_atomic(json.dumps(result), path)
+    assert _script().main(["--heads", "none", "--seeds", "0", "--json", str(path)]) == 0
+    costs = json.loads(path.read_text())["attention_costs"]
+    assert set(costs) == {"isa", "none"}
+    assert costs["isa"]["mflops"] > 0 and costs["none"] == {"mflops": 0.0, "peak_kib": 0.0, "train_peak_kib": 0.0}
