@@ -58,7 +58,7 @@ CUE_QUERIES = 256        # object pixels per picture (a seeded random subset; No
 QUICK = None             # None: test-runner settings (one CPU thread) under pytest --nbmake / CI; the model and
                          # the measurement are the full ones either way (the teaching model is shipped trained)
 DEVICE = "auto"          # "cpu", "cuda" or "auto"
-PRECISION = "fp32"       # the backbone's: "bf16" is ~2x faster on CPUs with AVX-512 BF16 (attention stays fp32)
+PRECISION = "fp32"       # the backbone's: "bf16" autocast on CPUs with AVX-512 BF16 (speed-ups in benchmarks/README.md; attention stays fp32)
 THREADS = None           # CPU threads; None: 1 under a test runner (steady on busy shared CPUs), else the default
 EXPLORER_PAGE = "data/pages/attention_explorer.html"  # where the standalone page (no kernel needed) is saved
 
@@ -176,7 +176,7 @@ print(f"{source} ({height}x{width}) shown at {image.shape[0]}x{image.shape[1]}, 
 # **teaching model**: ResNet-V1c-10 at width 16 with an ISA head, `down_factor` (8, 8) on the 20 x 20 feature map
 # of a 160-px picture (padded to 24 x 24: 64 long-range groups of 3 x 3, 9 blocks of 8 x 8), trained with the
 # teaching recipe (`isanet train --recipe teaching`) on the relay task (`context`).
-# **What it learnt:** background and beacon are easy (local colour), but the grey objects all look alike, and
+# **What it learnt:** background and beacon are told by their own colour, but the grey objects all look alike, and
 # their class is the team of the beacon, which is always far from them: too far for the small backbone's
 # convolutions. So the model learnt to *read the team from the beacon* through its attention. That is all it
 # knows: it has seen nothing but these synthetic scenes, and on your own photo its maps show those habits, not
@@ -354,7 +354,8 @@ print(f"correlation of composed and dense what-if maps for pixel {explorer.featu
       f"({explorer.model_label}): {np.corrcoef(composed, dense)[0, 1]:+.3f}")
 
 # %% [markdown]
-# Both maps come from the same step-1 projections (the dense what-if reuses them), so the number says how much
+# Both maps use the model's step-1 projections (the dense what-if reuses them; the composed map adds step 2's), so
+# the number says how much
 # the two-hop route agrees with one softmax over the whole map for this pixel, not whether anything was learnt.
 # It is one pixel of one picture; the measurement below averages over many.
 #
@@ -413,8 +414,9 @@ print(f"dense affinity:   {sizes.dense_numbers:,} numbers = {4 * sizes.dense_num
       f"({sizes.dense_numbers / sizes.isa_numbers:.0f}x ISA's)")
 
 # %% [markdown]
-# The two lines above are the lesson in numbers: ISA's whole attention for this picture is a small fraction of
-# one dense affinity, small enough to ship in a web page. Open the file in a browser and click around; it says
+# The two lines above are the lesson in numbers: ISA's whole attention for this picture is about a quarter of
+# one dense affinity at this 20 x 20 map (the ratio grows with the map, notebook 03), small enough to ship in a
+# web page. Open the file in a browser and click around; it says
 # on the page which weights it was made with (here the teaching model, and that it knows only synthetic scenes).
 
 # %% [markdown]
@@ -481,8 +483,8 @@ assert deviation < 0.1, "freshly initialised weights should not prefer the decid
 # it too without reading the beacon: the cue counts the pixels of the object's own team, and an object spanning
 # several blocks has pixels in its own long-range group, so a lift there says the step prefers same-team pixels,
 # not that it found the beacon (across seeds of the recipe this lift ranges from below 1 to nearly 4:
-# `benchmarks/README.md`). A short-range block around an object pixel is mostly that object already, so its
-# uniform share is high and even perfect weights lift it little (the printed ceiling).
+# `benchmarks/README.md`). A short-range block around an object pixel holds a large part of that object, so its
+# uniform share is high and even perfect weights lift it little (the printed ceiling is one over that share).
 #
 # ## Is the cue relayed? Two measurements that can say no
 #
@@ -557,7 +559,8 @@ print(f"a model that cannot read the beacon, guessing its best single team for e
 
 # %% [markdown]
 # The team IoUs say whether the model gets the teams right, against the last line: what one guessed team for every
-# object would get on these pictures; the beacon, decided by its own colour, is easy.
+# object would get on these pictures. The beacon's own colour decides it, but it is the smallest class (one
+# 16-px square a picture), so a few wrong pixels at its edge cost much of its IoU.
 #
 # And as pictures: three validation pictures, their labels, and what the model predicts intact and with each
 # step's attention replaced by identity (object colour = predicted team).
@@ -568,10 +571,19 @@ rows = [{"image": item["image"], "maps": [item["label"], *(predicted(trained_mod
         for item in cue_samples[:3]]
 display(plot_predictions(rows, CONTEXT_PALETTE, titles=["label", "predicted", "without long range",
                                                         "without short range"]))
+for item, shown in zip(cue_samples[:3], rows):
+    objects = item["label"] >= TEAM_CLASSES[0]
+    right = [f"{(prediction[objects] == item['label'][objects]).mean():.0%}" for prediction in shown["maps"][1:]]
+    team = CONTEXT_CLASSES[TEAM_CLASSES[beacon_team(item["image"], item["label"])]]
+    print(f"beacon {team:>10}: object pixels on the right team: intact {right[0]}, without long range {right[1]}, "
+          f"without short range {right[2]}")
 
 # %% [markdown]
-# Intact, the objects take the beacon's colour. Without either step, whole objects (or most of them) take a
-# wrong team: the figure is the ablation lines above, picture by picture.
+# The lines under the figure count, per picture, the object pixels on the right team. Intact, the objects take
+# the beacon's colour. Without a step, the objects of a picture whose beacon is not red mostly take a wrong team;
+# where the beacon is red the ablated model can still be right, because red is what it calls objects when it
+# cannot read the beacon (solution 5 measures it across colours). The figure is the ablation lines above, picture
+# by picture.
 #
 # **See it live.** The same model also runs in a web page, in your browser (onnxruntime-web): drag the beacon,
 # change its colour, and the page runs the model again and redraws the predicted teams and the three maps of the
@@ -601,7 +613,7 @@ display(plot_predictions(rows, CONTEXT_PALETTE, titles=["label", "predicted", "w
 # %% [markdown]
 # ## Exercises
 #
-# Five exercises, easy to hard. Each is followed by its worked solution, collapsed: click the bar on the
+# Five exercises, each marked easy, medium or hard. Each is followed by its worked solution, collapsed: click the bar on the
 # left of the cell (or the three dots) to open it.
 
 # %% [markdown]
@@ -640,15 +652,15 @@ assert torch.isclose(term, product[p_id, r_id])
 #    *relative to its baseline* (class-balanced), and which puts the most raw mass on them? Why can those differ?
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
-# Solution 3: largest lift vs largest raw mass
-measured = balanced["trained"]
+# Solution 3: largest lift vs largest raw mass, among the model's own maps (the dense what-if is not one)
+measured = {name: values for name, values in balanced["trained"].items() if name != "dense"}
 by_lift = max(measured, key=lambda name: measured[name].lift)
 by_mass = max(measured, key=lambda name: measured[name].mass)
 print(f"largest lift: {by_lift} (x{measured[by_lift].lift:.2f}); largest raw mass: {by_mass} "
       f"({measured[by_mass].mass:.2f})")
 print(("here one map leads both; " if by_lift == by_mass else "two different maps; ") + "they can differ because "
-      "the raw mass also counts where a map is allowed to look: a block around an object pixel is mostly that "
-      f"object, so the short-range map scores a raw mass of {measured['short_range'].uniform:.2f} with uniform weights")
+      "the raw mass also counts where a map is allowed to look: a block around an object pixel holds a large "
+      f"part of that object, so the short-range map scores a raw mass of {measured['short_range'].uniform:.2f} with uniform weights")
 
 # %% [markdown]
 # 4. **(hard)** Measure the cue lift of a different "dense what-if": the teaching model's step-2 projections

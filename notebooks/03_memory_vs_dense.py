@@ -148,10 +148,11 @@ for c, d, label in ((channels, isa_channels, "this run"), (PAPER_CHANNELS, PAPER
 # %% [markdown]
 # Read the table from left to right: the projections grow like $n^2$ for both methods (and are twice as large for
 # ISA), the dense pair work grows like $n^4$ and soon dwarfs everything else, while ISA's pair work stays a small
-# fraction of its projections. Where the last column is below 1x, ISA pays more than it saves: the sides below the
-# break-even side printed under the table. The break-even side is larger than the inequality's solution because of
-# padding: a side just above a multiple of the block side is padded up to the next one, and ISA pays for the
-# padded pixels too.
+# fraction of its projections. Where the last column is below 1x, ISA pays more than it saves. The two sides
+# printed under the table say where that ends: the first is the side from which *every* side is cheaper with ISA,
+# padded or not; the second solves the inequality for sides the block divides, and the table's sides are all such
+# sides, so its last column crosses 1x there. The first is larger because of padding: a side just above a multiple
+# of the block side is padded up to the next one, and ISA pays for the padded pixels too.
 
 # %% [markdown]
 # ## 2. Measure
@@ -350,6 +351,11 @@ if all(t and e and t.peak_memory_bytes and e.peak_memory_bytes for t, e in kept)
     print(check_guess(guess_kept_affinities, round(extra, 1),
                       "autograd keeps the softmax output for the backward pass, and the backward pass makes its own "
                       "N x N gradients (of the weights, then of the scores) while it is still alive.", tolerance=0.25))
+counted = [(kernel, train.get(("dense", kernel, largest)), by_key.get(("dense", kernel, largest))) for kernel in KERNELS]
+backward_flops = {kernel: step.flops - forward.flops for kernel, step, forward in counted
+                  if step and forward and step.flops is not None and forward.flops is not None}
+print(f"dense at {largest}x{largest}, GFLOPs the backward pass adds (training step - inference): "
+      + ", ".join(f"{kernel} {flops / 1e9:.2f}" for kernel, flops in backward_flops.items()))
 time_rows = [(n, train.get(("dense", k, n)), train.get(("isa", k, n)), k) for n in sizes for k in KERNELS]
 print("\ntraining step time dense/ISA (range over the repeats): " + ", ".join(
     f"{k} {n}x{n} {d.time_ms / i.time_ms:.2f}x ({'-'.join(f'{r:.2f}' for r in ratio_range(d.time_range_ms, i.time_range_ms))})"
@@ -367,7 +373,8 @@ if fused_train:
 # gradients, for both methods (ISA's is larger there: it has two blocks of projections). As the map grows, dense
 # `matmul`'s extra follows the affinity column — the kept softmax and the $N \times N$ gradients of the backward
 # pass (the reveal counts them in affinities at the largest size) — while dense `sdpa` keeps no affinity and
-# recomputes the scores in its backward pass (its GFLOPs in the table above are higher than `matmul`'s). ISA's
+# recomputes the scores in its backward pass (the line under the reveal: its backward pass adds more GFLOPs than
+# `matmul`'s). ISA's
 # affinities are $N(Q_hQ_w + P_hP_w)$ entries, not $N^2$. The two lines under the table read the last column
 # from the smallest to the largest map for each kernel: whether the training dense/ISA memory ratio grows with the
 # map with `matmul`, and whether it stays flat with `sdpa`. Then the training time ratios with their ranges, for the
@@ -495,10 +502,10 @@ print(f"dense {dense_pairs:,} pairs, ISA {isa_pairs:,} pairs: {dense_pairs / isa
 for loc in (4, 8, 16):
     print(f"{loc:>2}x{loc:<2} blocks: cheaper from n = {break_even_side(512, 256, (loc, loc))} "
           f"(divisible sides: {break_even_estimate(512, 256, (loc, loc)):.1f})")
-# The inequality reads N (1 - 1/P) > pi / 2(d+C) + P with P = loc_h * loc_w: the projection term is the same
-# for every factor and much larger than P here, so the factor barely moves the break-even point; padding
+# The inequality reads N (1 - 1/PhPw) > pi / 2(d+C) + PhPw, the block area PhPw = loc_h * loc_w: the projection
+# term is the same for every factor and much larger than PhPw here, so the factor barely moves the break-even; padding
 # (sides just above a multiple of the block) moves the "from then on" side more.
-print(f"pi / 2(d+C) = {projection_flops_per_pixel(512, 256) / (2 * (256 + 512)):.0f} against P = 16, 64, 256")
+print(f"pi / 2(d+C) = {projection_flops_per_pixel(512, 256) / (2 * (256 + 512)):.0f} against PhPw = 16, 64, 256")
 
 # %% [markdown]
 # 3. *(medium)* Which `down_factor` (square) gives the fewest FLOPs on a 128 x 128 map with C = 512, d = 256?

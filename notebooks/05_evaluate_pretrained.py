@@ -57,7 +57,7 @@ ADE20K_ROOT = None            # e.g. "data/ade/ADEChallengeData2016"; None: synt
 LIMIT = None                  # evaluate the first N validation images; None: all (5 on a CPU with real data)
 MS_FLIP = False               # mmseg's multi-scale + flip test-time augmentation (compare with the ms+flip mIoU)
 DEVICE = "auto"               # "cpu", "cuda" or "auto"
-PRECISION = "fp32"            # "bf16": ~2x faster on CPUs with AVX-512 BF16 (same argmax on >99.5 % of pixels)
+PRECISION = "fp32"            # "bf16": autocast on CPUs with AVX-512 BF16 (speed and agreement: benchmarks/README.md)
 QUICK = None                  # None: tiny settings when run by a test runner (pytest --nbmake, CI)
 THREADS = None                # torch CPU threads; None: 1 when QUICK (steady on a busy shared CPU), else default
 
@@ -254,6 +254,13 @@ tag = "" if ade20k["comparable"] else " — NOT COMPARABLE"
 display(plot_per_class_iou(ade20k["result"], ade20k["dataset"].PALETTE, title=f"{ade20k['entry'].name}{tag}"))
 display(plot_predictions([{"image": s["image"], "maps": [s["label"], s["prediction"]]} for s in ade20k["samples"]],
                          ade20k["dataset"].PALETTE, titles=["label", "prediction" + tag]))
+
+# %% [markdown]
+# The same two views as for Cityscapes: IoU per class, then label beside prediction. The lines above them say how
+# to read them. With the synthetic sample and random weights (what the cell prints when `ADE20K_ROOT` and
+# `ADE20K_CHECKPOINT` are None), an aAcc of 0.00 means not one labelled pixel got its class: a random model
+# spreads a few of its 150 classes over the picture, and none of them need be among the classes the two sample
+# labels hold. With real ADE20K and the published weights, the measured mIoU stands beside the published one.
 
 # %% [markdown]
 # ## Where the errors go: the confusion matrix

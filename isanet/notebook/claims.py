@@ -32,6 +32,10 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("02_attention_explorer", "every lift within 10 % of 1",
           r"largest \|lift - 1\| over the maps = ([0-9.]+)", lambda value: float(value) < 0.1,
           "random weights lift every map by less than 10 %"),
+    Claim("02_attention_explorer", "where the beacon is red the ablated model can still be right",
+          r"beacon +red team: object pixels on the right team: intact \d+%, without long range (\d+)%, without short "
+          r"range (\d+)%", lambda long, short: min(int(long), int(short)) >= 80,
+          "the red picture's objects at least 80 % right without either step"),
     Claim("03_memory_vs_dense", "training step needs *more* memory than dense's at every size printed",
           r"ISA's training step needs ([0-9.]+)x to ([0-9.]+)x dense's memory",
           lambda low, high: float(low) > 1, "the smallest factor is above 1"),
