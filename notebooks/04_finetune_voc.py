@@ -16,16 +16,16 @@
 #
 # **Goal:** run the published training recipe (SGD, poly learning rate, cross-entropy plus the 0.4-weighted
 # auxiliary FCN loss, mmseg's augmentation pipeline) from a notebook, watch the loss and the validation mIoU
-# while it trains, compare predictions before and after — and then train the teaching model with the ISA head,
-# the dense head, no context module and notebook 06's methods on a task that needs long-range context, to see
-# what the attention adds and what it costs.
+# while it trains, compare predictions before and after — and then train the teaching model's ISA head on a task
+# that needs long-range context, and read it against a reference run of the dense head, no context module and
+# notebook 06's methods over many seeds, to see what the attention adds and what it costs.
 #
 # **You will learn**
 #
 # 1. the loss and the learning-rate schedule of the published recipe, as formulas and as `isanet.engine.trainer`;
 # 2. how to drive `Trainer` from Python (one record per iteration) and draw live curves;
 # 3. the decode heads (`ISANetConfig(head="isa" | "dense" | "none" | ...)`) and their costs,
-#    $O(HW(P_hP_w + Q_hQ_w)C)$ for ISA against $O((HW)^2C)$ for dense;
+#    $O(hw(P_hP_w + Q_hQ_w)C)$ for ISA against $O((hw)^2C)$ for dense ($hw$ pixels, $C$ channels);
 # 4. why a test of context needs a task that needs context, and the one this kit ships (`isanet.data.context`);
 # 5. how to read a comparison: equal settings, a baseline, and the spread over seeds before any difference.
 #
@@ -35,8 +35,12 @@
 # With `DATA_ROOT` pointing at a real Pascal VOC 2012 (+ SBD aug) folder this is a real fine-tune (use a GPU and
 # the full model). Without it, the notebook writes a small **synthetic** VOC-layout sample (its objects drawn
 # from the first five VOC object classes) and trains a tiny R-18 ISANet from random weights on the CPU: the
-# curves show the mechanics (the loss falls, the mIoU rises on data a model can learn), not anything about the
+# curves show the mechanics (in full settings the loss falls and the mIoU rises), not anything about the
 # published models. Under a test runner (`QUICK`) it runs only a few iterations.
+#
+# **Time.** "Run all" in full settings (the synthetic data, default parameters) took 430 s on this project's
+# idle 2-core AMD EPYC (measured outside the notebook, once): the live ISA run on the relay task is about 5 of
+# those minutes, the two fine-tunes about a minute each. In quick mode it takes under a minute.
 #
 # **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
@@ -64,7 +68,8 @@ OWN_DATA_ROOT = None      # your folder data set (classes.txt, images/, masks/) 
 # %% [markdown]
 # ## The recipe as formulas
 #
-# The model gives logits $z \in \mathbb{R}^{K \times H \times W}$ from the decode head and $z^{aux}$ from the
+# The model gives logits $z \in \mathbb{R}^{K \times H_{out} \times W_{out}}$ ($K$ classes, `num_classes`; the
+# output's size, not the padded map $H \times W$ of the notation card) from the decode head and $z^{aux}$ from the
 # auxiliary FCN head on stage 3. With labels $y$ (255 = ignore) and $\Omega$ all pixels of the batch, mmseg's
 # loss (`seg_losses`, `cross_entropy`) is
 #
@@ -74,13 +79,16 @@ OWN_DATA_ROOT = None      # your folder data set (classes.txt, images/, masks/) 
 # (divided by *all* pixels, ignored ones included: mmseg's default `avg_non_ignore=False`). SGD with momentum 0.9
 # and weight decay $5\cdot10^{-4}$ follows the poly schedule (`poly_lr`, mmengine's `PolyLR`)
 #
-# $$\eta(i) = (\eta_0 - \eta_{min}) \left(1 - \frac{i}{T}\right)^{0.9} + \eta_{min}, \qquad \eta_{min} = 10^{-4}.$$
+# $$\eta(i) = (\eta_0 - \eta_{min}) \left(1 - \frac{i}{T}\right)^{0.9} + \eta_{min}, \qquad \eta_{min} = 10^{-4},$$
+#
+# with $i$ the iteration, $T$ the number of iterations (`iters`) and $\eta_0$ the base learning rate (`lr`).
 
 # %% [markdown]
 # ## Set-up: data, settings
 #
 # On the synthetic sample the settings come from `isanet.notebook.sample_finetune.sample_finetune_config`
-# (tiny R-18, 64-px crops, 300 iterations): a run whose curves show the mechanics in a few CPU-minutes.
+# (tiny R-18, 64-px crops, 300 iterations; 20 under `QUICK`): a run whose curves show the mechanics in a few
+# CPU-minutes.
 
 # %%
 # %matplotlib inline
@@ -104,6 +112,7 @@ from isanet.evaluation.inference import Predictor
 from isanet.io.checkpoint import load_model, save_checkpoint
 from isanet.models.zoo import get_entry
 from isanet.notebook.plots import plot_head_comparison, plot_predictions, plot_run_curves, plot_training_curves
+from isanet.notebook.quiz import check_guess
 from isanet.notebook.sample_finetune import (
     FULL_ITERS,
     QUICK_ITERS,
@@ -118,6 +127,7 @@ from isanet.notebook.teaching import (
     format_summary,
     gaps,
     identity_step_table,
+    one_team_mious,
     reference_results,
     summarize,
     teaching_checkpoint,
@@ -267,11 +277,16 @@ if quick:
           f"(QUICK = False: {ITERS or FULL_ITERS} iterations) to see the classes being learnt.")
 
 # %% [markdown]
+# Before training the predictions mean nothing (random weights); after it, the objects take their classes where
+# the model learnt them. This is one seed of a small model on 16 pictures: its evaluations above need not rise
+# steadily, and other seeds end elsewhere (`isanet.engine.recipes` lists three seeds of this recipe, from 48 to
+# 96 mIoU), so read the pictures as the mechanics working, not as a score.
+#
 # ## Keep the weights
 #
 # The trainer's checkpoints (with optimiser state, for `--resume`) are in the work folder. We also save the
 # bare weights with their meta data (`save_checkpoint`: the architecture goes into the file, so `load_model`
-# rebuilds it from the file alone); the next section fine-tunes from them.
+# rebuilds it from the file alone); the section *Your own data* fine-tunes from them.
 
 # %%
 if SAVE_AS is not None:
@@ -291,7 +306,8 @@ if quick:
 # ## The ISA experiment: a task that needs context
 #
 # What does the attention buy? On the VOC-layout sample above, nothing can be concluded: every object's class is
-# written on the object itself (its colour and stripes), so a head **without** any context module can solve it.
+# written on the object itself (its colour and stripes), so a head **without** any context module should solve
+# it too (not measured here).
 # To see what long-range context adds, the task must need it.
 #
 # **The context task** (`isanet.data.context`, `isanet sample-data context`): every picture holds one coloured
@@ -306,8 +322,8 @@ if quick:
 # ResNet-V1c-10 at width 16, whose receptive field the cell below measures,
 # on whole pictures, with the published `down_factor` $(8, 8)$ on the $20 \times 20$ feature map (padded to
 # $24 \times 24$): 9 blocks of $8 \times 8$ and 64 long-range groups of $3 \times 3$ pixels, so both ISA steps
-# attend over several pixels and both learn (`tests/engine/test_recipes.py` checks the gradients of all four
-# query/key projections).
+# attend over several pixels (whether a trained model needs both is what the identity-step table below
+# measures).
 
 # %%
 context_samples = teaching_samples(ROOT, "val")[:4]
@@ -343,25 +359,23 @@ print(f"the centre feature pixel: 90 % of its input gradient within a {mass_side
 # Read it against the beacon's distance. The convolutions are not blind beyond a few pixels: their gradient fades
 # with distance but reaches far (the 1 % window). What matters is whether the faint part carries the team, and
 # that is measured, not assumed: the `none` head of the reference run below has no attention at all, only these
-# convolutions, and scores about 50 mIoU, what one guessed team for every object gives.
+# convolutions.
 #
 # The heads share the in_conv (3x3, $C$ = `channels`) and the classifier; with $x$ the in_conv output:
 #
 # * **ISA** (`head="isa"`): $\;y = \mathrm{out\_conv}([\,\mathrm{ISA}(x),\, x\,])$, two attention blocks
 #   (`global_relation`, `local_relation`) over groups of $Q_hQ_w$ and blocks of $P_hP_w$ pixels;
 # * **dense** (`head="dense"`): $\;y = \mathrm{out\_conv}([\,\mathrm{softmax}(QK^\top/\sqrt{d})V,\, x\,])$, one
-#   attention block with the same projections over all $HW$ pixels;
+#   attention block with the same projections over all $hw$ pixels (here $Q$, $K$, $V$ are the query, key and
+#   value matrices and $d$ their width, not the block counts $Q_h, Q_w$);
 # * **no context** (`head="none"`): $\;y = \mathrm{out\_conv}(x)$ (a 1x1 $C \to C$): the ablation;
 # * notebook 06's methods as context modules on the same projections, each with two attention steps (the reach
 #   after which ISA covers the whole map): `ccnet` (criss-cross, applied twice, CCNet's $R = 2$), `axial` (row
 #   then column), `window` (plain then shifted $4 \times 4$ windows: smaller than the beacon distance),
 #   `strided` (two block + lattice layers).
 #
-# **Predict first.** Which heads can label the objects? Write down, for `none`, `window`, `isa` and `dense`,
-# whether you expect it to reach the mIoU of a head that reads the beacon, before the cells below run.
-#
 # One live run per head in `CONTEXT_HEADS` (seed `CONTEXT_SEED`): the teaching recipe's 1000 iterations on
-# `CONTEXT_THREADS` thread(s), about four CPU-minutes each, with a progress bar (`QUICK`: 20 iterations, which
+# `CONTEXT_THREADS` thread(s), four to five CPU-minutes each, with a progress bar (`QUICK`: 20 iterations, which
 # show only that the experiment runs). One run may stall: the reference run below says how often that happened
 # over its seeds, and shows a stalled curve.
 
@@ -388,10 +402,22 @@ if quick:
 # in `benchmarks/README.md`). A run **learnt** when its validation mIoU reached 85 (a head without context stays
 # near 50). The bars are the means, the dots the seeds, the whiskers the min-max range; the table gives each
 # head's learn rate beside its mean.
+#
+# **Predict:** which of `none`, `window`, `isa` and `dense` learn the task on most of their seeds? Set
+# `guess_learners` to a set of head names, then run.
+
+# %%
+guess_learners = None  # your guess: a set of head names, e.g. {"isa"}
 
 # %%
 reference = reference_results()
 context_summary = summarize(reference["rows"])
+learners = {head for head in ("none", "window", "isa", "dense")
+            if context_summary[head]["learnt"] > len(context_summary[head]["seeds"]) / 2}
+print(check_guess(guess_learners, learners,
+                  "a head learns the teams only if its attention can carry the beacon's colour to the objects: "
+                  "none has no attention, window's windows are smaller than the beacon distance, and ISA's two "
+                  "steps and dense reach the whole map."))
 display(plot_head_comparison(context_summary, title=f"{reference['task']} task, reference run (SYNTHETIC)"))
 display(Markdown(format_summary(context_summary, reference.get("attention_costs"))))
 print(f"reference run: task {reference['task']!r}, recipe {reference['recipe']!r}, "
@@ -402,6 +428,10 @@ for head, values in context_summary.items():
 gap = gaps(context_summary)
 print(f"ISA - none {gap['isa']:+.2f}, dense - none {gap['dense']:+.2f} mIoU points (a head reads the beacon when "
       f"its gap is well above the spread of `none`, {context_summary['none']['spread']:.2f})")
+one_team = one_team_mious(sample["label"] for sample in teaching_samples(ROOT, "val"))
+print(f"one guessed team for every object (background and beacon right) would score at most "
+      f"{max(one_team.values()):.2f} mIoU ({', '.join(f'{team} {value:.2f}' for team, value in one_team.items())}); "
+      f"none scores {min(context_summary['none']['mIoU']):.2f} to {max(context_summary['none']['mIoU']):.2f}")
 isa_vs_dense = context_summary["isa"]["mean"] - context_summary["dense"]["mean"]
 print(f"ISA - dense {isa_vs_dense:+.2f} mIoU points over all seeds" + (
     "" if context_summary["isa"]["learnt"] in (None, len(context_summary["isa"]["seeds"])) else
@@ -421,6 +451,12 @@ for row in (row for row in reference["rows"] if "cue_attention" in row):
           f"{row['cue_attention']['random']['long_range']:.2f} / {row['cue_attention']['random']['short_range']:.2f}")
 isa_rows = [row for row in reference["rows"] if row["head"] == "isa"]
 stalled = [row for row in isa_rows if not row.get("learnt", True)]
+lifted = [row for row in isa_rows if "cue_attention" in row]
+if stalled and lifted:
+    learnt_lifts = [row["cue_attention"]["trained"]["long_range"] for row in lifted if row["learnt"]]
+    print(f"long-range cue lift of the seeds that learnt: {min(learnt_lifts):.2f} to {max(learnt_lifts):.2f}; of the "
+          "stalled: " + ", ".join(f"{row['cue_attention']['trained']['long_range']:.2f}" for row in lifted
+                                  if not row["learnt"]))
 if stalled:
     display(plot_run_curves(stalled[:1] + [row for row in isa_rows if row.get("learnt")][:3],
                             title="ISA in the reference run: a stalled run beside runs that learnt"))
@@ -428,9 +464,10 @@ print(f"stalled ISA runs: {[(row['seed'], row['mIoU']) for row in stalled] or 'n
 
 # %% [markdown]
 # **A stalled run.** If the reference run has one, the red curve above is it: it climbs like the others, then
-# stays on a plateau near 70 that a run which learnt passes through. On this task such a plateau means the model
-# tells one team apart from the other two and confuses those two (`isanet eval` of such a run prints the
-# confused pair), so the objects of two teams share one label; where a run ends depends on the seed. That is why
+# stays on a plateau near 70 that a run which learnt passes through. That value is what a model scores that tells
+# one team apart and gives the other two one label: background, beacon and one team right, one of the two
+# confused teams about half right, the other not at all, $(100 + 100 + 100 + 50 + 0) / 5 = 70$ (on the stalled
+# seeds of benchmarks/README.md, `isanet eval` prints the confused pair); where a run ends depends on the seed. That is why
 # the learn rate, not one run, is the number to read.
 #
 # **Which hops each model uses.** The same models with one ISA step's attention replaced by identity
@@ -446,23 +483,27 @@ for results in (reference, one_hop):  # the runs that measured their identity st
 for name, results in ((reference["task"], reference), (one_hop["task"], one_hop)):
     rows = [row for row in results["rows"] if "identity_step" in row and row.get("learnt", True)]
     if rows:
-        short = [row["mIoU"] - row["identity_step"]["short-range"] for row in rows]
-        print(f"{name}: without its short-range step a model that learnt loses {min(short):.1f} to {max(short):.1f} "
-              f"mIoU points ({len(rows)} seeds)")
+        loss = {step: [row["mIoU"] - row["identity_step"][step] for row in rows] for step in ("long-range", "short-range")}
+        print(f"{name}: a model that learnt loses {min(loss['long-range']):.1f} to {max(loss['long-range']):.1f} mIoU "
+              f"points without its long-range step, {min(loss['short-range']):.1f} to {max(loss['short-range']):.1f} "
+              f"without its short-range step ({len(rows)} seeds)")
 
 # %% [markdown]
 # A model learns only the hops its task needs. On the one-hop task every long-range group holds beacon pixels,
 # so the long-range step alone brings the team to every object, and the models lose next to nothing without
 # their short-range step. On the relay task most object pixels can get the team only through a relay pixel of
-# their block, so the short-range step costs as much as the long-range one: both hops are needed. (Without a
+# their block, so the short-range step costs nearly as much as the long-range one (the printed ranges): both hops
+# are needed. (Without a
 # step, the layers after it still expect its output, so an ablated model can score below `none`.)
 
 # %% [markdown]
 # **How to read it.** The printed lines are the reading; check them against the bars.
 #
 # * **Against the baseline.** A head counts as reading the beacon only where its gap to `none` is larger than
-#   the spread of `none` over its seeds (printed), and its learn rate says how often it does. `none` cannot see
-#   the beacon from an object pixel; at best it gives all objects one team.
+#   the spread of `none` over its seeds (printed), and its learn rate says how often it does. `none` has no
+#   attention, and its convolutions reach the beacon only faintly (the receptive-field cell): it never learns the
+#   teams, and scores a little above what one guessed team for every object would (the printed line), as if the
+#   faint reach carried a little of the team.
 # * **Against the paper.** Huang et al. claim that ISA's two sparse steps capture long-range context about as
 #   well as dense attention, at a fraction of the cost on large maps. The ISA - dense line is that claim, on a
 #   synthetic task built so that context is the whole problem; it says nothing about real scenes.
@@ -473,10 +514,13 @@ for name, results in ((reference["task"], reference), (one_hop["task"], one_hop)
 #   pixels, the share of each ISA map's weight on the pixels that decide the answer (the beacon and the object's
 #   own team), divided by the share a uniform map over the same keys would give
 #   (`isanet.analysis.same_class.cue_attention`): about 1 is what random weights give, larger means the trained
-#   map seeks those pixels out. Notebook 02 shows the maps.
+#   map seeks those pixels out. The lift does not sort the runs: the line under the cue lines puts the stalled
+#   seed's lift inside the range of the seeds that learnt. Where a map looks is not what the model uses; the
+#   identity-step table below measures that. Notebook 02 shows the maps.
 # * **Cost.** The table's attention columns are measured on the $20 \times 20$ teaching map, and the cell prints
-#   ISA / dense for each. At such a small map the affinity is small against the projections, so the ratios are
-#   far from the savings on the large maps of segmentation (notebook 03 measures those, up to 128 x 128).
+#   ISA / dense for each. At such a small map ISA saves little: its FLOPs are about dense's, and its training
+#   peak is above dense's (a ratio above 1). The savings come on the large maps of segmentation (notebook 03
+#   measures them, up to 128 x 128).
 
 # %% [markdown]
 # ## Your own data
@@ -516,7 +560,7 @@ display(plot_predictions([{"image": s["image"], "maps": [s["label"]]} for s in l
 # %%
 own_work = work_dir.parent / "own" if quick else resolve_path(WORK_DIR, ROOT) / time.strftime("own-%Y%m%d-%H%M%S")
 own_trainer = Trainer(replace(config, data_root=own_root, work_dir=own_work, dataset="folder", init=saved))
-own_records = list(own_trainer.run())  # its messages (the classifier re-initialisation first) go to stderr
+own_records = list(own_trainer.run())  # its messages (the classifier re-initialisation among them) go to stderr
 own_trainer.close()
 own_figure = Figure(figsize=(7, 3.5), layout="constrained")
 plot_training_curves(own_records, ax=own_figure.subplots())
@@ -570,8 +614,8 @@ print(f"by hand {by_hand:.6f}, poly_lr {poly_lr(step, total, eta0):.6f}")
 assert abs(by_hand - poly_lr(step, total, eta0)) < 1e-12
 
 # %% [markdown]
-# 2. **(easy)** How many parameters does each context module add over the no-context head? Explain the
-#    numbers from the blocks each head has.
+# 2. **(easy)** How many parameters do the dense and the ISA context modules add over the no-context head?
+#    Explain the numbers from the blocks each head has.
 
 # %% jupyter={"outputs_hidden": true, "source_hidden": true} tags=["solution"]
 # Solution 2: parameters of the context modules
@@ -583,6 +627,9 @@ channels = ISANetConfig.tiny().channels
 assert counts["dense"] - counts["none"] - block == channels ** 2  # the out_conv's 1x1 weight: 2C x C, not C x C
 print(f"dense adds {counts['dense'] - counts['none']} = one block {block} + C^2 = {channels ** 2} (out_conv reads "
       "[context, x], 2C channels, where the no-context out_conv reads C)")
+assert counts["isa"] - counts["none"] == 2 * block + channels ** 2
+print(f"ISA adds {counts['isa'] - counts['none']} = two blocks 2 x {block} (global_relation, local_relation) + C^2 "
+      f"= {channels ** 2}")
 
 # %% [markdown]
 # 3. **(medium)** From the formula, how many bytes is one float32 dense affinity at a 64-, 128-, 256- and
@@ -626,6 +673,12 @@ print(f"ISA: best seed {best} {isa_values[best]:.2f}, worst seed {worst} {isa_va
       f"{isa_values[best] - isa_values[worst]:.2f}; learnt on {learnt_share:.0%} of {len(isa_values)} seeds")
 print(f"the worst seed alone is {isa_values[worst] - none_mean:+.2f} points from none's mean ({none_mean:.2f}): "
       "one seed can make a head look better or worse than it is")
+none_spread, dense_mean = context_summary["none"]["spread"], context_summary["dense"]["mean"]
+learnt_mean = statistics.mean(row["mIoU"] for row in reference["rows"] if row["head"] == "isa" and row["learnt"])
+verdict_none = "reads the beacon" if isa_values[worst] - none_mean > 2 * none_spread else "does not read the beacon"
+print(f"from the worst seed alone you would conclude that ISA {verdict_none} (its gap to none against twice none's "
+      f"spread, {2 * none_spread:.2f}), and that it is {isa_values[worst] - dense_mean:+.2f} points from dense; the "
+      f"seeds that learnt are {learnt_mean - dense_mean:+.2f} from dense")
 print("a claim that one head is better needs many seeds per head, the learn rate beside the mean, a gap larger "
       "than the spread within each head, and a baseline (none) measured the same way")
 
@@ -640,7 +693,8 @@ print("a claim that one head is better needs many seeds per head, the learn rate
 # * Wang et al., *Non-local Neural Networks*, [arXiv:1711.07971](https://arxiv.org/abs/1711.07971): the dense
 #   block the `head="dense"` baseline follows.
 # * Luo et al., *Understanding the Effective Receptive Field in Deep Convolutional Neural Networks*,
-#   [arXiv:1701.04128](https://arxiv.org/abs/1701.04128): why a small convolutional network cannot see the beacon.
+#   [arXiv:1701.04128](https://arxiv.org/abs/1701.04128): why a small convolutional network sees far pixels only
+#   faintly.
 # * Bouthillier et al., *Accounting for Variance in Machine Learning Benchmarks*,
 #   [arXiv:2103.03098](https://arxiv.org/abs/2103.03098): why one seed per method cannot rank methods.
 #

@@ -29,7 +29,7 @@ WITH_EXERCISES = ("01_interlaced_partitions", "02_attention_explorer", "03_memor
 EXERCISE_ITEM = re.compile(r"^\d+\. ", re.MULTILINE)
 #: Notebooks whose main text asks for a guess before it measures, with their least number of "**Predict:**" moments.
 WITH_PREDICT = {"01_interlaced_partitions": 2, "02_attention_explorer": 1, "03_memory_vs_dense": 2,
-                "06_efficient_attention": 2}
+                "04_finetune_voc": 1, "06_efficient_attention": 2}
 #: Notebooks whose solution cells hide their outputs too (collapsed in JupyterLab and on the site).
 OUTPUTS_HIDDEN = ("01_interlaced_partitions", "02_attention_explorer", "03_memory_vs_dense", "04_finetune_voc",
                   "05_evaluate_pretrained", "06_efficient_attention", "07_quiz")

@@ -9,7 +9,7 @@ beacon's edge and any object pixel), so nothing near an object says which team i
 Why a head without context cannot solve it: a pixel's prediction depends on the pixels inside its receptive
 field, and mostly on the near ones. The teaching model's backbone (ResNet-V1c-10,
 :data:`isanet.engine.recipes.TEACHING`) puts 90 % of an output pixel's input gradient inside a square of about
-76 px (notebook 04 measures it), so the beacon, at least :data:`MIN_CUE_DISTANCE` of the side (48 px at 160) from
+78 px (notebook 04 measures it), so the beacon, at least :data:`MIN_CUE_DISTANCE` of the side (48 px at 160) from
 every object, reaches an object pixel's features faintly at best; from there the three teams look alike, and a
 head without a context module does about as well as guessing one team for all objects (measured: about 50 mIoU,
 roughly (background + beacon + 1/3) / 5).

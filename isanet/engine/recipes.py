@@ -12,7 +12,7 @@ settings and no name. :data:`RECIPES` holds them all.
 
 - **ResNet-V1c-10 at width 16** (one block a stage, 16-32-64-128 channels; a checkpoint of about 2 MB): its
   input gradient fades within about half the 160-px picture around a pixel (notebook 04 measures it: 90 % inside
-  a 76-px square), and the beacon is at least 48 px from every object, so what reaches an object's features
+  a 78-px square), and the beacon is at least 48 px from every object, so what reaches an object's features
   through the convolutions is faint; the head without attention (``none``) scores about 50 on the task, so the
   team must come through the head's attention.
 - **Whole 160-px pictures as crops** (``RandomResize`` ratio 0.75-1.0 of 160, padded to 160): a crop never

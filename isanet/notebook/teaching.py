@@ -136,6 +136,22 @@ def teaching_samples(root: str | os.PathLike | None = None, split: str = "val",
     return list(build_dataset("folder", teaching_data(root, quiet=True, task=task), split, progress=False))
 
 
+def one_team_mious(labels) -> dict[str, float]:
+    """For each team, the mIoU of the labelling that is right on background and beacon and gives every object that
+    one team: the most a head that cannot read the beacon can score by guessing one team for all objects (the
+    yardstick of ``none``). ``labels``: the context task's label maps (class ids, 255 ignored)."""
+    from isanet.data.context import CONTEXT_CLASSES, TEAM_CLASSES
+    from isanet.evaluation.metrics import SegMetrics
+
+    labels, scores = list(labels), {}  # read once per team: a generator would be spent after the first
+    for team in TEAM_CLASSES:
+        metrics = SegMetrics(len(CONTEXT_CLASSES))
+        for label in labels:
+            metrics.update(np.where((label >= TEAM_CLASSES[0]) & (label != 255), team, label), label)
+        scores[CONTEXT_CLASSES[team]] = metrics.compute()["mIoU"]
+    return scores
+
+
 def random_copy(model, seed: int = 0):
     """The same architecture at random weights (mmseg's initialisation, seeded): the baseline of every
     "did it learn?" measurement."""

@@ -22,6 +22,8 @@ from isanet.notebook.teaching import (
     OPENCV_VERSION,
     REPO_BENCHMARKS,
     SHIPPED_CHECKPOINT,
+    gaps,
+    one_team_mious,
     random_copy,
     reference_results,
     summarize,
@@ -105,9 +107,16 @@ def test_the_reference_results_are_the_relay_task_over_many_seeds():
     summary = summarize(result["rows"])
     assert result["task"] == "context" and result["recipe"] == "teaching"
     assert result["recipe_settings"]["warmup_iters"] == TEACHING.warmup_iters
-    assert {"isa", "dense", "none", "window"} <= summary.keys()
-    assert len(summary["isa"]["seeds"]) >= 10 and summary["isa"]["learnt"] >= 9
+    assert set(summary) == {"isa", "dense", "none", "ccnet", "axial", "window", "strided"}
+    assert all(len(summary[head]["seeds"]) >= 10 for head in ("isa", "dense", "none", "window"))
     assert all(len(values["seeds"]) >= 3 for values in summary.values())
+    # the targets of the issue that asked for the run: ISA learns on >= 9 of 10 seeds, ISA and dense each read the
+    # beacon (>= 15 points above none), and window, whose attention cannot reach the beacon, is below ISA on
+    # every seed
+    assert summary["isa"]["learnt"] >= 0.9 * len(summary["isa"]["seeds"])
+    gap = gaps(summary)
+    assert gap["isa"] >= 15 and gap["dense"] >= 15, gap
+    assert max(summary["window"]["mIoU"]) < min(summary["isa"]["mIoU"])
     assert all("identity_step" in row for row in result["rows"] if row["head"] == "isa")
     assert "SYNTHETIC" in result["data"] and result["machine"]
     one_hop = reference_results(ONE_HOP_RESULTS)
@@ -170,3 +179,16 @@ def test_learn_rates_identity_steps_and_stalled_curves_are_read_from_a_reference
     lines = figure.axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["seed 0 (learnt)", "seed 1 (stalled)"]
     assert list(lines[1].get_ydata()) == [40.0, 70.5] and lines[1].get_color() != lines[0].get_color()
+
+
+def test_one_team_mious_score_the_guess_of_one_team_for_every_object():
+    """A 4 x 4 label: background, one beacon pixel, 4 red and 2 green object pixels, one ignored pixel. Guessing red
+    keeps background and beacon (IoU 1), red 4 / 6, green 0, blue absent from both (NaN, left out): 66.67;
+    guessing green: red 0, green 2 / 6: 58.33; guessing blue adds a blue class predicted but never labelled (IoU 0):
+    40.00."""
+    label = np.zeros((4, 4), np.int64)
+    label[0, 0] = 1
+    label[1, :] = 2
+    label[2, :2] = 3
+    label[3, 3] = 255
+    assert one_team_mious(iter([label])) == {"red team": 66.67, "green team": 58.33, "blue team": 40.0}
