@@ -141,10 +141,16 @@ for method in METHODS:
             from_dense = ((out - dense_twin(features)).norm() / slow.norm()).item()
         projections = ", ".join(type(block).__name__ for block in module.relations())
         print(f"{method:>8}{' shifted' if layer == 2 else '        '}: {len(module.hop_masks(HEIGHT, WIDTH))} hop(s), "
-              f"projections {projections}; |out - masked formula| / |out|: matmul {gaps[method, layer, 'matmul']:.0e}, "
+              f"projections {projections}; |out - masked formula| / |masked formula|: matmul "
+              f"{gaps[method, layer, 'matmul']:.0e}, "
               f"sdpa {gaps[method, layer, 'sdpa']:.0e}; from dense {from_dense:.2f}")
 print(f"largest gap to the masked formula: {max(gaps.values()):.1e} (float64 rounding); SIZE {SIZE} divides "
       f"{HEIGHT}x{WIDTH}: {HEIGHT % SIZE == 0 and WIDTH % SIZE == 0}")
+
+# %% [markdown]
+# Every module sits at float64 rounding from its masked formula, and at a distance of order 1 from dense attention
+# on the same projections (the "from dense" column): the tiny gaps are no accident of near-uniform weights, the
+# patterns change the output and the modules compute exactly their patterns.
 #
 # **What "one layer" means.** One layer is one module. ISA's module — the one ISANet puts in its head — is
 # itself *two* attention hops (long range, then short range, each with its own projections), and so is axial
@@ -212,8 +218,9 @@ display(Code(inspect.getsource(plot_reach), language="python"))
 # - **criss-cross**: one layer sees a cross ($h + w - 1$ pixels); the second layer reads the crosses of all
 #   pixels on that cross — the whole map. Two hops, full reach, like ISA.
 # - **axial** and **ISA**: full reach after one layer, because each layer is two hops.
-# - **window**: one layer never leaves its window; the shifted second layer reaches the neighbouring windows,
-#   not more. The last lines of the cell print how far `PIXEL`'s window reach extends after one, two and three
+# - **window**: one layer never leaves its window; the shifted second layer reaches some of the neighbouring
+#   windows (for `PIXEL`, the rows and columns printed), and for the worst-placed query none (section 4's lines
+#   print that case). The last lines of the cell print how far `PIXEL`'s window reach extends after one, two and three
 #   layers: a few pixels per layer, so full reach needs depth (and Swin adds it through a hierarchy of
 #   down-sampling stages).
 # - **strided**: one layer reads the query's block *and* its lattice at once, in one softmax — the same two
@@ -402,7 +409,9 @@ if {"isa", "window"} <= set(accuracy):
 # (what `isanet bench attention --methods ...` runs) measures every method on the same input, interleaved, on
 # this machine. Criss-cross and strided have no form PyTorch's fused `sdpa` kernel takes (each query has its own
 # key set), so their `sdpa*` rows are computed explicitly; windows on a map the window does not divide pass a
-# mask to `sdpa`, which on a CPU means its unfused path.
+# mask to `sdpa`, which on a CPU means its unfused path (not the case on the sides measured here, which the window
+# divides). Each row's time is the median of interleaved repeats, with the fastest and slowest in brackets; the
+# repeats are interleaved within one kernel and one size, so compare times inside such a block.
 
 # %%
 measured = bench_attention([(side, side) for side in cost_sides], channels=channels, isa_channels=key_channels,
@@ -430,11 +439,17 @@ for side in cost_sides:
 #   dominate and they count fewer. The last lines print, for each measured side, which methods count more.
 # - **Peak memory** of the explicit (`matmul`) rows grows with the affinity entries once those dominate the
 #   activations. Compare dense's two peaks in the last lines: a fused kernel never stores the affinity, so
-#   where it is fused, dense's memory drops towards the others' while its FLOPs do not — with fused kernels,
-#   the case for sparse patterns rests on FLOPs and time more than on memory.
+#   where it is fused and the affinity dominates (the larger side), dense's memory drops towards the others'
+#   while its FLOPs do not; on the smaller side the two peaks can be equal. With fused kernels, the case for
+#   sparse patterns rests on FLOPs and time more than on memory.
+# - **`sdpa` rows count more FLOPs** than the `matmul` rows of the same method: on a CPU the fused kernel wants
+#   values as wide as the keys, so the package splits the values into slices of the key width that share one
+#   softmax, and $QK^\top$ is computed once per slice (`isanet.models.attention.fused_attention`).
 # - **Time** depends on how a pattern maps onto kernels: ISA, axial and windows are batches of dense
-#   attentions, criss-cross and strided need masks and regroupings of their affinities. On a shared CPU the
-#   times are noisy; rerun the cell before trusting a difference of less than about 2x.
+#   attentions, criss-cross and strided need masks and regroupings of their affinities. Read a difference only
+#   where the brackets of the two rows do not overlap, and only inside one kernel block: ccnet and strided run
+#   the same explicit code in both blocks (`sdpa*`), so the gap between their two rows shows how far the
+#   machine's load moved between the blocks.
 #
 # ## 6. The trade-offs
 #
@@ -446,8 +461,8 @@ for side in cost_sides:
 #   in different rows and columns through two (the other corners of their rectangle) — exercise 2 counts them.
 #   Dense connects every pair directly.
 # - **Cost growth.** Criss-cross and axial grow as $n^3$; ISA with a fixed `down_factor` as $n^4/k^2$; a
-#   window as $n^2$. For the map sizes of segmentation heads (64–128) they are all a few percent of dense (the
-#   shares printed under the growth plot).
+#   window as $n^2$. For the map sizes of segmentation heads (64–128) they are between about 0.4 % and 3 % of
+#   dense (the shares printed under the growth plot).
 # - **Kernels.** ISA, axial and windows reshape the map into batches of dense attentions, so every fast
 #   attention kernel applies (notebook 03). Criss-cross and strided give each query its own key set, which
 #   PyTorch's fused kernel does not take: here they are plain PyTorch, computed explicitly (their `sdpa` rows in
@@ -457,8 +472,8 @@ for side in cost_sides:
 # ## 7. What a kernel computes
 #
 # A pattern says which scores are needed; a kernel decides which are *computed*. PyTorch's FlexAttention
-# (`kernel="flex"`, `isanet/models/efficient/flex.py`) takes each pattern above as a `mask_mod` and cuts the $L \times L$
-# scores into tiles of `block_size` queries by `block_size` keys: it skips a tile only when the pattern allows
+# (`kernel="flex"`, `isanet/models/efficient/flex.py`) takes each pattern above as a `mask_mod` and cuts the
+# $N' \times N'$ scores ($N' = HW$ tokens of the padded map) into tiles of `block_size` queries by `block_size` keys: it skips a tile only when the pattern allows
 # none of its pairs. So what it saves depends on the order the pixels are listed in. The fewest tiles any order
 # could compute is $\lceil \text{allowed pairs} / \text{block\_size}^2 \rceil$: "tiles needed".
 #
@@ -510,8 +525,13 @@ for order in ("row", "group"):
                    f"ISA long range, {TILE_SIDE}x{TILE_SIDE} map, down factor {TILE_FACTOR}, {BLOCK}-token tiles")
 
 # %% [markdown]
+# Left, the map seen from the query pixel (red star): dark, the keys it reads; orange, the keys whose scores its
+# tile row computes and the pattern then masks (work done for nothing); light, the skipped ones. Right, the tile
+# grid (computed / needed tiles in the title), the pixel's tile row outlined. Compare the orange of the two
+# orders: it is what ordering the tokens saves.
+#
 # Tiles are only a count. Measured, interleaved on this machine: flex in row order, flex in ISA's order, ISA's
-# own reshape + `sdpa` (what the package runs by default) and dense `sdpa`. The fused flex kernel needs
+# own reshape with `sdpa` (the package's grouped form; its default kernel is `matmul`) and dense `sdpa`. The fused flex kernel needs
 # `torch.compile`, which costs seconds per new mask on a CPU; its compile time is reported apart. In QUICK
 # mode the flex rows run PyTorch's eager reference path (exact, but it forms every score), so they only say
 # that eager flex is no kernel to time.
@@ -546,8 +566,8 @@ print(f"fastest median: {min(times, key=times.get)}; flex row order / flex ISA's
 # What to take away: the tiles a block-sparse kernel skips follow the order, but fewer tiles are not
 # automatically less time: in the times above flex in ISA's order need not beat flex in row order (the last line
 # says whether the range of their ratio lies above, below or across 1). ISA's permute *is* the order that
-# makes its long-range step dense blocks, so ISA's reshape + a dense kernel already computes only needed scores,
-# with no mask to evaluate; on a CPU (torch 2.13) flex is inference only and pays a compile per mask. Its place
+# makes its long-range step dense blocks, so ISA's reshape + a dense kernel computes no masked-out score, with no
+# mask to evaluate (on a CPU `sdpa` still repeats $QK^\top$ once per value slice, section 5); on a CPU (torch 2.13) flex is inference only and pays a compile per mask. Its place
 # is the patterns no reshape turns into dense blocks: criss-cross and strided (`isanet bench attention --kernels
 # flex --orders row group block morton --methods ccnet strided`).
 

@@ -265,13 +265,22 @@ def _kernel_label(row: BenchRow) -> str:
     return _kernel_name(row) + ("*" if row.extra.get("computed_with", row.kernel) != row.kernel else "")
 
 
+def _time_cell(row: BenchRow) -> str:
+    """The row's time and, when measured, the fastest and slowest repeat: a time is read with its spread."""
+    if row.time_ms is None:
+        return "-"
+    return f"{row.time_ms:.1f}" + ("" if row.time_range_ms is None else
+                                   f" ({row.time_range_ms[0]:.1f}-{row.time_range_ms[1]:.1f})")
+
+
 def format_rows(rows: Sequence[BenchRow]) -> str:
     """The measured rows as an aligned text table; a footnote explains ``sdpa*`` rows. ``flex`` rows add the
     share of tiles skipped (and, after ``/``, the share the pattern would allow) and the compile time."""
-    header = ("method", "kernel", "size", "status", "peak MiB", "GFLOPs", "time ms", "tiles skipped", "compile s")
+    header = ("method", "kernel", "size", "status", "peak MiB", "GFLOPs", "time ms (min-max)", "tiles skipped",
+              "compile s")
     lines = [header] + [(row.method, _kernel_label(row), f"{row.height}x{row.width}", row.status,
                          _mib(row.peak_memory_bytes), "-" if row.flops is None else f"{row.flops / 1e9:.2f}",
-                         "-" if row.time_ms is None else f"{row.time_ms:.1f}",
+                         _time_cell(row),
                          f"{row.extra['skipped_tiles']:.1%} / {row.extra['possible_skipped_tiles']:.1%}"
                          if "skipped_tiles" in row.extra else "-",
                          f"{row.extra['compile_s']:.1f}" if "compile_s" in row.extra else "-") for row in rows]

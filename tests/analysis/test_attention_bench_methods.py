@@ -67,6 +67,17 @@ def test_format_rows_marks_explicit_sdpa_rows() -> None:
     assert lines[-1] == "* ccnet: no sdpa form for this pattern; affinities computed explicitly (matmul)"
 
 
+def test_format_rows_shows_each_time_with_the_range_of_its_repeats() -> None:
+    """A time is printed as the median with the fastest and slowest repeat beside it, so a reader sees the spread
+    before reading a difference."""
+    rows = bench_attention([(8, 8)], channels=8, isa_channels=4, down_factor=(4, 4), kernels=["matmul"],
+                           methods=["axial"], repeats=3, warmup=0)
+    fastest, slowest = rows[0].time_range_ms
+    assert fastest <= rows[0].time_ms <= slowest
+    line = format_rows(rows).splitlines()[2]
+    assert f"{rows[0].time_ms:.1f} ({fastest:.1f}-{slowest:.1f})" in line
+
+
 def test_window_and_strided_need_a_square_down_factor() -> None:
     with pytest.raises(ValueError, match="window takes a square down_factor"):
         attention_module("window", "matmul", 8, 4, (4, 8))
