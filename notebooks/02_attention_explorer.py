@@ -558,8 +558,9 @@ print(f"a model that cannot read the beacon, guessing its best single team for e
       f"{one_team:.0%} of these object pixels")
 
 # %% [markdown]
-# The team IoUs say whether the model gets the teams right, against the last line: what one guessed team for every
-# object would get on these pictures. The beacon's own colour decides it, but it is the smallest class (one
+# The team IoUs say how well the model gets the teams. The last line is another yardstick, a share of object
+# pixels rather than an IoU: what guessing the most common team for every object would get right on these
+# pictures. The beacon's own colour decides it, but it is the smallest class (one
 # 16-px square a picture), so a few wrong pixels at its edge cost much of its IoU.
 #
 # And as pictures: three validation pictures, their labels, and what the model predicts intact and with each
@@ -582,7 +583,8 @@ for item, shown in zip(cue_samples[:3], rows):
 # The lines under the figure count, per picture, the object pixels on the right team. Intact, the objects take
 # the beacon's colour. Without a step, the objects of a picture whose beacon is not red mostly take a wrong team;
 # where the beacon is red the ablated model can still be right, because red is what it calls objects when it
-# cannot read the beacon (solution 5 measures it across colours). The figure is the ablation lines above, picture
+# cannot read the beacon (the red picture's line shows it for both steps; solution 5 shows it across colours for
+# the short-range step). The figure is the ablation lines above, picture
 # by picture.
 #
 # **See it live.** The same model also runs in a web page, in your browser (onnxruntime-web): drag the beacon,
@@ -659,8 +661,9 @@ by_mass = max(measured, key=lambda name: measured[name].mass)
 print(f"largest lift: {by_lift} (x{measured[by_lift].lift:.2f}); largest raw mass: {by_mass} "
       f"({measured[by_mass].mass:.2f})")
 print(("here one map leads both; " if by_lift == by_mass else "two different maps; ") + "they can differ because "
-      "the raw mass also counts where a map is allowed to look: a block around an object pixel holds a large "
-      f"part of that object, so the short-range map scores a raw mass of {measured['short_range'].uniform:.2f} with uniform weights")
+      "the lift divides the raw mass by the uniform share, the mass a map gets just from where it may look: "
+      + ", ".join(f"{name} {values.uniform:.2f}" for name, values in measured.items())
+      + ". A map whose keys hold more deciding pixels to begin with needs less lift for the same raw mass.")
 
 # %% [markdown]
 # 4. **(hard)** Measure the cue lift of a different "dense what-if": the teaching model's step-2 projections

@@ -427,7 +427,7 @@ for head, values in context_summary.items():
     print(f"{head:>8}: mean {values['mean']:.2f} over seeds {values['seeds']}{learnt}")
 gap = gaps(context_summary)
 print(f"ISA - none {gap['isa']:+.2f}, dense - none {gap['dense']:+.2f} mIoU points (a head reads the beacon when "
-      f"its gap is well above the spread of `none`, {context_summary['none']['spread']:.2f})")
+      f"its gap is more than twice the spread of `none`, 2 x {context_summary['none']['spread']:.2f})")
 one_team = one_team_mious(sample["label"] for sample in teaching_samples(ROOT, "val"))
 print(f"one guessed team for every object (background and beacon right) would score at most "
       f"{max(one_team.values()):.2f} mIoU ({', '.join(f'{team} {value:.2f}' for team, value in one_team.items())}); "
@@ -499,7 +499,7 @@ for name, results in ((reference["task"], reference), (one_hop["task"], one_hop)
 # %% [markdown]
 # **How to read it.** The printed lines are the reading; check them against the bars.
 #
-# * **Against the baseline.** A head counts as reading the beacon only where its gap to `none` is larger than
+# * **Against the baseline.** A head counts as reading the beacon only where its gap to `none` is more than twice
 #   the spread of `none` over its seeds (printed), and its learn rate says how often it does. `none` has no
 #   attention, and its convolutions reach the beacon only faintly (the receptive-field cell): it never learns the
 #   teams, and scores a little above what one guessed team for every object would (the printed line), as if the
@@ -508,7 +508,8 @@ for name, results in ((reference["task"], reference), (one_hop["task"], one_hop)
 #   well as dense attention, at a fraction of the cost on large maps. The ISA - dense line is that claim, on a
 #   synthetic task built so that context is the whole problem; it says nothing about real scenes.
 # * **By reach.** `window` attention, whose window is smaller than the beacon distance, cannot reach the beacon
-#   in its two steps, whatever it learns; the other methods reach the whole map in two steps. Notebook 06 puts
+#   in its two steps, whatever it learns; ccnet and axial reach the whole map in two steps, strided nearly all of
+#   it. Notebook 06 puts
 #   these numbers beside each method's reach.
 # * **Where attention looks.** The cue lines (one per ISA seed, when the run measured them) give, for object
 #   pixels, the share of each ISA map's weight on the pixels that decide the answer (the beacon and the object's
@@ -516,10 +517,10 @@ for name, results in ((reference["task"], reference), (one_hop["task"], one_hop)
 #   (`isanet.analysis.same_class.cue_attention`): about 1 is what random weights give, larger means the trained
 #   map seeks those pixels out. The lift does not sort the runs: the line under the cue lines puts the stalled
 #   seed's lift inside the range of the seeds that learnt. Where a map looks is not what the model uses; the
-#   identity-step table below measures that. Notebook 02 shows the maps.
+#   identity-step table above measures that. Notebook 02 shows the maps.
 # * **Cost.** The table's attention columns are measured on the $20 \times 20$ teaching map, and the cell prints
-#   ISA / dense for each. At such a small map ISA saves little: its FLOPs are about dense's, and its training
-#   peak is above dense's (a ratio above 1). The savings come on the large maps of segmentation (notebook 03
+#   ISA / dense for each. At such a small map ISA saves little: its FLOPs are about dense's and its training
+#   peak is above dense's (a ratio above 1), though its inference peak is lower. The savings come on the large maps of segmentation (notebook 03
 #   measures them, up to 128 x 128).
 
 # %% [markdown]
@@ -630,6 +631,13 @@ print(f"dense adds {counts['dense'] - counts['none']} = one block {block} + C^2 
 assert counts["isa"] - counts["none"] == 2 * block + channels ** 2
 print(f"ISA adds {counts['isa'] - counts['none']} = two blocks 2 x {block} (global_relation, local_relation) + C^2 "
       f"= {channels ** 2}")
+keys = ISANetConfig.tiny().isa_channels  # d: the query/key width
+projection = channels * keys + 2 * keys + keys * keys + 2 * keys  # two 1x1 conv + BN layers: C -> d -> d
+by_layers = 2 * projection + (channels * channels + channels) + (channels * channels + 2 * channels)
+assert by_layers == block
+print(f"one block from its layers (C = {channels}, d = {keys}): key and query 2 x (Cd + 2d + d^2 + 2d) = "
+      f"{2 * projection}, value C^2 + C (a conv with bias) = {channels ** 2 + channels}, output C^2 + 2C (conv + BN) = "
+      f"{channels ** 2 + 2 * channels}; total {by_layers}")
 
 # %% [markdown]
 # 3. **(medium)** From the formula, how many bytes is one float32 dense affinity at a 64-, 128-, 256- and
@@ -671,14 +679,14 @@ learnt_share = sum(row.get("learnt", row["mIoU"] >= 85) for row in reference["ro
 none_mean = context_summary["none"]["mean"]
 print(f"ISA: best seed {best} {isa_values[best]:.2f}, worst seed {worst} {isa_values[worst]:.2f}, spread "
       f"{isa_values[best] - isa_values[worst]:.2f}; learnt on {learnt_share:.0%} of {len(isa_values)} seeds")
-print(f"the worst seed alone is {isa_values[worst] - none_mean:+.2f} points from none's mean ({none_mean:.2f}): "
-      "one seed can make a head look better or worse than it is")
 none_spread, dense_mean = context_summary["none"]["spread"], context_summary["dense"]["mean"]
 learnt_mean = statistics.mean(row["mIoU"] for row in reference["rows"] if row["head"] == "isa" and row["learnt"])
 verdict_none = "reads the beacon" if isa_values[worst] - none_mean > 2 * none_spread else "does not read the beacon"
-print(f"from the worst seed alone you would conclude that ISA {verdict_none} (its gap to none against twice none's "
-      f"spread, {2 * none_spread:.2f}), and that it is {isa_values[worst] - dense_mean:+.2f} points from dense; the "
-      f"seeds that learnt are {learnt_mean - dense_mean:+.2f} from dense")
+print(f"the worst seed alone is {isa_values[worst] - none_mean:+.2f} points from none's mean ({none_mean:.2f}): "
+      f"against none you would conclude that ISA {verdict_none} (the gap against twice none's spread, "
+      f"{2 * none_spread:.2f}), as the mean over all seeds ({context_summary['isa']['mean'] - none_mean:+.2f}) says")
+print(f"against dense the worst seed is {isa_values[worst] - dense_mean:+.2f} points, while the seeds that learnt are "
+      f"{learnt_mean - dense_mean:+.2f}: there one seed would have misled you")
 print("a claim that one head is better needs many seeds per head, the learn rate beside the mean, a gap larger "
       "than the spread within each head, and a baseline (none) measured the same way")
 

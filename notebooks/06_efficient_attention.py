@@ -219,8 +219,8 @@ display(Code(inspect.getsource(plot_reach), language="python"))
 #   pixels on that cross — the whole map. Two hops, full reach, like ISA.
 # - **axial** and **ISA**: full reach after one layer, because each layer is two hops.
 # - **window**: one layer never leaves its window; the shifted second layer reaches some of the neighbouring
-#   windows (for `PIXEL`, the rows and columns printed), and for the worst-placed query none (section 4's lines
-#   print that case). The last lines of the cell print how far `PIXEL`'s window reach extends after one, two and three
+#   windows (for `PIXEL`, the rows and columns printed), and for the worst-placed query little or none (section
+#   4's lines print that case on two maps). The last lines of the cell print how far `PIXEL`'s window reach extends after one, two and three
 #   layers: a few pixels per layer, so full reach needs depth (and Swin adds it through a hierarchy of
 #   down-sampling stages).
 # - **strided**: one layer reads the query's block *and* its lattice at once, in one softmax — the same two
@@ -399,7 +399,8 @@ if {"isa", "window"} <= set(accuracy):
 # design predicts is that a head whose attention cannot reach the beacon does no better than the head without a
 # context module (it must guess the team), and that ISA, dense and the other whole-map heads can learn the task.
 # The farthest column counts attention only: the backbone's receptive field adds a few feature pixels to every
-# head, the same for all of them. The reference run's full table, with the commands that made it, is in
+# head, the same for all of them, faintly (notebook 04 measures it); `none`, the backbone alone, shows that this
+# faint reach does not carry the team. The reference run's full table, with the commands that made it, is in
 # `benchmarks/README.md`.
 
 # %% [markdown]
@@ -442,11 +443,13 @@ for side in cost_sides:
 #   where it is fused and the affinity dominates (the larger side), dense's memory drops towards the others'
 #   while its FLOPs do not; on the smaller side the two peaks can be equal. With fused kernels, the case for
 #   sparse patterns rests on FLOPs and time more than on memory.
-# - **`sdpa` rows count more FLOPs** than the `matmul` rows of the same method: on a CPU the fused kernel wants
+# - **Fused `sdpa` rows** (not the explicit `sdpa*`) count at least as many FLOPs as the `matmul` rows of the same
+#   method, visibly more on the larger side: on a CPU the fused kernel wants
 #   values as wide as the keys, so the package splits the values into slices of the key width that share one
 #   softmax, and $QK^\top$ is computed once per slice (`isanet.models.attention.fused_attention`).
 # - **Time** depends on how a pattern maps onto kernels: ISA, axial and windows are batches of dense
-#   attentions, criss-cross and strided need masks and regroupings of their affinities. Read a difference only
+#   attentions but ISA and axial project twice (two hops); criss-cross and strided need masks and regroupings of
+#   their affinities. Which cost wins depends on the map, and the rows say it for these sizes. Read a difference only
 #   where the brackets of the two rows do not overlap, and only inside one kernel block: ccnet and strided run
 #   the same explicit code in both blocks (`sdpa*`), so the gap between their two rows shows how far the
 #   machine's load moved between the blocks.
@@ -527,7 +530,8 @@ for order in ("row", "group"):
 # %% [markdown]
 # Left, the map seen from the query pixel (red star): dark, the keys it reads; orange, the keys whose scores its
 # tile row computes and the pattern then masks (work done for nothing); light, the skipped ones. Right, the tile
-# grid (computed / needed tiles in the title), the pixel's tile row outlined. Compare the orange of the two
+# grid: light tiles skipped, orange tiles computed with masked pairs in them, teal tiles computed and fully used
+# (computed / needed counts in the title), the pixel's tile row outlined. Compare the orange of the two
 # orders: it is what ordering the tokens saves.
 #
 # Tiles are only a count. Measured, interleaved on this machine: flex in row order, flex in ISA's order, ISA's

@@ -55,7 +55,7 @@ CLAIMS: tuple[Claim, ...] = (
           r"long-range cue lift of the seeds that learnt: ([0-9.]+) to ([0-9.]+); of the stalled: ([0-9.]+)",
           lambda low, high, stalled: float(low) <= float(stalled) <= float(high),
           "the stalled seed's lift within the learnt seeds' range"),
-    Claim("04_finetune_voc", "its FLOPs are about dense's, and its training peak is above dense's",
+    Claim("04_finetune_voc", "its FLOPs are about dense's and its training peak is above dense's",
           r"ISA / dense: FLOPs ([0-9.]+), inference peak [0-9.]+, training peak ([0-9.]+)",
           lambda flops, training: 0.8 <= float(flops) <= 1.2 and float(training) > 1,
           "a FLOP ratio within 0.8-1.2 and a training-peak ratio above 1"),
