@@ -38,9 +38,9 @@
 # curves show the mechanics (in full settings the loss falls and the mIoU rises), not anything about the
 # published models. Under a test runner (`QUICK`) it runs only a few iterations.
 #
-# **Time.** "Run all" in full settings (the synthetic data, default parameters) took 430 s on this project's
-# idle 2-core AMD EPYC (measured outside the notebook, once): the live ISA run on the relay task is about 5 of
-# those minutes, the two fine-tunes about a minute each. In quick mode it takes under a minute.
+# **Time.** "Run all" in full settings (the synthetic data, default parameters) took 430 s and 399 s in two runs
+# on this project's idle 2-core AMD EPYC (measured outside the notebook): the live ISA run on the relay task is
+# about 5 of those minutes, the two fine-tunes about a minute each. In quick mode it takes under a minute.
 #
 # **Notation:** every letter used in notebooks 01–07 is on one card, [notation.md](notation.md).
 
