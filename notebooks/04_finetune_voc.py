@@ -433,10 +433,10 @@ print(f"one guessed team for every object (background and beacon right) would sc
       f"{max(one_team.values()):.2f} mIoU ({', '.join(f'{team} {value:.2f}' for team, value in one_team.items())}); "
       f"none scores {min(context_summary['none']['mIoU']):.2f} to {max(context_summary['none']['mIoU']):.2f}")
 isa_vs_dense = context_summary["isa"]["mean"] - context_summary["dense"]["mean"]
+isa_learnt = [row["mIoU"] for row in reference["rows"] if row["head"] == "isa" and row.get("learnt")]
 print(f"ISA - dense {isa_vs_dense:+.2f} mIoU points over all seeds" + (
-    "" if context_summary["isa"]["learnt"] in (None, len(context_summary["isa"]["seeds"])) else
-    f"; over the ISA runs that learnt: "
-    f"{statistics.mean(row['mIoU'] for row in reference['rows'] if row['head'] == 'isa' and row['learnt']) - context_summary['dense']['mean']:+.2f}"))
+    "" if len(isa_learnt) in (0, len(context_summary["isa"]["seeds"])) else
+    f"; over the ISA runs that learnt: {statistics.mean(isa_learnt) - context_summary['dense']['mean']:+.2f}"))
 for head in ("window", "ccnet", "axial", "strided"):
     if head in context_summary:
         print(f"{head:>8} - ISA: {context_summary[head]['mean'] - context_summary['isa']['mean']:+.2f}")
@@ -680,7 +680,7 @@ none_mean = context_summary["none"]["mean"]
 print(f"ISA: best seed {best} {isa_values[best]:.2f}, worst seed {worst} {isa_values[worst]:.2f}, spread "
       f"{isa_values[best] - isa_values[worst]:.2f}; learnt on {learnt_share:.0%} of {len(isa_values)} seeds")
 none_spread, dense_mean = context_summary["none"]["spread"], context_summary["dense"]["mean"]
-learnt_mean = statistics.mean(row["mIoU"] for row in reference["rows"] if row["head"] == "isa" and row["learnt"])
+learnt_mean = statistics.mean(isa_learnt)  # the reference cell's ISA runs that learnt
 verdict_none = "reads the beacon" if isa_values[worst] - none_mean > 2 * none_spread else "does not read the beacon"
 print(f"the worst seed alone is {isa_values[worst] - none_mean:+.2f} points from none's mean ({none_mean:.2f}): "
       f"against none you would conclude that ISA {verdict_none} (the gap against twice none's spread, "

@@ -107,10 +107,10 @@ def save_live_page(path: str | os.PathLike, model: nn.Module, pictures: list[Pic
     model = model.eval().cpu().float()
     live = LiveModel(model, mean, std).eval()
     first = live_outputs(live, pictures[0].image)
-    labels = []  # a picture of your own (no label) is labelled by the model's prediction
-    for index, picture in enumerate(pictures):
-        predicted = None if picture.label is not None else first if index == 0 else live_outputs(live, picture.image)
-        labels.append(picture.label if predicted is None else predicted["labels"])
+    # a picture of your own (no label) is labelled by the model's prediction; the first one's is already computed
+    labels = [picture.label if picture.label is not None else
+              (first if index == 0 else live_outputs(live, picture.image))["labels"]
+              for index, picture in enumerate(pictures)]
     runtime = runtime_source()
     with atomic_path(folder) as staging:
         staging.mkdir()

@@ -139,7 +139,8 @@ def teaching_samples(root: str | os.PathLike | None = None, split: str = "val",
 def one_team_mious(labels) -> dict[str, float]:
     """For each team, the mIoU of the labelling that is right on background and beacon and gives every object that
     one team: the most a head that cannot read the beacon can score by guessing one team for all objects (the
-    yardstick of ``none``). ``labels``: the context task's label maps (class ids, 255 ignored)."""
+    yardstick of ``none``). ``labels``: the context task's label maps (class ids; ignored pixels
+    are skipped by the metric whatever the guess)."""
     from isanet.data.context import CONTEXT_CLASSES, TEAM_CLASSES
     from isanet.evaluation.metrics import SegMetrics
 
@@ -147,7 +148,7 @@ def one_team_mious(labels) -> dict[str, float]:
     for team in TEAM_CLASSES:
         metrics = SegMetrics(len(CONTEXT_CLASSES))
         for label in labels:
-            metrics.update(np.where((label >= TEAM_CLASSES[0]) & (label != 255), team, label), label)
+            metrics.update(np.where(label >= TEAM_CLASSES[0], team, label), label)
         scores[CONTEXT_CLASSES[team]] = metrics.compute()["mIoU"]
     return scores
 
